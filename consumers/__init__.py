@@ -1,0 +1,1 @@
+"""Processes around the event store: the relay to Kafka, engagement ingest, projection runners."""

@@ -1,0 +1,1 @@
+"""Local infrastructure for development, tests and CI: a Kafka broker and PostgreSQL."""

@@ -1,0 +1,1 @@
+"""The local throwaway PostgreSQL server (see ``server.py``)."""

@@ -1,0 +1,157 @@
+"""Base for leadflow's aggregates: state as a pydantic model, events applied in order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Self, TypeVar
+from uuid import UUID, uuid4
+
+from eventsourcing.utils import get_topic, resolve_topic
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from domain.events import DomainEvent
+from domain.hash_chain import GENESIS_HASH, event_digest
+from domain.persistence import stored_state
+
+
+class EventContext(BaseModel):
+    """Who or what caused the events a command produces."""
+
+    model_config = ConfigDict(frozen=True)
+
+    actor: str = "system"
+    causation_id: str
+    correlation_id: str
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Aggregate(BaseModel):
+    """Mutable state rebuilt from events; command methods validate, then trigger events."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    KIND: ClassVar[str] = "aggregate"
+    CREATED_BY: ClassVar[type[DomainEvent]]
+    _registry: ClassVar[dict[type[DomainEvent], type[Aggregate]]] = {}
+
+    id: UUID
+    external_id: str
+    version: int = 0
+    created_on: datetime
+    modified_on: datetime
+    last_hash: str = GENESIS_HASH
+    causations: set[str] = Field(default_factory=set)
+    _pending: list[DomainEvent] = PrivateAttr(default_factory=list)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        created_by = cls.__dict__.get("CREATED_BY")
+        if created_by is not None:
+            Aggregate._registry[created_by] = cls
+
+    @classmethod
+    def _new(
+        cls, event_class: type[DomainEvent], aggregate_id: UUID, ctx: EventContext,
+        occurred_at: datetime, **payload: Any,
+    ) -> Self:
+        event = build_event(event_class, aggregate_id, 1, GENESIS_HASH, ctx, occurred_at, payload)
+        aggregate = cls.from_created(event)
+        aggregate._pending.append(event)
+        return aggregate
+
+    @classmethod
+    def from_created(cls, event: DomainEvent) -> Self:
+        raise NotImplementedError
+
+    def trigger(
+        self, event_class: type[DomainEvent], ctx: EventContext, occurred_at: datetime,
+        **payload: Any,
+    ) -> DomainEvent:
+        event = build_event(
+            event_class, self.id, self.version + 1, self.last_hash, ctx, occurred_at, payload
+        )
+        self.apply(event)
+        self._pending.append(event)
+        return event
+
+    def apply(self, event: DomainEvent) -> None:
+        getattr(self, f"_on_{type(event).__name__}")(event)
+        self._advance(event)
+
+    def _advance(self, event: DomainEvent) -> None:
+        self.version = event.originator_version
+        self.last_hash = event.hash
+        self.modified_on = event.timestamp
+        self.causations.add(event.causation_id)
+
+    def collect_events(self) -> list[DomainEvent]:
+        events, self._pending = self._pending, []
+        return events
+
+    @property
+    def pending_events(self) -> list[DomainEvent]:
+        return self._pending
+
+
+def build_event(
+    event_class: type[DomainEvent], aggregate_id: UUID, version: int, prev_hash: str,
+    ctx: EventContext, occurred_at: datetime, payload: dict[str, Any],
+) -> DomainEvent:
+    """Construct the next event of an aggregate, chained to the one before it."""
+    draft = event_class(
+        originator_id=aggregate_id,
+        originator_version=version,
+        timestamp=utc_now(),
+        event_id=uuid4(),
+        occurred_at=occurred_at,
+        actor=ctx.actor,
+        causation_id=ctx.causation_id,
+        correlation_id=ctx.correlation_id,
+        schema_version=event_class.SCHEMA_VERSION,
+        prev_hash=prev_hash,
+        hash="",
+        **payload,
+    )
+    digest = event_digest(get_topic(event_class), str(aggregate_id), version, stored_state(draft))
+    return draft.model_copy(update={"hash": digest})
+
+
+class Snapshot(BaseModel):
+    """An aggregate's state at a version, to avoid replaying long histories."""
+
+    model_config = ConfigDict(frozen=True)
+
+    originator_id: UUID
+    originator_version: int
+    timestamp: datetime
+    topic: str
+    state: dict[str, Any]
+
+    @classmethod
+    def take(cls, aggregate: Aggregate) -> Snapshot:
+        return cls(
+            originator_id=aggregate.id,
+            originator_version=aggregate.version,
+            timestamp=utc_now(),
+            topic=get_topic(type(aggregate)),
+            state=aggregate.model_dump(mode="json"),
+        )
+
+
+A = TypeVar("A", bound=Aggregate)
+
+
+def project_aggregate(aggregate: A | None, events: Iterable[Any]) -> A | None:
+    """Repository projector: fold snapshots and events into an aggregate."""
+    for event in events:
+        if isinstance(event, Snapshot):
+            aggregate = resolve_topic(event.topic).model_validate(event.state)
+        elif aggregate is None:
+            aggregate = Aggregate._registry[type(event)].from_created(event)  # type: ignore[assignment]
+        else:
+            aggregate.apply(event)
+    return aggregate

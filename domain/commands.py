@@ -1,0 +1,186 @@
+"""Commands: what callers ask leadflow to do, validated before anything is touched.
+
+The same models parse the JSON Lines of ``leadflow import``, the CLI subcommands and
+(later) HTTP bodies. ``lead`` and ``deal`` name the caller's external id (an email or a
+CRM id) or leadflow's own UUID. Timestamps are ISO 8601; one without an offset is UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+
+from domain.events import Bant
+from domain.scoring import ENGAGEMENT_KINDS
+
+
+def _assume_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+Timestamp = Annotated[datetime, AfterValidator(_assume_utc)]
+Text = Annotated[str, Field(min_length=1, max_length=2000)]
+Ref = Annotated[str, Field(min_length=1, max_length=320)]
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    command_id: str | None = Field(default=None, max_length=200)
+    correlation_id: str | None = Field(default=None, max_length=200)
+    actor: str | None = Field(default=None, max_length=200)
+    occurred_at: Timestamp
+
+
+class LeadCommand(Command):
+    lead: Ref
+
+
+class CaptureLead(LeadCommand):
+    command: Literal["capture_lead"] = "capture_lead"
+    source: Text
+    campaign: Text | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class RecordEngagement(LeadCommand):
+    command: Literal["record_engagement"] = "record_engagement"
+    event_id: Ref
+    kind: str
+    source: Text | None = None
+    campaign: Text | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        if kind not in ENGAGEMENT_KINDS:
+            msg = f"unknown engagement kind {kind!r}; expected one of {', '.join(ENGAGEMENT_KINDS)}"
+            raise ValueError(msg)
+        return kind
+
+
+class LogContact(LeadCommand):
+    command: Literal["log_contact"] = "log_contact"
+    channel: Literal["call", "email", "social", "meeting"]
+    outcome: Text | None = None
+
+
+class MarkMql(LeadCommand):
+    command: Literal["mark_mql"] = "mark_mql"
+    reason: Text | None = None
+
+
+class AcceptLead(LeadCommand):
+    command: Literal["accept_lead"] = "accept_lead"
+    reason: Text | None = None
+    owner: Text | None = None
+
+
+class ReopenLead(LeadCommand):
+    command: Literal["reopen_lead"] = "reopen_lead"
+    reason: Text | None = None
+
+
+class RejectLead(LeadCommand):
+    command: Literal["reject_lead"] = "reject_lead"
+    reason: Text
+
+
+class RecycleLead(LeadCommand):
+    command: Literal["recycle_lead"] = "recycle_lead"
+    reason: Text
+
+
+class DisqualifyLead(LeadCommand):
+    command: Literal["disqualify_lead"] = "disqualify_lead"
+    reason: Text
+
+
+class QualifyLead(LeadCommand):
+    command: Literal["qualify_lead"] = "qualify_lead"
+    bant: Bant
+
+
+class FastTrack(LeadCommand):
+    command: Literal["fast_track"] = "fast_track"
+    to_stage: Literal["mql", "sal", "sql"]
+    reason: Text
+
+
+class DealCommand(Command):
+    deal: Ref
+
+
+class OpenDeal(DealCommand):
+    command: Literal["open_deal"] = "open_deal"
+    lead: Ref | None = None
+    amount: Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)]
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "EUR"
+    pipeline: str | None = None
+    owner: Text | None = None
+    expected_close_date: date | None = None
+    fast_track: bool = False
+
+
+class MoveDeal(DealCommand):
+    command: Literal["move_deal"] = "move_deal"
+    stage: Ref
+
+
+class WinDeal(DealCommand):
+    command: Literal["win_deal"] = "win_deal"
+    amount: Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)] | None = None
+
+
+class LoseDeal(DealCommand):
+    command: Literal["lose_deal"] = "lose_deal"
+    reason: Text
+    competitor: Text | None = None
+
+
+class ReopenDeal(DealCommand):
+    command: Literal["reopen_deal"] = "reopen_deal"
+    stage: Ref | None = None
+    reason: Text | None = None
+
+
+class UpdateDeal(DealCommand):
+    command: Literal["update_deal"] = "update_deal"
+    amount: Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)] | None = None
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = None
+    expected_close_date: date | None = None
+
+
+AnyCommand = Annotated[
+    CaptureLead
+    | RecordEngagement
+    | LogContact
+    | MarkMql
+    | AcceptLead
+    | ReopenLead
+    | RejectLead
+    | RecycleLead
+    | DisqualifyLead
+    | QualifyLead
+    | FastTrack
+    | OpenDeal
+    | MoveDeal
+    | WinDeal
+    | LoseDeal
+    | ReopenDeal
+    | UpdateDeal,
+    Field(discriminator="command"),
+]
+COMMAND_ADAPTER: TypeAdapter[AnyCommand] = TypeAdapter(AnyCommand)
+COMMAND_NAMES: tuple[str, ...] = tuple(
+    m.model_fields["command"].default
+    for m in (
+        CaptureLead, RecordEngagement, LogContact, MarkMql, AcceptLead, ReopenLead, RejectLead,
+        RecycleLead, DisqualifyLead, QualifyLead, FastTrack, OpenDeal, MoveDeal, WinDeal,
+        LoseDeal, ReopenDeal, UpdateDeal,
+    )
+)

@@ -1,0 +1,223 @@
+"""Domain events of the Lead and Deal aggregates.
+
+Every event is an immutable pydantic model named in the past tense. The envelope
+(``DomainEvent``) carries what every event needs: who and what caused it, when it
+happened in the business (``occurred_at``) and when it was recorded (``timestamp``),
+its ``schema_version``, and the hash chain (``prev_hash`` / ``hash``).
+
+Changing a payload: bump ``SCHEMA_VERSION`` on the class and add a static
+``upcast_vN_vN1(state: dict) -> None`` that rewrites a stored state of version N
+into version N+1. Stored events are upcast on read (see ``domain.mapper``).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+LeadStage = Literal["new", "mql", "sal", "sql", "converted", "recycled", "disqualified"]
+
+
+class DomainEvent(BaseModel):
+    """Envelope shared by every leadflow event."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    originator_id: UUID
+    originator_version: int
+    timestamp: datetime = Field(description="recorded_at: when leadflow stored the event")
+    event_id: UUID
+    occurred_at: datetime = Field(description="business time, taken from the source")
+    actor: str
+    causation_id: str
+    correlation_id: str
+    schema_version: int = 1
+    prev_hash: str
+    hash: str
+
+    @property
+    def recorded_at(self) -> datetime:
+        return self.timestamp
+
+    @property
+    def event_type(self) -> str:
+        return type(self).__name__
+
+
+class Bant(BaseModel):
+    """Budget, authority, need and timeline, as sales recorded them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    budget: str = Field(min_length=1)
+    authority: str = Field(min_length=1)
+    need: str = Field(min_length=1)
+    timeline: str = Field(min_length=1)
+
+
+# --- Lead -------------------------------------------------------------------------
+
+
+class LeadCaptured(DomainEvent):
+    external_id: str
+    source: str
+    campaign: str | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class LeadAttributesUpdated(DomainEvent):
+    attributes: dict[str, Any]
+
+
+class EngagementRecorded(DomainEvent):
+    engagement_id: str = Field(description="the source's idempotency key (event_id)")
+    kind: str
+    source: str | None = None
+    campaign: str | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class LeadScored(DomainEvent):
+    fit: float
+    engagement: float
+    total: float
+    previous_total: float
+    as_of: datetime = Field(description="engagement decays up to this business time")
+    rule_version: str
+    reasons: tuple[str, ...]
+
+
+class ContactLogged(DomainEvent):
+    channel: Literal["call", "email", "social", "meeting"]
+    outcome: str | None = None
+
+
+class LeadQualifiedAsMQL(DomainEvent):
+    via: Literal["score", "manual"]
+    score: float
+    reason: str | None = None
+    from_stage: LeadStage
+
+
+class LeadAccepted(DomainEvent):
+    owner: str
+    reason: str | None = None
+
+
+class LeadRejected(DomainEvent):
+    reason: str
+
+
+class LeadQualifiedAsSQL(DomainEvent):
+    bant: Bant
+
+
+class LeadFastTracked(DomainEvent):
+    from_stage: LeadStage
+    to_stage: LeadStage
+    skipped: tuple[LeadStage, ...]
+    reason: str
+
+
+class LeadRecycled(DomainEvent):
+    from_stage: LeadStage
+    reason: str
+
+
+class LeadDisqualified(DomainEvent):
+    from_stage: LeadStage
+    reason: str
+
+
+class LeadReopened(DomainEvent):
+    to_stage: LeadStage
+    reason: str | None = None
+
+
+class LeadConverted(DomainEvent):
+    deal_id: UUID
+    deal_external_id: str
+    from_stage: LeadStage
+    fast_tracked: bool = False
+
+
+# --- Deal -------------------------------------------------------------------------
+
+
+class DealOpened(DomainEvent):
+    external_id: str
+    lead_id: UUID | None = None
+    lead_external_id: str | None = None
+    amount: Decimal
+    currency: str
+    pipeline: str
+    stage: str
+    owner: str | None = None
+    expected_close_date: date | None = None
+
+
+class DealStageChanged(DomainEvent):
+    from_stage: str
+    to_stage: str
+
+
+class DealAmountChanged(DomainEvent):
+    amount: Decimal
+    currency: str
+
+
+class DealCloseDateChanged(DomainEvent):
+    expected_close_date: date | None
+
+
+class DealWon(DomainEvent):
+    from_stage: str
+    to_stage: str
+    amount: Decimal
+
+
+class DealLost(DomainEvent):
+    from_stage: str
+    to_stage: str
+    reason: str
+    competitor: str | None = None
+
+
+class DealReopened(DomainEvent):
+    from_stage: str
+    to_stage: str
+    reason: str | None = None
+
+
+LEAD_EVENTS: tuple[type[DomainEvent], ...] = (
+    LeadCaptured,
+    LeadAttributesUpdated,
+    EngagementRecorded,
+    LeadScored,
+    ContactLogged,
+    LeadQualifiedAsMQL,
+    LeadAccepted,
+    LeadRejected,
+    LeadQualifiedAsSQL,
+    LeadFastTracked,
+    LeadRecycled,
+    LeadDisqualified,
+    LeadReopened,
+    LeadConverted,
+)
+DEAL_EVENTS: tuple[type[DomainEvent], ...] = (
+    DealOpened,
+    DealStageChanged,
+    DealAmountChanged,
+    DealCloseDateChanged,
+    DealWon,
+    DealLost,
+    DealReopened,
+)
+EVENT_CLASSES: dict[str, type[DomainEvent]] = {c.__name__: c for c in LEAD_EVENTS + DEAL_EVENTS}

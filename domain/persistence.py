@@ -1,0 +1,80 @@
+"""Mapping pydantic events to stored events and back, with upcasting on read."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+from uuid import UUID
+
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Mapper, ProgrammingError, StoredEvent, Transcoder, Transcoding
+from eventsourcing.utils import get_topic, resolve_topic
+from pydantic import BaseModel
+
+from domain.events import DomainEvent
+
+_ID_FIELDS = {"originator_id", "originator_version"}
+
+
+class JSONTranscoder(Transcoder):
+    """Plain JSON: pydantic already turned every value into a JSON type."""
+
+    def encode(self, obj: Any) -> bytes:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+    def decode(self, data: bytes) -> Any:
+        return json.loads(data)
+
+    def register(self, transcoding: Transcoding) -> None:
+        msg = "leadflow events are pydantic models; transcodings are not used"
+        raise ProgrammingError(msg)
+
+
+def stored_state(model: BaseModel) -> dict[str, Any]:
+    """The JSON state stored for an event or snapshot (ids live in their own columns)."""
+    return model.model_dump(mode="json", exclude=_ID_FIELDS)
+
+
+def upcast(cls: type[Any], state: dict[str, Any]) -> dict[str, Any]:
+    """Rewrite an older stored state, one schema version at a time, into the current one."""
+    target = getattr(cls, "SCHEMA_VERSION", 1)
+    version = int(state.get("schema_version", 1))
+    while version < target:
+        getattr(cls, f"upcast_v{version}_v{version + 1}")(state)
+        version += 1
+        state["schema_version"] = version
+    return state
+
+
+class PydanticMapper(Mapper[UUID]):
+    def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        model = cast(BaseModel, domain_event)
+        data = self.transcoder.encode(stored_state(model))
+        if self.compressor:
+            data = self.compressor.compress(data)
+        if self.cipher:
+            data = self.cipher.encrypt(data)
+        return StoredEvent(
+            originator_id=domain_event.originator_id,
+            originator_version=domain_event.originator_version,
+            topic=get_topic(type(domain_event)),
+            state=data,
+        )
+
+    def decode_state(self, stored: StoredEvent) -> dict[str, Any]:
+        """The stored state as it was written, before upcasting."""
+        data = stored.state
+        if self.cipher:
+            data = self.cipher.decrypt(data)
+        if self.compressor:
+            data = self.compressor.decompress(data)
+        return cast(dict[str, Any], self.transcoder.decode(data))
+
+    def to_domain_event(self, stored: StoredEvent) -> DomainEventProtocol[UUID]:
+        cls = resolve_topic(stored.topic)
+        state = self.decode_state(stored)
+        if issubclass(cls, DomainEvent):
+            state = upcast(cls, state)
+        state["originator_id"] = stored.originator_id
+        state["originator_version"] = stored.originator_version
+        return cast(DomainEventProtocol[UUID], cls.model_validate(state))

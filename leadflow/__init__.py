@@ -1,0 +1,1 @@
+"""leadflow: an event-sourced lead lifecycle engine (CLI, HTTP API, settings, logging)."""

@@ -1,0 +1,77 @@
+"""Entry point: ``leadflow <subcommand>``. Failures print one line and exit non-zero."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+import structlog
+from pydantic import ValidationError
+
+from domain.config_file import ConfigFileError
+from domain.errors import DomainError
+from leadflow.cli.errors import CliError
+from leadflow.logging import configure_logging
+from leadflow.settings import Settings
+
+# Each module has ``register(subparsers)``; its subcommands set ``handler(args, settings)``.
+COMMAND_MODULES = (
+    "leadflow.cli.lead_commands",
+    "leadflow.cli.stream",
+    "leadflow.cli.reports",
+    "leadflow.cli.demo",
+)
+
+log = structlog.get_logger("leadflow.cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="leadflow",
+        description="Event-sourced lead lifecycle engine. Configuration: LEADFLOW_* variables.",
+    )
+    subparsers = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, ValidationError):
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "input"
+        return f"invalid {error.title}: {where}: {first['msg']}"
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        print(f"leadflow: configuration: {_one_line(error)}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        return int(args.handler(args, settings) or 0)
+    except (CliError, DomainError, ConfigFileError, ValidationError, OSError) as error:
+        print(f"leadflow {args.subcommand}: {_one_line(error)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"leadflow {args.subcommand}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - last line of defence: one line, no traceback
+        log.debug("unexpected_error", subcommand=args.subcommand, exc_info=True)
+        print(
+            f"leadflow {args.subcommand}: unexpected {type(error).__name__}: {_one_line(error)} "
+            "(set LEADFLOW_LOG_LEVEL=debug for details)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Open the event store that the settings choose: SQLite (embedded) or PostgreSQL."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from domain.application import LeadflowApp
+from domain.scoring import load_scoring_rules
+from domain.stage_model import load_stage_model
+from leadflow.settings import Settings
+
+
+def event_store_env(settings: Settings) -> dict[str, str]:
+    """eventsourcing's environment for the configured store, cipher and compressor."""
+    env: dict[str, str] = {"AGGREGATE_CACHE_MAXSIZE": "5000"}
+    if settings.postgres_dsn is not None:
+        parts = conninfo_to_dict(settings.postgres_dsn.get_secret_value())
+        env.update(
+            PERSISTENCE_MODULE="eventsourcing.postgres",
+            POSTGRES_DBNAME=str(parts.get("dbname", "leadflow")),
+            POSTGRES_HOST=str(parts.get("host", "127.0.0.1")),
+            POSTGRES_PORT=str(parts.get("port", "5432")),
+            POSTGRES_USER=str(parts.get("user", "leadflow")),
+            POSTGRES_PASSWORD=str(parts.get("password", "")),
+            POSTGRES_SCHEMA=settings.postgres_schema,
+        )
+    else:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        env.update(
+            PERSISTENCE_MODULE="eventsourcing.sqlite",
+            SQLITE_DBNAME=str(settings.sqlite_event_store),
+            SQLITE_LOCK_TIMEOUT="30",
+        )
+    if settings.cipher_key is not None:
+        env["CIPHER_TOPIC"] = "eventsourcing.cryptography:AESCipher"
+        env["CIPHER_KEY"] = settings.cipher_key.get_secret_value()
+    if settings.compress_events:
+        env["COMPRESSOR_TOPIC"] = "eventsourcing.compressor:ZlibCompressor"
+    return env
+
+
+def ensure_postgres_schema(dsn: str, schema: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+
+
+def open_application(settings: Settings, default_actor: str = "leadflow") -> LeadflowApp:
+    if settings.postgres_dsn is not None and settings.postgres_schema != "public":
+        ensure_postgres_schema(settings.postgres_dsn.get_secret_value(), settings.postgres_schema)
+    return LeadflowApp(
+        event_store_env(settings),
+        stage_model=load_stage_model(settings.stage_model_file),
+        scoring_rules=load_scoring_rules(settings.scoring_rules_file),
+        snapshot_interval=settings.snapshot_interval,
+        default_actor=default_actor,
+    )
