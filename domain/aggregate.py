@@ -55,8 +55,12 @@ class Aggregate(BaseModel):
 
     @classmethod
     def _new(
-        cls, event_class: type[DomainEvent], aggregate_id: UUID, ctx: EventContext,
-        occurred_at: datetime, **payload: Any,
+        cls,
+        event_class: type[DomainEvent],
+        aggregate_id: UUID,
+        ctx: EventContext,
+        occurred_at: datetime,
+        **payload: Any,
     ) -> Self:
         event = build_event(event_class, aggregate_id, 1, GENESIS_HASH, ctx, occurred_at, payload)
         aggregate = cls.from_created(event)
@@ -68,7 +72,10 @@ class Aggregate(BaseModel):
         raise NotImplementedError
 
     def trigger(
-        self, event_class: type[DomainEvent], ctx: EventContext, occurred_at: datetime,
+        self,
+        event_class: type[DomainEvent],
+        ctx: EventContext,
+        occurred_at: datetime,
         **payload: Any,
     ) -> DomainEvent:
         event = build_event(
@@ -98,8 +105,13 @@ class Aggregate(BaseModel):
 
 
 def build_event(
-    event_class: type[DomainEvent], aggregate_id: UUID, version: int, prev_hash: str,
-    ctx: EventContext, occurred_at: datetime, payload: dict[str, Any],
+    event_class: type[DomainEvent],
+    aggregate_id: UUID,
+    version: int,
+    prev_hash: str,
+    ctx: EventContext,
+    occurred_at: datetime,
+    payload: dict[str, Any],
 ) -> DomainEvent:
     """Construct the next event of an aggregate, chained to the one before it."""
     draft = event_class(

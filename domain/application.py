@@ -11,8 +11,8 @@ retried against fresh state.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any, ClassVar, Literal, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, ClassVar, Literal, TypeVar, cast
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 import structlog
@@ -87,7 +87,11 @@ class LeadflowApp(Application[UUID]):
         env = dict(env or {})
         if snapshot_interval > 0:
             env.setdefault("IS_SNAPSHOTTING_ENABLED", "y")
-            self.snapshotting_intervals = {Lead: snapshot_interval, Deal: snapshot_interval}
+            # per instance: the interval comes from settings, not from the class
+            self.snapshotting_intervals = {  # type: ignore[misc]
+                Lead: snapshot_interval,
+                Deal: snapshot_interval,
+            }
         super().__init__(env)
         self._handlers: dict[type[c.Command], Callable[[Any], Outcome]] = {
             c.CaptureLead: self.capture_lead,
@@ -133,8 +137,14 @@ class LeadflowApp(Application[UUID]):
                 lead = self._load(Lead, lead_id, cmd.lead)
             except UnknownAggregate:
                 lead = Lead.capture(
-                    lead_id, normalise_ref(cmd.lead), cmd.source, cmd.campaign,
-                    cmd.attributes, self.scoring_rules, ctx, cmd.occurred_at,
+                    lead_id,
+                    normalise_ref(cmd.lead),
+                    cmd.source,
+                    cmd.campaign,
+                    cmd.attributes,
+                    self.scoring_rules,
+                    ctx,
+                    cmd.occurred_at,
                 )
                 return self._save(lead)
             if ctx.causation_id in lead.causations:
@@ -148,8 +158,14 @@ class LeadflowApp(Application[UUID]):
         return self._on_lead(
             cmd,
             lambda lead, ctx: lead.record_engagement(
-                cmd.event_id, cmd.kind, cmd.properties, cmd.source, cmd.campaign,
-                self.scoring_rules, ctx, cmd.occurred_at,
+                cmd.event_id,
+                cmd.kind,
+                cmd.properties,
+                cmd.source,
+                cmd.campaign,
+                self.scoring_rules,
+                ctx,
+                cmd.occurred_at,
             ),
         )
 
@@ -196,7 +212,7 @@ class LeadflowApp(Application[UUID]):
         pipeline = self._pipeline(cmd.pipeline)
 
         def attempt() -> Outcome:
-            if deal_id in self.repository:
+            if self.exists(deal_id):
                 existing = self._load(Deal, deal_id, cmd.deal)
                 if ctx.causation_id in existing.causations:
                     return Outcome(status="duplicate", aggregate_ids=(deal_id,))
@@ -205,10 +221,17 @@ class LeadflowApp(Application[UUID]):
             if lead is not None:
                 lead.convert(deal_id, normalise_ref(cmd.deal), cmd.fast_track, ctx, cmd.occurred_at)
             deal = Deal.open(
-                deal_id, normalise_ref(cmd.deal), pipeline, cmd.amount, cmd.currency,
-                lead.id if lead else None, lead.external_id if lead else None,
-                cmd.owner or (lead.owner if lead else None), cmd.expected_close_date,
-                ctx, cmd.occurred_at,
+                deal_id,
+                normalise_ref(cmd.deal),
+                pipeline,
+                cmd.amount,
+                cmd.currency,
+                lead.id if lead else None,
+                lead.external_id if lead else None,
+                cmd.owner or (lead.owner if lead else None),
+                cmd.expected_close_date,
+                ctx,
+                cmd.occurred_at,
             )
             return self._save(*(a for a in (lead, deal) if a is not None))
 
@@ -250,7 +273,9 @@ class LeadflowApp(Application[UUID]):
         def change(deal: Deal, ctx: EventContext) -> None:
             if cmd.amount is not None or cmd.currency is not None:
                 deal.change_amount(
-                    deal.amount if cmd.amount is None else cmd.amount, cmd.currency, ctx,
+                    deal.amount if cmd.amount is None else cmd.amount,
+                    cmd.currency,
+                    ctx,
                     cmd.occurred_at,
                 )
             if "expected_close_date" in cmd.model_fields_set:
@@ -271,6 +296,9 @@ class LeadflowApp(Application[UUID]):
 
     def get_deal(self, ref: str, version: int | None = None) -> Deal:
         return self._load(Deal, self.resolve_deal(ref), ref, version)
+
+    def exists(self, aggregate_id: UUID) -> bool:
+        return bool(self.recorder.select_events(aggregate_id, limit=1))
 
     def events_of(self, aggregate_id: UUID) -> list[DomainEvent]:
         return [e for e in self.events.get(aggregate_id) if isinstance(e, DomainEvent)]
@@ -296,7 +324,7 @@ class LeadflowApp(Application[UUID]):
             own_id = UUID(ref)
         except ValueError:
             return id_for(ref)
-        return own_id if own_id in self.repository else id_for(ref)
+        return own_id if self.exists(own_id) else id_for(ref)
 
     def _pipeline(self, name: str | None) -> Pipeline:
         try:
@@ -314,12 +342,11 @@ class LeadflowApp(Application[UUID]):
             correlation_id=cmd.correlation_id or causation,
         )
 
-    def _load(
-        self, kind: type[A], aggregate_id: UUID, ref: str, version: int | None = None
-    ) -> A:
+    def _load(self, kind: type[A], aggregate_id: UUID, ref: str, version: int | None = None) -> A:
+        projector = cast(Callable[[Any, Iterable[Any]], Any], project_aggregate)
         try:
-            aggregate = self.repository.get(
-                aggregate_id, version=version, projector_func=project_aggregate
+            aggregate: Aggregate = self.repository.get(
+                aggregate_id, version=version, projector_func=projector
             )
         except AggregateNotFoundError:
             raise UnknownAggregate(kind.KIND, ref) from None
@@ -342,7 +369,11 @@ class LeadflowApp(Application[UUID]):
         return self._on_aggregate(Deal, self.resolve_deal(cmd.deal), cmd.deal, cmd, action)
 
     def _on_aggregate(
-        self, kind: type[A], aggregate_id: UUID, ref: str, cmd: c.Command,
+        self,
+        kind: type[A],
+        aggregate_id: UUID,
+        ref: str,
+        cmd: c.Command,
         action: Callable[[A, EventContext], Any],
     ) -> Outcome:
         ctx = self._context(cmd)

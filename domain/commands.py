@@ -179,8 +179,22 @@ COMMAND_ADAPTER: TypeAdapter[AnyCommand] = TypeAdapter(AnyCommand)
 COMMAND_NAMES: tuple[str, ...] = tuple(
     m.model_fields["command"].default
     for m in (
-        CaptureLead, RecordEngagement, LogContact, MarkMql, AcceptLead, ReopenLead, RejectLead,
-        RecycleLead, DisqualifyLead, QualifyLead, FastTrack, OpenDeal, MoveDeal, WinDeal,
-        LoseDeal, ReopenDeal, UpdateDeal,
+        CaptureLead,
+        RecordEngagement,
+        LogContact,
+        MarkMql,
+        AcceptLead,
+        ReopenLead,
+        RejectLead,
+        RecycleLead,
+        DisqualifyLead,
+        QualifyLead,
+        FastTrack,
+        OpenDeal,
+        MoveDeal,
+        WinDeal,
+        LoseDeal,
+        ReopenDeal,
+        UpdateDeal,
     )
 )

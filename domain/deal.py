@@ -54,14 +54,32 @@ class Deal(Aggregate):
 
     @classmethod
     def open(
-        cls, deal_id: UUID, external_id: str, pipeline: Pipeline, amount: Decimal,
-        currency: str, lead_id: UUID | None, lead_external_id: str | None, owner: str | None,
-        expected_close_date: date | None, ctx: EventContext, occurred_at: datetime,
+        cls,
+        deal_id: UUID,
+        external_id: str,
+        pipeline: Pipeline,
+        amount: Decimal,
+        currency: str,
+        lead_id: UUID | None,
+        lead_external_id: str | None,
+        owner: str | None,
+        expected_close_date: date | None,
+        ctx: EventContext,
+        occurred_at: datetime,
     ) -> Self:
         return cls._new(
-            DealOpened, deal_id, ctx, occurred_at, external_id=external_id, lead_id=lead_id,
-            lead_external_id=lead_external_id, amount=amount, currency=currency,
-            pipeline=pipeline.name, stage=pipeline.first_stage.name, owner=owner,
+            DealOpened,
+            deal_id,
+            ctx,
+            occurred_at,
+            external_id=external_id,
+            lead_id=lead_id,
+            lead_external_id=lead_external_id,
+            amount=amount,
+            currency=currency,
+            pipeline=pipeline.name,
+            stage=pipeline.first_stage.name,
+            owner=owner,
             expected_close_date=expected_close_date,
         )
 
@@ -86,27 +104,47 @@ class Deal(Aggregate):
         return True
 
     def win(
-        self, amount: Decimal | None, pipeline: Pipeline, ctx: EventContext,
+        self,
+        amount: Decimal | None,
+        pipeline: Pipeline,
+        ctx: EventContext,
         occurred_at: datetime,
     ) -> None:
         self._require_open("win")
         self.trigger(
-            DealWon, ctx, occurred_at, from_stage=self.stage, to_stage=pipeline.won_stage.name,
+            DealWon,
+            ctx,
+            occurred_at,
+            from_stage=self.stage,
+            to_stage=pipeline.won_stage.name,
             amount=self.amount if amount is None else amount,
         )
 
     def lose(
-        self, reason: str, competitor: str | None, pipeline: Pipeline, ctx: EventContext,
+        self,
+        reason: str,
+        competitor: str | None,
+        pipeline: Pipeline,
+        ctx: EventContext,
         occurred_at: datetime,
     ) -> None:
         self._require_open("lose")
         self.trigger(
-            DealLost, ctx, occurred_at, from_stage=self.stage,
-            to_stage=pipeline.lost_stage.name, reason=reason, competitor=competitor,
+            DealLost,
+            ctx,
+            occurred_at,
+            from_stage=self.stage,
+            to_stage=pipeline.lost_stage.name,
+            reason=reason,
+            competitor=competitor,
         )
 
     def reopen(
-        self, to_stage: str | None, reason: str | None, pipeline: Pipeline, ctx: EventContext,
+        self,
+        to_stage: str | None,
+        reason: str | None,
+        pipeline: Pipeline,
+        ctx: EventContext,
         occurred_at: datetime,
     ) -> None:
         target = to_stage or self.closed_from_stage or pipeline.first_stage.name

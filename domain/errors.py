@@ -11,7 +11,12 @@ class DomainError(Exception):
 
 class IllegalTransition(DomainError):
     def __init__(
-        self, kind: str, external_id: str, aggregate_id: UUID, stage: str, attempted: str,
+        self,
+        kind: str,
+        external_id: str,
+        aggregate_id: UUID,
+        stage: str,
+        attempted: str,
         why: str,
     ) -> None:
         self.kind = kind

@@ -56,18 +56,24 @@ def verify_chain(links: Iterable[StoredLink]) -> ChainVerdict:
     for link in links:
         if link.originator_version != expected_version:
             return ChainVerdict(
-                False, checked, link.originator_version,
+                False,
+                checked,
+                link.originator_version,
                 f"version {link.originator_version} follows version {expected_version - 1}",
             )
         if link.state.get("prev_hash") != expected_prev:
             return ChainVerdict(
-                False, checked, link.originator_version,
+                False,
+                checked,
+                link.originator_version,
                 "prev_hash does not match the hash of the previous event",
             )
         digest = event_digest(link.topic, link.originator_id, link.originator_version, link.state)
         if link.state.get("hash") != digest:
             return ChainVerdict(
-                False, checked, link.originator_version,
+                False,
+                checked,
+                link.originator_version,
                 "stored content does not match its hash (the event was altered)",
             )
         expected_prev = digest

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Self
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
@@ -44,8 +44,10 @@ from domain.events import (
     LeadStage,
 )
 from domain.scoring import Engagement, ScoreBreakdown, ScoringRules, score_lead
-from domain.stage_model import LIFECYCLE_ORDER
+from domain.stage_model import LIFECYCLE_ORDER as _MODEL_ORDER
 
+LIFECYCLE_ORDER: tuple[LeadStage, ...] = ("new", "mql", "sal", "sql", "converted")
+assert LIFECYCLE_ORDER == _MODEL_ORDER
 FAST_TRACK_TARGETS: tuple[LeadStage, ...] = ("mql", "sal", "sql")
 _NURTURING: tuple[LeadStage, ...] = ("new", "recycled")
 
@@ -89,19 +91,34 @@ class Lead(Aggregate):
 
     @classmethod
     def capture(
-        cls, lead_id: UUID, external_id: str, source: str, campaign: str | None,
-        attributes: Mapping[str, Any], rules: ScoringRules, ctx: EventContext,
+        cls,
+        lead_id: UUID,
+        external_id: str,
+        source: str,
+        campaign: str | None,
+        attributes: Mapping[str, Any],
+        rules: ScoringRules,
+        ctx: EventContext,
         occurred_at: datetime,
     ) -> Self:
         lead = cls._new(
-            LeadCaptured, lead_id, ctx, occurred_at, external_id=external_id, source=source,
-            campaign=campaign, attributes=dict(attributes),
+            LeadCaptured,
+            lead_id,
+            ctx,
+            occurred_at,
+            external_id=external_id,
+            source=source,
+            campaign=campaign,
+            attributes=dict(attributes),
         )
         lead._rescore(rules, ctx, occurred_at, crossed_from=None)
         return lead
 
     def update_attributes(
-        self, attributes: Mapping[str, Any], rules: ScoringRules, ctx: EventContext,
+        self,
+        attributes: Mapping[str, Any],
+        rules: ScoringRules,
+        ctx: EventContext,
         occurred_at: datetime,
     ) -> bool:
         changed = {k: v for k, v in attributes.items() if self.attributes.get(k) != v}
@@ -113,16 +130,29 @@ class Lead(Aggregate):
         return True
 
     def record_engagement(
-        self, engagement_id: str, kind: str, properties: Mapping[str, Any], source: str | None,
-        campaign: str | None, rules: ScoringRules, ctx: EventContext, occurred_at: datetime,
+        self,
+        engagement_id: str,
+        kind: str,
+        properties: Mapping[str, Any],
+        source: str | None,
+        campaign: str | None,
+        rules: ScoringRules,
+        ctx: EventContext,
+        occurred_at: datetime,
     ) -> bool:
         """Record one engagement; False when its id was seen before (idempotent)."""
         if engagement_id in self.engagement_ids:
             return False
         before = self._score_with(rules, self.engagements, self._as_of(occurred_at))
         self.trigger(
-            EngagementRecorded, ctx, occurred_at, engagement_id=engagement_id, kind=kind,
-            source=source, campaign=campaign, properties=dict(properties),
+            EngagementRecorded,
+            ctx,
+            occurred_at,
+            engagement_id=engagement_id,
+            kind=kind,
+            source=source,
+            campaign=campaign,
+            properties=dict(properties),
         )
         self._rescore(rules, ctx, occurred_at, crossed_from=before.total)
         return True
@@ -135,8 +165,13 @@ class Lead(Aggregate):
     def mark_mql(self, reason: str | None, ctx: EventContext, occurred_at: datetime) -> None:
         self._require(_NURTURING, "mark as MQL", "only a new or recycled lead becomes an MQL")
         self.trigger(
-            LeadQualifiedAsMQL, ctx, occurred_at, via="manual", score=self.score,
-            reason=reason, from_stage=self.stage,
+            LeadQualifiedAsMQL,
+            ctx,
+            occurred_at,
+            via="manual",
+            score=self.score,
+            reason=reason,
+            from_stage=self.stage,
         )
 
     def accept(
@@ -151,7 +186,8 @@ class Lead(Aggregate):
 
     def qualify(self, bant: Bant, ctx: EventContext, occurred_at: datetime) -> None:
         self._require(
-            ("sal",), "qualify as SQL",
+            ("sal",),
+            "qualify as SQL",
             "an SQL must first be accepted by sales (SAL); use fast_track to skip stages",
         )
         self.trigger(LeadQualifiedAsSQL, ctx, occurred_at, bant=bant)
@@ -169,8 +205,13 @@ class Lead(Aggregate):
             self._refuse(attempted, "fast-track only moves a lead forward")
         skipped = tuple(LIFECYCLE_ORDER[start + 1 : target])
         self.trigger(
-            LeadFastTracked, ctx, occurred_at, from_stage=self.stage, to_stage=to_stage,
-            skipped=skipped, reason=reason,
+            LeadFastTracked,
+            ctx,
+            occurred_at,
+            from_stage=self.stage,
+            to_stage=to_stage,
+            skipped=skipped,
+            reason=reason,
         )
 
     def recycle(self, reason: str, ctx: EventContext, occurred_at: datetime) -> None:
@@ -187,20 +228,32 @@ class Lead(Aggregate):
     def reopen(self, reason: str | None, ctx: EventContext, occurred_at: datetime) -> None:
         self._require(("disqualified",), "reopen", "only a disqualified lead can be reopened")
         self.trigger(
-            LeadReopened, ctx, occurred_at, to_stage=self.stage_before_exit or "new",
+            LeadReopened,
+            ctx,
+            occurred_at,
+            to_stage=self.stage_before_exit or "new",
             reason=reason,
         )
 
     def convert(
-        self, deal_id: UUID, deal_external_id: str, fast_track: bool, ctx: EventContext,
+        self,
+        deal_id: UUID,
+        deal_external_id: str,
+        fast_track: bool,
+        ctx: EventContext,
         occurred_at: datetime,
     ) -> None:
         """Open a deal from this lead. Without ``fast_track`` the lead must be an SQL."""
         attempted = f"open deal {deal_external_id!r}"
         if self.stage == "converted":
             self.trigger(
-                LeadConverted, ctx, occurred_at, deal_id=deal_id,
-                deal_external_id=deal_external_id, from_stage=self.stage, fast_tracked=False,
+                LeadConverted,
+                ctx,
+                occurred_at,
+                deal_id=deal_id,
+                deal_external_id=deal_external_id,
+                from_stage=self.stage,
+                fast_tracked=False,
             )
             return
         if self.stage == "disqualified":
@@ -208,8 +261,13 @@ class Lead(Aggregate):
         if self.stage != "sql" and not fast_track:
             self._refuse(attempted, "the lead must be an SQL (or the command must fast-track)")
         self.trigger(
-            LeadConverted, ctx, occurred_at, deal_id=deal_id, deal_external_id=deal_external_id,
-            from_stage=self.stage, fast_tracked=self.stage != "sql",
+            LeadConverted,
+            ctx,
+            occurred_at,
+            deal_id=deal_id,
+            deal_external_id=deal_external_id,
+            from_stage=self.stage,
+            fast_tracked=self.stage != "sql",
         )
 
     # --- scoring --------------------------------------------------------------------
@@ -224,7 +282,10 @@ class Lead(Aggregate):
         return score_lead(rules, self.attributes, refs, as_of)
 
     def _rescore(
-        self, rules: ScoringRules, ctx: EventContext, occurred_at: datetime,
+        self,
+        rules: ScoringRules,
+        ctx: EventContext,
+        occurred_at: datetime,
         crossed_from: float | None,
     ) -> None:
         as_of = self._as_of(occurred_at)
@@ -232,9 +293,16 @@ class Lead(Aggregate):
         if result.total == self.score and result.rule_version == self.rule_version:
             return
         self.trigger(
-            LeadScored, ctx, occurred_at, fit=result.fit, engagement=result.engagement,
-            total=result.total, previous_total=self.score, as_of=as_of,
-            rule_version=result.rule_version, reasons=result.reasons,
+            LeadScored,
+            ctx,
+            occurred_at,
+            fit=result.fit,
+            engagement=result.engagement,
+            total=result.total,
+            previous_total=self.score,
+            as_of=as_of,
+            rule_version=result.rule_version,
+            reasons=result.reasons,
         )
         threshold = rules.mql_threshold
         if result.total < threshold or self.stage not in _NURTURING:
@@ -242,7 +310,11 @@ class Lead(Aggregate):
         if self.stage == "recycled" and (crossed_from is None or crossed_from >= threshold):
             return
         self.trigger(
-            LeadQualifiedAsMQL, ctx, occurred_at, via="score", score=result.total,
+            LeadQualifiedAsMQL,
+            ctx,
+            occurred_at,
+            via="score",
+            score=result.total,
             reason=f"score {result.total} reached threshold {threshold} "
             f"(rules {result.rule_version})",
             from_stage=self.stage,

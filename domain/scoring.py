@@ -9,8 +9,8 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from importlib.resources import files
@@ -85,19 +85,14 @@ class FitRule(_Frozen):
     points: float = Field(strict=True)
     reason: str = Field(min_length=1)
 
-    _needles: tuple[str, ...] = PrivateAttr(default=())
-    _needle_set: frozenset[str] = PrivateAttr(default=frozenset())
-    _low: float = PrivateAttr(default=-math.inf)
-    _high: float = PrivateAttr(default=math.inf)
-
     @model_validator(mode="after")
     def _operands_match_op(self) -> FitRule:
         needed = _OPERANDS[self.op]
-        for operand in ("values", "value", "min", "max"):
-            present = getattr(self, operand) is not None
-            if operand in needed and not present:
+        for operand in needed:
+            if getattr(self, operand) is None:
                 raise KeyedValueError((operand,), f'required with op "{self.op}"')
-            if operand not in needed and present:
+        for operand in ("values", "value", "min", "max"):
+            if operand not in needed and getattr(self, operand) is not None:
                 raise KeyedValueError((operand,), f'not used with op "{self.op}"')
         if self.values is not None and not self.values:
             raise KeyedValueError(("values",), "must not be empty")
@@ -105,26 +100,38 @@ class FitRule(_Frozen):
             raise KeyedValueError(("max",), "must not be less than min")
         return self
 
-    def model_post_init(self, context: Any, /) -> None:
-        self._needles = tuple(v.strip().lower() for v in self.values or ())
-        self._needle_set = frozenset(self._needles)
+    def matcher(self) -> Callable[[object], bool]:
+        """A predicate on the attribute's value, with everything it needs precomputed."""
+        if self.op in ("in", "contains_any"):
+            needles = tuple(v.strip().lower() for v in self.values or ())
+            if self.op == "contains_any":
+                return lambda raw: any(n in text for text in _texts(raw) for n in needles)
+            needle_set = frozenset(needles)
+            return lambda raw: any(text in needle_set for text in _texts(raw))
         low, high = {
             "gte": (self.value, None),
             "lte": (None, self.value),
             "between": (self.min, self.max),
-        }.get(self.op, (None, None))
-        self._low = -math.inf if low is None else low
-        self._high = math.inf if high is None else high
+        }[self.op]
+        return _within(-math.inf if low is None else low, math.inf if high is None else high)
 
     def matches(self, raw: object) -> bool:
-        if raw is None:
-            return False
-        if self.op == "in":
-            return any(text in self._needle_set for text in _texts(raw))
-        if self.op == "contains_any":
-            return any(n in text for text in _texts(raw) for n in self._needles)
-        number = _number(raw)
-        return number is not None and self._low <= number <= self._high
+        return self.matcher()(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledFitRule:
+    attribute: str
+    points: float
+    reason: str
+    test: Callable[[object], bool] = field(compare=False)
+
+
+def _compile(fit_rules: tuple[FitRule, ...]) -> tuple[_CompiledFitRule, ...]:
+    return tuple(
+        _CompiledFitRule(r.attribute, r.points, f"{r.reason} ({_signed(r.points)})", r.matcher())
+        for r in fit_rules
+    )
 
 
 class KindRule(_Frozen):
@@ -149,6 +156,9 @@ class ScoringRules(_Frozen):
     )
     kinds: Mapping[str, KindRule] = Field(validation_alias=AliasPath("engagement", "kinds"))
 
+    # (the fit_rules compiled, compiled form); see `_compiled_fit`.
+    _fit: tuple[tuple[FitRule, ...], tuple[_CompiledFitRule, ...]] = PrivateAttr(default=((), ()))
+
     @field_validator("kinds")
     @classmethod
     def _known_kinds(cls, value: Mapping[str, KindRule]) -> Mapping[str, KindRule]:
@@ -162,6 +172,16 @@ class ScoringRules(_Frozen):
             if kind not in value:
                 raise KeyedValueError((), f'missing engagement kind "{kind}"')
         return {kind: value[kind] for kind in ENGAGEMENT_KINDS}
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._fit = (self.fit_rules, _compile(self.fit_rules))
+
+    def _compiled_fit(self) -> tuple[_CompiledFitRule, ...]:
+        source, compiled = self._fit
+        if source is not self.fit_rules:  # model_copy(update=...) skips model_post_init
+            compiled = _compile(self.fit_rules)
+            self._fit = (self.fit_rules, compiled)
+        return compiled
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,10 +204,11 @@ def fit_score(rules: ScoringRules, attributes: Mapping[str, object]) -> tuple[fl
     """Sum of the points of every matching fit rule; missing attributes score nothing."""
     total = 0.0
     reasons: list[str] = []
-    for rule in rules.fit_rules:
-        if rule.matches(attributes.get(rule.attribute)):
+    for rule in rules._compiled_fit():
+        raw = attributes.get(rule.attribute)
+        if raw is not None and rule.test(raw):
             total += rule.points
-            reasons.append(f"{rule.reason} ({_signed(rule.points)})")
+            reasons.append(rule.reason)
     return round(total, 2), reasons
 
 
@@ -267,7 +288,17 @@ def _kind_order(kind: str) -> tuple[int, str]:
     return (ENGAGEMENT_KINDS.index(kind) if known else len(ENGAGEMENT_KINDS), kind)
 
 
-def _texts(raw: object) -> list[str]:
+def _within(low: float, high: float) -> Callable[[object], bool]:
+    def test(raw: object) -> bool:
+        number = _number(raw)
+        return number is not None and low <= number <= high
+
+    return test
+
+
+def _texts(raw: object) -> Iterable[str]:
+    if isinstance(raw, str):
+        return (raw.strip().lower(),)
     items = raw if isinstance(raw, list | tuple | set | frozenset) else (raw,)
     return [str(item).strip().lower() for item in items if item is not None]
 
@@ -297,10 +328,11 @@ def _number(raw: object) -> float | None:
 
 def _scaled(text: str) -> float | None:
     factor = 1.0
-    for suffix, multiplier in _SUFFIXES:
-        if text.endswith(suffix):
-            text, factor = text.removesuffix(suffix), multiplier
-            break
+    if text[-1:].isalpha():
+        for suffix, multiplier in _SUFFIXES:
+            if text.endswith(suffix):
+                text, factor = text.removesuffix(suffix), multiplier
+                break
     try:
         number = float(text) * factor
     except ValueError:

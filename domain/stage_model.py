@@ -20,7 +20,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -113,9 +112,6 @@ class Pipeline(_Frozen):
     stages: tuple[PipelineStage, ...]
     transitions: Mapping[str, tuple[str, ...]] | None = None
 
-    _by_name: dict[str, PipelineStage] = PrivateAttr(default_factory=dict)
-    _moves: dict[str, frozenset[str]] = PrivateAttr(default_factory=dict)
-
     @field_validator("stages")
     @classmethod
     def _unique_names(cls, stages: tuple[PipelineStage, ...]) -> tuple[PipelineStage, ...]:
@@ -139,37 +135,27 @@ class Pipeline(_Frozen):
     def _check_transitions(self) -> Pipeline:
         if self.transitions is None:
             return self
-        kinds = {s.name: s.outcome for s in self.stages}
+        outcomes = {s.name: s.outcome for s in self.stages}
         for source, targets in self.transitions.items():
             for name in (source, *targets):
-                if name not in kinds:
+                if name not in outcomes:
                     raise KeyedValueError(("transitions", source), f'unknown stage "{name}"')
-                if kinds[name] != "open":
+                if outcomes[name] != "open":
                     raise KeyedValueError(
                         ("transitions", source),
-                        f'"{name}" is {kinds[name]}, not open (transitions list moves between '
+                        f'"{name}" is {outcomes[name]}, not open (transitions list moves between '
                         "open stages; winning and losing are always allowed)",
                     )
             if source in targets:
                 raise KeyedValueError(("transitions", source), "a stage cannot move to itself")
         return self
 
-    def model_post_init(self, context: Any, /) -> None:
-        self._by_name = {s.name: s for s in self.stages}
-        open_names = [s.name for s in self.stages if s.is_open]
-        if self.transitions is None:
-            self._moves = {a: frozenset(b for b in open_names if b != a) for a in open_names}
-        else:
-            self._moves = {a: frozenset(self.transitions.get(a, ())) for a in open_names}
-
     def stage(self, name: str) -> PipelineStage:
-        try:
-            return self._by_name[name]
-        except KeyError:
-            known = ", ".join(self._by_name)
-            raise KeyError(
-                f'pipeline "{self.name}" has no stage "{name}" (stages: {known})'
-            ) from None
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        known = ", ".join(s.name for s in self.stages)
+        raise KeyError(f'pipeline "{self.name}" has no stage "{name}" (stages: {known})')
 
     @property
     def open_stages(self) -> tuple[PipelineStage, ...]:
@@ -192,9 +178,10 @@ class Pipeline(_Frozen):
 
         False when either stage is closed or both are the same; KeyError for unknown stages.
         """
-        self.stage(from_stage)
-        self.stage(to_stage)
-        return to_stage in self._moves.get(from_stage, frozenset())
+        source, target = self.stage(from_stage), self.stage(to_stage)
+        if not (source.is_open and target.is_open) or source is target:
+            return False
+        return self.transitions is None or to_stage in self.transitions.get(from_stage, ())
 
     def probability(self, name: str) -> float:
         return self.stage(name).probability

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
@@ -41,14 +44,30 @@ def event_store_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def ensure_postgres_schema(dsn: str, schema: str) -> None:
+# PostgreSQL refuses concurrent DDL on the same catalog rows ("tuple concurrently
+# updated"), so processes starting together create the schema and tables one at a time.
+_DDL_LOCK_KEY = 0x1EAD_F10E
+
+
+@contextmanager
+def postgres_ddl_lock(dsn: str, schema: str) -> Iterator[None]:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        conn.execute("SELECT pg_advisory_lock(%s)", (_DDL_LOCK_KEY,))
+        try:
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_DDL_LOCK_KEY,))
 
 
 def open_application(settings: Settings, default_actor: str = "leadflow") -> LeadflowApp:
-    if settings.postgres_dsn is not None and settings.postgres_schema != "public":
-        ensure_postgres_schema(settings.postgres_dsn.get_secret_value(), settings.postgres_schema)
+    if settings.postgres_dsn is None:
+        return _construct(settings, default_actor)
+    with postgres_ddl_lock(settings.postgres_dsn.get_secret_value(), settings.postgres_schema):
+        return _construct(settings, default_actor)
+
+
+def _construct(settings: Settings, default_actor: str) -> LeadflowApp:
     return LeadflowApp(
         event_store_env(settings),
         stage_model=load_stage_model(settings.stage_model_file),

@@ -74,6 +74,10 @@ BROKER_DEFAULTS: dict[str, str] = {
     "share.coordinator.state.topic.replication.factor": "1",
     "share.coordinator.state.topic.min.isr": "1",
     "group.initial.rebalance.delay.ms": "0",
+    # After a crash the controller refuses the restarted broker until the old
+    # session expires (default 9 s); a short session makes crash tests quick.
+    "broker.session.timeout.ms": "3000",
+    "broker.heartbeat.interval.ms": "500",
     "log.cleaner.dedupe.buffer.size": "33554432",
     "num.recovery.threads.per.data.dir": "1",
 }
@@ -232,9 +236,7 @@ class Broker:
         self._check_ports_free()
         self._launch(java)
         self._wait_ready(time.monotonic() + self.startup_timeout)
-        log.info(
-            "kafka_started", bootstrap=self.bootstrap, pid=self._pid, seconds=_since(started)
-        )
+        log.info("kafka_started", bootstrap=self.bootstrap, pid=self._pid, seconds=_since(started))
 
     def stop(self, timeout: float = 30.0) -> None:
         """Shut the broker down cleanly (SIGTERM), killing it if it takes longer than timeout."""
@@ -491,6 +493,9 @@ def _run(command: str, broker: Broker) -> int:
         broker.stop()
     elif command == "destroy":
         broker.destroy()
+    elif not (broker.work_dir / STATE_FILE).exists():
+        print(f"absent: no broker in {broker.work_dir}")  # noqa: T201
+        return 3
     else:
         running = broker.is_running()
         state = "running" if running else "stopped"

@@ -44,7 +44,8 @@ STATE_FILE = "server.json"
 CLI_WORK_DIR = RUN_DIR / "postgres"
 SYSTEM_USER = "postgres"
 SUPERUSER = "postgres"
-APP_USER = APP_PASSWORD = APP_DATABASE = "leadflow"
+APP_USER = APP_DATABASE = "leadflow"
+APP_PASSWORD = "leadflow"  # noqa: S105 - throwaway local server, 127.0.0.1 only
 
 # Throwaway server: no fsync, so an OS crash may lose data, but a crashed or killed
 # server keeps every acknowledged commit (synchronous_commit stays on for that:
@@ -330,22 +331,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, help="port for a new work dir (default: free)")
     args = parser.parse_args(argv)
     configure_logging()
-    server = PostgresServer(args.work_dir, port=args.port)
     try:
-        if args.command == "start":
-            server.start()
-            print(server.dsn)  # noqa: T201 - the one line scripts read
-        elif args.command == "stop":
-            server.stop()
-        elif args.command == "destroy":
-            server.destroy()
-        else:
-            running = server.is_running()
-            print(f"{'running' if running else 'stopped'} {server.dsn} {server.work_dir}")  # noqa: T201
-            return 0 if running else 3
+        return _run(args.command, PostgresServer(args.work_dir, port=args.port))
     except ServerStartError as exc:
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201
         return 1
+
+
+def _run(command: str, server: PostgresServer) -> int:
+    if command == "start":
+        server.start()
+        print(server.dsn)  # noqa: T201 - the one line scripts read
+    elif command == "stop":
+        server.stop()
+    elif command == "destroy":
+        server.destroy()
+    elif not (server.work_dir / STATE_FILE).exists():
+        print(f"absent: no server in {server.work_dir}")  # noqa: T201
+        return 3
+    else:
+        running = server.is_running()
+        print(f"{'running' if running else 'stopped'} {server.dsn} {server.work_dir}")  # noqa: T201
+        return 0 if running else 3
     return 0
 
 

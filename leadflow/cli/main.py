@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "leadflow.cli.lead_commands",
     "leadflow.cli.stream",
     "leadflow.cli.reports",
+    "leadflow.cli.audit",
     "leadflow.cli.demo",
 )
 
@@ -63,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"leadflow {args.subcommand}: interrupted", file=sys.stderr)
         return 130
-    except Exception as error:  # noqa: BLE001 - last line of defence: one line, no traceback
+    except Exception as error:  # last line of defence: one line, no traceback
         log.debug("unexpected_error", subcommand=args.subcommand, exc_info=True)
         print(
             f"leadflow {args.subcommand}: unexpected {type(error).__name__}: {_one_line(error)} "

@@ -20,10 +20,9 @@ def test_round_trip_and_rollback(postgres_dsn: str) -> None:
         conn.execute(f"INSERT INTO {table} VALUES (%s, %s)", (2, "rolled back"))
         conn.rollback()
 
-        with pytest.raises(psycopg.errors.UniqueViolation):
-            with conn.transaction():
-                conn.execute(f"INSERT INTO {table} VALUES (%s, %s)", (3, "also rolled back"))
-                conn.execute(f"INSERT INTO {table} VALUES (%s, %s)", (1, "duplicate"))
+        with pytest.raises(psycopg.errors.UniqueViolation), conn.transaction():
+            conn.execute(f"INSERT INTO {table} VALUES (%s, %s)", (3, "also rolled back"))
+            conn.execute(f"INSERT INTO {table} VALUES (%s, %s)", (1, "duplicate"))
 
         rows = conn.execute(f"SELECT id, name FROM {table} ORDER BY id").fetchall()
         assert rows == [(1, "kept")]

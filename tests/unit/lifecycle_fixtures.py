@@ -29,10 +29,10 @@ def at(days: float) -> datetime:
     return T0 + timedelta(days=days)
 
 
-def new_lead(external_id: str = "ada@example.com", attributes: dict[str, object] | None = None
-             ) -> Lead:
-    return Lead.capture(uuid4(), external_id, "web", "spring", attributes or {}, RULES, ctx(),
-                        T0)
+def new_lead(
+    external_id: str = "ada@example.com", attributes: dict[str, object] | None = None
+) -> Lead:
+    return Lead.capture(uuid4(), external_id, "web", "spring", attributes or {}, RULES, ctx(), T0)
 
 
 def lead_in(stage: str) -> Lead:
@@ -60,5 +60,6 @@ def lead_in(stage: str) -> Lead:
 
 
 def new_deal(amount: str = "10000") -> Deal:
-    return Deal.open(uuid4(), "deal-1", PIPELINE, Decimal(amount), "EUR", None, None, "sam",
-                     None, ctx(), T0)
+    return Deal.open(
+        uuid4(), "deal-1", PIPELINE, Decimal(amount), "EUR", None, None, "sam", None, ctx(), T0
+    )

@@ -4,6 +4,7 @@ from uuid import uuid4
 
 import pytest
 
+from domain.aggregate import project_aggregate
 from domain.errors import IllegalTransition
 from domain.events import (
     LeadAccepted,
@@ -139,7 +140,7 @@ def test_fast_track_refuses_backwards_or_closed(stage: str) -> None:
 
 def test_fast_track_refuses_non_lifecycle_target() -> None:
     with pytest.raises(IllegalTransition, match="fast-track goes to one of"):
-        new_lead().fast_track("converted", "because", ctx(), at(1))  # type: ignore[arg-type]
+        new_lead().fast_track("converted", "because", ctx(), at(1))
 
 
 def test_convert_requires_sql_unless_fast_tracked() -> None:
@@ -196,8 +197,6 @@ def test_scoring_is_deterministic_on_replay() -> None:
     lead.record_engagement("a", "email_click", {}, None, None, RULES, ctx(), at(3))
     lead.record_engagement("b", "page_view", {}, None, None, RULES, ctx(), at(1))
     events = lead.collect_events()
-    from domain.aggregate import project_aggregate
-
     replayed = project_aggregate(None, events)
     assert replayed is not None
     assert replayed.model_dump() == lead.model_dump()
