@@ -72,7 +72,7 @@ class FitRule(_Frozen):
     """One ICP rule: `points` when `attribute` matches.
 
     Ops: `in` (equals one of `values`, case-insensitive), `contains_any` (contains one of
-    `values` as a case-insensitive substring), `gte` / `lte` (number vs `value`), `between`
+    `values` as a whole word or phrase, case-insensitive), `gte` / `lte` (number vs `value`), `between`
     (`min` <= number <= `max`). List-valued attributes match when any element matches.
     """
 
@@ -105,7 +105,8 @@ class FitRule(_Frozen):
         if self.op in ("in", "contains_any"):
             needles = tuple(v.strip().lower() for v in self.values or ())
             if self.op == "contains_any":
-                return lambda raw: any(n in text for text in _texts(raw) for n in needles)
+                words = re.compile(r"\b(?:" + "|".join(map(re.escape, needles)) + r")\b")
+                return lambda raw: any(words.search(text) for text in _texts(raw))
             needle_set = frozenset(needles)
             return lambda raw: any(text in needle_set for text in _texts(raw))
         low, high = {

@@ -122,11 +122,12 @@ def test_op_in_is_case_insensitive_and_accepts_lists() -> None:
     assert fit_score(rules, {"x": "software house"})[0] == 0
 
 
-def test_op_contains_any_matches_substrings() -> None:
-    rules = rules_with(rule(op="contains_any", values=["vp", "Director", "chief"]))
-    for title in ("SVP Sales", "Marketing director", "CHIEF of staff"):
+def test_op_contains_any_matches_whole_words() -> None:
+    rules = rules_with(rule(op="contains_any", values=["vp", "Director", "chief", "cto"]))
+    for title in ("VP Sales", "Marketing director", "CHIEF of staff", "Co-CTO"):
         assert fit_score(rules, {"x": title})[0] == 10, title
-    assert fit_score(rules, {"x": "Software Engineer"})[0] == 0
+    for title in ("Software Engineer", "Contractor", "Directorate clerk"):
+        assert fit_score(rules, {"x": title})[0] == 0, title
 
 
 def test_op_gte_and_lte_coerce_numbers_leniently() -> None:
