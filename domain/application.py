@@ -11,7 +11,7 @@ retried against fresh state.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Literal, TypeVar, cast
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
@@ -93,24 +93,24 @@ class LeadflowApp(Application[UUID]):
                 Deal: snapshot_interval,
             }
         super().__init__(env)
-        self._handlers: dict[type[c.Command], Callable[[Any], Outcome]] = {
-            c.CaptureLead: self.capture_lead,
-            c.RecordEngagement: self.record_engagement,
-            c.LogContact: self.log_contact,
-            c.MarkMql: self.mark_mql,
-            c.AcceptLead: self.accept_lead,
-            c.ReopenLead: self.reopen_lead,
-            c.RejectLead: self.reject_lead,
-            c.RecycleLead: self.recycle_lead,
-            c.DisqualifyLead: self.disqualify_lead,
-            c.QualifyLead: self.qualify_lead,
-            c.FastTrack: self.fast_track,
-            c.OpenDeal: self.open_deal,
-            c.MoveDeal: self.move_deal,
-            c.WinDeal: self.win_deal,
-            c.LoseDeal: self.lose_deal,
-            c.ReopenDeal: self.reopen_deal,
-            c.UpdateDeal: self.update_deal,
+        self._handlers: dict[type[c.Command], Callable[[Any, _Batch], Ids]] = {
+            c.CaptureLead: self._capture_lead,
+            c.RecordEngagement: self._record_engagement,
+            c.LogContact: self._log_contact,
+            c.MarkMql: self._mark_mql,
+            c.AcceptLead: self._accept_lead,
+            c.ReopenLead: self._reopen_lead,
+            c.RejectLead: self._reject_lead,
+            c.RecycleLead: self._recycle_lead,
+            c.DisqualifyLead: self._disqualify_lead,
+            c.QualifyLead: self._qualify_lead,
+            c.FastTrack: self._fast_track,
+            c.OpenDeal: self._open_deal,
+            c.MoveDeal: self._move_deal,
+            c.WinDeal: self._win_deal,
+            c.LoseDeal: self._lose_deal,
+            c.ReopenDeal: self._reopen_deal,
+            c.UpdateDeal: self._update_deal,
         }
 
     def construct_transcoder(self) -> Transcoder:
@@ -124,39 +124,126 @@ class LeadflowApp(Application[UUID]):
     # --- dispatch ---------------------------------------------------------------------
 
     def handle(self, command: c.Command) -> Outcome:
-        return self._handlers[type(command)](command)
+        """Apply one command; a refusal raises its DomainError and stores nothing."""
+        result = self.handle_many([command])[0]
+        if isinstance(result, DomainError):
+            raise result
+        return result
 
-    # --- lead commands ----------------------------------------------------------------
+    def handle_many(self, commands: Sequence[c.Command]) -> list[Outcome | DomainError]:
+        """Apply commands in order and store all their events in ONE transaction.
+
+        Each command sees the effects of the ones before it. A refused command yields its
+        DomainError in the result list and changes nothing; the others still apply. If a
+        concurrent writer touched the same aggregates, the batch is recomputed on fresh
+        state (and, after repeated conflicts, split into single commands).
+        """
+        for number in range(1, self.MAX_ATTEMPTS + 1):
+            batch = _Batch(self)
+            results = [self._apply(command, batch) for command in commands]
+            try:
+                batch.commit()
+            except IntegrityError:
+                log.debug("concurrency_conflict_retry", attempt=number, commands=len(commands))
+                if len(commands) > 1 and number >= 2:
+                    return [r for command in commands for r in self.handle_many([command])]
+                continue
+            return results
+        msg = f"gave up after {self.MAX_ATTEMPTS} concurrent-update conflicts"
+        raise ConcurrencyConflict(msg)
+
+    def _apply(self, command: c.Command, batch: _Batch) -> Outcome | DomainError:
+        batch.start_command()
+        try:
+            ids = self._handlers[type(command)](command, batch)
+        except DomainError as refused:
+            if batch.events_added():  # pragma: no cover - guards the refuse-first invariant
+                msg = f"{type(command).__name__} changed state before refusing: {refused}"
+                raise RuntimeError(msg) from refused
+            return refused
+        added = batch.events_added()
+        return Outcome(status="applied" if added else "duplicate", aggregate_ids=ids, events=added)
+
+    # --- per-command methods ----------------------------------------------------------
 
     def capture_lead(self, cmd: c.CaptureLead) -> Outcome:
-        ctx = self._context(cmd)
-        lead_id = lead_id_for(cmd.lead)
-
-        def attempt() -> Outcome:
-            try:
-                lead = self._load(Lead, lead_id, cmd.lead)
-            except UnknownAggregate:
-                lead = Lead.capture(
-                    lead_id,
-                    normalise_ref(cmd.lead),
-                    cmd.source,
-                    cmd.campaign,
-                    cmd.attributes,
-                    self.scoring_rules,
-                    ctx,
-                    cmd.occurred_at,
-                )
-                return self._save(lead)
-            if ctx.causation_id in lead.causations:
-                return Outcome(status="duplicate", aggregate_ids=(lead.id,))
-            lead.update_attributes(cmd.attributes, self.scoring_rules, ctx, cmd.occurred_at)
-            return self._save(lead)
-
-        return self._retrying(attempt)
+        return self.handle(cmd)
 
     def record_engagement(self, cmd: c.RecordEngagement) -> Outcome:
+        return self.handle(cmd)
+
+    def log_contact(self, cmd: c.LogContact) -> Outcome:
+        return self.handle(cmd)
+
+    def mark_mql(self, cmd: c.MarkMql) -> Outcome:
+        return self.handle(cmd)
+
+    def accept_lead(self, cmd: c.AcceptLead) -> Outcome:
+        return self.handle(cmd)
+
+    def reject_lead(self, cmd: c.RejectLead) -> Outcome:
+        return self.handle(cmd)
+
+    def recycle_lead(self, cmd: c.RecycleLead) -> Outcome:
+        return self.handle(cmd)
+
+    def disqualify_lead(self, cmd: c.DisqualifyLead) -> Outcome:
+        return self.handle(cmd)
+
+    def reopen_lead(self, cmd: c.ReopenLead) -> Outcome:
+        return self.handle(cmd)
+
+    def qualify_lead(self, cmd: c.QualifyLead) -> Outcome:
+        return self.handle(cmd)
+
+    def fast_track(self, cmd: c.FastTrack) -> Outcome:
+        return self.handle(cmd)
+
+    def open_deal(self, cmd: c.OpenDeal) -> Outcome:
+        return self.handle(cmd)
+
+    def move_deal(self, cmd: c.MoveDeal) -> Outcome:
+        return self.handle(cmd)
+
+    def win_deal(self, cmd: c.WinDeal) -> Outcome:
+        return self.handle(cmd)
+
+    def lose_deal(self, cmd: c.LoseDeal) -> Outcome:
+        return self.handle(cmd)
+
+    def reopen_deal(self, cmd: c.ReopenDeal) -> Outcome:
+        return self.handle(cmd)
+
+    def update_deal(self, cmd: c.UpdateDeal) -> Outcome:
+        return self.handle(cmd)
+
+    # --- command handlers: decide on the batch's aggregates, return the ids touched ----
+
+    def _capture_lead(self, cmd: c.CaptureLead, batch: _Batch) -> Ids:
+        ctx = self._context(cmd)
+        lead_id = lead_id_for(cmd.lead)
+        if not batch.exists(lead_id):
+            lead = Lead.capture(
+                lead_id,
+                normalise_ref(cmd.lead),
+                cmd.source,
+                cmd.campaign,
+                cmd.attributes,
+                self.scoring_rules,
+                ctx,
+                cmd.occurred_at,
+            )
+            batch.add(lead)
+            return (lead_id,)
+        lead = batch.load(Lead, lead_id, cmd.lead)
+        if ctx.causation_id not in lead.causations:
+            lead.update_attributes(cmd.attributes, self.scoring_rules, ctx, cmd.occurred_at)
+        return (lead_id,)
+
+    def _record_engagement(self, cmd: c.RecordEngagement, batch: _Batch) -> Ids:
         return self._on_lead(
             cmd,
+            batch,
             lambda lead, ctx: lead.record_engagement(
                 cmd.event_id,
                 cmd.kind,
@@ -169,107 +256,124 @@ class LeadflowApp(Application[UUID]):
             ),
         )
 
-    def log_contact(self, cmd: c.LogContact) -> Outcome:
+    def _log_contact(self, cmd: c.LogContact, batch: _Batch) -> Ids:
         return self._on_lead(
-            cmd, lambda lead, ctx: lead.log_contact(cmd.channel, cmd.outcome, ctx, cmd.occurred_at)
+            cmd,
+            batch,
+            lambda lead, ctx: lead.log_contact(cmd.channel, cmd.outcome, ctx, cmd.occurred_at),
         )
 
-    def mark_mql(self, cmd: c.MarkMql) -> Outcome:
-        return self._on_lead(cmd, lambda lead, ctx: lead.mark_mql(cmd.reason, ctx, cmd.occurred_at))
-
-    def accept_lead(self, cmd: c.AcceptLead) -> Outcome:
+    def _mark_mql(self, cmd: c.MarkMql, batch: _Batch) -> Ids:
         return self._on_lead(
-            cmd, lambda lead, ctx: lead.accept(cmd.owner, cmd.reason, ctx, cmd.occurred_at)
+            cmd, batch, lambda lead, ctx: lead.mark_mql(cmd.reason, ctx, cmd.occurred_at)
         )
 
-    def reject_lead(self, cmd: c.RejectLead) -> Outcome:
-        return self._on_lead(cmd, lambda lead, ctx: lead.reject(cmd.reason, ctx, cmd.occurred_at))
-
-    def recycle_lead(self, cmd: c.RecycleLead) -> Outcome:
-        return self._on_lead(cmd, lambda lead, ctx: lead.recycle(cmd.reason, ctx, cmd.occurred_at))
-
-    def disqualify_lead(self, cmd: c.DisqualifyLead) -> Outcome:
+    def _accept_lead(self, cmd: c.AcceptLead, batch: _Batch) -> Ids:
         return self._on_lead(
-            cmd, lambda lead, ctx: lead.disqualify(cmd.reason, ctx, cmd.occurred_at)
+            cmd, batch, lambda lead, ctx: lead.accept(cmd.owner, cmd.reason, ctx, cmd.occurred_at)
         )
 
-    def reopen_lead(self, cmd: c.ReopenLead) -> Outcome:
-        return self._on_lead(cmd, lambda lead, ctx: lead.reopen(cmd.reason, ctx, cmd.occurred_at))
-
-    def qualify_lead(self, cmd: c.QualifyLead) -> Outcome:
-        return self._on_lead(cmd, lambda lead, ctx: lead.qualify(cmd.bant, ctx, cmd.occurred_at))
-
-    def fast_track(self, cmd: c.FastTrack) -> Outcome:
+    def _reject_lead(self, cmd: c.RejectLead, batch: _Batch) -> Ids:
         return self._on_lead(
-            cmd, lambda lead, ctx: lead.fast_track(cmd.to_stage, cmd.reason, ctx, cmd.occurred_at)
+            cmd, batch, lambda lead, ctx: lead.reject(cmd.reason, ctx, cmd.occurred_at)
         )
 
-    # --- deal commands ----------------------------------------------------------------
+    def _recycle_lead(self, cmd: c.RecycleLead, batch: _Batch) -> Ids:
+        return self._on_lead(
+            cmd, batch, lambda lead, ctx: lead.recycle(cmd.reason, ctx, cmd.occurred_at)
+        )
 
-    def open_deal(self, cmd: c.OpenDeal) -> Outcome:
+    def _disqualify_lead(self, cmd: c.DisqualifyLead, batch: _Batch) -> Ids:
+        return self._on_lead(
+            cmd, batch, lambda lead, ctx: lead.disqualify(cmd.reason, ctx, cmd.occurred_at)
+        )
+
+    def _reopen_lead(self, cmd: c.ReopenLead, batch: _Batch) -> Ids:
+        return self._on_lead(
+            cmd, batch, lambda lead, ctx: lead.reopen(cmd.reason, ctx, cmd.occurred_at)
+        )
+
+    def _qualify_lead(self, cmd: c.QualifyLead, batch: _Batch) -> Ids:
+        return self._on_lead(
+            cmd, batch, lambda lead, ctx: lead.qualify(cmd.bant, ctx, cmd.occurred_at)
+        )
+
+    def _fast_track(self, cmd: c.FastTrack, batch: _Batch) -> Ids:
+        return self._on_lead(
+            cmd,
+            batch,
+            lambda lead, ctx: lead.fast_track(cmd.to_stage, cmd.reason, ctx, cmd.occurred_at),
+        )
+
+    def _open_deal(self, cmd: c.OpenDeal, batch: _Batch) -> Ids:
         ctx = self._context(cmd)
         deal_id = deal_id_for(cmd.deal)
         pipeline = self._pipeline(cmd.pipeline)
+        if batch.exists(deal_id):
+            existing = batch.load(Deal, deal_id, cmd.deal)
+            if ctx.causation_id in existing.causations:
+                return (deal_id,)
+            raise AlreadyExists("deal", cmd.deal, f"opened as {existing.id}")
+        lead = (
+            batch.load(Lead, self._resolve(cmd.lead, lead_id_for, batch), cmd.lead)
+            if (cmd.lead)
+            else None
+        )
+        if lead is not None:
+            lead.convert(deal_id, normalise_ref(cmd.deal), cmd.fast_track, ctx, cmd.occurred_at)
+        deal = Deal.open(
+            deal_id,
+            normalise_ref(cmd.deal),
+            pipeline,
+            cmd.amount,
+            cmd.currency,
+            lead.id if lead else None,
+            lead.external_id if lead else None,
+            cmd.owner or (lead.owner if lead else None),
+            cmd.expected_close_date,
+            ctx,
+            cmd.occurred_at,
+        )
+        batch.add(deal)
+        return (lead.id, deal_id) if lead else (deal_id,)
 
-        def attempt() -> Outcome:
-            if self.exists(deal_id):
-                existing = self._load(Deal, deal_id, cmd.deal)
-                if ctx.causation_id in existing.causations:
-                    return Outcome(status="duplicate", aggregate_ids=(deal_id,))
-                raise AlreadyExists("deal", cmd.deal, f"opened as {existing.id}")
-            lead = self._load(Lead, self.resolve_lead(cmd.lead), cmd.lead) if cmd.lead else None
-            if lead is not None:
-                lead.convert(deal_id, normalise_ref(cmd.deal), cmd.fast_track, ctx, cmd.occurred_at)
-            deal = Deal.open(
-                deal_id,
-                normalise_ref(cmd.deal),
-                pipeline,
-                cmd.amount,
-                cmd.currency,
-                lead.id if lead else None,
-                lead.external_id if lead else None,
-                cmd.owner or (lead.owner if lead else None),
-                cmd.expected_close_date,
-                ctx,
-                cmd.occurred_at,
-            )
-            return self._save(*(a for a in (lead, deal) if a is not None))
-
-        return self._retrying(attempt)
-
-    def move_deal(self, cmd: c.MoveDeal) -> Outcome:
+    def _move_deal(self, cmd: c.MoveDeal, batch: _Batch) -> Ids:
         return self._on_deal(
             cmd,
+            batch,
             lambda deal, ctx: deal.move(
                 cmd.stage, self._pipeline(deal.pipeline), ctx, cmd.occurred_at
             ),
         )
 
-    def win_deal(self, cmd: c.WinDeal) -> Outcome:
+    def _win_deal(self, cmd: c.WinDeal, batch: _Batch) -> Ids:
         return self._on_deal(
             cmd,
+            batch,
             lambda deal, ctx: deal.win(
                 cmd.amount, self._pipeline(deal.pipeline), ctx, cmd.occurred_at
             ),
         )
 
-    def lose_deal(self, cmd: c.LoseDeal) -> Outcome:
+    def _lose_deal(self, cmd: c.LoseDeal, batch: _Batch) -> Ids:
         return self._on_deal(
             cmd,
+            batch,
             lambda deal, ctx: deal.lose(
                 cmd.reason, cmd.competitor, self._pipeline(deal.pipeline), ctx, cmd.occurred_at
             ),
         )
 
-    def reopen_deal(self, cmd: c.ReopenDeal) -> Outcome:
+    def _reopen_deal(self, cmd: c.ReopenDeal, batch: _Batch) -> Ids:
         return self._on_deal(
             cmd,
+            batch,
             lambda deal, ctx: deal.reopen(
                 cmd.stage, cmd.reason, self._pipeline(deal.pipeline), ctx, cmd.occurred_at
             ),
         )
 
-    def update_deal(self, cmd: c.UpdateDeal) -> Outcome:
+    def _update_deal(self, cmd: c.UpdateDeal, batch: _Batch) -> Ids:
         def change(deal: Deal, ctx: EventContext) -> None:
             if cmd.amount is not None or cmd.currency is not None:
                 deal.change_amount(
@@ -281,7 +385,7 @@ class LeadflowApp(Application[UUID]):
             if "expected_close_date" in cmd.model_fields_set:
                 deal.change_close_date(cmd.expected_close_date, ctx, cmd.occurred_at)
 
-        return self._on_deal(cmd, change)
+        return self._on_deal(cmd, batch, change)
 
     # --- queries ----------------------------------------------------------------------
 
@@ -319,12 +423,15 @@ class LeadflowApp(Application[UUID]):
 
     # --- plumbing ---------------------------------------------------------------------
 
-    def _resolve(self, ref: str, id_for: Callable[[str], UUID]) -> UUID:
+    def _resolve(
+        self, ref: str, id_for: Callable[[str], UUID], batch: _Batch | None = None
+    ) -> UUID:
         try:
             own_id = UUID(ref)
         except ValueError:
             return id_for(ref)
-        return own_id if self.exists(own_id) else id_for(ref)
+        known = batch.exists(own_id) if batch else self.exists(own_id)
+        return own_id if known else id_for(ref)
 
     def _pipeline(self, name: str | None) -> Pipeline:
         try:
@@ -354,19 +461,17 @@ class LeadflowApp(Application[UUID]):
             raise UnknownAggregate(kind.KIND, ref)
         return aggregate
 
-    def _save(self, *aggregates: Aggregate) -> Outcome:
-        events = sum(len(a.pending_events) for a in aggregates)
-        ids = tuple(a.id for a in aggregates)
-        if not events:
-            return Outcome(status="duplicate", aggregate_ids=ids)
-        self.save(*aggregates)
-        return Outcome(status="applied", aggregate_ids=ids, events=events)
+    def _on_lead(
+        self, cmd: c.LeadCommand, batch: _Batch, action: Callable[[Lead, EventContext], Any]
+    ) -> Ids:
+        lead_id = self._resolve(cmd.lead, lead_id_for, batch)
+        return self._on_aggregate(Lead, lead_id, cmd.lead, cmd, batch, action)
 
-    def _on_lead(self, cmd: c.LeadCommand, action: Callable[[Lead, EventContext], Any]) -> Outcome:
-        return self._on_aggregate(Lead, self.resolve_lead(cmd.lead), cmd.lead, cmd, action)
-
-    def _on_deal(self, cmd: c.DealCommand, action: Callable[[Deal, EventContext], Any]) -> Outcome:
-        return self._on_aggregate(Deal, self.resolve_deal(cmd.deal), cmd.deal, cmd, action)
+    def _on_deal(
+        self, cmd: c.DealCommand, batch: _Batch, action: Callable[[Deal, EventContext], Any]
+    ) -> Ids:
+        deal_id = self._resolve(cmd.deal, deal_id_for, batch)
+        return self._on_aggregate(Deal, deal_id, cmd.deal, cmd, batch, action)
 
     def _on_aggregate(
         self,
@@ -374,24 +479,51 @@ class LeadflowApp(Application[UUID]):
         aggregate_id: UUID,
         ref: str,
         cmd: c.Command,
+        batch: _Batch,
         action: Callable[[A, EventContext], Any],
-    ) -> Outcome:
+    ) -> Ids:
         ctx = self._context(cmd)
-
-        def attempt() -> Outcome:
-            aggregate = self._load(kind, aggregate_id, ref)
-            if ctx.causation_id in aggregate.causations:
-                return Outcome(status="duplicate", aggregate_ids=(aggregate.id,))
+        aggregate = batch.load(kind, aggregate_id, ref)
+        if ctx.causation_id not in aggregate.causations:
             action(aggregate, ctx)
-            return self._save(aggregate)
+        return (aggregate_id,)
 
-        return self._retrying(attempt)
 
-    def _retrying(self, attempt: Callable[[], Outcome]) -> Outcome:
-        for number in range(1, self.MAX_ATTEMPTS + 1):
-            try:
-                return attempt()
-            except IntegrityError:
-                log.debug("concurrency_conflict_retry", attempt=number)
-        msg = f"gave up after {self.MAX_ATTEMPTS} concurrent-update conflicts"
-        raise ConcurrencyConflict(msg)
+Ids = tuple[UUID, ...]
+
+
+class _Batch:
+    """The aggregates a batch of commands works on, saved together in one transaction."""
+
+    def __init__(self, app: LeadflowApp) -> None:
+        self.app = app
+        self.aggregates: dict[UUID, Aggregate] = {}
+        self._touched: dict[UUID, int] = {}  # pending events per aggregate when first touched
+
+    def start_command(self) -> None:
+        self._touched = {}
+
+    def events_added(self) -> int:
+        """Events the current command added to the aggregates it touched."""
+        return sum(len(self.aggregates[i].pending_events) - n for i, n in self._touched.items())
+
+    def exists(self, aggregate_id: UUID) -> bool:
+        return aggregate_id in self.aggregates or self.app.exists(aggregate_id)
+
+    def load(self, kind: type[A], aggregate_id: UUID, ref: str) -> A:
+        aggregate = self.aggregates.get(aggregate_id)
+        if aggregate is None:
+            aggregate = self.aggregates[aggregate_id] = self.app._load(kind, aggregate_id, ref)
+        if not isinstance(aggregate, kind):
+            raise UnknownAggregate(kind.KIND, ref)
+        self._touched.setdefault(aggregate_id, len(aggregate.pending_events))
+        return aggregate
+
+    def add(self, aggregate: Aggregate) -> None:
+        self.aggregates[aggregate.id] = aggregate
+        self._touched.setdefault(aggregate.id, 0)
+
+    def commit(self) -> None:
+        dirty = [a for a in self.aggregates.values() if a.pending_events]
+        if dirty:
+            self.app.save(*dirty)

@@ -72,8 +72,9 @@ class FitRule(_Frozen):
     """One ICP rule: `points` when `attribute` matches.
 
     Ops: `in` (equals one of `values`, case-insensitive), `contains_any` (contains one of
-    `values` as a whole word or phrase, case-insensitive), `gte` / `lte` (number vs `value`), `between`
-    (`min` <= number <= `max`). List-valued attributes match when any element matches.
+    `values` as a whole word or phrase, case-insensitive), `gte` / `lte` (number vs
+    `value`), `between` (`min` <= number <= `max`). List-valued attributes match when any
+    element matches.
     """
 
     attribute: str = Field(min_length=1)

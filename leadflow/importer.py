@@ -96,7 +96,7 @@ def import_commands(
     started = time.monotonic()
     for number, raw in enumerate(lines, start=1):
         try:
-            text = raw if isinstance(raw, str) else _decode(raw, first=number == 1)
+            text = (raw if isinstance(raw, str) else _decode(raw, first=number == 1)).rstrip("\r\n")
             if not text.strip():
                 continue
             command = parse_line(text)
@@ -119,7 +119,7 @@ def import_commands(
         if progress is not None:
             report.seconds = time.monotonic() - started
             progress(report)
-    report.seconds = time.monotonic() - started
+    report.seconds = round(time.monotonic() - started, 3)
     log.info(
         "import_finished",
         source=source,
@@ -128,7 +128,7 @@ def import_commands(
         rejected=report.rejected,
         total=report.total,
         stopped_at=report.stopped_at,
-        seconds=round(report.seconds, 3),
+        seconds=report.seconds,
         lines_per_second=round(report.lines_per_second, 1),
     )
     return report
@@ -145,7 +145,7 @@ def _decode(raw: bytes, *, first: bool) -> str:
         return raw.decode("utf-8-sig" if first else "utf-8")
     except UnicodeDecodeError as error:
         bad = error.object[error.start]
-        msg = f"not UTF-8: {error.reason}: byte 0x{bad:02x} at column {error.start + 1}"
+        msg = f"not UTF-8: {error.reason}: byte 0x{bad:02x} at byte {error.start + 1}"
         raise LineRejected(msg) from None
 
 

@@ -140,8 +140,11 @@ def _fetch_jars(digest: str) -> None:
             + "\n".join(output)
         )
     (staging / JARS_STAMP).write_text(digest + "\n", encoding="utf-8")
-    shutil.rmtree(LIBS, ignore_errors=True)
-    staging.rename(LIBS)
+    retired = RUN_DIR / f"kafka-libs.old-{os.getpid()}"
+    if LIBS.exists():  # swap quickly: running brokers may still load jars from here
+        shutil.move(LIBS, retired)
+    shutil.move(staging, LIBS)
+    shutil.rmtree(retired, ignore_errors=True)
     log.info("kafka_jars_ready", jars=len(list(LIBS.glob("*.jar"))), seconds=_since(started))
 
 

@@ -21,9 +21,10 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from domain import commands as c
-from domain.aggregate import Aggregate, project_aggregate
 from domain.application import LeadflowApp, Outcome
 from domain.deal import Deal
+from domain.errors import UnknownAggregate
+from domain.events import Bant
 from domain.lead import FAST_TRACK_TARGETS, Lead
 from domain.scoring import ENGAGEMENT_KINDS
 from leadflow.cli.errors import CliError
@@ -151,7 +152,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "qualify-lead",
         c.QualifyLead,
         "qualify an SAL as SQL with its BANT answers",
-        tuple(Option(f"--{part}", f"bant.{part}", required=True) for part in c.BANT_PARTS),
+        tuple(Option(f"--{part}", f"bant.{part}", required=True) for part in Bant.model_fields),
     ),
     Subcommand(
         "fast-track",
@@ -279,23 +280,22 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def describe_outcome(app: LeadflowApp, outcome: Outcome) -> str:
     """``applied: lead x now in stage mql (version 4)``; one clause per changed aggregate."""
-    states = "; ".join(_state_clause(_aggregate(app, i)) for i in outcome.aggregate_ids)
-    if outcome.status == "applied":
-        return f"applied: {states.replace(' is in ', ' now in ')}"
-    return f"duplicate: nothing changed ({states})" if states else "duplicate: nothing changed"
-
-
-def _aggregate(app: LeadflowApp, aggregate_id: UUID) -> Aggregate:
-    aggregate: Aggregate = app.repository.get(aggregate_id, projector_func=project_aggregate)
-    return aggregate
-
-
-def _state_clause(aggregate: Aggregate) -> str:
-    stage = getattr(aggregate, "stage", "?")
-    return (
-        f"{aggregate.KIND} {aggregate.external_id} is in stage {stage} "
-        f"(version {aggregate.version})"
+    applied = outcome.status == "applied"
+    states = "; ".join(
+        f"{a.KIND} {a.external_id} {'now' if applied else 'is'} in stage {a.stage} "
+        f"(version {a.version})"
+        for a in (_aggregate(app, i) for i in outcome.aggregate_ids)
     )
+    if applied:
+        return f"applied: {states}"
+    return f"duplicate: nothing changed; {states}" if states else "duplicate: nothing changed"
+
+
+def _aggregate(app: LeadflowApp, aggregate_id: UUID) -> Lead | Deal:
+    try:
+        return app.get_lead(str(aggregate_id))
+    except UnknownAggregate:
+        return app.get_deal(str(aggregate_id))
 
 
 @contextmanager
@@ -356,16 +356,16 @@ def lead_rows(lead: Lead) -> list[tuple[str, str]]:
 
 def deal_rows(deal: Deal, app: LeadflowApp) -> list[tuple[str, str]]:
     try:
-        probability = f", {app.stage_model.pipeline(deal.pipeline).probability(deal.stage):.0%}"
+        probability = f" ({app.stage_model.pipeline(deal.pipeline).probability(deal.stage):.0%})"
     except KeyError:  # the stage model no longer has this stage
         probability = ""
-    outcome = deal.status
+    status: str = deal.status
     if deal.status == "lost":
-        outcome += f": {deal.lost_reason}" + (f" (to {deal.competitor})" if deal.competitor else "")
+        status += f": {deal.lost_reason}" + (f" (to {deal.competitor})" if deal.competitor else "")
     lead = f"{deal.lead_external_id} ({deal.lead_id})" if deal.lead_id else "-"
     return [
         ("stage", f"{deal.stage}{probability} since {_when(deal.entered_stage_at)}"),
-        ("status", outcome),
+        ("status", status),
         ("amount", f"{deal.amount:,.2f} {deal.currency}"),
         ("pipeline", deal.pipeline),
         ("owner", deal.owner or "-"),
@@ -420,5 +420,5 @@ def print_report(report: ImportReport, *, as_json: bool) -> None:
     if report.stopped_at is not None:
         print(
             f"stopped at line {report.stopped_at} (--strict): "
-            f"{report.applied} lines applied before it ({report.duplicate} duplicate)"
+            f"{report.applied} lines applied and {report.duplicate} duplicate before it"
         )

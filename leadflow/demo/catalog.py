@@ -5,6 +5,7 @@ Companies live under the reserved ``.example`` domain, so no generated address i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from domain.events import Bant
@@ -212,10 +213,8 @@ BANT_OPTIONS = (
 )
 
 
-def bant(choice: tuple[int, int, int, int]) -> Bant:
-    budget, authority, need, timeline = (
-        options[i % len(options)] for options, i in zip(BANT_OPTIONS, choice, strict=True)
-    )
+def bant(answers: Sequence[str]) -> Bant:
+    budget, authority, need, timeline = answers
     return Bant(budget=budget, authority=authority, need=need, timeline=timeline)
 
 

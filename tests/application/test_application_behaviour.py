@@ -330,3 +330,33 @@ def test_encryption_and_compression_at_rest(store_settings: Any) -> None:
         assert app.verify_chain(lead.id).ok
     finally:
         app.close()
+
+
+def test_handle_many_applies_in_order_in_one_transaction(app: LeadflowApp) -> None:
+    lines = [
+        {
+            "command": "capture_lead",
+            "lead": "hy@example.com",
+            "source": "web",
+            "occurred_at": at(0),
+        },
+        {"command": "mark_mql", "lead": "hy@example.com", "occurred_at": at(1), "command_id": "m1"},
+        {"command": "qualify_lead", "lead": "hy@example.com", "bant": BANT, "occurred_at": at(2)},
+        {"command": "accept_lead", "lead": "hy@example.com", "occurred_at": at(3)},
+        {"command": "mark_mql", "lead": "hy@example.com", "occurred_at": at(1), "command_id": "m1"},
+        {"command": "win_deal", "deal": "nowhere", "occurred_at": at(4)},
+    ]
+    before = app.recorder.max_notification_id() or 0
+    results = app.handle_many([c.COMMAND_ADAPTER.validate_python(line) for line in lines])
+    kinds = [r.status if not isinstance(r, DomainError) else type(r).__name__ for r in results]
+    assert kinds == [
+        "applied",
+        "applied",
+        "IllegalTransition",
+        "applied",
+        "duplicate",
+        "UnknownAggregate",
+    ]
+    lead = app.get_lead("hy@example.com")
+    assert lead.stage == "sal"
+    assert (app.recorder.max_notification_id() or 0) - before == lead.version

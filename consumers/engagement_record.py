@@ -1,0 +1,287 @@
+"""``leadflow.engagement.v1``: one engagement per record, as marketing automation sends it.
+
+The record is one JSON object (UTF-8, at most ``max_record_bytes``)::
+
+    {"event_id": "mautic-8812", "email": "ada@example.com", "kind": "form_submit",
+     "occurred_at": "2026-03-01T10:00:00Z", "source": "mautic", "campaign": "spring",
+     "attributes": {"company": "Acme", "industry": "software", "employees": 120},
+     "properties": {"form": "demo"}}
+
+``event_id`` is the idempotency key. ``lead`` (the caller's external id) or ``email``
+names the lead; with both, ``lead`` is the id and ``email`` is kept as an attribute.
+``parse_engagement`` is the single validation path for Kafka and ``leadflow engage``: it
+returns the record or raises ``InvalidEngagement`` saying what is wrong, where and why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from domain.commands import CaptureLead, RecordEngagement
+
+EngagementKind = Literal[
+    "page_view",
+    "pricing_page_view",
+    "email_open",
+    "email_click",
+    "form_submit",
+    "content_download",
+    "webinar_attended",
+    "demo_request",
+    "unsubscribe",
+]
+DEFAULT_SOURCE = "engagement"
+MAX_COMMAND_ID = 200
+
+Problem = Literal[
+    "empty",
+    "oversized",
+    "not_utf8",
+    "not_json",
+    "not_object",
+    "invalid_fields",
+    "too_far_in_future",
+    "refused",
+]
+
+
+class InvalidEngagement(ValueError):
+    """A record leadflow cannot take: ``problem`` is its kind, ``reason`` the full story."""
+
+    def __init__(self, problem: Problem, reason: str) -> None:
+        self.problem = problem
+        self.reason = reason
+        super().__init__(reason)
+
+
+def _iso_text(value: object) -> object:
+    if not isinstance(value, str):
+        msg = "must be an ISO 8601 timestamp as text"
+        raise ValueError(msg)  # noqa: TRY004 - pydantic reports ValueError as a field error
+    return value
+
+
+def _assume_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+IsoTimestamp = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_assume_utc)]
+Text = Annotated[StrictStr, Field(min_length=1, max_length=2000)]
+Number = StrictInt | StrictFloat
+
+
+class Firmographics(BaseModel):
+    """What the source knows about the lead's company and role; other keys are kept too."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    company: Text | None = None
+    industry: Text | None = None
+    employees: Number | Text | None = Field(
+        default=None, description='a number, or text such as "1,200", "10k" or "51-200"'
+    )
+    revenue: Number | Text | None = Field(
+        default=None, description='yearly revenue: a number, or text such as "$5M"'
+    )
+    title: Text | None = None
+    country: Text | None = Field(default=None, description="ISO 3166-1 alpha-2 code")
+
+
+class EngagementRecordV1(BaseModel):
+    """One engagement (schema version 1) on topic leadflow.engagement.v1."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", title="leadflow.engagement.v1")
+
+    schema_version: Literal[1] = 1
+    event_id: Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=r"\S")] = Field(
+        description="unique per engagement: the idempotency key"
+    )
+    email: Annotated[StrictStr, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    lead: Annotated[StrictStr, Field(min_length=1, max_length=320, pattern=r"\S")] | None = Field(
+        default=None, description="the caller's external id of the lead; else email is used"
+    )
+    kind: EngagementKind
+    occurred_at: IsoTimestamp = Field(description="ISO 8601; without an offset it is UTC")
+    source: Text | None = None
+    campaign: Text | None = None
+    attributes: Firmographics = Field(default_factory=Firmographics)
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _not_far_in_future(cls, value: datetime, info: ValidationInfo) -> datetime:
+        context = info.context or {}
+        now, limit = context.get("now"), context.get("max_future")
+        if isinstance(now, datetime) and isinstance(limit, timedelta) and value - now > limit:
+            raise PydanticCustomError(
+                "too_far_in_future",
+                "lies more than {limit} after the time of ingest ({now})",
+                {"limit": str(limit), "now": now.isoformat(timespec="seconds")},
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _names_a_lead(self) -> EngagementRecordV1:
+        if self.lead is None and self.email is None:
+            msg = "names no lead: give lead (your external id) or email"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def lead_ref(self) -> str:
+        ref = self.lead or self.email
+        assert ref is not None
+        return ref
+
+
+# --- parsing -------------------------------------------------------------------------
+
+
+def _where(error: ErrorDetails) -> str:
+    return ".".join(str(part) for part in error["loc"]) or "record"
+
+
+def _short(value: object, limit: int = 80) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _describe(error: ErrorDetails) -> str:
+    where = _where(error)
+    if error["type"] == "missing":
+        return f"{where}: required field is missing"
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown field"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {message} (got {_short(error['input'])})"
+
+
+def _reject_constant(name: str) -> object:
+    msg = f"{name} is not valid JSON"
+    raise ValueError(msg)
+
+
+def _decode(raw: bytes) -> dict[str, Any]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        bad = raw[error.start : error.start + 1].hex()
+        reason = f"not UTF-8: byte 0x{bad} at byte offset {error.start}: {error.reason}"
+        raise InvalidEngagement("not_utf8", reason) from None
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as error:
+        reason = f"not JSON: line {error.lineno} column {error.colno}: {error.msg}"
+        raise InvalidEngagement("not_json", reason) from None
+    except ValueError as error:
+        raise InvalidEngagement("not_json", f"not JSON: {error}") from None
+    if not isinstance(data, dict):
+        reason = f"not a JSON object: the record is a JSON {type(data).__name__}: {_short(data)}"
+        raise InvalidEngagement("not_object", reason)
+    return data
+
+
+def parse_engagement(
+    raw: bytes | None,
+    *,
+    max_bytes: int,
+    max_future: timedelta,
+    now: datetime | None = None,
+) -> EngagementRecordV1:
+    """Validate one record's bytes; ``now`` (the wall clock at ingest) bounds occurred_at."""
+    if not raw:
+        raise InvalidEngagement("empty", "empty record: it has no value")
+    if len(raw) > max_bytes:
+        reason = f"oversized: the record has {len(raw)} bytes; the limit is {max_bytes} bytes"
+        raise InvalidEngagement("oversized", reason)
+    data = _decode(raw)
+    context = {"now": now or datetime.now(UTC), "max_future": max_future}
+    try:
+        return EngagementRecordV1.model_validate(data, context=context)
+    except ValidationError as error:
+        details = error.errors(include_url=False)
+        only_future = all(e["type"] == "too_far_in_future" for e in details)
+        problem: Problem = "too_far_in_future" if only_future else "invalid_fields"
+        reason = "invalid engagement record: " + "; ".join(_describe(e) for e in details)
+        raise InvalidEngagement(problem, reason) from None
+
+
+# --- commands ------------------------------------------------------------------------
+
+
+def command_id(origin: str) -> str:
+    """A command id from where the record came from; long origins are digested."""
+    if len(origin) <= MAX_COMMAND_ID - 10:
+        return origin
+    return "sha256:" + hashlib.sha256(origin.encode()).hexdigest()
+
+
+def to_commands(
+    record: EngagementRecordV1, origin: str, actor: str
+) -> tuple[CaptureLead, RecordEngagement]:
+    """Capture (or update the attributes of) the lead, then record the engagement.
+
+    ``origin`` names the inbound message (e.g. ``kafka:<topic>/<partition>/<offset>/<id>``);
+    it becomes the causation id of the events, and the correlation id is ``event_id``.
+    """
+    engage_id = command_id(origin)
+    attributes = record.attributes.model_dump(exclude_none=True)
+    if record.lead is not None and record.email is not None:
+        attributes.setdefault("email", record.email)
+    capture = CaptureLead(
+        lead=record.lead_ref,
+        source=record.source or DEFAULT_SOURCE,
+        campaign=record.campaign,
+        attributes=attributes,
+        occurred_at=record.occurred_at,
+        command_id=f"{engage_id}:capture",
+        correlation_id=record.event_id,
+        actor=actor,
+    )
+    engage = RecordEngagement(
+        lead=record.lead_ref,
+        event_id=record.event_id,
+        kind=record.kind,
+        source=record.source,
+        campaign=record.campaign,
+        properties=record.properties,
+        occurred_at=record.occurred_at,
+        command_id=engage_id,
+        correlation_id=record.event_id,
+        actor=actor,
+    )
+    return capture, engage
+
+
+def schema_document() -> dict[str, Any]:
+    """The JSON Schema of a v1 record (``schemas/engagement/v1/engagement.json``)."""
+    schema = EngagementRecordV1.model_json_schema(mode="validation")
+    schema.setdefault("description", "")
+    schema["description"] = (
+        f"{schema['description']} At most 64 KiB by default (configurable); occurred_at at "
+        "most one day (configurable) after the time of ingest; give lead or email."
+    ).strip()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "urn:leadflow:schema:engagement:v1",
+        **schema,
+    }

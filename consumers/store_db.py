@@ -1,0 +1,103 @@
+"""A plain connection to the event store's own database, for the stream's small side tables.
+
+The relay's position and the ingest ledger live next to the events (the SQLite file or
+the PostgreSQL schema), so they are backed up, moved and thrown away together.
+Statements use ``?`` placeholders and ``{name}`` for table names; both are rewritten
+for the dialect.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal
+
+import psycopg
+from psycopg import sql
+
+from leadflow.settings import Settings
+
+Dialect = Literal["sqlite", "postgres"]
+
+
+class StoreDb:
+    def __init__(self, settings: Settings) -> None:
+        self.dialect: Dialect = "sqlite" if settings.postgres_dsn is None else "postgres"
+        self._schema = settings.postgres_schema
+        self._sqlite: sqlite3.Connection | None = None
+        self._pg: psycopg.Connection[tuple[Any, ...]] | None = None
+        if settings.postgres_dsn is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            self._sqlite = sqlite3.connect(
+                settings.sqlite_event_store, timeout=30, isolation_level=None
+            )
+            self.location = str(settings.sqlite_event_store)
+        else:
+            self._pg = psycopg.connect(
+                settings.postgres_dsn.get_secret_value(), autocommit=True, connect_timeout=10
+            )
+            self.location = f"postgresql schema {self._schema}"
+
+    def table(self, name: str) -> str:
+        if self._pg is None:
+            return name
+        return sql.Identifier(self._schema, name).as_string(self._pg)
+
+    def _statement(self, statement: str, tables: dict[str, str]) -> str:
+        text = statement.format(**{k: self.table(v) for k, v in tables.items()})
+        return text if self._pg is None else text.replace("?", "%s")
+
+    def execute(
+        self, statement: str, params: Sequence[Any] = (), **tables: str
+    ) -> list[tuple[Any, ...]]:
+        text = self._statement(statement, tables)
+        if self._sqlite is not None:
+            return self._sqlite.execute(text, tuple(params)).fetchall()
+        assert self._pg is not None
+        with self._pg.cursor() as cursor:
+            cursor.execute(text.encode(), tuple(params))
+            return cursor.fetchall() if cursor.description else []
+
+    def create_table(self, statement: str, **tables: str) -> None:
+        """``CREATE TABLE IF NOT EXISTS``, tolerating another process creating it meanwhile."""
+        try:
+            self.execute(statement, **tables)
+        except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
+            pass
+
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]], **tables: str) -> None:
+        text = self._statement(statement, tables)
+        if self._sqlite is not None:
+            self._sqlite.executemany(text, [tuple(r) for r in rows])
+            return
+        assert self._pg is not None
+        with self._pg.cursor() as cursor:
+            cursor.executemany(text.encode(), [tuple(r) for r in rows])
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._pg is not None:
+            with self._pg.transaction():
+                yield
+            return
+        assert self._sqlite is not None
+        self._sqlite.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._sqlite.execute("ROLLBACK")
+            raise
+        self._sqlite.execute("COMMIT")
+
+    def close(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.close()
+        if self._pg is not None:
+            self._pg.close()
+
+    def __enter__(self) -> StoreDb:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

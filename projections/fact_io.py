@@ -1,0 +1,91 @@
+"""Loading the facts a batch touches, and writing back what it changed, in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from typing import Any
+
+from projections.facts import DealFacts, LeadFacts, Visit
+from projections.schema import DEALS, LEAD_REACHED, LEAD_VISITS, LEADS, Table
+from projections.store import Row, Tx
+
+_CHUNK = 500
+
+
+def _chunks(ids: Collection[str]) -> Iterator[list[str]]:
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), _CHUNK):
+        yield ordered[start : start + _CHUNK]
+
+
+def _select_in(
+    tx: Tx, columns: str, table: str, key: str, ids: Collection[str], also: str = ""
+) -> list[Row]:
+    """Rows whose ``key`` is one of ``ids`` (and that match the ``also`` condition)."""
+    rows: list[Row] = []
+    for chunk in _chunks(ids):
+        marks = ", ".join("?" * len(chunk))
+        where = f"{key} IN ({marks}){f' AND {also}' if also else ''}"
+        rows += tx.execute(f"SELECT {columns} FROM {table} WHERE {where}", chunk)
+    return rows
+
+
+def load_leads(tx: Tx, lead_ids: Collection[str]) -> dict[str, LeadFacts]:
+    leads = {
+        row[0]: LeadFacts(*row)
+        for row in _select_in(tx, ", ".join(LEADS.column_names), LEADS.name, "lead_id", lead_ids)
+    }
+    if not leads:
+        return leads
+    for lead_id, stage in _select_in(
+        tx, "lead_id, stage", LEAD_REACHED.name, "lead_id", leads.keys()
+    ):
+        leads[lead_id].reached.add(stage)
+    open_visits = _select_in(
+        tx,
+        "lead_id, seq, stage, entered_at, exited_at, exited_to",
+        LEAD_VISITS.name,
+        "lead_id",
+        leads.keys(),
+        also="exited_at IS NULL",
+    )
+    for lead_id, *visit in open_visits:
+        leads[lead_id].open_visit = Visit(*visit)
+    return leads
+
+
+def load_deals(tx: Tx, deal_ids: Collection[str]) -> dict[str, DealFacts]:
+    rows = _select_in(tx, ", ".join(DEALS.column_names), DEALS.name, "deal_id", deal_ids)
+    return {row[0]: DealFacts(*row) for row in rows}
+
+
+def _upsert(table: Table) -> str:
+    columns = table.column_names
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in table.key)
+    return (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"VALUES ({', '.join('?' * len(columns))}) "
+        f"ON CONFLICT ({', '.join(table.key)}) DO UPDATE SET {updates}"
+    )
+
+
+def save_leads(tx: Tx, leads: Sequence[LeadFacts]) -> None:
+    tx.executemany(_upsert(LEADS), [lead.row() for lead in leads])
+    reached: list[tuple[Any, ...]] = [
+        (lead.lead_id, stage, at) for lead in leads for stage, at in lead.new_reached.items()
+    ]
+    tx.executemany(
+        f"INSERT INTO {LEAD_REACHED.name} (lead_id, stage, reached_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (lead_id, stage) DO NOTHING",
+        reached,
+    )
+    visits: list[tuple[Any, ...]] = [
+        (lead.lead_id, v.seq, v.stage, v.entered_at, v.exited_at, v.exited_to)
+        for lead in leads
+        for v in lead.changed_visits.values()
+    ]
+    tx.executemany(_upsert(LEAD_VISITS), visits)
+
+
+def save_deals(tx: Tx, deals: Sequence[DealFacts]) -> None:
+    tx.executemany(_upsert(DEALS), [deal.row() for deal in deals])

@@ -1,0 +1,156 @@
+"""The projector: applies a batch of events to the facts, in one transaction with the
+consumed positions, so a crash anywhere loses nothing and counts nothing twice.
+
+An event whose aggregate version is not newer than the one already applied is a
+duplicate and changes nothing. A record that cannot be decoded or applied is stored in
+``rm_dead_letters`` (and logged) and the position moves past it: bad input never stops a
+projector and is never silently dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from consumers.event_records import EventEnvelope
+from domain.events import DEAL_EVENTS
+from projections.fact_io import load_deals, load_leads, save_deals, save_leads
+from projections.facts import (
+    DealFacts,
+    LeadFacts,
+    UnprojectableEvent,
+    apply_to_deal,
+    apply_to_lead,
+)
+from projections.schema import DEAD_LETTERS
+from projections.store import ReadModelStore, Tx, utc_now_text
+
+log = structlog.get_logger("leadflow.projections.projector")
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One consumed record: its position and either the decoded event or why not."""
+
+    part: int
+    position: int
+    envelope: EventEnvelope | None
+    problem: str | None = None
+    payload: str = ""
+    aggregate_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    applied: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    skipped: int = 0
+
+
+class Projector:
+    """Applies batches of items to one read-model store.
+
+    ``strict`` (live streams): an event for an aggregate not created yet is a dead letter
+    and a version gap is logged. A non-strict projector (as-of replays, which filter events
+    by business time) skips such events quietly.
+    """
+
+    def __init__(self, store: ReadModelStore, *, strict: bool = True) -> None:
+        self.store = store
+        self.strict = strict
+
+    def apply_batch(
+        self, stream: str, items: Sequence[Item], next_positions: Mapping[int, int]
+    ) -> BatchResult:
+        result = self.store.write(lambda tx: self._apply(tx, stream, items, next_positions))
+        log.debug(
+            "batch_applied",
+            stream=stream,
+            positions=dict(next_positions),
+            applied=result.applied,
+            duplicates=result.duplicates,
+            dead_letters=result.dead_letters,
+        )
+        return result
+
+    def _apply(
+        self, tx: Tx, stream: str, items: Sequence[Item], next_positions: Mapping[int, int]
+    ) -> BatchResult:
+        envelopes = [item.envelope for item in items if item.envelope is not None]
+        deal_ids = {str(e.event.originator_id) for e in envelopes if _is_deal(e)}
+        lead_ids = {str(e.event.originator_id) for e in envelopes if not _is_deal(e)}
+        leads = load_leads(tx, lead_ids)
+        deals = load_deals(tx, deal_ids)
+        touched_leads: dict[str, LeadFacts] = {}
+        touched_deals: dict[str, DealFacts] = {}
+        dead: list[tuple[Item, str]] = []
+        applied = duplicates = skipped = 0
+        for item in items:
+            if item.envelope is None:
+                dead.append((item, item.problem or "undecodable record"))
+                continue
+            event = item.envelope.event
+            aggregate_id = str(event.originator_id)
+            current: LeadFacts | DealFacts | None = (
+                deals.get(aggregate_id) if _is_deal(item.envelope) else leads.get(aggregate_id)
+            )
+            stored_version = current.version if current is not None else 0
+            if event.originator_version <= stored_version:
+                duplicates += 1
+                continue
+            if self.strict and event.originator_version != stored_version + 1:
+                log.warning(
+                    "version_gap",
+                    stream=stream,
+                    part=item.part,
+                    position=item.position,
+                    aggregate_id=aggregate_id,
+                    applied_version=stored_version,
+                    event_version=event.originator_version,
+                )
+            try:
+                if isinstance(current, DealFacts) or (current is None and _is_deal(item.envelope)):
+                    deal = apply_to_deal(current if isinstance(current, DealFacts) else None, event)
+                    deals[aggregate_id] = touched_deals[aggregate_id] = deal
+                else:
+                    lead = apply_to_lead(current if isinstance(current, LeadFacts) else None, event)
+                    leads[aggregate_id] = touched_leads[aggregate_id] = lead
+            except UnprojectableEvent as problem:
+                if self.strict:
+                    dead.append((item, str(problem)))
+                else:
+                    skipped += 1
+                continue
+            applied += 1
+        save_leads(tx, list(touched_leads.values()))
+        save_deals(tx, list(touched_deals.values()))
+        self._save_dead_letters(tx, stream, dead)
+        self.store.save_positions(tx, stream, next_positions)
+        return BatchResult(applied, duplicates, len(dead), skipped)
+
+    def _save_dead_letters(self, tx: Tx, stream: str, dead: list[tuple[Item, str]]) -> None:
+        now = utc_now_text()
+        for item, problem in dead:
+            log.error(
+                "record_not_projected",
+                stream=stream,
+                part=item.part,
+                position=item.position,
+                aggregate_id=item.aggregate_id,
+                problem=problem,
+            )
+        tx.executemany(
+            f"INSERT INTO {DEAD_LETTERS.name} ({', '.join(DEAD_LETTERS.column_names)}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (stream, part, record_position) DO NOTHING",
+            [
+                (stream, i.part, i.position, i.aggregate_id, problem, i.payload, now)
+                for i, problem in dead
+            ],
+        )
+
+
+def _is_deal(envelope: EventEnvelope) -> bool:
+    return type(envelope.event) in DEAL_EVENTS

@@ -1,0 +1,299 @@
+"""Read-model stores: a SQLite file (the embedded default), PostgreSQL, or a scratch
+in-memory SQLite database (as-of reports, `leadflow verify`).
+
+Plain SQL through sqlite3 / psycopg. Every write happens in one transaction that also
+records the consumed positions; a write that loses a race with another projector process
+(PostgreSQL serialization failure, SQLite busy) is retried from the start by ``write``.
+Several processes may share one SQLite file: it runs in WAL mode with a busy timeout.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Self, TypeVar
+
+import psycopg
+import structlog
+from psycopg import IsolationLevel, sql
+from psycopg.conninfo import conninfo_to_dict
+
+from domain.stage_model import StageModel
+from leadflow.settings import Settings
+from projections.dialect import POSTGRESQL, SQLITE, Dialect
+from projections.schema import META, POSITIONS, SCHEMA_VERSION, TABLES, Table
+
+log = structlog.get_logger("leadflow.projections.store")
+
+T = TypeVar("T")
+Row = tuple[Any, ...]
+EMBEDDED_STREAM = "event-store"
+"""The stream name under which embedded mode records the last applied notification id."""
+
+_MAX_ATTEMPTS = 12
+_SCHEMA_LOCK = 0x1EADF10  # PostgreSQL advisory lock serialising concurrent schema set-up
+
+
+class ReadModelError(Exception):
+    """The read model cannot be used as it is (schema from another version, bad location)."""
+
+
+def utc_text(moment: datetime) -> str:
+    """The stored form of a time: ISO 8601 in UTC with microseconds, sortable as text."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def from_utc_text(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+class Tx:
+    """One open transaction: statements with ``?`` placeholders, rows as tuples."""
+
+    def __init__(self, store: ReadModelStore) -> None:
+        self._store = store
+        self.dialect = store.dialect
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
+        return self._store._execute(self.dialect.sql(statement), params)
+
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._store._executemany(self.dialect.sql(statement), rows)
+
+
+class ReadModelStore(ABC):
+    """Where the read models live. Use ``write``/``read`` for transactions."""
+
+    dialect: Dialect
+
+    def __init__(self, stage_model: StageModel, location: str) -> None:
+        self.stage_model = stage_model
+        self.location = location
+        self._log = log.bind(read_model=location)
+
+    # --- transactions ---------------------------------------------------------------
+
+    def write(self, work: Callable[[Tx], T]) -> T:
+        """Run ``work`` in one write transaction, retried whole when it loses a race."""
+        for attempt in range(1, _MAX_ATTEMPTS + 1):
+            try:
+                with self._transaction(write=True):
+                    return work(Tx(self))
+            except Exception as error:
+                if not self._retryable(error) or attempt == _MAX_ATTEMPTS:
+                    raise
+                self._log.info("write_retry", attempt=attempt, error=str(error).strip())
+                time.sleep(min(0.02 * 2**attempt, 1.0))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        """A consistent snapshot for the queries of one report."""
+        with self._transaction(write=False):
+            yield Tx(self)
+
+    # --- positions ------------------------------------------------------------------
+
+    def positions(self, stream: str) -> dict[int, int]:
+        """Partition (0 for the event store) -> next position to consume, as committed."""
+        with self.read() as tx:
+            rows = tx.execute(
+                f"SELECT part, next_position FROM {POSITIONS.name} WHERE stream = ?", (stream,)
+            )
+        return {int(part): int(position) for part, position in rows}
+
+    def save_positions(self, tx: Tx, stream: str, positions: Mapping[int, int]) -> None:
+        """Record consumed positions in the caller's transaction; never moves one back."""
+        now = utc_text(datetime.now(UTC))
+        tx.executemany(
+            f"INSERT INTO {POSITIONS.name} (stream, part, next_position, updated_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (stream, part) DO UPDATE SET "
+            f"next_position = {self.dialect.greatest}"
+            f"({POSITIONS.name}.next_position, excluded.next_position), "
+            "updated_at = excluded.updated_at",
+            [(stream, part, position, now) for part, position in sorted(positions.items())],
+        )
+
+    def last_notification_id(self) -> int:
+        """Embedded mode: the last event-store notification applied (0 before any)."""
+        return self.positions(EMBEDDED_STREAM).get(0, 1) - 1
+
+    # --- schema and content ---------------------------------------------------------
+
+    def ensure_schema(self) -> None:
+        def create(tx: Tx) -> None:
+            self._lock_schema(tx)
+            for table in TABLES:
+                for statement in table.ddl(self.dialect):
+                    tx.execute(statement)
+            found = tx.execute(f"SELECT value FROM {META.name} WHERE key = ?", ("schema_version",))
+            if not found:
+                tx.execute(
+                    f"INSERT INTO {META.name} (key, value) VALUES (?, ?)",
+                    ("schema_version", SCHEMA_VERSION),
+                )
+            elif found[0][0] != SCHEMA_VERSION:
+                msg = (
+                    f"read model {self.location} has schema version {found[0][0]}, this leadflow "
+                    f"uses {SCHEMA_VERSION}: run `leadflow rebuild` to rebuild it"
+                )
+                raise ReadModelError(msg)
+
+        self.write(create)
+
+    def reset(self) -> None:
+        """Drop every read-model table (facts, positions, dead letters) and recreate them."""
+
+        def drop(tx: Tx) -> None:
+            self._lock_schema(tx)
+            for table in TABLES:
+                tx.execute(f"DROP TABLE IF EXISTS {table.name}")
+
+        self.write(drop)
+        self.ensure_schema()
+        self._log.info("read_model_reset")
+
+    def rows(self, table: Table) -> list[Row]:
+        """Every row of a table, ordered by its primary key."""
+        with self.read() as tx:
+            return tx.execute(
+                f"SELECT {', '.join(table.column_names)} FROM {table.name} "
+                f"ORDER BY {', '.join(table.key)}"
+            )
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- dialect-specific -----------------------------------------------------------
+
+    @abstractmethod
+    def _transaction(self, write: bool) -> Any: ...
+
+    @abstractmethod
+    def _execute(self, statement: str, params: Sequence[Any]) -> list[Row]: ...
+
+    @abstractmethod
+    def _executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    @abstractmethod
+    def _retryable(self, error: Exception) -> bool: ...
+
+    def _lock_schema(self, tx: Tx) -> None:
+        """Serialise schema changes between processes (SQLite's write lock already does)."""
+
+
+class SqliteStore(ReadModelStore):
+    dialect = SQLITE
+
+    def __init__(self, path: Path | None, stage_model: StageModel) -> None:
+        """``path`` None: a private in-memory database (a scratch store)."""
+        super().__init__(stage_model, f"sqlite:{path}" if path else "sqlite::memory:")
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(
+            str(path) if path else ":memory:", timeout=30.0, isolation_level=None
+        )
+        if path is not None:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL survives any process crash; a power loss may lose the last
+            # transactions, together with their positions, so the model stays consistent.
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+        self.ensure_schema()
+
+    @contextmanager
+    def _transaction(self, write: bool) -> Iterator[None]:
+        self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def _execute(self, statement: str, params: Sequence[Any]) -> list[Row]:
+        return self._conn.execute(statement, tuple(params)).fetchall()
+
+    def _executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._conn.executemany(statement, [tuple(r) for r in rows])
+
+    def _retryable(self, error: Exception) -> bool:
+        return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class PostgresStore(ReadModelStore):
+    dialect = POSTGRESQL
+
+    def __init__(self, dsn: str, schema: str, stage_model: StageModel) -> None:
+        parts = conninfo_to_dict(dsn)
+        where = f"{parts.get('host', '')}:{parts.get('port', '')}/{parts.get('dbname', '')}"
+        super().__init__(stage_model, f"postgresql:{where} schema {schema}")
+        self._conn = psycopg.connect(dsn, autocommit=True)
+        with self._conn.transaction():
+            self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            self._conn.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
+            )
+        self._conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        self.ensure_schema()
+
+    @contextmanager
+    def _transaction(self, write: bool) -> Iterator[None]:
+        self._conn.isolation_level = (
+            IsolationLevel.SERIALIZABLE if write else IsolationLevel.REPEATABLE_READ
+        )
+        self._conn.read_only = not write
+        with self._conn.transaction():
+            yield
+
+    def _execute(self, statement: str, params: Sequence[Any]) -> list[Row]:
+        cursor = self._conn.execute(statement.encode(), tuple(params))
+        return list(cursor.fetchall()) if cursor.description is not None else []
+
+    def _executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self._conn.cursor() as cursor:
+            cursor.executemany(statement.encode(), [tuple(r) for r in rows])
+
+    def _retryable(self, error: Exception) -> bool:
+        return isinstance(
+            error,
+            psycopg.errors.SerializationFailure
+            | psycopg.errors.DeadlockDetected
+            | psycopg.errors.UniqueViolation,
+        )
+
+    def _lock_schema(self, tx: Tx) -> None:
+        tx.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def open_read_model_store(settings: Settings, stage_model: StageModel) -> ReadModelStore:
+    """The live read model: PostgreSQL when ``postgres_dsn`` is set, else a SQLite file."""
+    if settings.postgres_dsn is not None:
+        return PostgresStore(
+            settings.postgres_dsn.get_secret_value(), settings.postgres_schema, stage_model
+        )
+    return SqliteStore(settings.sqlite_read_models, stage_model)
+
+
+def open_scratch_store(stage_model: StageModel) -> ReadModelStore:
+    """A private, empty in-memory read model (SQLite ``:memory:``)."""
+    return SqliteStore(None, stage_model)
