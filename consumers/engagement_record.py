@@ -76,7 +76,7 @@ class InvalidEngagement(ValueError):
 def _iso_text(value: object) -> object:
     if not isinstance(value, str):
         msg = "must be an ISO 8601 timestamp as text"
-        raise ValueError(msg)  # noqa: TRY004 - pydantic reports ValueError as a field error
+        raise ValueError(msg)
     return value
 
 
@@ -135,7 +135,7 @@ class EngagementRecordV1(BaseModel):
             raise PydanticCustomError(
                 "too_far_in_future",
                 "lies more than {limit} after the time of ingest ({now})",
-                {"limit": str(limit), "now": now.isoformat(timespec="seconds")},
+                {"limit": duration_text(limit), "now": now.isoformat(timespec="seconds")},
             )
         return value
 
@@ -172,7 +172,26 @@ def _describe(error: ErrorDetails) -> str:
     if error["type"] == "extra_forbidden":
         return f"{where}: unknown field"
     message = error["msg"].removeprefix("Value error, ")
+    if not error["loc"]:
+        return f"{where}: {message}"
     return f"{where}: {message} (got {_short(error['input'])})"
+
+
+def duration_text(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return {list: "array", str: "string", type(None): "null"}.get(type(value), "value")
 
 
 def _reject_constant(name: str) -> object:
@@ -195,7 +214,7 @@ def _decode(raw: bytes) -> dict[str, Any]:
     except ValueError as error:
         raise InvalidEngagement("not_json", f"not JSON: {error}") from None
     if not isinstance(data, dict):
-        reason = f"not a JSON object: the record is a JSON {type(data).__name__}: {_short(data)}"
+        reason = f"not a JSON object: the record is a JSON {_json_kind(data)}: {_short(data)}"
         raise InvalidEngagement("not_object", reason)
     return data
 

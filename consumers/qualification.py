@@ -107,7 +107,6 @@ class IntegrationEvent(_Public):
     actor: str = Field(description="who or what caused it")
     correlation_id: str = Field(description="ties together everything one request caused")
 
-
     def record_key(self) -> UUID:
         raise NotImplementedError
 

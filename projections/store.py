@@ -26,7 +26,7 @@ from psycopg.conninfo import conninfo_to_dict
 from domain.stage_model import StageModel
 from leadflow.settings import Settings
 from projections.dialect import POSTGRESQL, SQLITE, Dialect
-from projections.schema import META, POSITIONS, SCHEMA_VERSION, TABLES, Table
+from projections.schema import SCHEMA_VERSION, TABLES, Table
 
 log = structlog.get_logger("leadflow.projections.store")
 
@@ -46,6 +46,10 @@ class ReadModelError(Exception):
 def utc_text(moment: datetime) -> str:
     """The stored form of a time: ISO 8601 in UTC with microseconds, sortable as text."""
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def utc_now_text() -> str:
+    return utc_text(datetime.now(UTC))
 
 
 def from_utc_text(text: str) -> datetime:
@@ -104,18 +108,18 @@ class ReadModelStore(ABC):
         """Partition (0 for the event store) -> next position to consume, as committed."""
         with self.read() as tx:
             rows = tx.execute(
-                f"SELECT part, next_position FROM {POSITIONS.name} WHERE stream = ?", (stream,)
+                "SELECT part, next_position FROM rm_positions WHERE stream = ?", (stream,)
             )
         return {int(part): int(position) for part, position in rows}
 
     def save_positions(self, tx: Tx, stream: str, positions: Mapping[int, int]) -> None:
         """Record consumed positions in the caller's transaction; never moves one back."""
-        now = utc_text(datetime.now(UTC))
+        now = utc_now_text()
         tx.executemany(
-            f"INSERT INTO {POSITIONS.name} (stream, part, next_position, updated_at) "
+            "INSERT INTO rm_positions (stream, part, next_position, updated_at) "  # noqa: S608
             "VALUES (?, ?, ?, ?) ON CONFLICT (stream, part) DO UPDATE SET "
             f"next_position = {self.dialect.greatest}"
-            f"({POSITIONS.name}.next_position, excluded.next_position), "
+            "(rm_positions.next_position, excluded.next_position), "
             "updated_at = excluded.updated_at",
             [(stream, part, position, now) for part, position in sorted(positions.items())],
         )
@@ -132,10 +136,10 @@ class ReadModelStore(ABC):
             for table in TABLES:
                 for statement in table.ddl(self.dialect):
                     tx.execute(statement)
-            found = tx.execute(f"SELECT value FROM {META.name} WHERE key = ?", ("schema_version",))
+            found = tx.execute("SELECT value FROM rm_meta WHERE key = ?", ("schema_version",))
             if not found:
                 tx.execute(
-                    f"INSERT INTO {META.name} (key, value) VALUES (?, ?)",
+                    "INSERT INTO rm_meta (key, value) VALUES (?, ?)",
                     ("schema_version", SCHEMA_VERSION),
                 )
             elif found[0][0] != SCHEMA_VERSION:
@@ -163,7 +167,7 @@ class ReadModelStore(ABC):
         """Every row of a table, ordered by its primary key."""
         with self.read() as tx:
             return tx.execute(
-                f"SELECT {', '.join(table.column_names)} FROM {table.name} "
+                f"SELECT {', '.join(table.column_names)} FROM {table.name} "  # noqa: S608 - schema names
                 f"ORDER BY {', '.join(table.key)}"
             )
 
@@ -192,8 +196,9 @@ class ReadModelStore(ABC):
     @abstractmethod
     def _retryable(self, error: Exception) -> bool: ...
 
+    @abstractmethod
     def _lock_schema(self, tx: Tx) -> None:
-        """Serialise schema changes between processes (SQLite's write lock already does)."""
+        """Serialise schema changes between processes."""
 
 
 class SqliteStore(ReadModelStore):
@@ -232,6 +237,9 @@ class SqliteStore(ReadModelStore):
 
     def _retryable(self, error: Exception) -> bool:
         return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
+
+    def _lock_schema(self, tx: Tx) -> None:
+        """BEGIN IMMEDIATE already holds the database's write lock."""
 
     def close(self) -> None:
         self._conn.close()

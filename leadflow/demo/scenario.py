@@ -21,150 +21,25 @@ kind of thing.
 
 from __future__ import annotations
 
-import heapq
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from domain import commands as c
 from domain.scoring import Engagement, ScoringRules, load_scoring_rules, score_lead
 from domain.stage_model import Pipeline, StageModel, load_stage_model
 from leadflow.demo import catalog as cat
+from leadflow.demo.deals import DealJourney
+from leadflow.demo.showcases import SHOWCASES, Showcase
+from leadflow.demo.timeline import QUARTER_DAYS, QUARTER_START
 
-QUARTER_START = datetime(2026, 1, 1, tzinfo=UTC)
-QUARTER_DAYS = 90
-QUARTER_END = QUARTER_START + timedelta(days=QUARTER_DAYS)
 DEFAULT_SEED = 42
 DEFAULT_LEADS = 3000
 
 _NURTURING = ("new", "recycled")
 _POSITION = {"new": 0, "recycled": 0, "mql": 1, "sal": 2, "sql": 3, "converted": 4}
-
-Choices = Sequence[tuple[str, float]]
-Script = Mapping[str, Sequence[str]]
-
-
-@dataclass(frozen=True, slots=True)
-class Showcase:
-    """A scripted journey: forced decisions (consumed in order) and early engagements."""
-
-    source: str
-    decisions: Script
-    engagements: tuple[tuple[float, str], ...] = ()  # (hours after capture, kind)
-
-
-SHOWCASES: tuple[Showcase, ...] = (
-    Showcase(  # the happy path: MQL by score, won after a discount
-        "referral",
-        {
-            "fit_tier": ["ideal"],
-            "intent": ["warm"],
-            "sdr": ["accept"],
-            "discovery": ["qualify"],
-            "sql": ["open"],
-            "deal": ["advance"] * 4,
-            "win": ["discount"],
-        },
-        ((0.5, "form_submit"),),
-    ),
-    Showcase(  # demo request from a perfect-fit account: fast-tracked to SQL
-        "paid_search",
-        {
-            "fit_tier": ["ideal"],
-            "intent": ["hot"],
-            "sdr": ["ignore"],
-            "fast_track": ["yes"],
-            "sql": ["open"],
-            "deal": ["advance", "advance", "advance", "lose"],
-            "after_loss": ["none"],
-        },
-        ((1.0, "demo_request"),),
-    ),
-    Showcase(  # deal opened straight after discovery (fast-tracked conversion), moved back
-        "outbound",
-        {
-            "fit_tier": ["ideal"],
-            "intent": ["cold"],
-            "sdr": ["accept"],
-            "discovery": ["fast_convert"],
-            "deal": ["advance", "advance", "back", "advance", "advance", "advance"],
-            "win": ["final_amount"],
-        },
-        ((1.0, "email_click"), (2.0, "pricing_page_view"), (3.0, "form_submit")),
-    ),
-    Showcase(  # lost to a competitor, then reopened
-        "webinar",
-        {
-            "fit_tier": ["ideal"],
-            "intent": ["warm"],
-            "sdr": ["accept"],
-            "discovery": ["qualify"],
-            "sql": ["open"],
-            "deal": ["advance", "advance", "lose", "advance", "advance"],
-            "lost_reason": ["chose a competitor"],
-            "after_loss": ["reopen"],
-        },
-    ),
-    Showcase(  # an MQL nobody accepted: stalled past the SLA
-        "web_form",
-        {"fit_tier": ["ideal"], "intent": ["cold"], "sdr": ["ignore"]},
-    ),
-    Showcase(  # rejected, recycled, marked MQL again by hand, accepted
-        "web_form",
-        {
-            "fit_tier": ["ideal"],
-            "intent": ["cold"],
-            "sdr": ["reject", "accept"],
-            "recycled": ["manual_mql"],
-            "discovery": ["wait"],
-        },
-    ),
-    Showcase(  # disqualified after discovery, reopened, qualified; the deal stalls
-        "events",
-        {
-            "fit_tier": ["ideal"],
-            "intent": ["cold"],
-            "manual_mql": ["no"],
-            "sdr": ["accept"],
-            "discovery": ["disqualify", "qualify"],
-            "disqualified": ["reopen"],
-            "sql": ["open"],
-            "deal": ["advance", "slip", "stall"],
-        },
-        ((3.0, "form_submit"),),
-    ),
-    Showcase(  # a trade-show conversation marked MQL by hand; recycled after BANT
-        "events",
-        {
-            "fit_tier": ["poor"],
-            "intent": ["cold"],
-            "disqualify_new": ["no"],
-            "manual_mql": ["yes"],
-            "sdr": ["accept"],
-            "discovery": ["qualify"],
-            "sql": ["recycle"],
-            "recycled": ["none"],
-        },
-    ),
-)
-
-
-@dataclass(slots=True)
-class _Deal:
-    external_id: str
-    stage: str
-    amount: Decimal
-    status: str = "open"
-
-
-@dataclass(order=True, slots=True)
-class _Step:
-    at: datetime
-    seq: int
-    action: Callable[[datetime], None] = field(compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,20 +56,19 @@ class _Quarter:
         return round(sum(max(rule.points, 0.0) for rule in self.rules.fit_rules), 2)
 
 
-class _Journey:
+class _Journey(DealJourney):
     """One lead from capture to wherever the quarter leaves it."""
 
     def __init__(self, quarter: _Quarter, number: int, email: str, showcase: Showcase | None):
+        super().__init__(
+            rng=random.Random(f"leadflow-demo:{quarter.seed}:{number}"),
+            prefix=f"demo-{quarter.seed}-L{number:05d}",
+            email=email,
+            script=showcase.decisions if showcase else {},
+            pipeline=quarter.pipeline,
+            deal_ref=f"DEAL-{number:05d}",
+        )
         self.q = quarter
-        self.rng = random.Random(f"leadflow-demo:{quarter.seed}:{number}")
-        self.prefix = f"demo-{quarter.seed}-L{number:05d}"
-        self.deal_ref = f"DEAL-{number:05d}"
-        self.email = email
-        self.scripted = showcase is not None
-        self.script = {k: list(v) for k, v in (showcase.decisions if showcase else {}).items()}
-        self.commands: list[tuple[datetime, int, c.Command]] = []
-        self._queue: list[_Step] = []
-        self._seq = 0
         self.stage = "new"
         self.stage_before_exit: str | None = None
         self.score = 0.0
@@ -203,8 +77,6 @@ class _Journey:
         self.unsubscribed = False
         self.mql_cycles = 0
         self.owner = self.rng.choice(cat.SDRS)
-        self.account_executive = self.rng.choice(cat.ACCOUNT_EXECUTIVES)
-        self.deal: _Deal | None = None
 
         source_name = showcase.source if showcase else self._weighted_source()
         self.source = quarter.sources[source_name]
@@ -219,45 +91,6 @@ class _Journey:
         self._at(captured, self._capture)
         for hours, kind in showcase.engagements if showcase else ():
             self._at(captured + timedelta(hours=hours), self._engagement(kind))
-
-    # --- running ------------------------------------------------------------------------
-
-    def run(self) -> list[tuple[datetime, int, c.Command]]:
-        while self._queue:
-            step = heapq.heappop(self._queue)
-            step.action(step.at)
-        return self.commands
-
-    def _at(self, at: datetime, action: Callable[[datetime], None]) -> None:
-        if at < QUARTER_END:
-            self._seq += 1
-            heapq.heappush(self._queue, _Step(at, self._seq, action))
-
-    def _later(
-        self, t: datetime, hours: tuple[float, float], action: Callable[[datetime], None]
-    ) -> None:
-        delay = timedelta(minutes=round(self.rng.uniform(*hours) * 60))
-        self._at(t + delay, action)
-
-    def _emit(self, t: datetime, model: type[c.Command], actor: str, **fields: Any) -> None:
-        if issubclass(model, c.LeadCommand):
-            fields.setdefault("lead", self.email)
-        number = len(self.commands) + 1
-        command = model(
-            command_id=f"{self.prefix}-{number:03d}",
-            correlation_id=self.prefix,
-            actor=actor,
-            occurred_at=t,
-            **fields,
-        )
-        self.commands.append((t, number, command))
-
-    def _choose(self, point: str, choices: Choices) -> str:
-        forced = self.script.get(point)
-        if forced:
-            return forced.pop(0)
-        names = [name for name, _ in choices]
-        return self.rng.choices(names, weights=[w for _, w in choices])[0]
 
     # --- the lead's profile -------------------------------------------------------------
 
@@ -319,13 +152,15 @@ class _Journey:
             "hot": (self.rng.randint(3, 6), 2.5, cat.HOT_KINDS),
         }[self.intent]
         self._schedule_engagements(t, count, mean_gap_days, kinds)
-        if self.source.name == "events" and self._choose(
-            "manual_mql", (("yes", 0.3), ("no", 0.7))
-        ) == "yes":
+        if (
+            self.source.name == "events"
+            and self._choose("manual_mql", (("yes", 0.3), ("no", 0.7))) == "yes"
+        ):
             self._later(t, (20, 72), self._mark_mql(cat.MANUAL_MQL_REASONS["events"]))
-        if self.fit_tier == "poor" and self._choose(
-            "disqualify_new", (("yes", 0.12), ("no", 0.88))
-        ) == "yes":
+        if (
+            self.fit_tier == "poor"
+            and self._choose("disqualify_new", (("yes", 0.12), ("no", 0.88))) == "yes"
+        ):
             reason = self.rng.choice(cat.DISQUALIFY_AT_CAPTURE)
             self._later(t, (4, 96), self._disqualify(reason, cat.MARKETING_OPS))
 
@@ -409,9 +244,10 @@ class _Journey:
             self._on_sql(t)
         elif stage == "recycled":
             self._on_recycled(t)
-        elif stage == "disqualified" and self._choose(
-            "disqualified", (("reopen", 0.1), ("none", 0.9))
-        ) == "reopen":
+        elif (
+            stage == "disqualified"
+            and self._choose("disqualified", (("reopen", 0.1), ("none", 0.9))) == "reopen"
+        ):
             self._later(t, (72, 400), self._reopen_lead)
 
     def _on_mql(self, t: datetime) -> None:
@@ -547,7 +383,7 @@ class _Journey:
             if self.stage != ("sal" if fast_track else "sql"):
                 return
             close = (t + timedelta(days=self.rng.randint(30, 75))).date()
-            amount = self._deal_amount()
+            amount = self._deal_amount(int(self.attributes["employees"]))
             self._emit(
                 t,
                 c.OpenDeal,
@@ -561,107 +397,13 @@ class _Journey:
                 fast_track=fast_track,
             )
             self.stage = "converted"
-            self.deal = _Deal(self.deal_ref, self.q.pipeline.first_stage.name, amount)
-            self._later(t, self._dwell(0), self._deal_step)
+            self._start_deal(t, amount, close)
 
         return open_deal
 
-    def _deal_amount(self) -> Decimal:
-        employees = int(self.attributes["employees"])
-        low, high = next(r for limit, r in cat.DEAL_SIZES if employees <= limit)
-        return Decimal(round(self.rng.uniform(low, high), -2)).quantize(Decimal("1"))
-
-    def _dwell(self, position: int) -> tuple[float, float]:
-        low, high = cat.DEAL_DWELL_DAYS[min(position, len(cat.DEAL_DWELL_DAYS) - 1)]
-        return (low * 24.0, high * 24.0)
-
-    def _deal_step(self, t: datetime) -> None:
-        deal = self.deal
-        if deal is None or deal.status != "open":
-            return
-        stages = [s.name for s in self.q.pipeline.open_stages]
-        position = stages.index(deal.stage)
-        lose = (0.08, 0.1, 0.14, 0.25)[min(position, 3)]
-        back = 0.07 if position >= 2 else 0.0
-        step = self._choose(
-            "deal",
-            (
-                ("stall", 0.06),
-                ("lose", lose),
-                ("back", back),
-                ("slip", 0.06),
-                ("advance", 0.8 - lose - back),
-            ),
-        )
-        ae = self.account_executive
-        if step == "lose":
-            self._lose_deal(t, deal)
-        elif step == "back":
-            deal.stage = stages[max(position - 1, 0)]
-            self._emit(t, c.MoveDeal, ae, deal=deal.external_id, stage=deal.stage)
-            self._later(t, self._dwell(position - 1), self._deal_step)
-        elif step == "slip":
-            slipped = t.date() + timedelta(days=self.rng.randint(20, 45))
-            self._emit(t, c.UpdateDeal, ae, deal=deal.external_id, expected_close_date=slipped)
-            self._later(t, self._dwell(position), self._deal_step)
-        elif step == "advance" and position + 1 < len(stages):
-            deal.stage = stages[position + 1]
-            self._emit(t, c.MoveDeal, ae, deal=deal.external_id, stage=deal.stage)
-            self._later(t, self._dwell(position + 1), self._deal_step)
-        elif step == "advance":
-            self._win_deal(t, deal)
-
-    def _win_deal(self, t: datetime, deal: _Deal) -> None:
-        ae = self.account_executive
-        how = self._choose("win", (("plain", 0.55), ("discount", 0.3), ("final_amount", 0.15)))
-        amount = None
-        if how != "plain":
-            final = (deal.amount * Decimal(self.rng.uniform(0.8, 0.95))).quantize(Decimal("1"))
-            if how == "discount":
-                self._emit(t, c.UpdateDeal, ae, deal=deal.external_id, amount=final)
-            else:
-                amount = final
-            deal.amount = final
-        self._emit(t, c.WinDeal, ae, deal=deal.external_id, amount=amount)
-        deal.status = "won"
-
-    def _lose_deal(self, t: datetime, deal: _Deal) -> None:
-        reasons = cat.LOST_REASONS
-        reason = self._choose("lost_reason", [(r, w) for r, w in reasons])
-        competitor = self.rng.choice(cat.COMPETITORS) if reason == "chose a competitor" else None
-        self._emit(
-            t,
-            c.LoseDeal,
-            self.account_executive,
-            deal=deal.external_id,
-            reason=reason,
-            competitor=competitor,
-        )
-        deal.status = "lost"
-        if self._choose("after_loss", (("reopen", 0.12), ("none", 0.88))) == "reopen":
-            self._later(t, (120, 480), self._reopen_deal)
-
-    def _reopen_deal(self, t: datetime) -> None:
-        deal = self.deal
-        if deal is None or deal.status != "lost":
-            return
-        stages = [s.name for s in self.q.pipeline.open_stages]
-        deal.stage = stages[-2] if len(stages) > 1 else stages[-1]
-        deal.status = "open"
-        reason = self.rng.choice(cat.DEAL_REOPEN_REASONS)
-        self._emit(
-            t,
-            c.ReopenDeal,
-            self.account_executive,
-            deal=deal.external_id,
-            stage=deal.stage,
-            reason=reason,
-        )
-        self._later(t, self._dwell(len(stages) - 2), self._deal_step)
-
 
 def _engagement_properties(kind: str, campaign: str) -> dict[str, Any]:
-    return {
+    properties: dict[str, dict[str, Any]] = {
         "page_view": {"url": "/product/pipeline-analytics"},
         "pricing_page_view": {"url": "/pricing"},
         "email_open": {"email": f"{campaign}-nurture"},
@@ -671,7 +413,8 @@ def _engagement_properties(kind: str, campaign: str) -> dict[str, Any]:
         "webinar_attended": {"webinar": campaign, "minutes": 45},
         "demo_request": {"form": "book-a-demo"},
         "unsubscribe": {"list": "newsletter"},
-    }[kind]
+    }
+    return properties[kind]
 
 
 def _unique_email(rng: random.Random, taken: set[str]) -> str:
@@ -720,4 +463,3 @@ def generate_quarter(
         timeline.extend((t, number, k, command) for t, k, command in journey.run())
     timeline.sort(key=lambda item: (item[0], item[1], item[2]))
     return [command for *_, command in timeline]
-

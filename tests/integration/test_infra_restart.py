@@ -4,7 +4,6 @@ with their data intact, as the chaos tests need. Skipped for external servers.""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 
 import psycopg
 import pytest
@@ -12,49 +11,42 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from deploy.kafka.broker import Broker
 from deploy.postgres.server import PostgresServer
-from tests.integration.test_kafka_infra import make_topic, read_to_end
+from tests.integration.kafka_helpers import delete_topic, make_topic, read_to_end
 
-
-def _stop(server: Broker | PostgresServer) -> Callable[[], None]:
-    return server.stop
-
-
-def _kill(server: Broker | PostgresServer) -> Callable[[], None]:
-    return server.kill
+HALTS = ["stop", "kill"]  # clean shutdown, and a crash (SIGKILL / immediate shutdown)
 
 
 @pytest.mark.kafka
-@pytest.mark.parametrize("halt", [_stop, _kill], ids=["stop", "kill"])
-def test_broker_restart_keeps_records(
-    kafka_broker: Broker | None, halt: Callable[[Broker], Callable[[], None]]
-) -> None:
+@pytest.mark.slow
+@pytest.mark.parametrize("halt", HALTS)
+def test_broker_restart_keeps_records(kafka_broker: Broker | None, halt: str) -> None:
     if kafka_broker is None:
         pytest.skip("external Kafka (LEADFLOW_KAFKA_BOOTSTRAP): not ours to restart")
-    topic = make_topic(kafka_broker.bootstrap, partitions=1)
+    bootstrap = kafka_broker.bootstrap
+    topic = make_topic(bootstrap, partitions=1, prefix="restart")
     value = uuid.uuid4().bytes
-    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, acks="all")
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     producer.send(topic, key=b"k", value=value).get(timeout=30)
     producer.close()
 
     try:
-        halt(kafka_broker)()
+        getattr(kafka_broker, halt)()
         assert not kafka_broker.is_running()
     finally:
         kafka_broker.start()  # later tests need the broker, whatever happened here
 
-    consumer = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
     try:
         records = read_to_end(consumer, [TopicPartition(topic, 0)])
     finally:
         consumer.close()
     assert [(r.key, r.value) for r in records] == [(b"k", value)]
+    delete_topic(bootstrap, topic)
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("halt", [_stop, _kill], ids=["stop", "kill"])
-def test_postgres_restart_keeps_rows(
-    postgres_server: PostgresServer | None, halt: Callable[[PostgresServer], Callable[[], None]]
-) -> None:
+@pytest.mark.parametrize("halt", HALTS)
+def test_postgres_restart_keeps_rows(postgres_server: PostgresServer | None, halt: str) -> None:
     if postgres_server is None:
         pytest.skip("external PostgreSQL (LEADFLOW_POSTGRES_DSN): not ours to restart")
     table = f"restart_{uuid.uuid4().hex[:8]}"
@@ -63,7 +55,7 @@ def test_postgres_restart_keeps_rows(
         conn.execute(f"INSERT INTO {table} VALUES ('before restart')")
 
     try:
-        halt(postgres_server)()
+        getattr(postgres_server, halt)()
         assert not postgres_server.is_running()
     finally:
         postgres_server.start()

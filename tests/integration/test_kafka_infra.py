@@ -3,66 +3,25 @@ idempotent producers, consumer groups with committed offsets, and transactions."
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from tests.integration.kafka_helpers import delete_topic, make_topic, poll_records, read_to_end
 
 pytestmark = pytest.mark.kafka
 
 PARTITIONS = 3
 
 
-def make_topic(bootstrap: str, partitions: int = PARTITIONS) -> str:
-    name = f"infra-test-{uuid.uuid4().hex[:10]}"
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        admin.create_topics(
-            {name: {"num_partitions": partitions, "replication_factor": 1}},
-            wait_for_metadata=True,
-        )
-    finally:
-        admin.close()
-    return name
-
-
-def poll_records(consumer: Any, count: int, timeout: float = 30.0) -> list[Any]:
-    """Poll until ``count`` records arrived (or fail after ``timeout`` seconds)."""
-    records: list[Any] = []
-    deadline = time.monotonic() + timeout
-    while len(records) < count and time.monotonic() < deadline:
-        for batch in consumer.poll(timeout_ms=500).values():
-            records.extend(batch)
-    assert len(records) >= count, f"got {len(records)} of {count} records in {timeout}s"
-    return records
-
-
-def read_to_end(consumer: Any, partitions: list[Any], timeout: float = 30.0) -> list[Any]:
-    """Everything readable from the start of ``partitions`` up to their end offsets."""
-    consumer.assign(partitions)
-    consumer.seek_to_beginning(*partitions)
-    end = consumer.end_offsets(partitions)
-    records: list[Any] = []
-    deadline = time.monotonic() + timeout
-    while any(consumer.position(tp) < end[tp] for tp in partitions):
-        assert time.monotonic() < deadline, "did not reach the end offsets in time"
-        for batch in consumer.poll(timeout_ms=500).values():
-            records.extend(batch)
-    return records
-
-
 @pytest.fixture
 def topic(kafka_bootstrap: str) -> Iterator[str]:
-    name = make_topic(kafka_bootstrap)
+    name = make_topic(kafka_bootstrap, PARTITIONS, prefix="infra")
     yield name
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    try:
-        admin.delete_topics([name])
-    finally:
-        admin.close()
+    delete_topic(kafka_bootstrap, name)
 
 
 def test_idempotent_producer_and_consumer_group_offsets(kafka_bootstrap: str, topic: str) -> None:

@@ -1,0 +1,97 @@
+"""Embedded mode: the projector follows the event store's notification log in-process.
+
+The consumed position (the last applied notification id) is stored with the read model,
+in the same transaction as the changes, exactly as in Kafka mode.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import cast
+
+import structlog
+from eventsourcing.persistence import Notification
+from eventsourcing.utils import TopicError
+
+from consumers.event_records import envelope_from_notification
+from domain.application import LeadflowApp
+from domain.persistence import PydanticMapper
+from projections.projector import Item, Projector
+from projections.store import EMBEDDED_STREAM, ReadModelStore
+
+log = structlog.get_logger("leadflow.consumers.embedded_projector")
+
+DEFAULT_BATCH = 1000
+DECODE_ERRORS = (ValueError, KeyError, TypeError, TopicError, zlib.error)
+
+
+def item_from_notification(mapper: PydanticMapper, notification: Notification) -> Item:
+    try:
+        envelope = envelope_from_notification(mapper, notification)
+    except DECODE_ERRORS as error:
+        return Item(
+            part=0,
+            position=notification.id,
+            envelope=None,
+            problem=f"notification {notification.id} ({notification.topic} "
+            f"v{notification.originator_version}) cannot be decoded: "
+            f"{type(error).__name__}: {' '.join(str(error).split())}",
+            payload=notification.state.decode("utf-8", errors="replace"),
+            aggregate_id=str(notification.originator_id),
+        )
+    return Item(part=0, position=notification.id, envelope=envelope)
+
+
+def notification_batches(
+    app: LeadflowApp, after: int, batch_size: int = DEFAULT_BATCH
+) -> Iterator[Sequence[Item]]:
+    """The event store's notifications after id ``after``, decoded, in batches."""
+    mapper = cast(PydanticMapper, app.mapper)
+    while True:
+        notifications = app.recorder.select_notifications(
+            start=after, limit=batch_size, inclusive_of_start=False
+        )
+        if not notifications:
+            return
+        yield [item_from_notification(mapper, n) for n in notifications]
+        after = notifications[-1].id
+        if len(notifications) < batch_size:
+            return
+
+
+def catch_up(app: LeadflowApp, store: ReadModelStore, *, batch_size: int = DEFAULT_BATCH) -> int:
+    """Apply everything the event store has that the read model has not; the number of
+    events applied (duplicates and dead letters not counted)."""
+    projector = Projector(store)
+    applied = 0
+    for items in notification_batches(app, store.last_notification_id(), batch_size):
+        result = projector.apply_batch(EMBEDDED_STREAM, items, {0: items[-1].position + 1})
+        applied += result.applied
+    if applied:
+        log.info(
+            "caught_up",
+            read_model=store.location,
+            applied=applied,
+            notification_id=store.last_notification_id(),
+        )
+    return applied
+
+
+def follow(
+    app: LeadflowApp,
+    store: ReadModelStore,
+    should_stop: Callable[[], bool],
+    *,
+    interval_s: float = 0.5,
+    batch_size: int = DEFAULT_BATCH,
+) -> int:
+    """Keep catching up until ``should_stop()``; the number of events applied."""
+    applied = 0
+    while not should_stop():
+        news = catch_up(app, store, batch_size=batch_size)
+        applied += news
+        if not news:
+            time.sleep(interval_s)
+    return applied

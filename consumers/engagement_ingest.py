@@ -1,0 +1,335 @@
+"""``leadflow ingest``: engagement records from Kafka into the event store.
+
+A consumer group on ``leadflow.engagement.v1``. For each poll batch: every record is
+validated (``consumers.engagement_record``) and turned into commands (capture the lead
+when it is new, record the engagement; the lead rescores and may reach MQL), invalid
+ones go to ``leadflow.engagement.dlq.v1``; then the dead letters are acknowledged, the
+verdicts written to the ingest ledger, and only then the offsets committed. A crash
+anywhere before the commit means the batch is read again: the commands are idempotent
+(the engagement's ``event_id``, and each record's own causation id), the ledger keeps
+one row per record, and a dead letter may be published twice (it carries its source
+topic, partition and offset to tell).
+
+Verdict of a valid record: ``accepted`` when this record (this topic, partition and
+offset) recorded the engagement, ``duplicate`` when an engagement with its ``event_id``
+was already recorded for the lead by another record. The verdict is a function of the
+record and the event store, so reading the topic again gives the same counts and
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import structlog
+from kafka import (
+    ConsumerRebalanceListener,
+    KafkaConsumer,
+    KafkaProducer,
+    OffsetAndMetadata,
+    TopicPartition,
+)
+from kafka.errors import CommitFailedError, KafkaError
+from pydantic import ValidationError
+
+from consumers.engagement_record import (
+    EngagementRecordV1,
+    InvalidEngagement,
+    parse_engagement,
+    to_commands,
+)
+from consumers.ingest_ledger import IngestCounts, IngestLedger, LedgerEntry, Status
+from consumers.kafka_topics import ensure_topics
+from consumers.store_db import StoreDb
+from consumers.stream_settings import StreamSettings
+from domain.application import ConcurrencyConflict, LeadflowApp, lead_id_for
+from domain.errors import DomainError
+from leadflow.settings import Settings
+
+log = structlog.get_logger("leadflow.engagement_ingest")
+
+HandleFact = Literal["applied", "duplicate", "redelivered"]
+INGEST_ACTOR = "engagement-ingest"
+
+
+@dataclass(frozen=True, slots=True)
+class IngestLimits:
+    max_bytes: int
+    max_future: timedelta
+
+    @classmethod
+    def from_settings(cls, stream: StreamSettings) -> IngestLimits:
+        return cls(stream.max_record_bytes, stream.max_future)
+
+    def parse(self, raw: bytes | None, now: datetime | None = None) -> EngagementRecordV1:
+        return parse_engagement(raw, max_bytes=self.max_bytes, max_future=self.max_future, now=now)
+
+
+def handle_engagement(
+    app: LeadflowApp, record: EngagementRecordV1, origin: str, actor: str
+) -> HandleFact:
+    """Apply a valid record: ``applied`` (recorded now), ``redelivered`` (recorded before by
+    this same origin, e.g. before a crash) or ``duplicate`` (its event_id was known).
+
+    Raises ``DomainError`` when the domain refuses the commands.
+    """
+    capture, engage = to_commands(record, origin, actor)
+    if app.resolve_lead(capture.lead) == lead_id_for(capture.lead):
+        app.handle(capture)  # addressed by external id: capture when new, else update attributes
+    if app.handle(engage).status == "applied":
+        return "applied"
+    lead = app.get_lead(engage.lead)
+    return "redelivered" if engage.command_id in lead.causations else "duplicate"
+
+
+def kafka_origin(topic: str, partition: int, offset: int, event_id: str) -> str:
+    return f"kafka:{topic}/{partition}/{offset}/{event_id}"
+
+
+def apply_engagement(
+    app: LeadflowApp, record: EngagementRecordV1, origin: str, actor: str
+) -> HandleFact:
+    """``handle_engagement``, with a refusal turned into ``InvalidEngagement``.
+
+    A concurrency conflict is not the record's fault: it propagates, and the batch is retried.
+    """
+    try:
+        return handle_engagement(app, record, origin, actor)
+    except ConcurrencyConflict:
+        raise
+    except DomainError as error:
+        raise InvalidEngagement("refused", f"refused by the domain: {error}") from error
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "command"
+        reason = f"invalid command from the record: {where}: {first['msg']}"
+        raise InvalidEngagement("invalid_fields", reason) from error
+
+
+class _AssignmentLog(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, on_assigned: Callable[[list[TopicPartition]], None]) -> None:
+        self._on_assigned = on_assigned
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        log.info("ingest_partitions_revoked", partitions=sorted(str(tp) for tp in revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self._on_assigned(list(assigned))
+
+
+class EngagementIngest:
+    """The Kafka loop. ``run`` returns this run's counts; the ledger holds all of them."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        stream: StreamSettings,
+        app: LeadflowApp,
+        *,
+        group: str | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.settings = settings
+        self.stream = stream
+        self.app = app
+        self.group = group or stream.ingest_group
+        self.topic = stream.engagement_topic
+        self.stop = stop or threading.Event()
+        self.limits = IngestLimits.from_settings(stream)
+        self.counts = IngestCounts()
+        self._assigned: list[TopicPartition] = []
+        self._log = log.bind(group=self.group, topic=self.topic, dlq_topic=stream.dlq_topic)
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def run(self, *, once: bool = False, max_seconds: float | None = None) -> IngestCounts:
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        kafka = self.settings.kafka
+        ensure_topics(kafka, [self.topic, self.stream.dlq_topic])
+        db = StoreDb(self.settings)
+        consumer = KafkaConsumer(
+            **kafka.client_config(),
+            group_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.stream.ingest_batch_size,
+        )
+        producer = KafkaProducer(
+            **kafka.client_config(),
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            request_timeout_ms=10_000,
+            delivery_timeout_ms=int(self.stream.send_timeout_seconds * 1000),
+        )
+        try:
+            ledger = IngestLedger(db)
+            consumer.subscribe([self.topic], listener=_AssignmentLog(self._on_assigned))
+            self._log.info("ingest_started", store=db.location, once=once)
+            self._loop(consumer, producer, ledger, once, deadline)
+        finally:
+            consumer.close(autocommit=False)
+            producer.close(timeout=self.stream.send_timeout_seconds)
+            db.close()
+            self._log.info("ingest_stopped", run=self._fields(self.counts))
+        return self.counts
+
+    def _on_assigned(self, assigned: list[TopicPartition]) -> None:
+        self._assigned = assigned
+        self._log.info("ingest_ready", partitions=sorted(tp.partition for tp in assigned))
+
+    def _loop(
+        self,
+        consumer: KafkaConsumer,
+        producer: KafkaProducer,
+        ledger: IngestLedger,
+        once: bool,
+        deadline: float | None,
+    ) -> None:
+        backoff = 0.5
+        while not self.stop.is_set():
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            batch: dict[TopicPartition, list[Any]] = consumer.poll(timeout_ms=250)
+            if not batch:
+                if once and self._caught_up(consumer):
+                    break
+                continue
+            try:
+                self._process(batch, consumer, producer, ledger)
+            except CommitFailedError as error:
+                # The group rebalanced: whoever owns the partitions now reads these records
+                # again, and the ledger and the commands absorb the repetition.
+                self._log.warning("ingest_commit_failed", error=str(error))
+            except Exception as error:  # noqa: BLE001 - a failed batch is retried, never skipped
+                self._log.error(
+                    "ingest_batch_failed",
+                    error=f"{type(error).__name__}: {error}",
+                    retry_in=backoff,
+                )
+                self._rewind(consumer, batch)
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, self.stream.retry_max_seconds)
+            else:
+                backoff = 0.5
+
+    def _caught_up(self, consumer: KafkaConsumer) -> bool:
+        assigned = list(consumer.assignment())
+        if not assigned:
+            return False
+        ends = consumer.end_offsets(assigned)
+        return all(consumer.position(tp) >= ends[tp] for tp in assigned)
+
+    def _rewind(self, consumer: KafkaConsumer, batch: dict[TopicPartition, list[Any]]) -> None:
+        for tp, records in batch.items():
+            try:
+                consumer.seek(tp, records[0].offset)
+            except (KafkaError, AssertionError) as error:
+                self._log.warning("ingest_rewind_skipped", partition=tp.partition, error=str(error))
+
+    # --- one batch -------------------------------------------------------------------
+
+    def _process(
+        self,
+        batch: dict[TopicPartition, list[Any]],
+        consumer: KafkaConsumer,
+        producer: KafkaProducer,
+        ledger: IngestLedger,
+    ) -> None:
+        now = datetime.now(UTC)
+        entries: list[LedgerEntry] = []
+        pending = []
+        for records in batch.values():
+            for record in records:
+                entry = self.judge(record, now)
+                entries.append(entry)
+                if entry.status == "dead_lettered":
+                    pending.append(self._dead_letter(producer, record, entry))
+        if pending:
+            producer.flush(timeout=self.stream.send_timeout_seconds)
+            for future in pending:
+                future.get(timeout=0)
+        ledger.record(entries)
+        consumer.commit(
+            {tp: OffsetAndMetadata(records[-1].offset + 1, "", -1) for tp, records in batch.items()}
+        )
+        batch_counts = IngestCounts()
+        for entry in entries:
+            batch_counts = batch_counts.plus(entry.status)
+            self.counts = self.counts.plus(entry.status)
+        self._log.info(
+            "ingest_batch", batch=self._fields(batch_counts), run=self._fields(self.counts)
+        )
+
+    def judge(self, record: Any, now: datetime) -> LedgerEntry:
+        """The verdict on one consumed record (commands applied for a valid one)."""
+        event_id: str | None = None
+        try:
+            parsed = self.limits.parse(record.value, now)
+            event_id = parsed.event_id
+            origin = kafka_origin(record.topic, record.partition, record.offset, event_id)
+            fact = apply_engagement(self.app, parsed, origin, INGEST_ACTOR)
+        except InvalidEngagement as bad:
+            self._log.warning(
+                "engagement_dead_lettered",
+                partition=record.partition,
+                offset=record.offset,
+                event_id=event_id,
+                problem=bad.problem,
+                reason=bad.reason,
+            )
+            return self._entry(record, "dead_lettered", event_id, bad.problem, bad.reason)
+        status: Status = "duplicate" if fact == "duplicate" else "accepted"
+        return self._entry(record, status, event_id)
+
+    def _entry(
+        self,
+        record: Any,
+        status: Status,
+        event_id: str | None,
+        problem: str | None = None,
+        reason: str | None = None,
+    ) -> LedgerEntry:
+        return LedgerEntry(
+            self.group,
+            record.topic,
+            record.partition,
+            record.offset,
+            status,
+            event_id,
+            problem,
+            reason,
+        )
+
+    def _dead_letter(self, producer: KafkaProducer, record: Any, entry: LedgerEntry) -> Any:
+        headers = list(record.headers or []) + dlq_headers(entry, self.group)
+        return producer.send(
+            self.stream.dlq_topic, key=record.key, value=record.value, headers=headers
+        )
+
+    @staticmethod
+    def _fields(counts: IngestCounts) -> dict[str, int]:
+        return {
+            "accepted": counts.accepted,
+            "duplicate": counts.duplicate,
+            "dead_lettered": counts.dead_lettered,
+            "consumed": counts.consumed,
+        }
+
+
+def dlq_headers(entry: LedgerEntry, group: str) -> list[tuple[str, bytes]]:
+    values: Sequence[tuple[str, str]] = (
+        ("dlq.reason", entry.reason or "unknown"),
+        ("dlq.problem", entry.problem or "unknown"),
+        ("dlq.source.topic", entry.topic),
+        ("dlq.source.partition", str(entry.partition)),
+        ("dlq.source.offset", str(entry.offset)),
+        ("dlq.consumer.group", group),
+        ("dlq.failed_at", datetime.now(UTC).isoformat()),
+    )
+    return [(k, v.encode("utf-8")) for k, v in values]

@@ -1,0 +1,197 @@
+"""Kafka mode: the projector consumes ``leadflow.events.v1`` in a consumer group.
+
+Correctness never rests on Kafka's committed offsets: each batch's read-model changes and
+the next offset of every partition in it commit in one read-model transaction, and when
+the group assigns partitions the projector seeks each one to the offset stored in the
+read model (the beginning when none is stored). Offsets are also committed to Kafka after
+each batch, for monitoring (consumer lag) only. Several processes in one group share the
+partitions; since the positions live in the shared read model, they produce together the
+same read model as one process would.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from consumers.embedded_projector import DECODE_ERRORS
+from consumers.event_records import from_kafka_value
+from consumers.projector_settings import ProjectorSettings
+from leadflow.settings import KafkaSettings
+from projections.projector import Item, Projector
+from projections.store import ReadModelStore
+
+log = structlog.get_logger("leadflow.consumers.kafka_projector")
+
+
+@dataclass(slots=True)
+class RunStats:
+    batches: int = 0
+    records: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+
+
+def ensure_topic(kafka: KafkaSettings, topic: str) -> None:
+    """Create the events topic (settings' partitions, replication, retention) if missing."""
+    admin = KafkaAdminClient(**kafka.client_config())
+    try:
+        if topic in admin.list_topics():
+            return
+        new = NewTopic(
+            topic,
+            num_partitions=kafka.partitions,
+            replication_factor=kafka.replication_factor,
+            topic_configs={"retention.ms": str(kafka.retention_ms)},
+        )
+        try:
+            admin.create_topics([new], wait_for_metadata=True)
+            log.info("topic_created", topic=topic, partitions=kafka.partitions)
+        except TopicAlreadyExistsError:
+            pass
+    finally:
+        admin.close()
+
+
+def item_from_record(record: Any) -> Item:
+    key = record.key.decode("utf-8", errors="replace") if record.key else None
+    try:
+        if record.value is None:
+            raise ValueError("the record has no value")
+        envelope = from_kafka_value(record.value)
+    except DECODE_ERRORS as error:
+        raw: bytes = record.value or b""
+        return Item(
+            part=record.partition,
+            position=record.offset,
+            envelope=None,
+            problem=f"record {record.topic}/{record.partition}@{record.offset} cannot be "
+            f"decoded: {type(error).__name__}: {' '.join(str(error).split())}",
+            payload=raw.decode("utf-8", errors="replace"),
+            aggregate_id=key,
+        )
+    return Item(part=record.partition, position=record.offset, envelope=envelope)
+
+
+class _SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, consumer: KafkaConsumer, store: ReadModelStore, topic: str) -> None:
+        self.consumer = consumer
+        self.store = store
+        self.topic = topic
+
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        log.info("partitions_revoked", topic=self.topic, partitions=_numbers(revoked))
+
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        stored = self.store.positions(self.topic)
+        seeks: dict[int, int | str] = {}
+        for tp in assigned:
+            if tp.partition in stored:
+                self.consumer.seek(tp, stored[tp.partition])
+                seeks[tp.partition] = stored[tp.partition]
+            else:
+                self.consumer.seek_to_beginning(tp)
+                seeks[tp.partition] = "beginning"
+        log.info("partitions_assigned", topic=self.topic, seek_to=seeks)
+
+
+def _numbers(partitions: Iterable[TopicPartition]) -> list[int]:
+    return sorted(tp.partition for tp in partitions)
+
+
+class KafkaProjector:
+    def __init__(
+        self, kafka: KafkaSettings, store: ReadModelStore, options: ProjectorSettings
+    ) -> None:
+        self.kafka = kafka
+        self.store = store
+        self.options = options
+        self.projector = Projector(store)
+        self._log = log.bind(topic=options.topic, group_id=options.group_id)
+
+    def run(
+        self,
+        *,
+        should_stop: Callable[[], bool] = lambda: False,
+        max_seconds: float | None = None,
+        until_idle: bool = False,
+    ) -> RunStats:
+        """Consume until ``should_stop()``, ``max_seconds`` or (``until_idle``) until every
+        assigned partition is consumed to its end."""
+        ensure_topic(self.kafka, self.options.topic)
+        consumer = KafkaConsumer(
+            **self.kafka.client_config(),
+            group_id=self.options.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.options.batch_size,
+            session_timeout_ms=self.options.session_timeout_ms,
+            heartbeat_interval_ms=self.options.heartbeat_interval_ms,
+        )
+        stats = RunStats()
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        self._log.info("projector_started", read_model=self.store.location)
+        try:
+            consumer.subscribe(
+                [self.options.topic],
+                listener=_SeekToStoredPositions(consumer, self.store, self.options.topic),
+            )
+            idle_polls = 0
+            while not should_stop() and (deadline is None or time.monotonic() < deadline):
+                polled = consumer.poll(timeout_ms=self.options.poll_timeout_ms)
+                records = [r for batch in polled.values() for r in batch]
+                if records:
+                    idle_polls = 0
+                    self._apply(consumer, records, stats)
+                elif until_idle and _caught_up(consumer):
+                    idle_polls += 1
+                    if idle_polls >= 2:
+                        break
+        finally:
+            consumer.close(autocommit=False)
+        self._log.info(
+            "projector_stopped",
+            batches=stats.batches,
+            records=stats.records,
+            applied=stats.applied,
+            duplicates=stats.duplicates,
+            dead_letters=stats.dead_letters,
+        )
+        return stats
+
+    def _apply(self, consumer: KafkaConsumer, records: Sequence[Any], stats: RunStats) -> None:
+        items = [item_from_record(r) for r in records]
+        next_positions: dict[int, int] = {}
+        for item in items:
+            next_positions[item.part] = max(next_positions.get(item.part, 0), item.position + 1)
+        result = self.projector.apply_batch(self.options.topic, items, next_positions)
+        stats.batches += 1
+        stats.records += len(items)
+        stats.applied += result.applied
+        stats.duplicates += result.duplicates
+        stats.dead_letters += result.dead_letters
+        offsets = {
+            TopicPartition(self.options.topic, part): OffsetAndMetadata(position, "", -1)
+            for part, position in next_positions.items()
+        }
+        consumer.commit_async(offsets=offsets, callback=self._on_commit)
+
+    def _on_commit(self, offsets: Any, response: Any) -> None:
+        if isinstance(response, Exception | KafkaError):
+            self._log.debug("monitoring_commit_failed", error=str(response))
+
+
+def _caught_up(consumer: KafkaConsumer) -> bool:
+    assigned = list(consumer.assignment())
+    if not assigned:
+        return False
+    ends = consumer.end_offsets(assigned)
+    return all(consumer.position(tp) >= ends[tp] for tp in assigned)

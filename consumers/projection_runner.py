@@ -1,0 +1,181 @@
+"""Run the projectors: embedded (follow the event store in-process) or Kafka mode
+(consume ``leadflow.events.v1`` in consumer group ``leadflow.projector``), and rebuild.
+
+``python -m consumers.projection_runner [--follow] [--until-idle] [--max-seconds N]`` does
+what ``leadflow project`` does, configured by ``LEADFLOW_*`` variables; SIGTERM (or
+Ctrl-C) stops it after the batch in hand is committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
+from typing import Literal
+
+import psycopg
+import structlog
+from kafka.errors import KafkaError
+from pydantic import ValidationError
+
+from consumers.embedded_projector import catch_up, follow
+from consumers.kafka_projector import KafkaProjector
+from consumers.projector_settings import ProjectorSettings
+from domain.stage_model import load_stage_model
+from leadflow.event_store import open_application
+from leadflow.logging import configure_logging
+from leadflow.settings import Settings
+from projections.store import ReadModelError, ReadModelStore, open_read_model_store
+
+__all__ = ["catch_up", "main", "open_live_store", "rebuild", "run_projector"]
+
+log = structlog.get_logger("leadflow.consumers.projection_runner")
+
+RebuildSource = Literal["store", "kafka"]
+
+
+def open_live_store(settings: Settings) -> ReadModelStore:
+    return open_read_model_store(settings, load_stage_model(settings.stage_model_file))
+
+
+class _StopFlag:
+    def __init__(self) -> None:
+        self.raised = False
+
+    def __call__(self) -> bool:
+        return self.raised
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[_StopFlag]:
+    """SIGTERM and SIGINT ask the loop to stop after the batch in hand."""
+    flag = _StopFlag()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("stop_requested", signal=signal.Signals(signum).name)
+        flag.raised = True
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield flag
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def run_projector(
+    settings: Settings,
+    *,
+    follow_log: bool = False,
+    max_seconds: float | None = None,
+    until_idle: bool = False,
+    options: ProjectorSettings | None = None,
+) -> int:
+    """Project into the live read model; the number of events applied.
+
+    Embedded: catch up once, or with ``follow_log`` keep following the event store.
+    Kafka mode: consume until a signal, ``max_seconds`` or, with ``until_idle``, until
+    the assigned partitions are consumed to their end.
+    """
+    options = options or ProjectorSettings()
+    with open_live_store(settings) as store:
+        if settings.kafka_mode:
+            with _stop_on_signals() as stop:
+                stats = KafkaProjector(settings.kafka, store, options).run(
+                    should_stop=stop, max_seconds=max_seconds, until_idle=until_idle
+                )
+            return stats.applied
+        app = open_application(settings)
+        try:
+            if not follow_log:
+                return catch_up(app, store, batch_size=options.batch_size)
+            with _stop_on_signals() as stop:
+                deadline = _Deadline(max_seconds)
+                return follow(
+                    app,
+                    store,
+                    lambda: stop() or deadline.passed(),
+                    interval_s=options.follow_interval_s,
+                    batch_size=options.batch_size,
+                )
+        finally:
+            app.close()
+
+
+def rebuild(
+    settings: Settings,
+    source: RebuildSource,
+    *,
+    max_seconds: float | None = None,
+    options: ProjectorSettings | None = None,
+) -> int:
+    """Drop the live read model and rebuild it from the event store or from offset zero
+    of the events topic; the number of events applied. Stop running projectors first."""
+    options = options or ProjectorSettings()
+    with open_live_store(settings) as store:
+        store.reset()
+        log.info("rebuild_started", source=source, read_model=store.location)
+        if source == "kafka":
+            stats = KafkaProjector(settings.kafka, store, options).run(
+                max_seconds=max_seconds, until_idle=True
+            )
+            return stats.applied
+        app = open_application(settings)
+        try:
+            return catch_up(app, store, batch_size=options.batch_size)
+        finally:
+            app.close()
+
+
+class _Deadline:
+    def __init__(self, seconds: float | None) -> None:
+        self._at = None if seconds is None else time.monotonic() + seconds
+
+    def passed(self) -> bool:
+        return self._at is not None and time.monotonic() >= self._at
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--follow",
+        action="store_true",
+        help="embedded mode: keep following the event store (Kafka mode always follows)",
+    )
+    parser.add_argument(
+        "--max-seconds", type=float, metavar="N", help="stop after N seconds (default: never)"
+    )
+    parser.add_argument(
+        "--until-idle",
+        action="store_true",
+        help="Kafka mode: stop once every assigned partition is consumed to its end",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m consumers.projection_runner", description=__doc__
+    )
+    add_run_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings()
+        configure_logging(settings.log_level, settings.log_format)
+        applied = run_projector(
+            settings,
+            follow_log=args.follow,
+            max_seconds=args.max_seconds,
+            until_idle=args.until_idle,
+        )
+    except (ValidationError, ReadModelError, OSError, KafkaError, psycopg.Error) as error:
+        print(f"projection_runner: {' '.join(str(error).split())}", file=sys.stderr)  # noqa: T201
+        return 1
+    log.info("projection_runner_done", applied=applied)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
