@@ -18,7 +18,7 @@ from eventsourcing.utils import TopicError
 from consumers.event_records import envelope_from_notification
 from domain.application import LeadflowApp
 from domain.persistence import PydanticMapper
-from projections.projector import Item, Projector
+from projections.projector import Item, Projector, gc_paused
 from projections.store import EMBEDDED_STREAM, ReadModelStore
 
 log = structlog.get_logger("leadflow.consumers.embedded_projector")
@@ -45,13 +45,13 @@ def item_from_notification(mapper: PydanticMapper, notification: Notification) -
 
 
 def notification_batches(
-    app: LeadflowApp, after: int, batch_size: int = DEFAULT_BATCH
+    app: LeadflowApp, after: int, batch_size: int = DEFAULT_BATCH, until: int | None = None
 ) -> Iterator[Sequence[Item]]:
-    """The event store's notifications after id ``after``, decoded, in batches."""
+    """The event store's notifications after id ``after`` (up to ``until``), decoded."""
     mapper = cast(PydanticMapper, app.mapper)
     while True:
         notifications = app.recorder.select_notifications(
-            start=after, limit=batch_size, inclusive_of_start=False
+            start=after, limit=batch_size, stop=until, inclusive_of_start=False
         )
         if not notifications:
             return
@@ -61,16 +61,27 @@ def notification_batches(
             return
 
 
-def catch_up(app: LeadflowApp, store: ReadModelStore, *, batch_size: int = DEFAULT_BATCH) -> int:
-    """Apply everything the event store has that the read model has not; the number of
-    events applied (duplicates and dead letters not counted)."""
+def catch_up(
+    app: LeadflowApp,
+    store: ReadModelStore,
+    *,
+    batch_size: int = DEFAULT_BATCH,
+    until: int | None = None,
+) -> int:
+    """Apply everything the event store has (up to notification ``until``) that the read
+    model has not; the number of events applied (duplicates and dead letters not counted)."""
     projector = Projector(store)
     applied = 0
-    for items in notification_batches(app, store.last_notification_id(), batch_size):
-        result = projector.apply_batch(EMBEDDED_STREAM, items, {0: items[-1].position + 1})
+    batches = notification_batches(app, store.last_notification_id(), batch_size, until)
+    while True:
+        with gc_paused():
+            items = next(batches, None)
+            if items is None:
+                break
+            result = projector.apply_batch(EMBEDDED_STREAM, items, {0: items[-1].position + 1})
         applied += result.applied
     if applied:
-        log.info(
+        log.debug(
             "caught_up",
             read_model=store.location,
             applied=applied,

@@ -1,14 +1,19 @@
 """``leadflow ingest``: engagement records from Kafka into the event store.
 
 A consumer group on ``leadflow.engagement.v1``. For each poll batch: every record is
-validated (``consumers.engagement_record``) and turned into commands (capture the lead
-when it is new, record the engagement; the lead rescores and may reach MQL), invalid
-ones go to ``leadflow.engagement.dlq.v1``; then the dead letters are acknowledged, the
-verdicts written to the ingest ledger, and only then the offsets committed. A crash
-anywhere before the commit means the batch is read again: the commands are idempotent
-(the engagement's ``event_id``, and each record's own causation id), the ledger keeps
-one row per record, and a dead letter may be published twice (it carries its source
-topic, partition and offset to tell).
+validated (``consumers.engagement_record``); the valid ones are turned into commands
+(``consumers.engagement_apply``: capture the lead when it is new, record the engagement;
+the lead rescores and may reach MQL) and stored in one transaction; the invalid ones go
+to ``leadflow.engagement.dlq.v1`` with their original key, value and headers plus
+``dlq.reason`` (what, where, why), ``dlq.problem`` and ``dlq.source.topic/partition/
+offset``. Then the dead letters are acknowledged, the verdicts written to the ingest
+ledger (``consumers.ingest_ledger``), and only then the offsets committed.
+
+A crash anywhere before the commit means the batch is read again: the commands are
+idempotent (the engagement's ``event_id``, and each record's own causation id), the
+ledger keeps one row per record, and a dead letter may be published twice (its
+``dlq.source.*`` headers tell). A failing batch (database or broker away) is retried
+with back-off from its first record; it is never skipped.
 
 Verdict of a valid record: ``accepted`` when this record (this topic, partition and
 offset) recorded the engagement, ``duplicate`` when an engagement with its ``event_id``
@@ -22,9 +27,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from kafka import (
@@ -35,80 +39,23 @@ from kafka import (
     TopicPartition,
 )
 from kafka.errors import CommitFailedError, KafkaError
-from pydantic import ValidationError
 
-from consumers.engagement_record import (
-    EngagementRecordV1,
-    InvalidEngagement,
-    parse_engagement,
-    to_commands,
-)
+from consumers.engagement_apply import IngestLimits, apply_engagements
+from consumers.engagement_record import EngagementRecordV1, InvalidEngagement
 from consumers.ingest_ledger import IngestCounts, IngestLedger, LedgerEntry, Status
-from consumers.kafka_topics import ensure_topics
+from consumers.kafka_topics import QUICK_RECONNECT, acknowledged_delivery, ensure_topics
 from consumers.store_db import StoreDb
 from consumers.stream_settings import StreamSettings
-from domain.application import ConcurrencyConflict, LeadflowApp, lead_id_for
-from domain.errors import DomainError
+from domain.application import LeadflowApp
 from leadflow.settings import Settings
 
 log = structlog.get_logger("leadflow.engagement_ingest")
 
-HandleFact = Literal["applied", "duplicate", "redelivered"]
 INGEST_ACTOR = "engagement-ingest"
-
-
-@dataclass(frozen=True, slots=True)
-class IngestLimits:
-    max_bytes: int
-    max_future: timedelta
-
-    @classmethod
-    def from_settings(cls, stream: StreamSettings) -> IngestLimits:
-        return cls(stream.max_record_bytes, stream.max_future)
-
-    def parse(self, raw: bytes | None, now: datetime | None = None) -> EngagementRecordV1:
-        return parse_engagement(raw, max_bytes=self.max_bytes, max_future=self.max_future, now=now)
-
-
-def handle_engagement(
-    app: LeadflowApp, record: EngagementRecordV1, origin: str, actor: str
-) -> HandleFact:
-    """Apply a valid record: ``applied`` (recorded now), ``redelivered`` (recorded before by
-    this same origin, e.g. before a crash) or ``duplicate`` (its event_id was known).
-
-    Raises ``DomainError`` when the domain refuses the commands.
-    """
-    capture, engage = to_commands(record, origin, actor)
-    if app.resolve_lead(capture.lead) == lead_id_for(capture.lead):
-        app.handle(capture)  # addressed by external id: capture when new, else update attributes
-    if app.handle(engage).status == "applied":
-        return "applied"
-    lead = app.get_lead(engage.lead)
-    return "redelivered" if engage.command_id in lead.causations else "duplicate"
 
 
 def kafka_origin(topic: str, partition: int, offset: int, event_id: str) -> str:
     return f"kafka:{topic}/{partition}/{offset}/{event_id}"
-
-
-def apply_engagement(
-    app: LeadflowApp, record: EngagementRecordV1, origin: str, actor: str
-) -> HandleFact:
-    """``handle_engagement``, with a refusal turned into ``InvalidEngagement``.
-
-    A concurrency conflict is not the record's fault: it propagates, and the batch is retried.
-    """
-    try:
-        return handle_engagement(app, record, origin, actor)
-    except ConcurrencyConflict:
-        raise
-    except DomainError as error:
-        raise InvalidEngagement("refused", f"refused by the domain: {error}") from error
-    except ValidationError as error:
-        first = error.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"]) or "command"
-        reason = f"invalid command from the record: {where}: {first['msg']}"
-        raise InvalidEngagement("invalid_fields", reason) from error
 
 
 class _AssignmentLog(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -116,7 +63,8 @@ class _AssignmentLog(ConsumerRebalanceListener):  # type: ignore[misc]
         self._on_assigned = on_assigned
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        log.info("ingest_partitions_revoked", partitions=sorted(str(tp) for tp in revoked))
+        if revoked:
+            log.info("ingest_partitions_revoked", partitions=sorted(tp.partition for tp in revoked))
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         self._on_assigned(list(assigned))
@@ -142,7 +90,6 @@ class EngagementIngest:
         self.stop = stop or threading.Event()
         self.limits = IngestLimits.from_settings(stream)
         self.counts = IngestCounts()
-        self._assigned: list[TopicPartition] = []
         self._log = log.bind(group=self.group, topic=self.topic, dlq_topic=stream.dlq_topic)
 
     # --- lifecycle -------------------------------------------------------------------
@@ -154,18 +101,18 @@ class EngagementIngest:
         db = StoreDb(self.settings)
         consumer = KafkaConsumer(
             **kafka.client_config(),
+            **QUICK_RECONNECT,
             group_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.stream.ingest_batch_size,
+            session_timeout_ms=int(self.stream.ingest_session_timeout_seconds * 1000),
+            heartbeat_interval_ms=max(100, int(self.stream.ingest_session_timeout_seconds * 250)),
         )
         producer = KafkaProducer(
             **kafka.client_config(),
-            acks="all",
-            enable_idempotence=True,
+            **acknowledged_delivery(self.stream.send_timeout_seconds),
             linger_ms=5,
-            request_timeout_ms=10_000,
-            delivery_timeout_ms=int(self.stream.send_timeout_seconds * 1000),
         )
         try:
             ledger = IngestLedger(db)
@@ -180,8 +127,8 @@ class EngagementIngest:
         return self.counts
 
     def _on_assigned(self, assigned: list[TopicPartition]) -> None:
-        self._assigned = assigned
-        self._log.info("ingest_ready", partitions=sorted(tp.partition for tp in assigned))
+        if assigned:
+            self._log.info("ingest_ready", partitions=sorted(tp.partition for tp in assigned))
 
     def _loop(
         self,
@@ -241,51 +188,63 @@ class EngagementIngest:
         producer: KafkaProducer,
         ledger: IngestLedger,
     ) -> None:
-        now = datetime.now(UTC)
-        entries: list[LedgerEntry] = []
-        pending = []
-        for records in batch.values():
-            for record in records:
-                entry = self.judge(record, now)
-                entries.append(entry)
-                if entry.status == "dead_lettered":
-                    pending.append(self._dead_letter(producer, record, entry))
+        records = [record for records in batch.values() for record in records]
+        entries = self.judge(records)
+        pending = [
+            self._dead_letter(producer, record, entry)
+            for record, entry in zip(records, entries, strict=True)
+            if entry.status == "dead_lettered"
+        ]
         if pending:
             producer.flush(timeout=self.stream.send_timeout_seconds)
             for future in pending:
-                future.get(timeout=0)
+                future.get(timeout=0)  # raises the send's error, if it failed
         ledger.record(entries)
         consumer.commit(
-            {tp: OffsetAndMetadata(records[-1].offset + 1, "", -1) for tp, records in batch.items()}
+            {tp: OffsetAndMetadata(rs[-1].offset + 1, "", -1) for tp, rs in batch.items()}
         )
         batch_counts = IngestCounts()
         for entry in entries:
             batch_counts = batch_counts.plus(entry.status)
-            self.counts = self.counts.plus(entry.status)
+        self.counts = self.counts.add(batch_counts)
         self._log.info(
             "ingest_batch", batch=self._fields(batch_counts), run=self._fields(self.counts)
         )
 
-    def judge(self, record: Any, now: datetime) -> LedgerEntry:
-        """The verdict on one consumed record (commands applied for a valid one)."""
-        event_id: str | None = None
-        try:
-            parsed = self.limits.parse(record.value, now)
-            event_id = parsed.event_id
-            origin = kafka_origin(record.topic, record.partition, record.offset, event_id)
-            fact = apply_engagement(self.app, parsed, origin, INGEST_ACTOR)
-        except InvalidEngagement as bad:
-            self._log.warning(
-                "engagement_dead_lettered",
-                partition=record.partition,
-                offset=record.offset,
-                event_id=event_id,
-                problem=bad.problem,
-                reason=bad.reason,
-            )
-            return self._entry(record, "dead_lettered", event_id, bad.problem, bad.reason)
-        status: Status = "duplicate" if fact == "duplicate" else "accepted"
-        return self._entry(record, status, event_id)
+    def judge(self, records: Sequence[Any]) -> list[LedgerEntry]:
+        """The verdict on each consumed record; the commands of the valid ones are applied."""
+        parsed: list[EngagementRecordV1 | InvalidEngagement] = []
+        for record in records:
+            try:
+                parsed.append(self.limits.parse(record.value))
+            except InvalidEngagement as bad:
+                parsed.append(bad)
+        valid = [
+            (p, kafka_origin(r.topic, r.partition, r.offset, p.event_id))
+            for r, p in zip(records, parsed, strict=True)
+            if isinstance(p, EngagementRecordV1)
+        ]
+        applied = iter(apply_engagements(self.app, valid, INGEST_ACTOR))
+        entries = []
+        for record, item in zip(records, parsed, strict=True):
+            verdict = item if isinstance(item, InvalidEngagement) else next(applied)
+            event_id = item.event_id if isinstance(item, EngagementRecordV1) else None
+            if isinstance(verdict, InvalidEngagement):
+                self._log.warning(
+                    "engagement_dead_lettered",
+                    partition=record.partition,
+                    offset=record.offset,
+                    event_id=event_id,
+                    problem=verdict.problem,
+                    reason=verdict.reason,
+                )
+                entries.append(
+                    self._entry(record, "dead_lettered", event_id, verdict.problem, verdict.reason)
+                )
+            else:
+                status: Status = "duplicate" if verdict == "duplicate" else "accepted"
+                entries.append(self._entry(record, status, event_id))
+        return entries
 
     def _entry(
         self,

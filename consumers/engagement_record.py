@@ -257,7 +257,7 @@ def command_id(origin: str) -> str:
 def to_commands(
     record: EngagementRecordV1, origin: str, actor: str
 ) -> tuple[CaptureLead, RecordEngagement]:
-    """Capture (or update the attributes of) the lead, then record the engagement.
+    """Capture the lead (with the record's attributes), then record the engagement.
 
     ``origin`` names the inbound message (e.g. ``kafka:<topic>/<partition>/<offset>/<id>``);
     it becomes the causation id of the events, and the correlation id is ``event_id``.
@@ -299,6 +299,7 @@ def schema_document() -> dict[str, Any]:
         f"{schema['description']} At most 64 KiB by default (configurable); occurred_at at "
         "most one day (configurable) after the time of ingest; give lead or email."
     ).strip()
+    schema["anyOf"] = [{"required": ["lead"]}, {"required": ["email"]}]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "urn:leadflow:schema:engagement:v1",

@@ -14,8 +14,8 @@ from typing import Literal
 
 import structlog
 
-from consumers.engagement_ingest import IngestLimits, apply_engagement
-from consumers.engagement_record import InvalidEngagement
+from consumers.engagement_apply import IngestLimits, apply_engagements
+from consumers.engagement_record import EngagementRecordV1, InvalidEngagement
 from domain.application import LeadflowApp
 
 log = structlog.get_logger("leadflow.engagement_submit")
@@ -49,18 +49,47 @@ def split_records(payload: bytes) -> Iterator[tuple[int, bytes]]:
             yield number, record
 
 
-def submit_payload(app: LeadflowApp, payload: bytes, limits: IngestLimits) -> list[SubmitResult]:
+def submit_payload(
+    app: LeadflowApp, payload: bytes, limits: IngestLimits, chunk: int = 500
+) -> list[SubmitResult]:
+    """Judge and apply every record of the payload, ``chunk`` records per transaction."""
     results: list[SubmitResult] = []
-    for line, raw in split_records(payload):
-        event_id = None
+    pieces = list(split_records(payload))
+    for start in range(0, len(pieces), chunk):
+        results.extend(_submit_chunk(app, pieces[start : start + chunk], limits))
+    log.debug(
+        "engagements_submitted",
+        records=len(results),
+        accepted=sum(r.status == "accepted" for r in results),
+        duplicate=sum(r.status == "duplicate" for r in results),
+        invalid=sum(r.status == "invalid" for r in results),
+    )
+    return results
+
+
+def _submit_chunk(
+    app: LeadflowApp, pieces: list[tuple[int, bytes]], limits: IngestLimits
+) -> list[SubmitResult]:
+    parsed: list[EngagementRecordV1 | InvalidEngagement] = []
+    for _, raw in pieces:
         try:
-            record = limits.parse(raw)
-            event_id = record.event_id
-            fact = apply_engagement(app, record, f"engage:{record.event_id}", SUBMIT_ACTOR)
+            parsed.append(limits.parse(raw))
         except InvalidEngagement as bad:
-            log.warning("engagement_invalid", line=line, problem=bad.problem, reason=bad.reason)
-            results.append(SubmitResult(line, "invalid", event_id, bad.reason))
-            continue
-        status: Literal["accepted", "duplicate"] = "accepted" if fact == "applied" else "duplicate"
-        results.append(SubmitResult(line, status, event_id))
+            parsed.append(bad)
+    valid = [(p, f"engage:{p.event_id}") for p in parsed if isinstance(p, EngagementRecordV1)]
+    applied = iter(apply_engagements(app, valid, SUBMIT_ACTOR))
+    results = []
+    for (line, _), item in zip(pieces, parsed, strict=True):
+        verdict = item if isinstance(item, InvalidEngagement) else next(applied)
+        event_id = item.event_id if isinstance(item, EngagementRecordV1) else None
+        if isinstance(verdict, InvalidEngagement):
+            log.debug(
+                "engagement_invalid", line=line, problem=verdict.problem, reason=verdict.reason
+            )
+            results.append(SubmitResult(line, "invalid", event_id, verdict.reason))
+        else:
+            status: Literal["accepted", "duplicate"] = (
+                "accepted" if verdict == "applied" else "duplicate"
+            )
+            results.append(SubmitResult(line, status, event_id))
     return results

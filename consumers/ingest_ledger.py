@@ -44,6 +44,13 @@ class IngestCounts:
     def consumed(self) -> int:
         return self.accepted + self.duplicate + self.dead_lettered
 
+    def add(self, other: IngestCounts) -> IngestCounts:
+        return IngestCounts(
+            self.accepted + other.accepted,
+            self.duplicate + other.duplicate,
+            self.dead_lettered + other.dead_lettered,
+        )
+
     def plus(self, status: Status, count: int = 1) -> IngestCounts:
         values = {s: getattr(self, s) for s in STATUSES}
         values[status] += count

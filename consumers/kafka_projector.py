@@ -25,7 +25,7 @@ from consumers.embedded_projector import DECODE_ERRORS
 from consumers.event_records import from_kafka_value
 from consumers.projector_settings import ProjectorSettings
 from leadflow.settings import KafkaSettings
-from projections.projector import Item, Projector
+from projections.projector import Item, Projector, gc_paused
 from projections.store import ReadModelStore
 
 log = structlog.get_logger("leadflow.consumers.kafka_projector")
@@ -81,26 +81,47 @@ def item_from_record(record: Any) -> Item:
     return Item(part=record.partition, position=record.offset, envelope=envelope)
 
 
+class SeekFailed(Exception):
+    """The projector could not seek newly assigned partitions to their stored positions."""
+
+
 class _SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Seeks every assigned partition to the position stored in the read model.
+
+    The Kafka client runs this on its own I/O thread before it fetches from the new
+    partitions. A failure is kept and raised by the consuming loop: consuming from any
+    other position than the stored one must never go unnoticed.
+    """
+
     def __init__(self, consumer: KafkaConsumer, store: ReadModelStore, topic: str) -> None:
         self.consumer = consumer
         self.store = store
         self.topic = topic
+        self.failure: BaseException | None = None
 
     def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         log.info("partitions_revoked", topic=self.topic, partitions=_numbers(revoked))
 
     def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        stored = self.store.positions(self.topic)
-        seeks: dict[int, int | str] = {}
-        for tp in assigned:
-            if tp.partition in stored:
-                self.consumer.seek(tp, stored[tp.partition])
-                seeks[tp.partition] = stored[tp.partition]
-            else:
-                self.consumer.seek_to_beginning(tp)
-                seeks[tp.partition] = "beginning"
+        try:
+            stored = self.store.positions(self.topic)
+            seeks: dict[int, int | str] = {}
+            for tp in assigned:
+                if tp.partition in stored:
+                    self.consumer.seek(tp, stored[tp.partition])
+                    seeks[tp.partition] = stored[tp.partition]
+                else:
+                    self.consumer.seek_to_beginning(tp)
+                    seeks[tp.partition] = "beginning"
+        except Exception as error:
+            self.failure = error
+            raise
         log.info("partitions_assigned", topic=self.topic, seek_to=seeks)
+
+    def check(self) -> None:
+        if self.failure is not None:
+            msg = f"seeking assigned partitions to the stored positions failed: {self.failure}"
+            raise SeekFailed(msg) from self.failure
 
 
 def _numbers(partitions: Iterable[TopicPartition]) -> list[int]:
@@ -139,14 +160,13 @@ class KafkaProjector:
         stats = RunStats()
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         self._log.info("projector_started", read_model=self.store.location)
+        listener = _SeekToStoredPositions(consumer, self.store, self.options.topic)
         try:
-            consumer.subscribe(
-                [self.options.topic],
-                listener=_SeekToStoredPositions(consumer, self.store, self.options.topic),
-            )
+            consumer.subscribe([self.options.topic], listener=listener)
             idle_polls = 0
             while not should_stop() and (deadline is None or time.monotonic() < deadline):
                 polled = consumer.poll(timeout_ms=self.options.poll_timeout_ms)
+                listener.check()
                 records = [r for batch in polled.values() for r in batch]
                 if records:
                     idle_polls = 0
@@ -168,11 +188,12 @@ class KafkaProjector:
         return stats
 
     def _apply(self, consumer: KafkaConsumer, records: Sequence[Any], stats: RunStats) -> None:
-        items = [item_from_record(r) for r in records]
-        next_positions: dict[int, int] = {}
-        for item in items:
-            next_positions[item.part] = max(next_positions.get(item.part, 0), item.position + 1)
-        result = self.projector.apply_batch(self.options.topic, items, next_positions)
+        with gc_paused():
+            items = [item_from_record(r) for r in records]
+            next_positions: dict[int, int] = {}
+            for item in items:
+                next_positions[item.part] = max(next_positions.get(item.part, 0), item.position + 1)
+            result = self.projector.apply_batch(self.options.topic, items, next_positions)
         stats.batches += 1
         stats.records += len(items)
         stats.applied += result.applied

@@ -1,4 +1,5 @@
-"""Create leadflow's topics when they are missing, with partitions and retention from settings."""
+"""Kafka plumbing shared by the stream processes: topics created when missing (partitions
+and retention from settings), and the producer settings for acknowledged delivery."""
 
 from __future__ import annotations
 
@@ -12,6 +13,30 @@ from kafka.errors import TopicAlreadyExistsError
 from leadflow.settings import KafkaSettings
 
 log = structlog.get_logger("leadflow.kafka_topics")
+
+
+# kafka-python backs off reconnecting up to 30 s by default: a process would notice a
+# restarted broker that late. One second is cheap against a single broker.
+QUICK_RECONNECT: dict[str, Any] = {"reconnect_backoff_max_ms": 1000}
+
+
+def acknowledged_delivery(send_timeout_seconds: float) -> dict[str, Any]:
+    """Producer settings: idempotent, acks from all in-sync replicas, bounded waiting.
+
+    A send is retried inside kafka-python until ``send_timeout_seconds``; only then does
+    it fail, and the caller resends from its last acknowledged position. Creating the
+    producer while the broker is away fails after that long too.
+    """
+    timeout_ms = int(send_timeout_seconds * 1000)
+    return {
+        **QUICK_RECONNECT,
+        "bootstrap_timeout_ms": timeout_ms,
+        "acks": "all",
+        "enable_idempotence": True,
+        "request_timeout_ms": max(500, timeout_ms // 3),
+        "delivery_timeout_ms": timeout_ms,
+        "max_block_ms": timeout_ms,
+    }
 
 
 def topic_spec(kafka: KafkaSettings) -> dict[str, Any]:

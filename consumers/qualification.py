@@ -25,21 +25,16 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol, TypeVar
+from typing import Annotated, Any, Final, Literal, Protocol
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from domain import events as ev
-from domain.aggregate import Aggregate, project_aggregate
-from domain.application import LeadflowApp
-from domain.deal import Deal
-from domain.lead import Lead
 
-SCHEMA_ID = "leadflow.qualification.v1"
+SCHEMA_ID: Final = "leadflow.qualification.v1"
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas" / "qualification" / "v1"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-A = TypeVar("A", bound=Aggregate)
 
 LeadStageName = Literal["new", "mql", "sal", "sql", "converted", "recycled", "disqualified"]
 DecimalText = Annotated[
@@ -283,7 +278,7 @@ class StateLookup(Protocol):
     def deal(self, deal_id: UUID, version: int) -> DealState: ...
 
 
-def _decimal(value: Decimal) -> str:
+def decimal_text(value: Decimal) -> str:
     return format(value, "f")
 
 
@@ -299,7 +294,6 @@ def _envelope(event: ev.DomainEvent) -> dict[str, Any]:
 
 
 def _lead_event(event: ev.DomainEvent, lookup: StateLookup) -> IntegrationEvent | None:
-    none: list[LeadStageName] = []
     match event:
         case ev.LeadQualifiedAsMQL():
             payload: dict[str, Any] = {
@@ -307,7 +301,7 @@ def _lead_event(event: ev.DomainEvent, lookup: StateLookup) -> IntegrationEvent 
                 "via": event.via,
                 "score": event.score,
                 "reason": event.reason,
-                "skipped_stages": none,
+                "skipped_stages": [],
             }
             model: type[_LeadEvent] = LeadMqlReached
         case ev.LeadAccepted():
@@ -316,7 +310,7 @@ def _lead_event(event: ev.DomainEvent, lookup: StateLookup) -> IntegrationEvent 
                 "via": "accepted",
                 "owner": event.owner,
                 "reason": event.reason,
-                "skipped_stages": none,
+                "skipped_stages": [],
             }
             model = LeadSalReached
         case ev.LeadQualifiedAsSQL():
@@ -325,7 +319,7 @@ def _lead_event(event: ev.DomainEvent, lookup: StateLookup) -> IntegrationEvent 
                 "via": "bant",
                 "bant": BantAnswers(**event.bant.model_dump()),
                 "reason": None,
-                "skipped_stages": none,
+                "skipped_stages": [],
             }
             model = LeadSqlReached
         case ev.LeadFastTracked():
@@ -385,7 +379,7 @@ def _deal_event(event: ev.DomainEvent, lookup: StateLookup) -> IntegrationEvent 
             payload = {
                 "from_stage": event.from_stage,
                 "to_stage": event.to_stage,
-                "amount": _decimal(event.amount),
+                "amount": decimal_text(event.amount),
             }
             model = DealWonEvent
         case ev.DealLost():
@@ -467,53 +461,6 @@ def schema_documents() -> dict[str, dict[str, Any]]:
 
 def render_schema(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-
-
-# --- reading state from the event store ---------------------------------------------
-
-
-class AppStateLookup:
-    """Reads a lead or deal at one version from the event store (snapshots make it cheap)."""
-
-    def __init__(self, app: LeadflowApp) -> None:
-        self._app = app
-
-    def _load(self, kind: type[A], aggregate_id: UUID, version: int) -> A:
-        aggregate = self._app.repository.get(
-            aggregate_id, version=version, projector_func=project_aggregate
-        )
-        if not isinstance(aggregate, kind):
-            msg = f"{aggregate_id} version {version} is not a {kind.KIND}"
-            raise TypeError(msg)
-        return aggregate
-
-    def lead(self, lead_id: UUID, version: int) -> LeadState:
-        lead = self._load(Lead, lead_id, version)
-        return LeadState(
-            id=lead.id,
-            external_id=lead.external_id,
-            stage=lead.stage,
-            score=lead.score,
-            owner=lead.owner,
-            source=lead.source,
-            campaign=lead.campaign,
-        )
-
-    def deal(self, deal_id: UUID, version: int) -> DealState:
-        deal = self._load(Deal, deal_id, version)
-        return DealState(
-            id=deal.id,
-            external_id=deal.external_id,
-            pipeline=deal.pipeline,
-            stage=deal.stage,
-            status=deal.status,
-            amount=_decimal(deal.amount),
-            currency=deal.currency,
-            owner=deal.owner,
-            expected_close_date=deal.expected_close_date,
-            lead_id=deal.lead_id,
-            lead_external_id=deal.lead_external_id,
-        )
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ _KEEPALIVE_SETTINGS = (
 
 class RelayLock(Protocol):
     description: str
+    problem: str | None
+    """Why the last ``try_acquire`` failed, when it was not just another holder."""
 
     def try_acquire(self) -> bool:
         """Take the lock if it is free; never blocks."""
@@ -47,6 +49,7 @@ class FileRelayLock:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.description = f"file lock {path}"
+        self.problem: str | None = None
         self._fd: int | None = None
 
     def try_acquire(self) -> bool:
@@ -84,6 +87,7 @@ class PostgresRelayLock:
         self._dsn = dsn
         self.key = advisory_key(f"leadflow.relay:{schema}")
         self.description = f"advisory lock {self.key} (schema {schema})"
+        self.problem: str | None = None
         self._conn: psycopg.Connection[Any] | None = None
 
     def try_acquire(self) -> bool:
@@ -91,17 +95,18 @@ class PostgresRelayLock:
             return True
         try:
             conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
-        except psycopg.OperationalError as error:
-            log.warning("relay_lock_unreachable", lock=self.description, error=str(error))
+        except psycopg.Error as error:
+            self.problem = f"cannot connect: {' '.join(str(error).split())}"
             return False
         try:
             for statement in _KEEPALIVE_SETTINGS:
                 conn.execute(statement.encode())
             row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
         except psycopg.Error as error:
-            log.warning("relay_lock_failed", lock=self.description, error=str(error))
+            self.problem = f"cannot take the lock: {' '.join(str(error).split())}"
             conn.close()
             return False
+        self.problem = None
         if not (row and row[0]):
             conn.close()
             return False

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
 
+from leadflow.event_store import postgres_ddl_lock
 from leadflow.settings import Settings
 
 Dialect = Literal["sqlite", "postgres"]
@@ -27,6 +28,7 @@ class StoreDb:
         self._schema = settings.postgres_schema
         self._sqlite: sqlite3.Connection | None = None
         self._pg: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._dsn = ""
         if settings.postgres_dsn is None:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             self._sqlite = sqlite3.connect(
@@ -34,9 +36,8 @@ class StoreDb:
             )
             self.location = str(settings.sqlite_event_store)
         else:
-            self._pg = psycopg.connect(
-                settings.postgres_dsn.get_secret_value(), autocommit=True, connect_timeout=10
-            )
+            self._dsn = settings.postgres_dsn.get_secret_value()
+            self._pg = psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
             self.location = f"postgresql schema {self._schema}"
 
     def table(self, name: str) -> str:
@@ -60,8 +61,11 @@ class StoreDb:
             return cursor.fetchall() if cursor.description else []
 
     def create_table(self, statement: str, **tables: str) -> None:
-        """``CREATE TABLE IF NOT EXISTS``, tolerating another process creating it meanwhile."""
-        with suppress(psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
+        """``CREATE TABLE IF NOT EXISTS`` (PostgreSQL: the schema too, one process at a time)."""
+        if self._pg is None:
+            self.execute(statement, **tables)
+            return
+        with postgres_ddl_lock(self._dsn, self._schema):
             self.execute(statement, **tables)
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]], **tables: str) -> None:

@@ -38,9 +38,14 @@ class StreamSettings(BaseSettings):
         default=0.5, gt=0, description="how often a standby relay tries to take the lock"
     )
     send_timeout_seconds: float = Field(
-        default=30.0, gt=0, description="how long a publish may wait for the broker's ack"
+        default=30.0, ge=2, description="how long a publish may wait for the broker's ack"
     )
     retry_max_seconds: float = Field(
         default=10.0, gt=0, description="longest back-off between reconnection attempts"
     )
     ingest_batch_size: int = Field(default=500, ge=1, le=10_000)
+    ingest_session_timeout_seconds: float = Field(
+        default=10.0,
+        ge=1,
+        description="a crashed ingest's partitions move to another member after this long",
+    )

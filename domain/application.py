@@ -130,27 +130,45 @@ class LeadflowApp(Application[UUID]):
             raise result
         return result
 
-    def handle_many(self, commands: Sequence[c.Command]) -> list[Outcome | DomainError]:
+    def handle_many(
+        self, commands: Sequence[c.Command], *, stop_at_refusal: bool = False
+    ) -> list[Outcome | DomainError]:
         """Apply commands in order and store all their events in ONE transaction.
 
         Each command sees the effects of the ones before it. A refused command yields its
-        DomainError in the result list and changes nothing; the others still apply. If a
-        concurrent writer touched the same aggregates, the batch is recomputed on fresh
-        state (and, after repeated conflicts, split into single commands).
+        DomainError in the result list and changes nothing; the others still apply (with
+        ``stop_at_refusal`` the batch ends at the first refusal: the results stop there
+        and only the commands before it are stored). If a concurrent writer touched the
+        same aggregates, the batch is recomputed on fresh state (and, after repeated
+        conflicts, split into single commands).
         """
         for number in range(1, self.MAX_ATTEMPTS + 1):
             batch = _Batch(self)
-            results = [self._apply(command, batch) for command in commands]
+            results: list[Outcome | DomainError] = []
+            for command in commands:
+                results.append(self._apply(command, batch))
+                if stop_at_refusal and isinstance(results[-1], DomainError):
+                    break
             try:
                 batch.commit()
             except IntegrityError:
                 log.debug("concurrency_conflict_retry", attempt=number, commands=len(commands))
                 if len(commands) > 1 and number >= 2:
-                    return [r for command in commands for r in self.handle_many([command])]
+                    return self._one_by_one(commands, stop_at_refusal)
                 continue
             return results
         msg = f"gave up after {self.MAX_ATTEMPTS} concurrent-update conflicts"
         raise ConcurrencyConflict(msg)
+
+    def _one_by_one(
+        self, commands: Sequence[c.Command], stop_at_refusal: bool
+    ) -> list[Outcome | DomainError]:
+        results: list[Outcome | DomainError] = []
+        for command in commands:
+            results += self.handle_many([command])
+            if stop_at_refusal and isinstance(results[-1], DomainError):
+                break
+        return results
 
     def _apply(self, command: c.Command, batch: _Batch) -> Outcome | DomainError:
         batch.start_command()

@@ -11,7 +11,15 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    field_validator,
+)
 
 from domain.events import Bant
 from domain.scoring import ENGAGEMENT_KINDS
@@ -22,8 +30,8 @@ def _assume_utc(value: datetime) -> datetime:
 
 
 Timestamp = Annotated[datetime, AfterValidator(_assume_utc)]
-Text = Annotated[str, Field(min_length=1, max_length=2000)]
-Ref = Annotated[str, Field(min_length=1, max_length=320)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+Ref = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320)]
 
 
 class Command(BaseModel):

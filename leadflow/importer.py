@@ -2,7 +2,8 @@
 
 Each non-blank line is one command object (see ``domain.commands``). A line without a
 ``command_id`` gets one from a hash of its canonical JSON, so importing the same file again
-changes nothing: every line that was applied is then reported as a duplicate. A bad line
+changes nothing: every line that was applied is then reported as a duplicate (and two
+identical lines in one file are one command: the second is a duplicate). A bad line
 (not UTF-8, not JSON, not a valid command, refused by the domain) is rejected with its line
 number and reason, and the import goes on unless ``strict``.
 """
@@ -13,7 +14,8 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, TextIO
+from dataclasses import dataclass
+from typing import Any, Literal, TextIO
 
 import structlog
 from pydantic import BaseModel, ValidationError, computed_field
@@ -40,13 +42,15 @@ class RejectedLine(BaseModel):
 
 
 class ImportReport(BaseModel):
-    """What an import did; ``stopped_at`` is the line a strict import stopped at."""
+    """What an import did. ``stopped_at``: the rejected line a strict import stopped at;
+    ``aborted_at``: the line at which the store failed (nothing from there on was applied)."""
 
     applied: int = 0
     duplicate: int = 0
     rejected: int = 0
     rejections: list[RejectedLine] = []
     stopped_at: int | None = None
+    aborted_at: int | None = None
     seconds: float = 0.0
 
     @computed_field  # type: ignore[prop-decorator]
@@ -76,7 +80,22 @@ class LineRejected(ValueError):
     """A line that is not a valid command."""
 
 
+class _StoreFailed(Exception):
+    def __init__(self, line: int, cause: Exception) -> None:
+        self.line = line
+        self.cause = cause
+
+
+@dataclass
+class _Line:
+    number: int
+    command: Command | None = None
+    status: Literal["applied", "duplicate"] | None = None
+    reason: str | None = None
+
+
 ProgressCallback = Callable[[ImportReport], None]
+BATCH_SIZE = 500
 
 
 def import_commands(
@@ -84,60 +103,117 @@ def import_commands(
     app: LeadflowApp,
     *,
     strict: bool = False,
+    batch_size: int = BATCH_SIZE,
     progress: ProgressCallback | None = None,
     source: str = "-",
 ) -> ImportReport:
-    """Apply every line's command through ``app.handle``, in order.
+    """Apply every line's command, in order, ``batch_size`` commands per transaction.
 
     ``lines`` may be a binary stream (e.g. ``sys.stdin.buffer``); line numbers count
-    from 1 and include blank lines. Errors of the store itself raise ``ImportAborted``.
+    from 1 and include blank lines. ``strict`` stops at the first rejected line; the
+    lines before it are applied. Errors of the store itself raise ``ImportAborted``.
     """
     report = ImportReport()
     started = time.monotonic()
-    for number, raw in enumerate(lines, start=1):
-        try:
-            text = (raw if isinstance(raw, str) else _decode(raw, first=number == 1)).rstrip("\r\n")
-            if not text.strip():
+    size = max(1, batch_size)
+    batch: list[_Line] = []
+    try:
+        for number, raw in enumerate(lines, start=1):
+            line = _read(number, raw)
+            if line is None:
                 continue
-            command = parse_line(text)
-            outcome = app.handle(command)
-        except (LineRejected, DomainError) as error:
-            _reject(report, number, str(error))
-        except ValidationError as error:
-            _reject(report, number, describe_validation_error(error))
-        except Exception as error:
-            report.seconds = time.monotonic() - started
-            raise ImportAborted(number, report, error) from error
-        else:
-            if outcome.status == "applied":
-                report.applied += 1
-            else:
-                report.duplicate += 1
+            if strict and line.reason is not None:
+                _flush(batch, app, report, strict)
+                batch = [] if report.rejected else [line]
+                break
+            batch.append(line)
+            if len(batch) < size:
+                continue
+            _flush(batch, app, report, strict)
+            batch = []
+            if strict and report.rejected:
+                break
+            if progress is not None:
+                report.seconds = time.monotonic() - started
+                progress(report)
+        _flush(batch, app, report, strict)
         if strict and report.rejected:
-            report.stopped_at = number
-            break
-        if progress is not None:
-            report.seconds = time.monotonic() - started
-            progress(report)
+            report.stopped_at = report.rejections[0].line
+    except _StoreFailed as failure:
+        report.aborted_at = failure.line
+        report.seconds = round(time.monotonic() - started, 3)
+        log.error("import_aborted", source=source, line=failure.line, error=str(failure.cause))
+        raise ImportAborted(failure.line, report, failure.cause) from failure.cause
     report.seconds = round(time.monotonic() - started, 3)
     log.info(
         "import_finished",
         source=source,
-        applied=report.applied,
-        duplicate=report.duplicate,
-        rejected=report.rejected,
-        total=report.total,
-        stopped_at=report.stopped_at,
-        seconds=report.seconds,
         lines_per_second=round(report.lines_per_second, 1),
+        **report.model_dump(exclude={"rejections"}),
     )
     return report
 
 
-def _reject(report: ImportReport, number: int, reason: str) -> None:
-    report.rejected += 1
-    report.rejections.append(RejectedLine(line=number, reason=reason))
-    log.debug("line_rejected", line=number, reason=reason)
+def _read(number: int, raw: bytes | str) -> _Line | None:
+    """The line's command, or its rejection; None for a blank line."""
+    try:
+        text = (raw if isinstance(raw, str) else _decode(raw, first=number == 1)).rstrip("\r\n")
+        if not text.strip():
+            return None
+        return _Line(number, command=parse_line(text))
+    except LineRejected as error:
+        return _Line(number, reason=str(error))
+    except ValidationError as error:
+        return _Line(number, reason=describe_validation_error(error))
+
+
+def _flush(batch: list[_Line], app: LeadflowApp, report: ImportReport, strict: bool) -> None:
+    try:
+        _run(app, [line for line in batch if line.command is not None], strict)
+    except _StoreFailed as failure:
+        _tally(report, [line for line in batch if line.number < failure.line])
+        raise
+    _tally(report, batch)
+
+
+def _run(app: LeadflowApp, lines: list[_Line], strict: bool) -> None:
+    """Apply the lines' commands in one transaction; if that fails, one by one.
+
+    ``strict`` ends the batch at the first refused command: later lines stay unapplied.
+    """
+    if not lines:
+        return
+    commands = [line.command for line in lines if line.command is not None]
+    try:
+        results = app.handle_many(commands, stop_at_refusal=strict)
+    except Exception as error:
+        if len(lines) > 1:
+            for line in lines:
+                _run(app, [line], strict)
+                if strict and line.reason is not None:
+                    return
+            return
+        if isinstance(error, ValidationError):
+            lines[0].reason = describe_validation_error(error)
+            return
+        raise _StoreFailed(lines[0].number, error) from error
+    for line, result in zip(lines, results, strict=not strict):
+        if isinstance(result, DomainError):
+            line.reason = str(result)
+        else:
+            line.status = result.status
+
+
+def _tally(report: ImportReport, lines: list[_Line]) -> None:
+    for line in lines:
+        if line.reason is not None:
+            report.rejected += 1
+            report.rejections.append(RejectedLine(line=line.number, reason=line.reason))
+            log.debug("line_rejected", line=line.number, reason=line.reason)
+        elif line.status == "applied":
+            report.applied += 1
+        elif line.status == "duplicate":
+            report.duplicate += 1
 
 
 def _decode(raw: bytes, *, first: bool) -> str:

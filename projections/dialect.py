@@ -6,10 +6,12 @@ Statements are written once, with ``?`` placeholders and ``ON CONFLICT ... DO UP
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 ColumnType = Literal["text", "int", "real"]
+_SQLITE_MAX_PARAMETERS = 30_000  # SQLite allows 32766 per statement
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +27,40 @@ class Dialect:
 
     def column_type(self, kind: ColumnType) -> str:
         return {"text": "TEXT", "int": self.integer, "real": self.real}[kind]
+
+    def one_of(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """A condition ``column`` equals one of ``values``, and its parameters."""
+        if self.name == "postgresql":
+            return f"{column} = ANY(?)", [list(values)]
+        return f"{column} IN ({', '.join('?' * len(values))})", list(values)
+
+    def insert_statements(
+        self,
+        table: str,
+        columns: Sequence[tuple[str, ColumnType]],
+        rows: Sequence[Sequence[Any]],
+        on_conflict: str,
+    ) -> Iterator[tuple[str, list[Any]]]:
+        """Statements inserting ``rows`` a few hundred at a time (SQLite: multi-row VALUES)
+        or all at once (PostgreSQL: one array per column, ``unnest``ed)."""
+        if not rows:
+            return
+        names = ", ".join(name for name, _ in columns)
+        head = f"INSERT INTO {table} ({names})"
+        if self.name == "postgresql":
+            arrays = ", ".join(f"?::{self.column_type(kind)}[]" for _, kind in columns)
+            yield (
+                f"{head} SELECT * FROM unnest({arrays}) {on_conflict}",  # noqa: S608
+                [list(column) for column in zip(*rows, strict=True)],
+            )
+            return
+        width = len(columns)
+        per_statement = max(1, min(500, _SQLITE_MAX_PARAMETERS // width))
+        one_row = f"({', '.join('?' * width)})"
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            values = ", ".join([one_row] * len(chunk))
+            yield f"{head} VALUES {values} {on_conflict}", [v for row in chunk for v in row]
 
 
 SQLITE = Dialect(name="sqlite", integer="INTEGER", real="REAL", greatest="max")

@@ -24,9 +24,9 @@ def _select_in(
     """Rows whose ``key`` is one of ``ids`` (and that match the ``also`` condition)."""
     rows: list[Row] = []
     for chunk in _chunks(ids):
-        marks = ", ".join("?" * len(chunk))
-        where = f"{key} IN ({marks}){f' AND {also}' if also else ''}"
-        rows += tx.execute(f"SELECT {columns} FROM {table} WHERE {where}", chunk)  # noqa: S608
+        condition, params = tx.dialect.one_of(key, chunk)
+        where = f"{condition}{f' AND {also}' if also else ''}"
+        rows += tx.execute(f"SELECT {columns} FROM {table} WHERE {where}", params)  # noqa: S608
     return rows
 
 
@@ -59,33 +59,25 @@ def load_deals(tx: Tx, deal_ids: Collection[str]) -> dict[str, DealFacts]:
     return {row[0]: DealFacts(*row) for row in rows}
 
 
-def _upsert(table: Table) -> str:
-    columns = table.column_names
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in table.key)
-    return (
-        f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 - schema identifiers
-        f"VALUES ({', '.join('?' * len(columns))}) "
-        f"ON CONFLICT ({', '.join(table.key)}) DO UPDATE SET {updates}"
-    )
+def _upsert(tx: Tx, table: Table, rows: Sequence[Sequence[Any]]) -> None:
+    updates = ", ".join(f"{c} = excluded.{c}" for c in table.column_names if c not in table.key)
+    conflict = f"ON CONFLICT ({', '.join(table.key)}) DO UPDATE SET {updates}"
+    tx.insert(table, rows, conflict)
 
 
 def save_leads(tx: Tx, leads: Sequence[LeadFacts]) -> None:
-    tx.executemany(_upsert(LEADS), [lead.row() for lead in leads])
-    reached: list[tuple[Any, ...]] = [
+    _upsert(tx, LEADS, [lead.row() for lead in leads])
+    reached = [
         (lead.lead_id, stage, at) for lead in leads for stage, at in lead.new_reached.items()
     ]
-    tx.executemany(
-        "INSERT INTO rm_lead_reached (lead_id, stage, reached_at) VALUES (?, ?, ?) "
-        "ON CONFLICT (lead_id, stage) DO NOTHING",
-        reached,
-    )
-    visits: list[tuple[Any, ...]] = [
+    tx.insert(LEAD_REACHED, reached, "ON CONFLICT (lead_id, stage) DO NOTHING")
+    visits = [
         (lead.lead_id, v.seq, v.stage, v.entered_at, v.exited_at, v.exited_to)
         for lead in leads
         for v in lead.changed_visits.values()
     ]
-    tx.executemany(_upsert(LEAD_VISITS), visits)
+    _upsert(tx, LEAD_VISITS, visits)
 
 
 def save_deals(tx: Tx, deals: Sequence[DealFacts]) -> None:
-    tx.executemany(_upsert(DEALS), [deal.row() for deal in deals])
+    _upsert(tx, DEALS, [deal.row() for deal in deals])

@@ -9,8 +9,10 @@ projector and is never silently dropped.
 
 from __future__ import annotations
 
+import gc
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import structlog
@@ -161,11 +163,28 @@ class _DeadLetter:
 
 def _save_dead_letters(tx: Tx, stream: str, dead: list[_DeadLetter]) -> None:
     now = utc_now_text()
-    tx.executemany(
-        f"INSERT INTO rm_dead_letters ({', '.join(DEAD_LETTERS.column_names)}) "  # noqa: S608
-        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (stream, part, record_position) DO NOTHING",
+    tx.insert(
+        DEAD_LETTERS,
         [(stream, d.part, d.position, d.aggregate_id, d.problem, d.payload, now) for d in dead],
+        "ON CONFLICT (stream, part, record_position) DO NOTHING",
     )
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a batch is decoded and applied.
+
+    A batch allocates many short-lived objects, which makes the collector scan every live
+    object of the process over and over (about a quarter of the projector's time); they
+    are freed by reference counting anyway. Collection resumes after the batch.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _is_deal(envelope: EventEnvelope) -> bool:

@@ -10,6 +10,7 @@ Several processes may share one SQLite file: it runs in WAL mode with a busy tim
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -26,7 +27,7 @@ from psycopg.conninfo import conninfo_to_dict
 from domain.stage_model import StageModel
 from leadflow.settings import Settings
 from projections.dialect import POSTGRESQL, SQLITE, Dialect
-from projections.schema import SCHEMA_VERSION, TABLES, Table
+from projections.schema import POSITIONS, SCHEMA_VERSION, TABLES, Table
 
 log = structlog.get_logger("leadflow.projections.store")
 
@@ -66,9 +67,13 @@ class Tx:
     def execute(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
         return self._store._execute(self.dialect.sql(statement), params)
 
-    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            self._store._executemany(self.dialect.sql(statement), rows)
+    def insert(self, table: Table, rows: Sequence[Sequence[Any]], on_conflict: str = "") -> None:
+        """Insert rows in as few statements as the dialect allows; ``on_conflict`` is the
+        ``ON CONFLICT ...`` clause. The rows' keys must be unique."""
+        for statement, params in self.dialect.insert_statements(
+            table.name, table.columns, rows, on_conflict
+        ):
+            self.execute(statement, params)
 
 
 class ReadModelStore(ABC):
@@ -80,6 +85,9 @@ class ReadModelStore(ABC):
         self.stage_model = stage_model
         self.location = location
         self._log = log.bind(read_model=location)
+        # One connection per store; the Kafka client calls rebalance listeners (which read
+        # positions) on its own thread, so every transaction holds this lock.
+        self._lock = threading.RLock()
 
     # --- transactions ---------------------------------------------------------------
 
@@ -87,7 +95,7 @@ class ReadModelStore(ABC):
         """Run ``work`` in one write transaction, retried whole when it loses a race."""
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             try:
-                with self._transaction(write=True):
+                with self._lock, self._transaction(write=True):
                     return work(Tx(self))
             except Exception as error:
                 if not self._retryable(error) or attempt == _MAX_ATTEMPTS:
@@ -99,7 +107,7 @@ class ReadModelStore(ABC):
     @contextmanager
     def read(self) -> Iterator[Tx]:
         """A consistent snapshot for the queries of one report."""
-        with self._transaction(write=False):
+        with self._lock, self._transaction(write=False):
             yield Tx(self)
 
     # --- positions ------------------------------------------------------------------
@@ -115,13 +123,13 @@ class ReadModelStore(ABC):
     def save_positions(self, tx: Tx, stream: str, positions: Mapping[int, int]) -> None:
         """Record consumed positions in the caller's transaction; never moves one back."""
         now = utc_now_text()
-        tx.executemany(
-            "INSERT INTO rm_positions (stream, part, next_position, updated_at) "  # noqa: S608
-            "VALUES (?, ?, ?, ?) ON CONFLICT (stream, part) DO UPDATE SET "
+        tx.insert(
+            POSITIONS,
+            [(stream, part, position, now) for part, position in sorted(positions.items())],
+            "ON CONFLICT (stream, part) DO UPDATE SET "
             f"next_position = {self.dialect.greatest}"
             "(rm_positions.next_position, excluded.next_position), "
             "updated_at = excluded.updated_at",
-            [(stream, part, position, now) for part, position in sorted(positions.items())],
         )
 
     def last_notification_id(self) -> int:
@@ -191,9 +199,6 @@ class ReadModelStore(ABC):
     def _execute(self, statement: str, params: Sequence[Any]) -> list[Row]: ...
 
     @abstractmethod
-    def _executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None: ...
-
-    @abstractmethod
     def _retryable(self, error: Exception) -> bool: ...
 
     @abstractmethod
@@ -210,7 +215,10 @@ class SqliteStore(ReadModelStore):
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(
-            str(path) if path else ":memory:", timeout=30.0, isolation_level=None
+            str(path) if path else ":memory:",
+            timeout=30.0,
+            isolation_level=None,
+            check_same_thread=False,  # guarded by the store's lock
         )
         if path is not None:
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -231,9 +239,6 @@ class SqliteStore(ReadModelStore):
 
     def _execute(self, statement: str, params: Sequence[Any]) -> list[Row]:
         return self._conn.execute(statement, tuple(params)).fetchall()
-
-    def _executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._conn.executemany(statement, [tuple(r) for r in rows])
 
     def _retryable(self, error: Exception) -> bool:
         return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
@@ -273,10 +278,6 @@ class PostgresStore(ReadModelStore):
     def _execute(self, statement: str, params: Sequence[Any]) -> list[Row]:
         cursor = self._conn.execute(statement.encode(), tuple(params))
         return list(cursor.fetchall()) if cursor.description is not None else []
-
-    def _executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
-        with self._conn.cursor() as cursor:
-            cursor.executemany(statement.encode(), [tuple(r) for r in rows])
 
     def _retryable(self, error: Exception) -> bool:
         return isinstance(

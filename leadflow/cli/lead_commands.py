@@ -104,6 +104,7 @@ AMOUNT = Option("--amount", metavar="N", help="e.g. 12000.50")
 CURRENCY = Option("--currency", metavar="CUR", help="ISO 4217 code, e.g. EUR")
 CLOSE_DATE = Option("--close-date", "expected_close_date", metavar="YYYY-MM-DD")
 STAGE = Option("--stage", help="a stage of the deal's pipeline")
+STAGE_REQUIRED = Option("--stage", required=True, help="a stage of the deal's pipeline")
 
 SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand(
@@ -168,13 +169,13 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
             Option("--amount", required=True, metavar="N", help="e.g. 12000.50"),
             CURRENCY,
             Option("--lead", metavar="LEAD", help="the lead this deal converts"),
-            Option("--pipeline", help="default: the stage model's first pipeline"),
+            Option("--pipeline", help="default: the stage model's default pipeline"),
             Option("--owner"),
             CLOSE_DATE,
             Option("--fast-track", kind="switch", help="convert a lead that is not yet SQL"),
         ),
     ),
-    Subcommand("move-deal", c.MoveDeal, "move a deal to another stage", (STAGE,)),
+    Subcommand("move-deal", c.MoveDeal, "move a deal to another stage", (STAGE_REQUIRED,)),
     Subcommand("win-deal", c.WinDeal, "close a deal as won", (AMOUNT,)),
     Subcommand(
         "lose-deal",
@@ -272,7 +273,7 @@ def build_command(spec: Subcommand, args: argparse.Namespace) -> c.Command:
 
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
     command = build_command(args.spec, args)
-    with _application(settings, args.actor) as app:
+    with open_application(settings, default_actor=args.actor) as app:
         outcome = app.handle(command)
         print(describe_outcome(app, outcome))
     return 0
@@ -298,22 +299,13 @@ def _aggregate(app: LeadflowApp, aggregate_id: UUID) -> Lead | Deal:
         return app.get_deal(str(aggregate_id))
 
 
-@contextmanager
-def _application(settings: Settings, actor: str) -> Iterator[LeadflowApp]:
-    app = open_application(settings, default_actor=actor)
-    try:
-        yield app
-    finally:
-        app.close()
-
-
 # --- lead show / deal show ----------------------------------------------------------------
 
 _HIDDEN_FIELDS = {"causations", "engagement_ids"}
 
 
 def show_aggregate(args: argparse.Namespace, settings: Settings) -> int:
-    with _application(settings, DEFAULT_ACTOR) as app:
+    with open_application(settings, default_actor=DEFAULT_ACTOR) as app:
         aggregate: Lead | Deal
         if args.kind == "lead":
             aggregate = app.get_lead(args.ref)
@@ -392,7 +384,7 @@ def _input(file: str) -> Iterator[BinaryIO]:
 
 def run_import(args: argparse.Namespace, settings: Settings) -> int:
     printer = ProgressPrinter(sys.stderr) if args.progress or sys.stderr.isatty() else None
-    with _input(args.file) as stream, _application(settings, args.actor) as app:
+    with _input(args.file) as stream, open_application(settings, default_actor=args.actor) as app:
         try:
             report = import_commands(
                 stream, app, strict=args.strict, progress=printer, source=args.file
@@ -419,6 +411,6 @@ def print_report(report: ImportReport, *, as_json: bool) -> None:
     )
     if report.stopped_at is not None:
         print(
-            f"stopped at line {report.stopped_at} (--strict): "
-            f"{report.applied} lines applied and {report.duplicate} duplicate before it"
+            f"stopped at line {report.stopped_at} (--strict); "
+            f"before it: {report.applied} applied, {report.duplicate} duplicate"
         )

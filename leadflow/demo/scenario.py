@@ -59,7 +59,10 @@ class _Quarter:
 class _Journey(DealJourney):
     """One lead from capture to wherever the quarter leaves it."""
 
-    def __init__(self, quarter: _Quarter, number: int, email: str, showcase: Showcase | None):
+    def __init__(
+        self, quarter: _Quarter, number: int, contact: tuple[str, str], showcase: Showcase | None
+    ) -> None:
+        email, company = contact
         super().__init__(
             rng=random.Random(f"leadflow-demo:{quarter.seed}:{number}"),
             prefix=f"demo-{quarter.seed}-L{number:05d}",
@@ -83,7 +86,7 @@ class _Journey(DealJourney):
         self.campaign = self.rng.choice(self.source.campaigns)
         tiers = dict(zip(cat.FIT_TIERS, self.source.fit_tiers, strict=True))
         self.fit_tier = self._choose("fit_tier", list(tiers.items()))
-        self.attributes = self._firmographics(cat.FIT_TIER_MATCH[self.fit_tier])
+        self.attributes = self._firmographics(company, cat.FIT_TIER_MATCH[self.fit_tier])
         intents = zip(("cold", "warm", "hot"), self.source.intents, strict=True)
         self.intent = self._choose("intent", list(intents))
         self.fit = score_lead(quarter.rules, self.attributes, (), QUARTER_START).fit
@@ -99,7 +102,7 @@ class _Journey(DealJourney):
         weights = [s.weight for s in self.q.sources.values()]
         return self.rng.choices(names, weights=weights)[0]
 
-    def _firmographics(self, match: float) -> dict[str, Any]:
+    def _firmographics(self, company: str, match: float) -> dict[str, Any]:
         rng = self.rng
 
         def pick(icp: Sequence[Any], other: Sequence[Any]) -> Any:
@@ -112,12 +115,11 @@ class _Journey(DealJourney):
         revenue = max(employees * per_head, 5_500_000 if icp_revenue else 0)
         if not icp_revenue:
             revenue = min(revenue, 4_900_000)
-        company = f"{rng.choice(cat.COMPANY_PREFIXES)}{rng.choice(cat.COMPANY_SUFFIXES)}"
         return {
-            "company": company.capitalize(),
+            "company": company,
             "industry": pick(cat.ICP_INDUSTRIES, cat.OTHER_INDUSTRIES),
             "employees": employees,
-            "revenue": round(revenue, -5),
+            "revenue": int(round(revenue, -5)),
             "title": pick(cat.SENIOR_TITLES, cat.OTHER_TITLES),
             "country": pick(cat.ICP_COUNTRIES, cat.OTHER_COUNTRIES),
         }
@@ -417,16 +419,18 @@ def _engagement_properties(kind: str, campaign: str) -> dict[str, Any]:
     return properties[kind]
 
 
-def _unique_email(rng: random.Random, taken: set[str]) -> str:
+def _contact(rng: random.Random, taken: set[str]) -> tuple[str, str]:
+    """A unique email address and the name of the company it belongs to."""
     first, last = rng.choice(cat.FIRST_NAMES), rng.choice(cat.LAST_NAMES)
-    domain = f"{rng.choice(cat.COMPANY_PREFIXES)}{rng.choice(cat.COMPANY_SUFFIXES)}.example"
+    head, tail = rng.choice(cat.COMPANY_PREFIXES), rng.choice(cat.COMPANY_SUFFIXES)
+    domain = f"{head}{tail}.example"
     email = f"{first}.{last}@{domain}"
-    suffix = 1
+    number = 1
     while email in taken:
-        suffix += 1
-        email = f"{first}.{last}{suffix}@{domain}"
+        number += 1
+        email = f"{first}.{last}{number}@{domain}"
     taken.add(email)
-    return email
+    return email, f"{head.capitalize()} {tail.capitalize()}"
 
 
 def generate_quarter(
@@ -459,7 +463,7 @@ def generate_quarter(
     timeline: list[tuple[datetime, int, int, c.Command]] = []
     for number in range(1, leads + 1):
         showcase = SHOWCASES[number - 1] if number <= len(SHOWCASES) else None
-        journey = _Journey(quarter, number, _unique_email(names, taken), showcase)
+        journey = _Journey(quarter, number, _contact(names, taken), showcase)
         timeline.extend((t, number, k, command) for t, k, command in journey.run())
     timeline.sort(key=lambda item: (item[0], item[1], item[2]))
     return [command for *_, command in timeline]

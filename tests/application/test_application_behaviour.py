@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from eventsourcing.cryptography import AESCipher
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from domain import commands as c
 from domain.application import LeadflowApp, lead_id_for
@@ -360,3 +360,27 @@ def test_handle_many_applies_in_order_in_one_transaction(app: LeadflowApp) -> No
     lead = app.get_lead("hy@example.com")
     assert lead.stage == "sal"
     assert (app.recorder.max_notification_id() or 0) - before == lead.version
+
+
+def test_handle_many_can_stop_at_the_first_refusal(app: LeadflowApp) -> None:
+    lines = [
+        {
+            "command": "capture_lead",
+            "lead": "iv@example.com",
+            "source": "web",
+            "occurred_at": at(0),
+        },
+        {"command": "accept_lead", "lead": "iv@example.com", "occurred_at": at(1)},
+        {"command": "mark_mql", "lead": "iv@example.com", "occurred_at": at(2)},
+    ]
+    commands = [c.COMMAND_ADAPTER.validate_python(line) for line in lines]
+    results = app.handle_many(commands, stop_at_refusal=True)
+    assert [type(r).__name__ for r in results] == ["Outcome", "IllegalTransition"]
+    assert app.get_lead("iv@example.com").stage == "new"
+
+
+def test_blank_references_are_rejected() -> None:
+    with pytest.raises(ValidationError, match="at least 1 character"):
+        c.COMMAND_ADAPTER.validate_python(
+            {"command": "capture_lead", "lead": "   ", "source": "web", "occurred_at": at(0)}
+        )

@@ -1,0 +1,117 @@
+"""One phase of the ``growth`` benchmark, run in a process of its own so its peak RSS is its own.
+
+``write`` sends lead lifecycles through ``handle_many`` until at least the given number
+of events is stored; ``read`` streams the whole notification log in pages and decodes
+every event, as the relay and the embedded projector do. Each first does one untimed
+batch (or page), so that one-off costs (first queries, validator set-up) are not
+counted as per-event cost. The process is forked from a forkserver that has imported
+this module, so imports cost neither time nor a different memory baseline.
+"""
+
+from __future__ import annotations
+
+import re
+from itertools import islice
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, cast
+
+from benchmarks.framework import stopwatch
+from benchmarks.workload import lifecycle_stream
+from consumers.event_records import envelope_from_notification
+from domain.application import LeadflowApp
+from domain.commands import Command
+from domain.errors import DomainError
+from domain.persistence import PydanticMapper
+from leadflow.event_store import open_application
+from leadflow.logging import configure_logging
+from leadflow.settings import Settings
+
+_STATUS = Path("/proc/self/status")
+
+
+def rss_kib(field: str) -> int:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of this process, in KiB."""
+    found = re.search(rf"^{field}:\s+(\d+) kB", _STATUS.read_text(), re.MULTILINE)
+    if found is None:
+        msg = f"{_STATUS} has no {field} line; the growth benchmark needs Linux"
+        raise RuntimeError(msg)
+    return int(found.group(1))
+
+
+def write(app: LeadflowApp, events: int, batch_size: int) -> tuple[int, float]:
+    """Events written (timed ones, at least ``events``) and the seconds they took."""
+    _handle(app, list(islice(lifecycle_stream("warmup"), batch_size)))
+    stream = lifecycle_stream("growth")
+    written = 0
+    with stopwatch() as watch:
+        while written < events:
+            written += _handle(app, list(islice(stream, batch_size)))
+    return written, watch.seconds
+
+
+def _handle(app: LeadflowApp, commands: list[Command]) -> int:
+    written = 0
+    for outcome in app.handle_many(commands):
+        if isinstance(outcome, DomainError):
+            msg = f"the benchmark workload was refused: {outcome}"
+            raise RuntimeError(msg)
+        written += outcome.events
+    return written
+
+
+def read(app: LeadflowApp, page_size: int) -> tuple[int, float]:
+    """Events streamed and decoded (the whole log) and the seconds that took."""
+    mapper = cast(PydanticMapper, app.mapper)
+    for notification in app.recorder.select_notifications(start=1, limit=page_size):
+        envelope_from_notification(mapper, notification)
+    position, decoded = 0, 0
+    with stopwatch() as watch:
+        while True:
+            page = app.recorder.select_notifications(
+                start=position, limit=page_size, inclusive_of_start=False
+            )
+            for notification in page:
+                envelope_from_notification(mapper, notification)
+            decoded += len(page)
+            if len(page) < page_size:
+                break
+            position = page[-1].id
+    return decoded, watch.seconds
+
+
+def probe(settings: Settings, phase: str, sizes: tuple[int, ...]) -> dict[str, Any]:
+    """Run one phase on the store ``settings`` names; what it did, how long, how much RSS."""
+    configure_logging("warning", "json")
+    app = open_application(settings, default_actor="benchmark")
+    try:
+        if phase == "write":
+            events, seconds = write(app, *sizes)
+        elif phase == "read":
+            events, seconds = read(app, *sizes)
+        else:
+            msg = f"unknown phase {phase!r}: expected write or read"
+            raise ValueError(msg)
+        app_stored = app.recorder.max_notification_id() or 0
+    finally:
+        app.close()
+    return {
+        "phase": phase,
+        "events": events,
+        "seconds": seconds,
+        "stored": app_stored,
+        "peak_rss_kib": rss_kib("VmHWM"),
+    }
+
+
+def run_child(
+    connection: Connection, settings: Settings, phase: str, sizes: tuple[int, ...]
+) -> None:
+    """Entry point of the probe's process: the report (or the error) goes down ``connection``."""
+    start_rss = rss_kib("VmRSS")
+    try:
+        connection.send({**probe(settings, phase, sizes), "start_rss_kib": start_rss})
+    except Exception as error:  # noqa: BLE001 - the parent reports it, with the reason
+        connection.send({"error": f"{type(error).__name__}: {error}"})
+    finally:
+        connection.close()

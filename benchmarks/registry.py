@@ -1,0 +1,27 @@
+"""Every benchmark the runner knows, by name, in the order they run.
+
+A benchmark is a module exposing ``BENCHMARK`` (a ``benchmarks.framework.Benchmark``). To
+add one, write its module and list it here; modules are imported only when selected.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from benchmarks.framework import Benchmark
+
+MODULES: dict[str, str] = {
+    "commands": "benchmarks.commands",
+    "history": "benchmarks.history",
+    "growth": "benchmarks.growth",
+}
+
+
+def names() -> list[str]:
+    return list(MODULES)
+
+
+def load(name: str) -> Benchmark:
+    benchmark = importlib.import_module(MODULES[name]).BENCHMARK
+    assert isinstance(benchmark, Benchmark), f"{MODULES[name]}.BENCHMARK is not a Benchmark"
+    return benchmark

@@ -1,0 +1,135 @@
+"""Valid engagement records → commands → the event store, many records in one transaction.
+
+Shared by ``leadflow ingest`` (Kafka) and ``leadflow engage`` (CLI). Each record becomes
+"capture the lead when it is new" and "record the engagement"; the lead rescores and
+may reach MQL by itself. The commands of a whole batch are stored in one transaction
+(``LeadflowApp.handle_many``); a refused record changes nothing and the others still
+apply.
+
+Firmographics (``attributes``) of a record fill in what the lead does not know yet; they
+never overwrite a value the lead has. A record read again, or an old one arriving late,
+must not undo newer data, and reading a topic again must change nothing. Corrections of
+known attributes go through the ``capture_lead`` command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+from uuid import UUID
+
+from pydantic import ValidationError
+
+from consumers.engagement_record import (
+    EngagementRecordV1,
+    InvalidEngagement,
+    parse_engagement,
+    to_commands,
+)
+from consumers.stream_settings import StreamSettings
+from domain.application import LeadflowApp, Outcome, lead_id_for
+from domain.commands import Command, RecordEngagement
+from domain.errors import DomainError, UnknownAggregate
+
+# applied: recorded now; redelivered: recorded earlier by this same origin (a record read
+# again after a crash); duplicate: an engagement with this event_id was already recorded.
+Applied = Literal["applied", "redelivered", "duplicate"]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestLimits:
+    max_bytes: int
+    max_future: timedelta
+
+    @classmethod
+    def from_settings(cls, stream: StreamSettings) -> IngestLimits:
+        return cls(stream.max_record_bytes, stream.max_future)
+
+    def parse(self, raw: bytes | None) -> EngagementRecordV1:
+        return parse_engagement(raw, max_bytes=self.max_bytes, max_future=self.max_future)
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    commands: tuple[Command, ...]
+    engage: RecordEngagement
+
+
+class _Planner:
+    """Plans each record's commands, knowing which attributes each lead already has,
+    including those the batch's earlier records will add."""
+
+    def __init__(self, app: LeadflowApp, actor: str) -> None:
+        self.app = app
+        self.actor = actor
+        self._known: dict[UUID, set[str] | None] = {}
+
+    def _known_keys(self, lead_id: UUID, ref: str) -> set[str] | None:
+        """The lead's attribute names; None when the lead does not exist (yet)."""
+        if lead_id not in self._known:
+            try:
+                self._known[lead_id] = set(self.app.get_lead(ref).attributes)
+            except UnknownAggregate:
+                self._known[lead_id] = None
+        return self._known[lead_id]
+
+    def plan(self, record: EngagementRecordV1, origin: str) -> _Planned | InvalidEngagement:
+        try:
+            capture, engage = to_commands(record, origin, self.actor)
+        except ValidationError as error:
+            first = error.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"]) or "command"
+            return InvalidEngagement(
+                "invalid_fields", f"invalid command from the record: {where}: {first['msg']}"
+            )
+        lead_id = lead_id_for(capture.lead)
+        if self.app.resolve_lead(capture.lead) != lead_id:
+            return _Planned((engage,), engage)  # addressed by leadflow's own id: it exists
+        known = self._known_keys(lead_id, capture.lead)
+        if known is None:
+            self._known[lead_id] = set(capture.attributes)
+            return _Planned((capture, engage), engage)
+        missing = {k: v for k, v in capture.attributes.items() if k not in known}
+        if not missing:
+            return _Planned((engage,), engage)
+        known.update(missing)
+        return _Planned((capture.model_copy(update={"attributes": missing}), engage), engage)
+
+
+def _verdict(
+    app: LeadflowApp, planned: _Planned, results: Sequence[Outcome | DomainError]
+) -> Applied | InvalidEngagement:
+    engage_result = results[-1]
+    if isinstance(engage_result, DomainError):
+        why = "; ".join(str(r) for r in results if isinstance(r, DomainError))
+        return InvalidEngagement("refused", f"refused by the domain: {why}")
+    if engage_result.status == "applied":
+        return "applied"
+    lead = app.get_lead(planned.engage.lead)
+    return "redelivered" if planned.engage.command_id in lead.causations else "duplicate"
+
+
+def apply_engagements(
+    app: LeadflowApp, records: Sequence[tuple[EngagementRecordV1, str]], actor: str
+) -> list[Applied | InvalidEngagement]:
+    """Apply (record, origin) pairs in one transaction; one verdict per pair, in order.
+
+    ``origin`` names the inbound message and becomes the causation id of its events.
+    A concurrency conflict or a storage failure raises: nothing of the batch is stored.
+    """
+    planner = _Planner(app, actor)
+    plans = [planner.plan(record, origin) for record, origin in records]
+    commands = [c for p in plans if isinstance(p, _Planned) for c in p.commands]
+    results = app.handle_many(commands) if commands else []
+    verdicts: list[Applied | InvalidEngagement] = []
+    cursor = 0
+    for plan in plans:
+        if isinstance(plan, InvalidEngagement):
+            verdicts.append(plan)
+            continue
+        mine = results[cursor : cursor + len(plan.commands)]
+        cursor += len(plan.commands)
+        verdicts.append(_verdict(app, plan, mine))
+    return verdicts

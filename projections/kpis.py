@@ -1,0 +1,140 @@
+"""Pipeline health over deals, by their status and stage now.
+
+Definitions:
+- ``open_deals`` / ``won_deals`` / ``lost_deals``: deals whose status is open / won / lost.
+- ``avg_deal_size``: mean amount of won deals (null when none is won).
+- ``win_rate`` = won / (won + lost) (null when no deal is closed).
+- ``avg_sales_cycle_days``: mean days from the deal's opening to its win, over won deals,
+  in business time (``occurred_at``); null when none is won.
+- ``sales_velocity_per_day`` = open_deals x avg_deal_size x win_rate / avg_sales_cycle_days
+  (null when any factor is null or the cycle is 0 days).
+- ``weighted_pipeline``: sum over open deals of amount x their stage's probability in the
+  stage model (0 when there is no open deal).
+- ``by_stage``: every stage of every pipeline in the stage model, in order, with the count
+  and summed amount of the deals in it now and that value x the stage's probability. Deals
+  in a stage the stage model no longer has get their own row with a null weighted value
+  and are left out of ``weighted_pipeline``.
+Amounts are summed as recorded, without currency conversion (``currencies`` lists them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import structlog
+from pydantic import BaseModel, ConfigDict
+
+from domain.stage_model import StageModel
+from projections.store import ReadModelStore, from_utc_text
+
+log = structlog.get_logger("leadflow.projections.kpis")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StageValue(_Model):
+    pipeline: str
+    stage: str
+    count: int
+    value: float
+    weighted_value: float | None
+
+
+class KpiReport(_Model):
+    open_deals: int
+    won_deals: int
+    lost_deals: int
+    avg_deal_size: float | None
+    win_rate: float | None
+    avg_sales_cycle_days: float | None
+    sales_velocity_per_day: float | None
+    weighted_pipeline: float
+    by_stage: list[StageValue]
+    currencies: list[str]
+
+
+def stage_probability(model: StageModel, pipeline: str, stage: str) -> float | None:
+    """The stage's win probability, None when the stage model has no such stage."""
+    try:
+        return model.pipeline(pipeline).stage(stage).probability
+    except KeyError:
+        return None
+
+
+def _model_stages(model: StageModel) -> Iterator[tuple[str, str]]:
+    for name, pipeline in model.pipelines.items():
+        for stage in pipeline.stages:
+            yield name, stage.name
+
+
+def kpi_report(store: ReadModelStore) -> KpiReport:
+    model = store.stage_model
+    with store.read() as tx:
+        by_status = {
+            str(status): int(count)
+            for status, count in tx.execute("SELECT status, COUNT(*) FROM rm_deals GROUP BY status")
+        }
+        won_rows = tx.execute(
+            "SELECT amount_minor, opened_at, closed_at FROM rm_deals WHERE status = ?", ("won",)
+        )
+        groups = tx.execute(
+            "SELECT pipeline, stage, status, COUNT(*), SUM(amount_minor) FROM rm_deals "
+            "GROUP BY pipeline, stage, status"
+        )
+        currencies = sorted(str(c) for (c,) in tx.execute("SELECT DISTINCT currency FROM rm_deals"))
+    open_deals, won, lost = (by_status.get(s, 0) for s in ("open", "won", "lost"))
+    avg_size = sum(r[0] for r in won_rows) / 100 / won if won else None
+    win_rate = won / (won + lost) if won + lost else None
+    cycle = (
+        sum(
+            (from_utc_text(closed) - from_utc_text(opened)).total_seconds() / 86_400
+            for _, opened, closed in won_rows
+        )
+        / won
+        if won
+        else None
+    )
+    velocity = (
+        open_deals * avg_size * win_rate / cycle
+        if avg_size is not None and win_rate is not None and cycle
+        else None
+    )
+    counts: dict[tuple[str, str], list[int]] = {key: [0, 0] for key in _model_stages(model)}
+    weighted_minor = 0.0
+    for pipeline, stage, status, count, amount in groups:
+        entry = counts.setdefault((str(pipeline), str(stage)), [0, 0])
+        entry[0] += int(count)
+        entry[1] += int(amount or 0)
+        probability = stage_probability(model, pipeline, stage)
+        if status == "open" and probability is not None:
+            weighted_minor += int(amount or 0) * probability
+        elif probability is None:
+            log.warning("deals_in_unknown_stage", pipeline=pipeline, stage=stage, deals=count)
+    by_stage = []
+    for (pipeline, stage), (count, amount) in counts.items():
+        probability = stage_probability(model, pipeline, stage)
+        by_stage.append(
+            StageValue(
+                pipeline=pipeline,
+                stage=stage,
+                count=count,
+                value=amount / 100,
+                weighted_value=None
+                if probability is None
+                else round(amount * probability / 100, 2),
+            )
+        )
+    return KpiReport(
+        open_deals=open_deals,
+        won_deals=won,
+        lost_deals=lost,
+        avg_deal_size=None if avg_size is None else round(avg_size, 2),
+        win_rate=None if win_rate is None else round(win_rate, 4),
+        avg_sales_cycle_days=None if cycle is None else round(cycle, 2),
+        sales_velocity_per_day=None if velocity is None else round(velocity, 2),
+        weighted_pipeline=round(weighted_minor / 100, 2),
+        by_stage=by_stage,
+        currencies=currencies,
+    )

@@ -1,0 +1,134 @@
+"""Smoke test of ``python -m benchmarks``: quick mode with tiny sizes, on both real stores.
+
+It checks that every benchmark runs and that the JSON report has its full shape; it
+never judges the figures (speed is what the benchmarks report, not what tests assert).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.runner import main
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TINY = [
+    "commands.single=18",
+    "commands.batched=40",
+    "commands.batch_size=20",
+    "history.events=160",
+    "history.snapshot_interval=50",
+    "growth.sizes=60,200",
+    "growth.batch_size=20",
+    "growth.page_size=50",
+]
+EXPECTED_NAMES = {
+    "commands.handle",
+    "commands.handle_many",
+    "history.load_with_snapshots",
+    "history.load_full_replay",
+    *(
+        f"growth.{phase}_{figure} n={size}"
+        for phase in ("write", "read")
+        for figure in ("cost", "peak_rss")
+        for size in (60, 200)
+    ),
+}
+ROUNDS = 2
+
+
+def _run_quick(out: Path, postgres_dsn: str) -> subprocess.CompletedProcess[str]:
+    params = [arg for item in TINY for arg in ("--param", item)]
+    command = [sys.executable, "-m", "benchmarks", "--quick", "--rounds", str(ROUNDS)]
+    return subprocess.run(
+        [*command, "--out", str(out), *params],
+        cwd=REPO_ROOT,
+        env={**os.environ, "LEADFLOW_POSTGRES_DSN": postgres_dsn},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def _check_series(series: dict[str, Any]) -> None:
+    assert set(series) == {"description", "unit", "median", "rounds"}
+    assert len(series["rounds"]) == ROUNDS
+    assert all(isinstance(x, float) and x > 0 for x in series["rounds"])
+    assert min(series["rounds"]) <= series["median"] <= max(series["rounds"])
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_quick_run_reports_every_benchmark_on_both_stores(tmp_path, postgres_dsn):
+    out = tmp_path / "benchmarks.json"
+    done = _run_quick(out, postgres_dsn)
+    assert done.returncode == 0, done.stdout + done.stderr[-4000:]
+    report = json.loads(out.read_text(encoding="utf-8"))
+    print(json.dumps(report, indent=2))  # the CI log keeps the figures
+
+    assert report["format"] == 1
+    assert report["mode"] == "quick"
+    assert report["errors"] == []
+    assert report["options"]["params"]["history"] == {"events": 160, "snapshot_interval": 50}
+    assert {"cores", "memory_mib", "python", "platform", "load_average"} <= set(report["machine"])
+    results = report["results"]
+    for store in ("sqlite", "postgres"):
+        assert {r["name"] for r in results if r["store"] == store} == EXPECTED_NAMES
+    for result in results:
+        _check_series({k: result[k] for k in ("description", "unit", "median", "rounds")})
+        _check_series(result["baseline"])
+        assert result["ratio"] == pytest.approx(result["median"] / result["baseline"]["median"])
+        assert result["met"] in (True, False, None)
+        assert (result["target"] is None) == (result["met"] is None)
+    summary = report["summary"]
+    assert summary["results"] == len(results) == 2 * len(EXPECTED_NAMES)
+    assert summary["targets_met"] + summary["targets_missed"] == sum(
+        r["target"] is not None for r in results
+    )
+    table = done.stdout
+    assert "commands.handle_many" in table and "ratio" in table
+
+
+def test_a_benchmark_that_cannot_measure_is_reported_and_the_run_fails(tmp_path, capsys):
+    out = tmp_path / "report.json"
+    code = main(
+        [
+            "--only=history",
+            "--store=sqlite",
+            "--rounds=1",
+            "--param=history.events=1",
+            f"--out={out}",
+            "--log-level=error",
+        ]
+    )
+    assert code == 1
+    (error,) = json.loads(out.read_text(encoding="utf-8"))["errors"]
+    assert error["benchmark"] == "history"
+    assert error["store"] == "sqlite"
+    assert "history.events=1 is smaller than" in error["error"]
+    assert "ERROR history [sqlite]" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--only=nope"], "unknown benchmark(s) ['nope']"),
+        (["--param=history.nope=3"], "history has no size 'nope'"),
+        (["--param=growth.sizes=10,x"], "growth.sizes='10,x': expected positive integers"),
+        (["--param=history.events=0"], "history.events='0': expected a positive integer"),
+        (["--param=events=3"], "expected BENCHMARK.NAME=VALUE"),
+        (["--rounds=0"], "at least 1 round"),
+    ],
+)
+def test_bad_options_are_refused_with_the_reason(args, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err

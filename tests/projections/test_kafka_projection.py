@@ -1,0 +1,282 @@
+"""Kafka mode against the real broker: the same read model as embedded mode, shared
+partitions across projector processes, and SIGKILLed projectors that lose nothing."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from consumers.embedded_projector import catch_up
+from consumers.kafka_projector import KafkaProjector
+from consumers.projector_settings import ProjectorSettings
+from leadflow.settings import KafkaSettings
+from projections.store import PostgresStore, ReadModelStore, SqliteStore, open_scratch_store
+from projections.verify import verify_read_model
+from tests.projections.conftest import Scenario
+from tests.projections.helpers import (
+    PYTHON,
+    REPO,
+    Publisher,
+    apply_commands,
+    assert_same_facts,
+    create_topic,
+    event_store,
+    projector_env,
+)
+from tests.projections.scenario import generate_commands
+
+pytestmark = pytest.mark.kafka
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        return {tp.partition: offset for tp, offset in consumer.end_offsets(partitions).items()}
+    finally:
+        consumer.close()
+
+
+def wait_caught_up(store: ReadModelStore, bootstrap: str, topic: str, timeout: float = 120) -> None:
+    """Until the read model's stored positions reach the end of every partition."""
+    ends = end_offsets(bootstrap, topic)
+    deadline = time.monotonic() + timeout
+    while store.positions(topic) != {p: e for p, e in ends.items() if e}:
+        assert time.monotonic() < deadline, f"stored {store.positions(topic)}, ends {ends}"
+        time.sleep(0.25)
+
+
+class ProjectorProcess:
+    """``python -m consumers.projection_runner`` as a separate process, logging to a file."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path, name: str, *args: str) -> None:
+        self.log_path = log_dir / f"{name}-{uuid.uuid4().hex[:6]}.log"
+        self.log_file = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [PYTHON, "-m", "consumers.projection_runner", *args],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log_file,
+        )
+
+    def events(self, *names: str) -> list[dict[str, Any]]:
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        return [e for e in map(_json, lines) if e.get("event") in names]
+
+    def partitions(self) -> list[str]:
+        """The partitions the process consumes now, from its rebalance log lines."""
+        owned: list[str] = []
+        for event in self.events("partitions_assigned", "partitions_revoked"):
+            owned = list(event["seek_to"]) if event["event"] == "partitions_assigned" else []
+        return owned
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+        self.log_file.close()
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=60)
+        self.log_file.close()
+        return code
+
+    def wait(self, timeout: float) -> int:
+        code = self.process.wait(timeout=timeout)
+        self.log_file.close()
+        return code
+
+
+def _json(line: str) -> dict[str, Any]:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+@pytest.fixture
+def topic(kafka_bootstrap: str) -> str:
+    return create_topic(kafka_bootstrap, partitions=4)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[ProjectorProcess]]:
+    started: list[ProjectorProcess] = []
+    yield started
+    for proc in started:
+        if proc.process.poll() is None:
+            proc.kill()
+
+
+def in_process_projector(
+    bootstrap: str, store: ReadModelStore, topic: str, group: str
+) -> KafkaProjector:
+    options = ProjectorSettings(
+        topic=topic, group_id=group, batch_size=300, session_timeout_ms=6000
+    )
+    return KafkaProjector(KafkaSettings(bootstrap=bootstrap, partitions=4), store, options)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_kafka_and_embedded_modes_build_identical_read_models(
+    request: pytest.FixtureRequest,
+    scenario: Scenario,
+    kafka_bootstrap: str,
+    topic: str,
+    tmp_path: Path,
+    kind: str,
+) -> None:
+    publisher = Publisher(scenario.app, kafka_bootstrap, topic)
+    try:
+        publisher.publish_new(duplicate_every=7)  # at-least-once: some records twice
+    finally:
+        publisher.close()
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    producer.send(topic, key=b"junk", value=b"{not an event", partition=1).get(timeout=30)
+    producer.close()
+    model = scenario.app.stage_model
+    store: ReadModelStore = (
+        SqliteStore(tmp_path / "rm.sqlite3", model)
+        if kind == "sqlite"
+        else PostgresStore(
+            request.getfixturevalue("postgres_dsn"), f"t_{uuid.uuid4().hex[:12]}", model
+        )
+    )
+    with store, open_scratch_store(model) as embedded:
+        stats = in_process_projector(
+            kafka_bootstrap, store, topic, f"g-{uuid.uuid4().hex[:8]}"
+        ).run(until_idle=True, max_seconds=90)
+        catch_up(scenario.app, embedded)
+        assert stats.applied == scenario.events
+        assert stats.duplicates > 0 and stats.dead_letters == 1
+        assert_same_facts(store, embedded)
+        assert store.positions(topic) == end_offsets(kafka_bootstrap, topic)
+        with store.read() as tx:
+            [(_position, error)] = tx.execute("SELECT record_position, error FROM rm_dead_letters")
+        assert "cannot be decoded" in error
+        # a second run (a restart) starts at the stored positions: nothing more to apply
+        again = in_process_projector(kafka_bootstrap, store, topic, f"g-{uuid.uuid4().hex[:8]}")
+        assert again.run(until_idle=True, max_seconds=60).records == 0
+
+
+@pytest.mark.slow
+def test_two_projector_processes_in_one_group_equal_one(
+    scenario: Scenario,
+    kafka_bootstrap: str,
+    topic: str,
+    tmp_path: Path,
+    processes: list[ProjectorProcess],
+) -> None:
+    shared, single = tmp_path / "shared", tmp_path / "single"
+    group = f"pair-{uuid.uuid4().hex[:8]}"
+    env = projector_env(shared, kafka_bootstrap, topic, group)
+    processes += [
+        ProjectorProcess(env, tmp_path, f"pair{n}", "--max-seconds", "240") for n in (1, 2)
+    ]
+    wait_until_consuming(processes)
+    publisher = Publisher(scenario.app, kafka_bootstrap, topic)
+    try:
+        publisher.publish_new()
+    finally:
+        publisher.close()
+    model = scenario.app.stage_model
+    with SqliteStore(shared / "read_models.sqlite3", model) as pair_store:
+        wait_caught_up(pair_store, kafka_bootstrap, topic)
+        assert [p.stop() for p in processes] == [0, 0]
+        applied = [sum(e["applied"] for e in p.events("projector_stopped")) for p in processes]
+        assert all(applied) and sum(applied) == scenario.events
+        alone = ProjectorProcess(
+            projector_env(single, kafka_bootstrap, topic, f"alone-{uuid.uuid4().hex[:8]}"),
+            tmp_path,
+            "alone",
+            "--until-idle",
+            "--max-seconds",
+            "120",
+        )
+        assert alone.wait(timeout=150) == 0
+        with SqliteStore(single / "read_models.sqlite3", model) as single_store:
+            assert_same_facts(pair_store, single_store)
+        with open_scratch_store(model) as rebuilt:
+            catch_up(scenario.app, rebuilt)
+            assert_same_facts(pair_store, rebuilt)
+
+
+def wait_until_consuming(processes: list[ProjectorProcess], partitions: int = 4) -> None:
+    """Until the group has settled with the partitions split between all processes."""
+    deadline = time.monotonic() + 60
+    while sorted(len(p.partitions()) for p in processes) != _split(partitions, len(processes)):
+        assert time.monotonic() < deadline, "the group never split the partitions between all"
+        time.sleep(0.2)
+
+
+def _split(partitions: int, members: int) -> list[int]:
+    return sorted(
+        partitions // members + (1 if i < partitions % members else 0) for i in range(members)
+    )
+
+
+@pytest.mark.slow
+def test_sigkilled_projectors_lose_nothing_while_commands_keep_arriving(
+    kafka_bootstrap: str, topic: str, tmp_path: Path, processes: list[ProjectorProcess]
+) -> None:
+    rng = random.Random(11)
+    commands = generate_commands(seed=11, leads=250)
+    chunks = [commands[i : i + 120] for i in range(0, len(commands), 120)]
+    kill_after = set(rng.sample(range(1, len(chunks)), 5))
+    _, app = event_store(tmp_path / "events")
+    read_models = tmp_path / "read_models"
+    env = projector_env(
+        read_models,
+        kafka_bootstrap,
+        topic,
+        f"chaos-{uuid.uuid4().hex[:8]}",
+        LEADFLOW_PROJECTOR_BATCH_SIZE="25",  # many transactions: kills land mid-stream
+        LEADFLOW_LOG_LEVEL="debug",
+    )
+    start = lambda n: ProjectorProcess(env, tmp_path, f"p{n}", "--max-seconds", "300")  # noqa: E731
+    running = [start(1), start(2)]
+    processes += running
+    publisher = Publisher(app, kafka_bootstrap, topic)
+    killed: list[ProjectorProcess] = []
+    try:
+        for number, chunk in enumerate(chunks):
+            if number in kill_after:
+                wait_until_consuming(running)  # the victim owns partitions ...
+            apply_commands(app, chunk)
+            publisher.publish_new(duplicate_every=11)
+            if number not in kill_after:
+                time.sleep(rng.uniform(0.05, 0.4))
+                continue
+            time.sleep(rng.uniform(0.0, 0.15))  # ... and is most likely busy with them
+            victim = rng.randrange(len(running))
+            running[victim].kill()
+            killed.append(running[victim])
+            time.sleep(rng.uniform(0.0, 1.0))
+            running[victim] = start(len(killed) + 2)
+            processes.append(running[victim])
+        with SqliteStore(read_models / "read_models.sqlite3", app.stage_model) as live:
+            wait_until_consuming(running)
+            wait_caught_up(live, kafka_bootstrap, topic, timeout=180)
+            assert [p.stop() for p in running] == [0, 0]
+            assert len(killed) == 5
+            assert sum(1 for p in killed if p.events("batch_applied")) >= 2
+            with open_scratch_store(app.stage_model) as rebuilt:
+                catch_up(app, rebuilt)
+                assert_same_facts(live, rebuilt)
+            verification = verify_read_model(app, live)
+            assert verification.ok, verification
+    finally:
+        publisher.close()
+        app.close()

@@ -1,0 +1,39 @@
+"""Topics are created on start when missing, with partitions and retention from settings."""
+
+from __future__ import annotations
+
+import pytest
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType
+
+from consumers.kafka_topics import ensure_topics
+from leadflow.settings import KafkaSettings
+from tests.stream.stream_helpers import unique
+
+pytestmark = pytest.mark.kafka
+
+
+def test_missing_topics_are_created_with_settings_and_existing_ones_left_alone(
+    kafka_bootstrap: str,
+) -> None:
+    kafka = KafkaSettings(bootstrap=kafka_bootstrap, partitions=2, retention_ms=86_400_000)
+    names = [unique("topics"), unique("topics")]
+    assert ensure_topics(kafka, names) == sorted(names)
+    bigger = kafka.model_copy(update={"partitions": 5})
+    assert ensure_topics(bigger, [*names, names[0]]) == [], "existing topics are left alone"
+
+    admin = KafkaAdminClient(**kafka.client_config())
+    try:
+        described = admin.describe_topics(names)
+        assert {t["topic"]: len(t["partitions"]) for t in described} == dict.fromkeys(names, 2)
+        resource = ConfigResource(ConfigResourceType.TOPIC, names[0])
+        [response] = admin.describe_configs([resource])
+        configs = {
+            entry[0]: entry[1]
+            for result in response.resources
+            for entry in result[4]  # (name, value, read_only, ...)
+        }
+        assert configs["retention.ms"] == "86400000"
+    finally:
+        admin.delete_topics(names)
+        admin.close()
