@@ -359,6 +359,11 @@ class Lead(Aggregate):
         if stage not in self.reached:
             self.reached.append(stage)
 
+    def _skip(self, stages: tuple[LeadStage, ...]) -> None:
+        """A fast-track passes the skipped stages: they count as reached."""
+        self.fast_tracks += 1
+        self.reached += [stage for stage in stages if stage not in self.reached]
+
     def _on_LeadAttributesUpdated(self, e: LeadAttributesUpdated) -> None:
         self.attributes = {**self.attributes, **e.attributes}
 
@@ -390,10 +395,7 @@ class Lead(Aggregate):
         self._enter("sql", e.occurred_at)
 
     def _on_LeadFastTracked(self, e: LeadFastTracked) -> None:
-        self.fast_tracks += 1
-        for skipped in e.skipped:
-            if skipped not in self.reached:
-                self.reached.append(skipped)
+        self._skip(e.skipped)
         self._enter(e.to_stage, e.occurred_at)
 
     def _on_LeadRecycled(self, e: LeadRecycled) -> None:
@@ -409,10 +411,7 @@ class Lead(Aggregate):
 
     def _on_LeadConverted(self, e: LeadConverted) -> None:
         if e.fast_tracked:
-            self.fast_tracks += 1
-            for skipped in LIFECYCLE_ORDER[_position(e.from_stage) + 1 : -1]:
-                if skipped not in self.reached:
-                    self.reached.append(skipped)
+            self._skip(LIFECYCLE_ORDER[_position(e.from_stage) + 1 : -1])
         self.deal_ids.append(e.deal_id)
         if self.stage != "converted":
             self._enter("converted", e.occurred_at)

@@ -25,15 +25,10 @@ def test_missing_topics_are_created_with_settings_and_existing_ones_left_alone(
     admin = KafkaAdminClient(**kafka.client_config())
     try:
         described = admin.describe_topics(names)
-        assert {t["topic"]: len(t["partitions"]) for t in described} == dict.fromkeys(names, 2)
+        assert {t["name"]: len(t["partitions"]) for t in described} == dict.fromkeys(names, 2)
         resource = ConfigResource(ConfigResourceType.TOPIC, names[0])
-        [response] = admin.describe_configs([resource])
-        configs = {
-            entry[0]: entry[1]
-            for result in response.resources
-            for entry in result[4]  # (name, value, read_only, ...)
-        }
-        assert configs["retention.ms"] == "86400000"
+        configs = admin.describe_configs([resource])["topic"][names[0]]
+        assert configs["retention.ms"]["value"] == "86400000"
     finally:
         admin.delete_topics(names)
         admin.close()
