@@ -132,6 +132,14 @@ class Result:
             return None
         return self.target.met(self.measured.median, self.ratio)
 
+    @property
+    def round_ratios(self) -> list[float] | None:
+        """measured / baseline of each round, when both were measured round by round."""
+        if self.baseline is None or len(self.baseline.rounds) != len(self.measured.rounds):
+            return None
+        pairs = zip(self.measured.rounds, self.baseline.rounds, strict=True)
+        return [m / b for m, b in pairs if b]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "benchmark": self.benchmark,
@@ -144,6 +152,7 @@ class Result:
             "rounds": self.measured.rounds,
             "baseline": None if self.baseline is None else self.baseline.to_json(),
             "ratio": self.ratio,
+            "round_ratios": self.round_ratios,
             "target": None
             if self.target is None
             else {

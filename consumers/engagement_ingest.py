@@ -25,7 +25,6 @@ changes nothing.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -43,7 +42,8 @@ from kafka.errors import CommitFailedError, KafkaError
 from consumers.engagement_apply import IngestLimits, apply_engagements
 from consumers.engagement_record import EngagementRecordV1, InvalidEngagement
 from consumers.ingest_ledger import IngestCounts, IngestLedger, LedgerEntry, Status
-from consumers.kafka_topics import QUICK_RECONNECT, acknowledged_delivery, ensure_topics
+from consumers.kafka_topics import QUICK_RECONNECT, acknowledged_delivery, ensure_topics_patiently
+from consumers.stopping import stop_after
 from consumers.store_db import StoreDb
 from consumers.stream_settings import StreamSettings
 from domain.application import LeadflowApp
@@ -95,9 +95,18 @@ class EngagementIngest:
     # --- lifecycle -------------------------------------------------------------------
 
     def run(self, *, once: bool = False, max_seconds: float | None = None) -> IngestCounts:
-        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        """Consume until ``stop`` is set (``once``: until the topic is read to its end;
+        ``max_seconds``: ``stop`` is set after that long)."""
+        with stop_after(self.stop, max_seconds):
+            topics = [self.topic, self.stream.dlq_topic]
+            if ensure_topics_patiently(
+                self.settings.kafka, topics, self.stop, self.stream.retry_max_seconds
+            ):
+                self._run(once)
+        return self.counts
+
+    def _run(self, once: bool) -> None:
         kafka = self.settings.kafka
-        ensure_topics(kafka, [self.topic, self.stream.dlq_topic])
         db = StoreDb(self.settings)
         consumer = KafkaConsumer(
             **kafka.client_config(),
@@ -118,13 +127,12 @@ class EngagementIngest:
             ledger = IngestLedger(db)
             consumer.subscribe([self.topic], listener=_AssignmentLog(self._on_assigned))
             self._log.info("ingest_started", store=db.location, once=once)
-            self._loop(consumer, producer, ledger, once, deadline)
+            self._loop(consumer, producer, ledger, once)
         finally:
             consumer.close(autocommit=False)
             producer.close(timeout=self.stream.send_timeout_seconds)
             db.close()
             self._log.info("ingest_stopped", run=self._fields(self.counts))
-        return self.counts
 
     def _on_assigned(self, assigned: list[TopicPartition]) -> None:
         if assigned:
@@ -136,12 +144,9 @@ class EngagementIngest:
         producer: KafkaProducer,
         ledger: IngestLedger,
         once: bool,
-        deadline: float | None,
     ) -> None:
         backoff = 0.5
         while not self.stop.is_set():
-            if deadline is not None and time.monotonic() >= deadline:
-                break
             batch: dict[TopicPartition, list[Any]] = consumer.poll(timeout_ms=250)
             if not batch:
                 if once and self._caught_up(consumer):

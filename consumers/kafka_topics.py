@@ -3,12 +3,13 @@ and retention from settings), and the producer settings for acknowledged deliver
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from typing import Any
 
 import structlog
 from kafka import KafkaAdminClient
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from leadflow.settings import KafkaSettings
 
@@ -78,3 +79,27 @@ def ensure_topics(kafka: KafkaSettings, names: Iterable[str]) -> list[str]:
         return created
     finally:
         admin.close()
+
+
+def ensure_topics_patiently(
+    kafka: KafkaSettings,
+    names: Iterable[str],
+    stop: threading.Event,
+    retry_max_seconds: float,
+) -> bool:
+    """``ensure_topics``, retried with back-off while the broker is unreachable.
+
+    False when ``stop`` was set before the broker answered.
+    """
+    wanted = list(names)
+    backoff = 0.5
+    while not stop.is_set():
+        try:
+            ensure_topics(kafka, wanted)
+        except KafkaError as error:
+            log.warning("broker_unreachable", error=str(error), retry_in=backoff)
+            stop.wait(backoff)
+            backoff = min(backoff * 2, retry_max_seconds)
+        else:
+            return True
+    return False

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 from typing import Literal
+from uuid import uuid4
 
 import psycopg
 import structlog
@@ -120,7 +121,11 @@ def rebuild(
         store.reset()
         log.info("rebuild_started", source=source, read_model=store.location)
         if source == "kafka":
-            stats = KafkaProjector(settings.kafka, store, options).run(
+            # A group of its own: every partition comes to this process, from offset zero.
+            own_group = options.model_copy(
+                update={"group_id": f"{options.group_id}.rebuild-{uuid4().hex[:8]}"}
+            )
+            stats = KafkaProjector(settings.kafka, store, own_group).run(
                 max_seconds=max_seconds, until_idle=True
             )
             return stats.applied

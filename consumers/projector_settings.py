@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from consumers.event_records import EVENTS_TOPIC
@@ -22,3 +22,13 @@ class ProjectorSettings(BaseSettings):
     follow_interval_s: float = Field(
         default=0.5, gt=0, description="embedded --follow: pause between empty reads"
     )
+
+    @model_validator(mode="after")
+    def _heartbeat_within_session(self) -> ProjectorSettings:
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+            msg = (
+                f"heartbeat_interval_ms ({self.heartbeat_interval_ms}) must be below "
+                f"session_timeout_ms ({self.session_timeout_ms})"
+            )
+            raise ValueError(msg)
+        return self

@@ -17,7 +17,6 @@ go of the lock and starts over.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,12 +27,13 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaConfigurationError, KafkaError
 
 from consumers.event_records import envelope_from_notification, to_kafka_record
-from consumers.kafka_topics import acknowledged_delivery, ensure_topics
+from consumers.kafka_topics import acknowledged_delivery, ensure_topics_patiently
 from consumers.qualification import integration_event, to_public_record
 from consumers.relay_lock import RelayLock, relay_lock_for
 from consumers.relay_position import RelayPosition
 from consumers.relay_states import FollowedStates
 from consumers.relay_wakeup import new_events_signal
+from consumers.stopping import stop_after
 from consumers.store_db import StoreDb
 from consumers.stream_settings import StreamSettings
 from domain.application import LeadflowApp
@@ -57,6 +57,9 @@ class RelayStats:
     public: int = 0
     batches: int = 0
     position: int = 0
+    activations: int = 0
+    lock_losses: int = 0
+    publish_failures: int = 0
 
 
 class Relay:
@@ -83,20 +86,29 @@ class Relay:
     # --- lifecycle -------------------------------------------------------------------
 
     def run(self, *, once: bool = False, max_seconds: float | None = None) -> RelayStats:
-        """Publish until stopped (``once``: until caught up; ``max_seconds``: at most that long)."""
-        deadline = None if max_seconds is None else time.monotonic() + max_seconds
-        self._ensure_topics(deadline)
+        """Publish until ``stop`` is set (``once``: until caught up; ``max_seconds``: ``stop``
+        is set after that long)."""
+        with stop_after(self.stop, max_seconds):
+            topics = [self.stream.events_topic, self.stream.qualification_topic]
+            if ensure_topics_patiently(
+                self.settings.kafka, topics, self.stop, self.stream.retry_max_seconds
+            ):
+                self._run(once)
+        return self.stats
+
+    def _run(self, once: bool) -> None:
         lock = relay_lock_for(self.settings)
         self._log.info("relay_started", lock=lock.description, once=once)
         backoff = 0.5
         try:
-            while not self._should_stop(deadline):
-                if not self._wait_for_lock(lock, deadline):
+            while not self.stop.is_set():
+                if not self._wait_for_lock(lock):
                     break
                 try:
-                    if self._publish_while_active(lock, once, deadline):
+                    if self._publish_while_active(lock, once):
                         break
                 except LockLost:
+                    self.stats.lock_losses += 1
                     self._log.warning("relay_lock_lost", lock=lock.description)
                 except RelayError:
                     raise
@@ -117,29 +129,11 @@ class Relay:
                 public=self.stats.public,
                 position=self.stats.position,
             )
-        return self.stats
 
-    def _should_stop(self, deadline: float | None) -> bool:
-        return self.stop.is_set() or (deadline is not None and time.monotonic() >= deadline)
-
-    def _ensure_topics(self, deadline: float | None) -> None:
-        backoff = 0.5
-        topics = [self.stream.events_topic, self.stream.qualification_topic]
-        while True:
-            try:
-                ensure_topics(self.settings.kafka, topics)
-                return
-            except KafkaError as error:
-                if self._should_stop(deadline):
-                    raise
-                self._log.warning("relay_broker_unreachable", error=str(error), retry_in=backoff)
-                self.stop.wait(backoff)
-                backoff = min(backoff * 2, self.stream.retry_max_seconds)
-
-    def _wait_for_lock(self, lock: RelayLock, deadline: float | None) -> bool:
+    def _wait_for_lock(self, lock: RelayLock) -> bool:
         announced = False
         problem: str | None = None
-        while not self._should_stop(deadline):
+        while not self.stop.is_set():
             if lock.try_acquire():
                 return True
             if not announced:
@@ -154,7 +148,7 @@ class Relay:
 
     # --- active ----------------------------------------------------------------------
 
-    def _publish_while_active(self, lock: RelayLock, once: bool, deadline: float | None) -> bool:
+    def _publish_while_active(self, lock: RelayLock, once: bool) -> bool:
         """Publish until stopped (True) or the lock is lost (raises LockLost)."""
         db = StoreDb(self.settings)
         signal = new_events_signal(self.settings, self.app, self.stream.relay_poll_seconds)
@@ -162,6 +156,7 @@ class Relay:
         try:
             position = RelayPosition(db, self.stream.events_topic)
             self.stats.position = position.load()
+            self.stats.activations += 1
             self._log.info(
                 "relay_active",
                 lock=lock.description,
@@ -169,7 +164,7 @@ class Relay:
                 store=db.location,
             )
             backoff = 0.5
-            while not self._should_stop(deadline):
+            while not self.stop.is_set():
                 if not lock.still_held():
                     raise LockLost
                 notifications = self.app.recorder.select_notifications(
@@ -186,6 +181,7 @@ class Relay:
                     producer = producer or self._producer()
                     self._publish(producer, notifications)
                 except KafkaError as error:
+                    self.stats.publish_failures += 1
                     self._log.warning(
                         "relay_publish_failed",
                         error=f"{type(error).__name__}: {error}",

@@ -292,7 +292,7 @@ def _kind_order(kind: str) -> tuple[int, str]:
 
 def _within(low: float, high: float) -> Callable[[object], bool]:
     def test(raw: object) -> bool:
-        number = _number(raw)
+        number = parse_number(raw)
         return number is not None and low <= number <= high
 
     return test
@@ -305,7 +305,7 @@ def _texts(raw: object) -> Iterable[str]:
     return [str(item).strip().lower() for item in items if item is not None]
 
 
-def _number(raw: object) -> float | None:
+def parse_number(raw: object) -> float | None:
     """Lenient numeric coercion: 250, "250", "1,200", "$5M", "10k", "10000+", "51-200"
     (a range counts as its midpoint). Anything else is not a number."""
     if isinstance(raw, bool):

@@ -106,9 +106,8 @@ class Projector:
                 continue
             event = item.envelope.event
             aggregate_id = str(event.originator_id)
-            current: LeadFacts | DealFacts | None = (
-                deals.get(aggregate_id) if _is_deal(item.envelope) else leads.get(aggregate_id)
-            )
+            is_deal = _is_deal(item.envelope)
+            current = deals.get(aggregate_id) if is_deal else leads.get(aggregate_id)
             stored_version = current.version if current is not None else 0
             if event.originator_version <= stored_version:
                 duplicates += 1
@@ -124,11 +123,11 @@ class Projector:
                     event_version=event.originator_version,
                 )
             try:
-                if isinstance(current, DealFacts) or (current is None and _is_deal(item.envelope)):
-                    deal = apply_to_deal(current if isinstance(current, DealFacts) else None, event)
+                if is_deal:
+                    deal = apply_to_deal(deals.get(aggregate_id), event)
                     deals[aggregate_id] = touched_deals[aggregate_id] = deal
                 else:
-                    lead = apply_to_lead(current if isinstance(current, LeadFacts) else None, event)
+                    lead = apply_to_lead(leads.get(aggregate_id), event)
                     leads[aggregate_id] = touched_leads[aggregate_id] = lead
             except UnprojectableEvent as problem:
                 if self.strict:

@@ -11,45 +11,18 @@ its midpoint).
 
 from __future__ import annotations
 
-import math
-import re
-from decimal import Decimal
 from typing import Literal
+
+from domain.scoring import parse_number
 
 Segment = Literal["smb", "mid_market", "enterprise", "unknown"]
 SEGMENTS: tuple[Segment, ...] = ("smb", "mid_market", "enterprise", "unknown")
 
-_NOISE = re.compile(r"[\s,_]")
-_SCALES = {"k": 1e3, "m": 1e6}
-
 
 def employee_count(raw: object) -> float | None:
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, int | float | Decimal):
-        number = float(raw)
-        return number if math.isfinite(number) and number >= 0 else None
-    if not isinstance(raw, str):
-        return None
-    text = _NOISE.sub("", raw.lower()).removesuffix("+")
-    low, sep, high = text.partition("-")
-    if sep and low:
-        bounds = _scaled(low), _scaled(high)
-        if bounds[0] is None or bounds[1] is None:
-            return None
-        return (bounds[0] + bounds[1]) / 2
-    return _scaled(text)
-
-
-def _scaled(text: str) -> float | None:
-    factor = _SCALES.get(text[-1:], 1.0)
-    if factor != 1.0:
-        text = text[:-1]
-    try:
-        number = float(text) * factor
-    except ValueError:
-        return None
-    return number if math.isfinite(number) and number >= 0 else None
+    """The attribute as a head count, parsed exactly as the scoring rules parse it."""
+    number = parse_number(raw)
+    return number if number is not None and number >= 0 else None
 
 
 def segment_of(employees: float | None) -> Segment:

@@ -220,22 +220,30 @@ class SqliteStore(ReadModelStore):
             isolation_level=None,
             check_same_thread=False,  # guarded by the store's lock
         )
-        if path is not None:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            # WAL + NORMAL survives any process crash; a power loss may lose the last
-            # transactions, together with their positions, so the model stays consistent.
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-        self.ensure_schema()
+        try:
+            if path is not None:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                # WAL + NORMAL survives any process crash; a power loss may lose the last
+                # transactions, together with their positions, so the model stays consistent.
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+            self.ensure_schema()
+        except sqlite3.DatabaseError as error:
+            self._conn.close()
+            raise ReadModelError(f"read model {self.location} is not usable: {error}") from error
+        except BaseException:
+            self._conn.close()
+            raise
 
     @contextmanager
     def _transaction(self, write: bool) -> Iterator[None]:
         self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
             yield
+            self._conn.execute("COMMIT")
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
             raise
-        self._conn.execute("COMMIT")
 
     def _execute(self, statement: str, params: Sequence[Any]) -> list[Row]:
         return self._conn.execute(statement, tuple(params)).fetchall()
@@ -258,13 +266,17 @@ class PostgresStore(ReadModelStore):
         where = f"{parts.get('host', '')}:{parts.get('port', '')}/{parts.get('dbname', '')}"
         super().__init__(stage_model, f"postgresql:{where} schema {schema}")
         self._conn = psycopg.connect(dsn, autocommit=True)
-        with self._conn.transaction():
-            self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            self._conn.execute(
-                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
-            )
-        self._conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
-        self.ensure_schema()
+        try:
+            with self._conn.transaction():
+                self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                self._conn.execute(
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
+                )
+            self._conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+            self.ensure_schema()
+        except BaseException:
+            self._conn.close()
+            raise
 
     @contextmanager
     def _transaction(self, write: bool) -> Iterator[None]:
@@ -276,7 +288,7 @@ class PostgresStore(ReadModelStore):
             yield
 
     def _execute(self, statement: str, params: Sequence[Any]) -> list[Row]:
-        cursor = self._conn.execute(statement.encode(), tuple(params))
+        cursor = self._conn.execute(statement, tuple(params))
         return list(cursor.fetchall()) if cursor.description is not None else []
 
     def _retryable(self, error: Exception) -> bool:

@@ -85,6 +85,7 @@ def test_quick_run_reports_every_benchmark_on_both_stores(tmp_path, postgres_dsn
         _check_series({k: result[k] for k in ("description", "unit", "median", "rounds")})
         _check_series(result["baseline"])
         assert result["ratio"] == pytest.approx(result["median"] / result["baseline"]["median"])
+        assert len(result["round_ratios"]) == ROUNDS
         assert result["met"] in (True, False, None)
         assert (result["target"] is None) == (result["met"] is None)
     summary = report["summary"]

@@ -120,9 +120,16 @@ def test_no_event_store_is_one_clear_line(
 
 
 def test_project_rebuild_and_verify(embedded: LeadflowApp, cli: Cli, tmp_path: Path) -> None:
-    total = embedded.recorder.max_notification_id()
+    total = embedded.recorder.max_notification_id() or 0
     assert cli("project") == (0, f"projected {total:,} events\n", "")
     assert cli("project")[1] == "projected 0 events\n"
+    apply_commands(embedded, LATER)
+    followed = (embedded.recorder.max_notification_id() or 0) - total
+    assert cli("project", "--follow", "--max-seconds", "1") == (
+        0,
+        f"projected {followed:,} events\n",
+        "",
+    )
     code, out, _ = cli("verify")
     assert code == 0 and out.splitlines()[-1].startswith("verify OK:")
 

@@ -172,16 +172,30 @@ def test_kafka_and_embedded_modes_build_identical_read_models(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_two_projector_processes_in_one_group_equal_one(
+    request: pytest.FixtureRequest,
     scenario: Scenario,
     kafka_bootstrap: str,
     topic: str,
     tmp_path: Path,
     processes: list[ProjectorProcess],
+    kind: str,
 ) -> None:
-    shared, single = tmp_path / "shared", tmp_path / "single"
+    model = scenario.app.stage_model
+
+    def read_model(name: str) -> tuple[dict[str, str], ReadModelStore]:
+        """Environment for projector processes writing into read model ``name``, and it."""
+        if kind == "sqlite":
+            return {}, SqliteStore(tmp_path / name / "read_models.sqlite3", model)
+        dsn, schema = request.getfixturevalue("postgres_dsn"), f"t_{uuid.uuid4().hex[:12]}"
+        env = {"LEADFLOW_POSTGRES_DSN": dsn, "LEADFLOW_POSTGRES_SCHEMA": schema}
+        return env, PostgresStore(dsn, schema, model)
+
+    pair_env, pair_store = read_model("pair")
+    alone_env, alone_store = read_model("alone")
     group = f"pair-{uuid.uuid4().hex[:8]}"
-    env = projector_env(shared, kafka_bootstrap, topic, group)
+    env = projector_env(tmp_path / "pair", kafka_bootstrap, topic, group, **pair_env)
     processes += [
         ProjectorProcess(env, tmp_path, f"pair{n}", "--max-seconds", "240") for n in (1, 2)
     ]
@@ -191,14 +205,19 @@ def test_two_projector_processes_in_one_group_equal_one(
         publisher.publish_new()
     finally:
         publisher.close()
-    model = scenario.app.stage_model
-    with SqliteStore(shared / "read_models.sqlite3", model) as pair_store:
+    with pair_store, alone_store, open_scratch_store(model) as rebuilt:
         wait_caught_up(pair_store, kafka_bootstrap, topic)
         assert [p.stop() for p in processes] == [0, 0]
         applied = [sum(e["applied"] for e in p.events("projector_stopped")) for p in processes]
-        assert all(applied) and sum(applied) == scenario.events
+        assert all(applied) and sum(applied) == scenario.events  # both did part of the work
         alone = ProjectorProcess(
-            projector_env(single, kafka_bootstrap, topic, f"alone-{uuid.uuid4().hex[:8]}"),
+            projector_env(
+                tmp_path / "alone",
+                kafka_bootstrap,
+                topic,
+                f"alone-{uuid.uuid4().hex[:8]}",
+                **alone_env,
+            ),
             tmp_path,
             "alone",
             "--until-idle",
@@ -206,11 +225,9 @@ def test_two_projector_processes_in_one_group_equal_one(
             "120",
         )
         assert alone.wait(timeout=150) == 0
-        with SqliteStore(single / "read_models.sqlite3", model) as single_store:
-            assert_same_facts(pair_store, single_store)
-        with open_scratch_store(model) as rebuilt:
-            catch_up(scenario.app, rebuilt)
-            assert_same_facts(pair_store, rebuilt)
+        assert_same_facts(pair_store, alone_store)
+        catch_up(scenario.app, rebuilt)
+        assert_same_facts(pair_store, rebuilt)
 
 
 def wait_until_consuming(processes: list[ProjectorProcess], partitions: int = 4) -> None:

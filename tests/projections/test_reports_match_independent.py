@@ -188,3 +188,35 @@ def test_pipeline_positions(live: ReadModelStore, scenario: Scenario) -> None:
     assert len(pipeline_positions(live, kind="lead", limit=5)) == 5
     owned = pipeline_positions(live, owner="kim", limit=10_000)
     assert owned and all(p.owner == "kim" for p in owned)
+
+
+def test_facts_agree_with_the_aggregates(live: ReadModelStore, scenario: Scenario) -> None:
+    with live.read() as tx:
+        leads = {
+            row[0]: row[1:]
+            for row in tx.execute(
+                "SELECT external_id, stage, owner, score, version, entered_stage_at FROM rm_leads"
+            )
+        }
+        reached: dict[str, set[str]] = {}
+        for external_id, stage in tx.execute(
+            "SELECT l.external_id, r.stage FROM rm_lead_reached r "
+            "JOIN rm_leads l ON l.lead_id = r.lead_id"
+        ):
+            reached.setdefault(external_id, set()).add(stage)
+        deals = {
+            row[0]: row[1:]
+            for row in tx.execute(
+                "SELECT external_id, stage, status, amount_minor, version, lead_id FROM rm_deals"
+            )
+        }
+    for ref, (stage, owner, score, version, entered) in leads.items():
+        lead = scenario.app.get_lead(ref)
+        assert (stage, owner, score, version) == (lead.stage, lead.owner, lead.score, lead.version)
+        assert entered == lead.entered_stage_at.astimezone(UTC).isoformat(timespec="microseconds")
+        assert reached[ref] == set(lead.reached), ref
+    for ref, (stage, status, amount_minor, version, lead_id) in deals.items():
+        deal = scenario.app.get_deal(ref)
+        assert (stage, status, version) == (deal.stage, deal.status, deal.version)
+        assert amount_minor == int(deal.amount * 100)
+        assert lead_id == (str(deal.lead_id) if deal.lead_id else None)

@@ -112,3 +112,27 @@ def test_a_mixed_stream_is_counted_exactly_dead_lettered_with_reasons_and_replay
     assert replay == counts
     assert ledger_counts(setup, replay_group) == counts
     app.close()
+
+
+@pytest.mark.postgres
+def test_ingest_into_a_postgres_event_store(
+    tmp_path: Path, kafka_bootstrap: str, postgres_dsn: str
+) -> None:
+    setup = stream_setup(tmp_path, kafka_bootstrap, postgres_dsn)
+    topic = setup.stream.engagement_topic
+    samples = valid_samples(random.Random(5), 40, prefix="pg") + bad_samples()
+    ensure_topics(setup.settings.kafka, [topic])
+    produce(kafka_bootstrap, topic, samples, 0)
+    app = setup.open_app()
+    counts = EngagementIngest(setup.settings, setup.stream, app).run(once=True, max_seconds=60)
+    expected = expected_counts(samples)
+    assert (counts.accepted, counts.duplicate, counts.dead_lettered) == (
+        expected["accepted"],
+        expected["duplicate"],
+        expected["dead_lettered"],
+    )
+    assert ledger_counts(setup, setup.stream.ingest_group) == counts
+    assert len(read_topic(kafka_bootstrap, setup.stream.dlq_topic)) == counts.dead_lettered
+    lead = app.get_lead("pg-lead-0@example.com")
+    assert lead.engagement_ids, "engagements reached the lead"
+    app.close()
