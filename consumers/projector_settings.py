@@ -5,13 +5,17 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from consumers.event_records import EVENTS_TOPIC
+from consumers.stream_settings import StreamSettings
 
 
 class ProjectorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LEADFLOW_PROJECTOR_", extra="ignore")
 
-    topic: str = Field(default=EVENTS_TOPIC, min_length=1)
+    topic: str = Field(
+        default_factory=lambda: StreamSettings().events_topic,
+        min_length=1,
+        description="defaults to the relay's topic, LEADFLOW_STREAM_EVENTS_TOPIC",
+    )
     group_id: str = Field(default="leadflow.projector", min_length=1)
     batch_size: int = Field(default=1000, ge=1, le=50_000, description="records per transaction")
     poll_timeout_ms: int = Field(default=500, ge=10)

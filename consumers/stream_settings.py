@@ -12,13 +12,15 @@ from datetime import timedelta
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from consumers.event_records import EVENTS_TOPIC
+
 TOPIC_NAME = r"^[a-zA-Z0-9._-]{1,249}$"
 
 
 class StreamSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LEADFLOW_STREAM_", extra="ignore")
 
-    events_topic: str = Field(default="leadflow.events.v1", pattern=TOPIC_NAME)
+    events_topic: str = Field(default=EVENTS_TOPIC, pattern=TOPIC_NAME)
     qualification_topic: str = Field(default="leadflow.qualification.v1", pattern=TOPIC_NAME)
     engagement_topic: str = Field(default="leadflow.engagement.v1", pattern=TOPIC_NAME)
     dlq_topic: str = Field(default="leadflow.engagement.dlq.v1", pattern=TOPIC_NAME)

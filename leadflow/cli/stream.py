@@ -28,7 +28,6 @@ from consumers.relay import Relay, RelayError
 from consumers.relay_position import read_positions
 from consumers.store_db import StoreDb
 from consumers.stream_settings import StreamSettings
-from domain.application import LeadflowApp
 from leadflow.cli.errors import CliError
 from leadflow.cli.tables import Cell, render_table
 from leadflow.event_store import open_application
@@ -103,15 +102,6 @@ def _stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(signum, handler)
 
 
-@contextmanager
-def _application(settings: Settings, actor: str) -> Iterator[LeadflowApp]:
-    app = open_application(settings, default_actor=actor)
-    try:
-        yield app
-    finally:
-        app.close()
-
-
 def _require_kafka(settings: Settings, what: str) -> None:
     if not settings.kafka_mode:
         msg = f"{what} needs Kafka: set LEADFLOW_KAFKA_BOOTSTRAP (host:port of a broker)"
@@ -121,7 +111,7 @@ def _require_kafka(settings: Settings, what: str) -> None:
 def _relay(args: argparse.Namespace, settings: Settings) -> int:
     _require_kafka(settings, "leadflow relay")
     stream = StreamSettings()
-    with _application(settings, "relay") as app, _stop_on_signals() as stop:
+    with open_application(settings, default_actor="relay") as app, _stop_on_signals() as stop:
         try:
             Relay(settings, stream, app, stop=stop).run(
                 once=args.once, max_seconds=args.max_seconds
@@ -134,7 +124,10 @@ def _relay(args: argparse.Namespace, settings: Settings) -> int:
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     _require_kafka(settings, "leadflow ingest")
     stream = StreamSettings()
-    with _application(settings, "engagement-ingest") as app, _stop_on_signals() as stop:
+    with (
+        open_application(settings, default_actor="engagement-ingest") as app,
+        _stop_on_signals() as stop,
+    ):
         EngagementIngest(settings, stream, app, group=args.group, stop=stop).run(
             once=args.once, max_seconds=args.max_seconds
         )
@@ -157,7 +150,7 @@ def _read_input(file: str) -> bytes:
 def _engage(args: argparse.Namespace, settings: Settings) -> int:
     payload = _read_input(args.file)
     limits = IngestLimits.from_settings(StreamSettings())
-    with _application(settings, "cli:engage") as app:
+    with open_application(settings, default_actor="cli:engage") as app:
         results = submit_payload(app, payload, limits)
     if not results:
         msg = f"--file {args.file}: no engagement records in it"
@@ -186,7 +179,7 @@ def _print_engage_report(file: str, results: list[SubmitResult]) -> None:
 
 
 def _stream_stats(args: argparse.Namespace, settings: Settings) -> int:
-    with _application(settings, "cli") as app, StoreDb(settings) as db:
+    with open_application(settings, default_actor="cli") as app, StoreDb(settings) as db:
         latest = app.recorder.max_notification_id() or 0
         positions = read_positions(db)
         counts = IngestLedger(db).counts(args.group)
