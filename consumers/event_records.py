@@ -18,12 +18,17 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Notification
-from eventsourcing.utils import resolve_topic
+from eventsourcing.utils import get_topic
 
-from domain.events import DEAL_EVENTS, DomainEvent
+from domain.events import DEAL_EVENTS, EVENT_CLASSES, DomainEvent
 from domain.persistence import PydanticMapper, upcast
 
 EVENTS_TOPIC = "leadflow.events.v1"
+
+# A record names its event class; it is looked up here, never imported from the name.
+_EVENT_CLASS_BY_TOPIC: dict[str, type[DomainEvent]] = {
+    get_topic(cls): cls for cls in EVENT_CLASSES.values()
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +55,8 @@ class KafkaRecord:
 def build_event(
     topic: str, originator_id: UUID | str, originator_version: int, state: dict[str, Any]
 ) -> DomainEvent:
-    cls = resolve_topic(topic)
-    if not (isinstance(cls, type) and issubclass(cls, DomainEvent)):
+    cls = _EVENT_CLASS_BY_TOPIC.get(topic)
+    if cls is None:
         msg = f"topic {topic!r} is not a leadflow domain event"
         raise ValueError(msg)
     data = upcast(cls, dict(state))

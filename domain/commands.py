@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from domain.events import Bant
+from domain.input_limits import check_json_object, check_text
 from domain.scoring import ENGAGEMENT_KINDS
 
 
@@ -30,16 +31,26 @@ def _assume_utc(value: datetime) -> datetime:
 
 
 Timestamp = Annotated[datetime, AfterValidator(_assume_utc)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-Ref = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=320)]
+Text = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+    AfterValidator(check_text),
+]
+Ref = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=320),
+    AfterValidator(check_text),
+]
+Token = Annotated[str, StringConstraints(max_length=200), AfterValidator(check_text)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(check_json_object)]
 
 
 class Command(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    command_id: str | None = Field(default=None, max_length=200)
-    correlation_id: str | None = Field(default=None, max_length=200)
-    actor: str | None = Field(default=None, max_length=200)
+    command_id: Token | None = None
+    correlation_id: Token | None = None
+    actor: Token | None = None
     occurred_at: Timestamp
 
 
@@ -51,7 +62,7 @@ class CaptureLead(LeadCommand):
     command: Literal["capture_lead"] = "capture_lead"
     source: Text
     campaign: Text | None = None
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    attributes: JsonObject = Field(default_factory=dict)
 
 
 class RecordEngagement(LeadCommand):
@@ -60,7 +71,7 @@ class RecordEngagement(LeadCommand):
     kind: str
     source: Text | None = None
     campaign: Text | None = None
-    properties: dict[str, Any] = Field(default_factory=dict)
+    properties: JsonObject = Field(default_factory=dict)
 
     @field_validator("kind")
     @classmethod

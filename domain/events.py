@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from domain.input_limits import check_text
 
 LeadStage = Literal["new", "mql", "sal", "sql", "converted", "recycled", "disqualified"]
 
@@ -50,15 +52,20 @@ class DomainEvent(BaseModel):
         return type(self).__name__
 
 
+BantAnswer = Annotated[
+    str, StringConstraints(min_length=1, max_length=2000), AfterValidator(check_text)
+]
+
+
 class Bant(BaseModel):
     """Budget, authority, need and timeline, as sales recorded them."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    budget: str = Field(min_length=1)
-    authority: str = Field(min_length=1)
-    need: str = Field(min_length=1)
-    timeline: str = Field(min_length=1)
+    budget: BantAnswer
+    authority: BantAnswer
+    need: BantAnswer
+    timeline: BantAnswer
 
 
 # --- Lead -------------------------------------------------------------------------

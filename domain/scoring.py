@@ -311,7 +311,10 @@ def parse_number(raw: object) -> float | None:
     if isinstance(raw, bool):
         return None
     if isinstance(raw, int | float | Decimal):
-        number = float(raw)
+        try:
+            number = float(raw)
+        except OverflowError:
+            return None
         return number if math.isfinite(number) else None
     if not isinstance(raw, str):
         return None
