@@ -255,7 +255,10 @@ class LeadflowApp(Application[UUID]):
             return (lead_id,)
         lead = batch.load(Lead, lead_id, cmd.lead)
         if ctx.causation_id not in lead.causations:
-            lead.update_attributes(cmd.attributes, self.scoring_rules, ctx, cmd.occurred_at)
+            attributes = cmd.attributes
+            if cmd.fill_missing_only:
+                attributes = {k: v for k, v in attributes.items() if k not in lead.attributes}
+            lead.update_attributes(attributes, self.scoring_rules, ctx, cmd.occurred_at)
         return (lead_id,)
 
     def _record_engagement(self, cmd: c.RecordEngagement, batch: _Batch) -> Ids:

@@ -63,6 +63,10 @@ class CaptureLead(LeadCommand):
     source: Text
     campaign: Text | None = None
     attributes: JsonObject = Field(default_factory=dict)
+    fill_missing_only: bool = Field(
+        default=False,
+        description="for a known lead, add only attributes it lacks; never overwrite",
+    )
 
 
 class RecordEngagement(LeadCommand):

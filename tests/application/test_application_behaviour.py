@@ -384,3 +384,25 @@ def test_blank_references_are_rejected() -> None:
         c.COMMAND_ADAPTER.validate_python(
             {"command": "capture_lead", "lead": "   ", "source": "web", "occurred_at": at(0)}
         )
+
+
+def test_capture_of_a_known_lead_can_fill_only_missing_attributes(app: LeadflowApp) -> None:
+    base = {
+        "command": "capture_lead",
+        "lead": "jo@example.com",
+        "source": "web",
+        "occurred_at": at(0),
+    }
+    run(app, {**base, "attributes": {"industry": "saas"}})
+    run(
+        app,
+        {
+            **base,
+            "occurred_at": at(1),
+            "fill_missing_only": True,
+            "attributes": {"industry": "retail", "employees": 80},
+        },
+    )
+    assert app.get_lead("jo@example.com").attributes == {"industry": "saas", "employees": 80}
+    run(app, {**base, "occurred_at": at(2), "attributes": {"industry": "retail"}})
+    assert app.get_lead("jo@example.com").attributes["industry"] == "retail"
