@@ -1,7 +1,9 @@
 """Embedded mode: the projector follows the event store's notification log in-process.
 
 The consumed position (the last applied notification id) is stored with the read model,
-in the same transaction as the changes, exactly as in Kafka mode.
+in the same transaction as the changes, exactly as in Kafka mode. ``follow`` rides out a
+database outage (read model or event store): it reconnects with exponential backoff and
+catches up from the stored position.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import cast
 
 import structlog
+from eventsourcing.persistence import InterfaceError as StoreInterfaceError
 from eventsourcing.persistence import Notification
+from eventsourcing.persistence import OperationalError as StoreOperationalError
 from eventsourcing.utils import TopicError
 
 from consumers.event_records import envelope_from_notification
 from domain.application import LeadflowApp
 from domain.persistence import PydanticMapper
 from projections.projector import Item, Projector, gc_paused
+from projections.reconnect import reconnect_with_backoff
 from projections.store import EMBEDDED_STREAM, ReadModelStore
 
 log = structlog.get_logger("leadflow.consumers.embedded_projector")
@@ -99,9 +104,21 @@ def follow(
     batch_size: int = DEFAULT_BATCH,
 ) -> int:
     """Keep catching up until ``should_stop()``; the number of events applied."""
+
+    def unavailable(error: BaseException) -> bool:
+        event_store_down = isinstance(error, StoreOperationalError | StoreInterfaceError)
+        return event_store_down or store.is_connection_error(error)
+
     applied = 0
     while not should_stop():
-        news = catch_up(app, store, batch_size=batch_size)
+        try:
+            news = catch_up(app, store, batch_size=batch_size)
+        except Exception as error:
+            if not unavailable(error):
+                raise
+            if not reconnect_with_backoff(store, error, should_stop, retryable=unavailable):
+                break
+            continue
         applied += news
         if not news:
             time.sleep(interval_s)

@@ -10,28 +10,38 @@ Firmographics (``attributes``) of a record fill in what the lead does not know y
 never overwrite a value the lead has. A record read again, or an old one arriving late,
 must not undo newer data, and reading a topic again must change nothing. Corrections of
 known attributes go through the ``capture_lead`` command.
+
+``apply_isolating`` keeps a consumer moving: a failure that will not go away by itself
+(anything but a database or broker away, or a concurrent writer) is narrowed down by
+splitting the batch until the one record that causes it is found; that record is judged
+``unprocessable`` and the others apply.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 from uuid import UUID
 
+import structlog
 from pydantic import ValidationError
 
 from consumers.engagement_record import (
+    INGEST_CLOCK,
     EngagementRecordV1,
     InvalidEngagement,
     parse_engagement,
     to_commands,
 )
+from consumers.kafka_topics import error_text, is_transient
 from consumers.stream_settings import StreamSettings
 from domain.application import LeadflowApp, Outcome, lead_id_for
 from domain.commands import Command, RecordEngagement
 from domain.errors import DomainError, UnknownAggregate
+
+log = structlog.get_logger("leadflow.engagement_apply")
 
 # applied: recorded now; redelivered: recorded earlier by this same origin (a record read
 # again after a crash); duplicate: an engagement with this event_id was already recorded.
@@ -47,8 +57,19 @@ class IngestLimits:
     def from_settings(cls, stream: StreamSettings) -> IngestLimits:
         return cls(stream.max_record_bytes, stream.max_future)
 
-    def parse(self, raw: bytes | None) -> EngagementRecordV1:
-        return parse_engagement(raw, max_bytes=self.max_bytes, max_future=self.max_future)
+    def parse(
+        self, raw: bytes | None, *, now: datetime | None = None, clock: str = INGEST_CLOCK
+    ) -> EngagementRecordV1:
+        """The record; whatever the bytes are, any failure raises ``InvalidEngagement``."""
+        try:
+            return parse_engagement(
+                raw, max_bytes=self.max_bytes, max_future=self.max_future, now=now, clock=clock
+            )
+        except InvalidEngagement:
+            raise
+        except Exception as error:  # any input a validator chokes on is invalid
+            reason = f"unreadable record: {error_text(error)}"
+            raise InvalidEngagement("invalid_fields", reason) from error
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,3 +154,33 @@ def apply_engagements(
         cursor += len(plan.commands)
         verdicts.append(_verdict(app, plan, mine))
     return verdicts
+
+
+def apply_isolating(
+    app: LeadflowApp, records: Sequence[tuple[EngagementRecordV1, str]], actor: str
+) -> list[Applied | InvalidEngagement]:
+    """``apply_engagements``, narrowing a permanent failure down to the record causing it.
+
+    A transient failure (see ``is_transient``) raises: the caller retries the batch. Any
+    other failure splits the batch in halves, each applied on its own, until a single
+    record fails: that one becomes ``unprocessable: <ExceptionType>: <message>``.
+    """
+    if not records:
+        return []
+    try:
+        return apply_engagements(app, records, actor)
+    except Exception as error:
+        if is_transient(error):
+            raise
+        if len(records) == 1:
+            record, origin = records[0]
+            reason = f"unprocessable: {error_text(error)}"
+            log.error(
+                "engagement_unprocessable", event_id=record.event_id, origin=origin, error=reason
+            )
+            return [InvalidEngagement("unprocessable", reason)]
+        log.warning("engagement_batch_split", records=len(records), error=error_text(error))
+        middle = len(records) // 2
+        return apply_isolating(app, records[:middle], actor) + apply_isolating(
+            app, records[middle:], actor
+        )

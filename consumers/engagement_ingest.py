@@ -13,7 +13,14 @@ A crash anywhere before the commit means the batch is read again: the commands a
 idempotent (the engagement's ``event_id``, and each record's own causation id), the
 ledger keeps one row per record, and a dead letter may be published twice (its
 ``dlq.source.*`` headers tell). A failing batch (database or broker away) is retried
-with back-off from its first record; it is never skipped.
+with back-off from its first record; it is never skipped. Any other failure while
+applying a batch is narrowed down to the record that causes it, which is dead-lettered
+as ``unprocessable`` (``consumers.engagement_apply.apply_isolating``): the consumer always
+makes progress. A dead letter too large for the dead-letter topic goes there truncated,
+with headers ``dlq.original_size`` and ``dlq.original_sha256``.
+
+``occurred_at`` is judged against the record's own Kafka timestamp (the producer's create
+time), not the wall clock, so reading the topic again gives the same verdicts.
 
 Verdict of a valid record: ``accepted`` when this record (this topic, partition and
 offset) recorded the engagement, ``duplicate`` when an engagement with its ``event_id``
@@ -24,8 +31,10 @@ changes nothing.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,12 +46,23 @@ from kafka import (
     OffsetAndMetadata,
     TopicPartition,
 )
-from kafka.errors import CommitFailedError, KafkaError
+from kafka.errors import (
+    CommitFailedError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+)
 
-from consumers.engagement_apply import IngestLimits, apply_engagements
+from consumers.engagement_apply import IngestLimits, apply_isolating
 from consumers.engagement_record import EngagementRecordV1, InvalidEngagement
 from consumers.ingest_ledger import IngestCounts, IngestLedger, LedgerEntry, Status
-from consumers.kafka_topics import QUICK_RECONNECT, acknowledged_delivery, ensure_topics_patiently
+from consumers.kafka_topics import (
+    MAX_MESSAGE_BYTES,
+    QUICK_RECONNECT,
+    acknowledged_delivery,
+    ensure_topics_patiently,
+    error_text,
+)
 from consumers.stopping import stop_after
 from consumers.store_db import StoreDb
 from consumers.stream_settings import StreamSettings
@@ -52,6 +72,12 @@ from leadflow.settings import Settings
 log = structlog.get_logger("leadflow.engagement_ingest")
 
 INGEST_ACTOR = "engagement-ingest"
+KAFKA_CLOCK = "the record's Kafka timestamp"
+# A dead letter larger than this (with its headers) goes to the dead-letter topic as a
+# truncated copy keeping the first DLQ_COPY_BYTES of key and value.
+DLQ_FULL_COPY_LIMIT = MAX_MESSAGE_BYTES - 64 * 1024
+DLQ_COPY_BYTES = 64 * 1024
+_TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 
 
 def kafka_origin(topic: str, partition: int, offset: int, event_id: str) -> str:
@@ -106,33 +132,66 @@ class EngagementIngest:
         return self.counts
 
     def _run(self, once: bool) -> None:
-        kafka = self.settings.kafka
         db = StoreDb(self.settings)
-        consumer = KafkaConsumer(
-            **kafka.client_config(),
+        clients: tuple[KafkaConsumer, KafkaProducer] | None = None
+        try:
+            ledger = IngestLedger(db)
+            clients = self._connect()
+            if clients is None:
+                return
+            consumer, producer = clients
+            consumer.subscribe([self.topic], listener=_AssignmentLog(self._on_assigned))
+            self._log.info("ingest_started", store=db.location, once=once)
+            self._loop(consumer, producer, ledger, once)
+        finally:
+            if clients is not None:
+                self._close(*clients)
+            db.close()
+            self._log.info("ingest_stopped", run=self._fields(self.counts))
+
+    def _connect(self) -> tuple[KafkaConsumer, KafkaProducer] | None:
+        """Consumer and producer, retried with back-off while the broker is away; None
+        when stopped first."""
+        backoff = 0.5
+        while not self.stop.is_set():
+            consumer: KafkaConsumer | None = None
+            try:
+                consumer = self._consumer()
+                return consumer, self._producer()
+            except KafkaError as error:
+                if consumer is not None:
+                    self._close(consumer, None)
+                self._log.warning("broker_unreachable", error=error_text(error), retry_in=backoff)
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, self.stream.retry_max_seconds)
+        return None
+
+    def _consumer(self) -> KafkaConsumer:
+        timeout = self.stream.ingest_session_timeout_seconds
+        return KafkaConsumer(
+            **self.settings.kafka.client_config(),
             **QUICK_RECONNECT,
             group_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.stream.ingest_batch_size,
-            session_timeout_ms=int(self.stream.ingest_session_timeout_seconds * 1000),
-            heartbeat_interval_ms=max(100, int(self.stream.ingest_session_timeout_seconds * 250)),
+            session_timeout_ms=int(timeout * 1000),
+            heartbeat_interval_ms=max(100, int(timeout * 250)),
         )
-        producer = KafkaProducer(
-            **kafka.client_config(),
+
+    def _producer(self) -> KafkaProducer:
+        return KafkaProducer(
+            **self.settings.kafka.client_config(),
             **acknowledged_delivery(self.stream.send_timeout_seconds),
             linger_ms=5,
         )
-        try:
-            ledger = IngestLedger(db)
-            consumer.subscribe([self.topic], listener=_AssignmentLog(self._on_assigned))
-            self._log.info("ingest_started", store=db.location, once=once)
-            self._loop(consumer, producer, ledger, once)
-        finally:
+
+    def _close(self, consumer: KafkaConsumer, producer: KafkaProducer | None) -> None:
+        with suppress(KafkaError):
             consumer.close(autocommit=False)
-            producer.close(timeout=self.stream.send_timeout_seconds)
-            db.close()
-            self._log.info("ingest_stopped", run=self._fields(self.counts))
+        if producer is not None:
+            with suppress(KafkaError):
+                producer.close(timeout=self.stream.send_timeout_seconds)
 
     def _on_assigned(self, assigned: list[TopicPartition]) -> None:
         if assigned:
@@ -159,11 +218,7 @@ class EngagementIngest:
                 # again, and the ledger and the commands absorb the repetition.
                 self._log.warning("ingest_commit_failed", error=str(error))
             except Exception as error:  # noqa: BLE001 - a failed batch is retried, never skipped
-                self._log.error(
-                    "ingest_batch_failed",
-                    error=f"{type(error).__name__}: {error}",
-                    retry_in=backoff,
-                )
+                self._log.error("ingest_batch_failed", error=error_text(error), retry_in=backoff)
                 self._rewind(consumer, batch)
                 self.stop.wait(backoff)
                 backoff = min(backoff * 2, self.stream.retry_max_seconds)
@@ -195,15 +250,12 @@ class EngagementIngest:
     ) -> None:
         records = [record for records in batch.values() for record in records]
         entries = self.judge(records)
-        pending = [
-            self._dead_letter(producer, record, entry)
+        letters = [
+            (record, entry)
             for record, entry in zip(records, entries, strict=True)
             if entry.status == "dead_lettered"
         ]
-        if pending:
-            producer.flush(timeout=self.stream.send_timeout_seconds)
-            for future in pending:
-                future.get(timeout=0)  # raises the send's error, if it failed
+        self._send_dead_letters(producer, letters)
         ledger.record(entries)
         consumer.commit(
             {tp: OffsetAndMetadata(rs[-1].offset + 1, "", -1) for tp, rs in batch.items()}
@@ -221,7 +273,7 @@ class EngagementIngest:
         parsed: list[EngagementRecordV1 | InvalidEngagement] = []
         for record in records:
             try:
-                parsed.append(self.limits.parse(record.value))
+                parsed.append(self._parse(record))
             except InvalidEngagement as bad:
                 parsed.append(bad)
         valid = [
@@ -229,7 +281,7 @@ class EngagementIngest:
             for r, p in zip(records, parsed, strict=True)
             if isinstance(p, EngagementRecordV1)
         ]
-        applied = iter(apply_engagements(self.app, valid, INGEST_ACTOR))
+        applied = iter(apply_isolating(self.app, valid, INGEST_ACTOR))
         entries = []
         for record, item in zip(records, parsed, strict=True):
             verdict = item if isinstance(item, InvalidEngagement) else next(applied)
@@ -251,6 +303,14 @@ class EngagementIngest:
                 entries.append(self._entry(record, status, event_id))
         return entries
 
+    def _parse(self, record: Any) -> EngagementRecordV1:
+        """The record, its occurred_at judged against its own Kafka timestamp."""
+        stamp = getattr(record, "timestamp", None)
+        if not isinstance(stamp, int) or stamp < 0:
+            return self.limits.parse(record.value)
+        created = datetime.fromtimestamp(stamp / 1000, UTC)
+        return self.limits.parse(record.value, now=created, clock=KAFKA_CLOCK)
+
     def _entry(
         self,
         record: Any,
@@ -270,11 +330,44 @@ class EngagementIngest:
             reason,
         )
 
-    def _dead_letter(self, producer: KafkaProducer, record: Any, entry: LedgerEntry) -> Any:
+    def _send_dead_letters(
+        self, producer: KafkaProducer, letters: Sequence[tuple[Any, LedgerEntry]]
+    ) -> None:
+        """Publish and confirm every dead letter; one the topic refuses as too large goes
+        again as a truncated copy."""
+        if not letters:
+            return
+        pending = [(r, e, self._dead_letter(producer, r, e)) for r, e in letters]
+        producer.flush(timeout=self.stream.send_timeout_seconds)
+        again = []
+        for record, entry, future in pending:
+            try:
+                future.get(timeout=0)  # raises the send's error, if it failed
+            except _TOO_LARGE as error:
+                self._log.warning(
+                    "dead_letter_truncated",
+                    partition=record.partition,
+                    offset=record.offset,
+                    error=error_text(error),
+                )
+                again.append(self._dead_letter(producer, record, entry, truncate=True))
+        if again:
+            producer.flush(timeout=self.stream.send_timeout_seconds)
+            for future in again:
+                future.get(timeout=0)
+
+    def _dead_letter(
+        self, producer: KafkaProducer, record: Any, entry: LedgerEntry, *, truncate: bool = False
+    ) -> Any:
         headers = list(record.headers or []) + dlq_headers(entry, self.group)
-        return producer.send(
-            self.stream.dlq_topic, key=record.key, value=record.value, headers=headers
-        )
+        key: bytes | None = record.key
+        value: bytes | None = record.value
+        size = len(key or b"") + len(value or b"") + sum(len(k) + len(v) for k, v in headers)
+        if truncate or size > DLQ_FULL_COPY_LIMIT:
+            headers += truncation_headers(value or b"")
+            key = key[:DLQ_COPY_BYTES] if key is not None else None
+            value = value[:DLQ_COPY_BYTES] if value is not None else None
+        return producer.send(self.stream.dlq_topic, key=key, value=value, headers=headers)
 
     @staticmethod
     def _fields(counts: IngestCounts) -> dict[str, int]:
@@ -284,6 +377,15 @@ class EngagementIngest:
             "dead_lettered": counts.dead_lettered,
             "consumed": counts.consumed,
         }
+
+
+def truncation_headers(value: bytes) -> list[tuple[str, bytes]]:
+    """Headers of a truncated dead letter: the original value's size and digest."""
+    return [
+        ("dlq.truncated", b"true"),
+        ("dlq.original_size", str(len(value)).encode()),
+        ("dlq.original_sha256", hashlib.sha256(value).hexdigest().encode()),
+    ]
 
 
 def dlq_headers(entry: LedgerEntry, group: str) -> list[tuple[str, bytes]]:

@@ -11,12 +11,18 @@ The record is one JSON object (UTF-8, at most ``max_record_bytes``)::
 names the lead; with both, ``lead`` is the id and ``email`` is kept as an attribute.
 ``parse_engagement`` is the single validation path for Kafka and ``leadflow engage``: it
 returns the record or raises ``InvalidEngagement`` saying what is wrong, where and why.
+
+Beyond the field types, every value in the record is bounded: containers nest at most
+``MAX_DEPTH`` levels, text holds no NUL or other control characters (tab, newline and
+carriage return are allowed), integers lie within ±2**53 and numbers are finite.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -51,6 +57,10 @@ EngagementKind = Literal[
 ]
 DEFAULT_SOURCE = "engagement"
 MAX_COMMAND_ID = 200
+MAX_DEPTH = 8
+MAX_SAFE_INT = 2**53
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+INGEST_CLOCK = "the time of ingest"
 
 Problem = Literal[
     "empty",
@@ -61,6 +71,7 @@ Problem = Literal[
     "invalid_fields",
     "too_far_in_future",
     "refused",
+    "unprocessable",
 ]
 
 
@@ -82,6 +93,39 @@ def _iso_text(value: object) -> object:
 
 def _assume_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _bounded(value: object, where: str, depth: int) -> None:
+    """Raise ValueError naming the first value beyond the record's limits."""
+    if isinstance(value, str):
+        bad = _CONTROL.search(value)
+        if bad:
+            msg = (
+                f"{where}: contains the control character U+{ord(bad.group()):04X} "
+                f"at index {bad.start()}"
+            )
+            raise ValueError(msg)
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int):
+        if abs(value) > MAX_SAFE_INT:
+            msg = f"{where}: the integer has {len(str(abs(value)))} digits; the limit is ±2**53"
+            raise ValueError(msg)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            msg = f"{where}: the number is out of range"
+            raise ValueError(msg)
+    elif isinstance(value, dict | list):
+        if depth >= MAX_DEPTH:
+            msg = f"{where}: nested deeper than {MAX_DEPTH} levels"
+            raise ValueError(msg)
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            name = _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", str(key))
+            inner = f"{where}.{name}" if where else name
+            if isinstance(key, str):
+                _bounded(key, f"{inner} (the key)", depth + 1)
+            _bounded(item, inner, depth + 1)
 
 
 IsoTimestamp = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_assume_utc)]
@@ -126,16 +170,28 @@ class EngagementRecordV1(BaseModel):
     attributes: Firmographics = Field(default_factory=Firmographics)
     properties: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _within_limits(cls, data: object) -> object:
+        if isinstance(data, dict):
+            _bounded(data, "", 0)
+        return data
+
     @field_validator("occurred_at")
     @classmethod
     def _not_far_in_future(cls, value: datetime, info: ValidationInfo) -> datetime:
         context = info.context or {}
         now, limit = context.get("now"), context.get("max_future")
+        clock = str(context.get("clock", INGEST_CLOCK))
         if isinstance(now, datetime) and isinstance(limit, timedelta) and value - now > limit:
             raise PydanticCustomError(
                 "too_far_in_future",
-                "lies more than {limit} after the time of ingest ({now})",
-                {"limit": duration_text(limit), "now": now.isoformat(timespec="seconds")},
+                "lies more than {limit} after {clock} ({now})",
+                {
+                    "limit": duration_text(limit),
+                    "clock": clock,
+                    "now": now.isoformat(timespec="seconds"),
+                },
             )
         return value
 
@@ -211,6 +267,9 @@ def _decode(raw: bytes) -> dict[str, Any]:
     except json.JSONDecodeError as error:
         reason = f"not JSON: line {error.lineno} column {error.colno}: {error.msg}"
         raise InvalidEngagement("not_json", reason) from None
+    except RecursionError:
+        reason = f"not acceptable JSON: nested far deeper than {MAX_DEPTH} levels"
+        raise InvalidEngagement("invalid_fields", reason) from None
     except ValueError as error:
         raise InvalidEngagement("not_json", f"not JSON: {error}") from None
     if not isinstance(data, dict):
@@ -225,15 +284,17 @@ def parse_engagement(
     max_bytes: int,
     max_future: timedelta,
     now: datetime | None = None,
+    clock: str = INGEST_CLOCK,
 ) -> EngagementRecordV1:
-    """Validate one record's bytes; ``now`` (the wall clock at ingest) bounds occurred_at."""
+    """Validate one record's bytes; ``now`` bounds occurred_at (default: the wall clock at
+    ingest; ``clock`` names it in the reason, e.g. "the record's Kafka timestamp")."""
     if not raw:
         raise InvalidEngagement("empty", "empty record: it has no value")
     if len(raw) > max_bytes:
         reason = f"oversized: the record has {len(raw)} bytes; the limit is {max_bytes} bytes"
         raise InvalidEngagement("oversized", reason)
     data = _decode(raw)
-    context = {"now": now or datetime.now(UTC), "max_future": max_future}
+    context = {"now": now or datetime.now(UTC), "max_future": max_future, "clock": clock}
     try:
         return EngagementRecordV1.model_validate(data, context=context)
     except ValidationError as error:

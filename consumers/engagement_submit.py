@@ -14,7 +14,7 @@ from typing import Literal
 
 import structlog
 
-from consumers.engagement_apply import IngestLimits, apply_engagements
+from consumers.engagement_apply import IngestLimits, apply_isolating
 from consumers.engagement_record import EngagementRecordV1, InvalidEngagement
 from domain.application import LeadflowApp
 
@@ -77,7 +77,7 @@ def _submit_chunk(
         except InvalidEngagement as bad:
             parsed.append(bad)
     valid = [(p, f"engage:{p.event_id}") for p in parsed if isinstance(p, EngagementRecordV1)]
-    applied = iter(apply_engagements(app, valid, SUBMIT_ACTOR))
+    applied = iter(apply_isolating(app, valid, SUBMIT_ACTOR))
     results = []
     for (line, _), item in zip(pieces, parsed, strict=True):
         verdict = item if isinstance(item, InvalidEngagement) else next(applied)

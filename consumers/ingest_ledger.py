@@ -5,7 +5,8 @@ Table ``leadflow_ingest_ledger`` in the event store's database, keyed by
 offset was not committed yet) maps to the same key and the same verdict, and the row is
 inserted only once; so accepted + duplicate + dead-lettered always equals the records
 the group consumed, across restarts. Dead letters keep their reason here as well as on
-the dead-letter topic, so ``leadflow dlq`` can show them.
+the dead-letter topic, so ``leadflow dlq`` can show them. Text is stored with any NUL
+written as ``\\u0000`` (PostgreSQL text cannot hold NUL).
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ class IngestCounts:
         return IngestCounts(**values)
 
 
+def _storable(text: str | None) -> str | None:
+    return None if text is None else text.replace("\x00", "\\u0000")
+
+
 class IngestLedger:
     def __init__(self, db: StoreDb) -> None:
         self._db = db
@@ -87,9 +92,9 @@ class IngestLedger:
                 e.partition,
                 e.offset,
                 e.status,
-                e.event_id,
-                e.problem,
-                e.reason,
+                _storable(e.event_id),
+                _storable(e.problem),
+                _storable(e.reason),
                 now,
             )
             for e in entries

@@ -7,6 +7,11 @@ read model (the beginning when none is stored). Offsets are also committed to Ka
 each batch, for monitoring (consumer lag) only. Several processes in one group share the
 partitions; since the positions live in the shared read model, they produce together the
 same read model as one process would.
+
+When the read-model database goes away (PostgreSQL restarted, SQLite locked beyond its
+busy timeout) the projector reconnects with exponential backoff, seeks every assigned
+partition back to the stored positions, and carries on; the batch in hand was rolled back
+with its positions, so it is simply consumed again.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from consumers.event_records import from_kafka_value
 from consumers.projector_settings import ProjectorSettings
 from leadflow.settings import KafkaSettings
 from projections.projector import Item, Projector, gc_paused
+from projections.reconnect import reconnect_with_backoff
 from projections.store import ReadModelStore
 
 log = structlog.get_logger("leadflow.consumers.kafka_projector")
@@ -38,6 +44,7 @@ class RunStats:
     applied: int = 0
     duplicates: int = 0
     dead_letters: int = 0
+    reconnects: int = 0
 
 
 def ensure_topic(kafka: KafkaSettings, topic: str) -> None:
@@ -104,6 +111,7 @@ class _SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         try:
+            self.failure = None
             stored = self.store.positions(self.topic)
             seeks: dict[int, int | str] = {}
             for tp in assigned:
@@ -122,6 +130,10 @@ class _SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
         if self.failure is not None:
             msg = f"seeking assigned partitions to the stored positions failed: {self.failure}"
             raise SeekFailed(msg) from self.failure
+
+    def seek_assigned(self) -> None:
+        """Seek every currently assigned partition to its stored position again."""
+        self.on_partitions_assigned(self.consumer.assignment())
 
 
 def _numbers(partitions: Iterable[TopicPartition]) -> list[int]:
@@ -164,16 +176,30 @@ class KafkaProjector:
         try:
             consumer.subscribe([self.options.topic], listener=listener)
             idle_polls = 0
-            while not should_stop() and (deadline is None or time.monotonic() < deadline):
-                polled = consumer.poll(timeout_ms=self.options.poll_timeout_ms)
-                listener.check()
-                records = [r for batch in polled.values() for r in batch]
-                if records:
-                    idle_polls = 0
-                    self._apply(consumer, records, stats)
-                elif until_idle and _caught_up(consumer):
-                    idle_polls += 1
-                    if idle_polls >= 2:
+
+            def stopping() -> bool:
+                return should_stop() or (deadline is not None and time.monotonic() >= deadline)
+
+            while not stopping():
+                try:
+                    polled = consumer.poll(timeout_ms=self.options.poll_timeout_ms)
+                    listener.check()
+                    records = [r for batch in polled.values() for r in batch]
+                    if records:
+                        idle_polls = 0
+                        self._apply(consumer, records, stats)
+                    elif until_idle and _caught_up(consumer):
+                        idle_polls += 1
+                        if idle_polls >= 2:
+                            break
+                except Exception as error:
+                    cause = error.__cause__ if isinstance(error, SeekFailed) else error
+                    if cause is None or not self.store.is_connection_error(cause):
+                        raise
+                    stats.reconnects += 1
+                    if not reconnect_with_backoff(
+                        self.store, cause, stopping, then=listener.seek_assigned
+                    ):
                         break
         finally:
             consumer.close(autocommit=False)
@@ -184,6 +210,7 @@ class KafkaProjector:
             applied=stats.applied,
             duplicates=stats.duplicates,
             dead_letters=stats.dead_letters,
+            reconnects=stats.reconnects,
         )
         return stats
 

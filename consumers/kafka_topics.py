@@ -1,16 +1,21 @@
-"""Kafka plumbing shared by the stream processes: topics created when missing (partitions
-and retention from settings), and the producer settings for acknowledged delivery."""
+"""Plumbing shared by the stream processes: topics created when missing (partitions,
+retention and maximum message size), the producer settings for acknowledged delivery, and
+which failures are worth retrying."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterable
 from typing import Any
 
+import psycopg
 import structlog
+from eventsourcing import persistence as es
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from domain.application import ConcurrencyConflict
 from leadflow.settings import KafkaSettings
 
 log = structlog.get_logger("leadflow.kafka_topics")
@@ -19,6 +24,35 @@ log = structlog.get_logger("leadflow.kafka_topics")
 # kafka-python backs off reconnecting up to 30 s by default: a process would notice a
 # restarted broker that late. One second is cheap against a single broker.
 QUICK_RECONNECT: dict[str, Any] = {"reconnect_backoff_max_ms": 1000}
+
+# The largest record the stream topics take (topic ``max.message.bytes``) and the
+# producers send (``max_request_size``). The domain caps command payloads far below it.
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    es.OperationalError,
+    es.InterfaceError,
+    es.IntegrityError,
+    sqlite3.OperationalError,
+    ConcurrencyConflict,
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for failures that go away by themselves (a database or broker away, a
+    concurrent writer): retry. Anything else will fail the same way again."""
+    if isinstance(error, KafkaError):
+        # the bare KafkaError is kafka-python's unclassified failure (e.g. a connection
+        # lost mid-request): retried, as a permanent refusal always has its own class
+        return bool(error.retriable) or type(error) is KafkaError
+    return isinstance(error, _TRANSIENT)
+
+
+def error_text(error: BaseException) -> str:
+    """``Type: message`` on one line."""
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"
 
 
 def acknowledged_delivery(send_timeout_seconds: float) -> dict[str, Any]:
@@ -37,15 +71,20 @@ def acknowledged_delivery(send_timeout_seconds: float) -> dict[str, Any]:
         "request_timeout_ms": max(500, timeout_ms // 3),
         "delivery_timeout_ms": timeout_ms,
         "max_block_ms": timeout_ms,
+        "max_request_size": MAX_MESSAGE_BYTES,
     }
 
 
 def topic_spec(kafka: KafkaSettings) -> dict[str, Any]:
-    """How a new topic is created: partitions, replication factor and retention."""
+    """How a new topic is created: partitions, replication factor, retention, and
+    records up to ``MAX_MESSAGE_BYTES``."""
     return {
         "num_partitions": kafka.partitions,
         "replication_factor": kafka.replication_factor,
-        "configs": {"retention.ms": str(kafka.retention_ms)},
+        "configs": {
+            "retention.ms": str(kafka.retention_ms),
+            "max.message.bytes": str(MAX_MESSAGE_BYTES),
+        },
     }
 
 

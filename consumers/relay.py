@@ -11,13 +11,22 @@ crash between the broker's ack and the save re-sends the batch, which consumers 
 Only the holder of the relay lock publishes (``consumers.relay_lock``); another relay
 waits as a hot standby and takes over when the lock frees. When the broker is away the
 relay keeps its position and retries with back-off; when the database is away it lets
-go of the lock and starts over.
+go of the lock and starts over. Only failures known to be transient are retried
+(``consumers.kafka_topics.is_transient``); anything else stops the relay with a
+``RelayError`` naming the notification (a supervisor restarts it, a standby takes over).
+
+A stored event the relay cannot decode does not stop it: it goes to the events topic as
+an undecodable-event record (``consumers.relay_records``) that the projectors dead-letter,
+exactly as the embedded projector dead-letters it, and is logged as an error. An event
+too large for Kafka (over ``MAX_MESSAGE_BYTES``), or any send the broker refuses for
+good, raises a ``RelayError`` naming the notification and its size.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,11 +35,18 @@ from eventsourcing.persistence import Notification
 from kafka import KafkaProducer
 from kafka.errors import KafkaConfigurationError, KafkaError
 
-from consumers.event_records import envelope_from_notification, to_kafka_record
-from consumers.kafka_topics import acknowledged_delivery, ensure_topics_patiently
+from consumers.event_records import KafkaRecord, envelope_from_notification, to_kafka_record
+from consumers.kafka_topics import (
+    MAX_MESSAGE_BYTES,
+    acknowledged_delivery,
+    ensure_topics_patiently,
+    error_text,
+    is_transient,
+)
 from consumers.qualification import integration_event, to_public_record
 from consumers.relay_lock import RelayLock, relay_lock_for
 from consumers.relay_position import RelayPosition
+from consumers.relay_records import record_size, undecodable_record
 from consumers.relay_states import FollowedStates
 from consumers.relay_wakeup import new_events_signal
 from consumers.stopping import stop_after
@@ -41,6 +57,9 @@ from domain.persistence import PydanticMapper
 from leadflow.settings import Settings
 
 log = structlog.get_logger("leadflow.relay")
+
+# what a single record may take: the topic's limit less the record batch's own overhead
+MAX_RECORD_BYTES = MAX_MESSAGE_BYTES - 1024
 
 
 class RelayError(Exception):
@@ -60,6 +79,7 @@ class RelayStats:
     activations: int = 0
     lock_losses: int = 0
     publish_failures: int = 0
+    undecodable: int = 0
 
 
 class Relay:
@@ -99,7 +119,7 @@ class Relay:
     def _run(self, once: bool) -> None:
         lock = relay_lock_for(self.settings)
         self._log.info("relay_started", lock=lock.description, once=once)
-        backoff = 0.5
+        self._store_backoff = 0.5
         try:
             while not self.stop.is_set():
                 if not self._wait_for_lock(lock):
@@ -110,16 +130,26 @@ class Relay:
                 except LockLost:
                     self.stats.lock_losses += 1
                     self._log.warning("relay_lock_lost", lock=lock.description)
-                except RelayError:
+                except RelayError as error:
+                    self._log.error("relay_failed", error=str(error), position=self.stats.position)
                     raise
-                except Exception as error:  # noqa: BLE001 - the store went away: start over
+                except Exception as error:
+                    if not is_transient(error):
+                        msg = (
+                            f"relay stopped after notification {self.stats.position}: "
+                            f"{error_text(error)}"
+                        )
+                        self._log.error("relay_failed", error=msg, position=self.stats.position)
+                        raise RelayError(msg) from error
                     self._log.error(
                         "relay_store_failed",
-                        error=f"{type(error).__name__}: {error}",
-                        retry_in=backoff,
+                        error=error_text(error),
+                        retry_in=self._store_backoff,
                     )
-                    self.stop.wait(backoff)
-                    backoff = min(backoff * 2, self.stream.retry_max_seconds)
+                    self.stop.wait(self._store_backoff)
+                    self._store_backoff = min(
+                        self._store_backoff * 2, self.stream.retry_max_seconds
+                    )
                 lock.release()
         finally:
             lock.release()
@@ -181,15 +211,18 @@ class Relay:
                     producer = producer or self._producer()
                     self._publish(producer, notifications)
                 except KafkaError as error:
+                    if not is_transient(error):
+                        raise RelayError(f"publishing failed: {error_text(error)}") from error
                     self.stats.publish_failures += 1
                     self._log.warning(
                         "relay_publish_failed",
-                        error=f"{type(error).__name__}: {error}",
+                        error=error_text(error),
                         position=self.stats.position,
                         retry_in=backoff,
                     )
                     if producer is not None:
-                        producer.close(timeout=0)
+                        with suppress(KafkaError):  # it raises with records still buffered
+                            producer.close(timeout=0)
                     producer = None
                     self._states.forget()
                     self.stop.wait(backoff)
@@ -200,11 +233,13 @@ class Relay:
                     raise LockLost
                 position.save(notifications[-1].id)
                 self.stats.position = notifications[-1].id
+                self._store_backoff = 0.5
             return True
         finally:
             signal.close()
             if producer is not None:
-                producer.close(timeout=self.stream.send_timeout_seconds)
+                with suppress(KafkaError):
+                    producer.close(timeout=self.stream.send_timeout_seconds)
             db.close()
 
     def _producer(self) -> KafkaProducer:
@@ -221,43 +256,29 @@ class Relay:
             raise RelayError(f"Kafka producer configuration: {error}") from error
 
     def _publish(self, producer: KafkaProducer, notifications: Sequence[Notification]) -> None:
-        futures: list[Any] = []
+        sent: list[tuple[Any, Notification, int]] = []
         public = 0
         for notification in notifications:
-            try:
-                envelope = envelope_from_notification(self._mapper, notification)
-                self._states.observe(envelope.event)
-                public_event = integration_event(envelope.event, self._states)
-            except (ValueError, TypeError, KeyError, AttributeError) as error:
-                msg = (
-                    f"notification {notification.id} ({notification.topic}, aggregate "
-                    f"{notification.originator_id} version {notification.originator_version}) "
-                    f"cannot be published: {type(error).__name__}: {error}"
-                )
-                raise RelayError(msg) from error
-            record = to_kafka_record(envelope)
-            futures.append(
-                producer.send(
-                    self.stream.events_topic,
-                    key=record.key,
-                    value=record.value,
-                    headers=record.headers,
-                )
-            )
-            if public_event is not None:
-                public_record = to_public_record(public_event)
-                futures.append(
-                    producer.send(
-                        self.stream.qualification_topic,
-                        key=public_record.key,
-                        value=public_record.value,
-                        headers=public_record.headers,
-                    )
-                )
+            record, public_record = self._records(notification)
+            future = self._send(producer, self.stream.events_topic, record, notification)
+            sent.append((future, notification, record_size(record)))
+            if public_record is not None:
+                topic = self.stream.qualification_topic
+                future = self._send(producer, topic, public_record, notification)
+                sent.append((future, notification, record_size(public_record)))
                 public += 1
         producer.flush(timeout=self.stream.send_timeout_seconds)
-        for future in futures:
-            future.get(timeout=0)  # raises the send's error, if it failed
+        for future, notification, size in sent:
+            try:
+                future.get(timeout=0)  # raises the send's error, if it failed
+            except KafkaError as error:
+                if is_transient(error):
+                    raise
+                msg = (
+                    f"notification {notification.id} ({notification.topic}, {size} bytes) was "
+                    f"refused by the broker: {error_text(error)}"
+                )
+                raise RelayError(msg) from error
         self.stats.published += len(notifications)
         self.stats.public += public
         self.stats.batches += 1
@@ -268,3 +289,55 @@ class Relay:
             first=notifications[0].id,
             last=notifications[-1].id,
         )
+
+    def _records(self, notification: Notification) -> tuple[KafkaRecord, KafkaRecord | None]:
+        """The events-topic record and the public record (if any) of one notification."""
+        try:
+            envelope = envelope_from_notification(self._mapper, notification)
+        except Exception as error:
+            if is_transient(error):
+                raise
+            self.stats.undecodable += 1
+            self._log.error(
+                "relay_event_undecodable",
+                notification_id=notification.id,
+                event_topic=notification.topic,
+                aggregate_id=str(notification.originator_id),
+                aggregate_version=notification.originator_version,
+                error=error_text(error),
+                action="published as an undecodable-event record; projectors dead-letter it",
+            )
+            return undecodable_record(self._mapper, notification, error), None
+        record = to_kafka_record(envelope)
+        try:
+            self._states.observe(envelope.event)
+            public_event = integration_event(envelope.event, self._states)
+        except Exception as error:
+            if is_transient(error):
+                raise
+            self._log.error(
+                "relay_public_event_failed",
+                notification_id=notification.id,
+                event_topic=notification.topic,
+                aggregate_id=str(notification.originator_id),
+                error=error_text(error),
+                action="published on the events topic only",
+            )
+            return record, None
+        if public_event is None:
+            return record, None
+        public_record = to_public_record(public_event)
+        return record, KafkaRecord(public_record.key, public_record.value, public_record.headers)
+
+    def _send(
+        self, producer: KafkaProducer, topic: str, record: KafkaRecord, notification: Notification
+    ) -> Any:
+        size = record_size(record)
+        if size > MAX_RECORD_BYTES:
+            msg = (
+                f"notification {notification.id} ({notification.topic}, aggregate "
+                f"{notification.originator_id} version {notification.originator_version}) is "
+                f"{size} bytes as a record for {topic}; the limit is {MAX_RECORD_BYTES} bytes"
+            )
+            raise RelayError(msg)
+        return producer.send(topic, key=record.key, value=record.value, headers=record.headers)

@@ -11,6 +11,8 @@ retried against fresh state.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Literal, TypeVar, cast
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
@@ -139,8 +141,9 @@ class LeadflowApp(Application[UUID]):
         DomainError in the result list and changes nothing; the others still apply (with
         ``stop_at_refusal`` the batch ends at the first refusal: the results stop there
         and only the commands before it are stored). If a concurrent writer touched the
-        same aggregates, the batch is recomputed on fresh state (and, after repeated
-        conflicts, split into single commands).
+        same aggregates, the batch is recomputed on fresh state after a short random pause;
+        after repeated conflicts it is split into single commands, each then stored in its
+        own transaction.
         """
         for number in range(1, self.MAX_ATTEMPTS + 1):
             batch = _Batch(self)
@@ -153,6 +156,7 @@ class LeadflowApp(Application[UUID]):
                 batch.commit()
             except IntegrityError:
                 log.debug("concurrency_conflict_retry", attempt=number, commands=len(commands))
+                time.sleep(random.uniform(0, min(0.02 * 2**number, 0.5)))
                 if len(commands) > 1 and number >= 2:
                     return self._one_by_one(commands, stop_at_refusal)
                 continue

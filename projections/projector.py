@@ -4,7 +4,13 @@ consumed positions, so a crash anywhere loses nothing and counts nothing twice.
 An event whose aggregate version is not newer than the one already applied is a
 duplicate and changes nothing. A record that cannot be decoded or applied is stored in
 ``rm_dead_letters`` (and logged) and the position moves past it: bad input never stops a
-projector and is never silently dropped.
+projector and is never silently dropped. That includes a value the database refuses
+(a data error): the batch is then applied again item by item, each in a savepoint, and
+the item that fails is dead-lettered.
+
+A live (strict) projector never applies an event across a version gap: the event is
+dead-lettered as ``gap: expected version N, got M`` and the aggregate stays where it is,
+so a redelivery of the missing version followed by the held one applies both in order.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import gc
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import structlog
 
@@ -28,7 +34,7 @@ from projections.facts import (
     apply_to_lead,
 )
 from projections.schema import DEAD_LETTERS
-from projections.store import ReadModelStore, Tx, utc_now_text
+from projections.store import ReadModelStore, Tx, text_safe, utc_now_text
 
 log = structlog.get_logger("leadflow.projections.projector")
 
@@ -52,13 +58,16 @@ class BatchResult:
     dead_letters: int = 0
     skipped: int = 0
 
+    def __add__(self, other: BatchResult) -> BatchResult:
+        return BatchResult(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
 
 class Projector:
     """Applies batches of items to one read-model store.
 
-    ``strict`` (live streams): an event for an aggregate not created yet is a dead letter
-    and a version gap is logged. A non-strict projector (as-of replays, which filter events
-    by business time) skips such events quietly.
+    ``strict`` (live streams): an event for an aggregate not created yet, or one that
+    does not follow the last applied version, is a dead letter. A non-strict projector
+    (as-of replays, which filter events by business time) skips such events quietly.
     """
 
     def __init__(self, store: ReadModelStore, *, strict: bool = True) -> None:
@@ -68,7 +77,22 @@ class Projector:
     def apply_batch(
         self, stream: str, items: Sequence[Item], next_positions: Mapping[int, int]
     ) -> BatchResult:
-        result, dead = self.store.write(lambda tx: self._apply(tx, stream, items, next_positions))
+        try:
+            result, dead = self.store.write(
+                lambda tx: self._apply(tx, stream, items, next_positions, one_by_one=False)
+            )
+        except Exception as error:
+            if not self.store.is_data_error(error):
+                raise
+            log.warning(
+                "batch_refused_applying_one_by_one",
+                stream=stream,
+                positions=dict(next_positions),
+                error=_describe(error),
+            )
+            result, dead = self.store.write(
+                lambda tx: self._apply(tx, stream, items, next_positions, one_by_one=True)
+            )
         for letter in dead:
             log.error(
                 "record_not_projected",
@@ -89,8 +113,40 @@ class Projector:
         return result
 
     def _apply(
-        self, tx: Tx, stream: str, items: Sequence[Item], next_positions: Mapping[int, int]
+        self,
+        tx: Tx,
+        stream: str,
+        items: Sequence[Item],
+        next_positions: Mapping[int, int],
+        *,
+        one_by_one: bool,
     ) -> tuple[BatchResult, list[_DeadLetter]]:
+        if one_by_one:
+            result, dead = BatchResult(), []
+            for item in items:
+                try:
+                    with tx.savepoint():
+                        applied, refused = self._apply_items(tx, stream, [item])
+                except Exception as error:
+                    if not self.store.is_data_error(error):
+                        raise
+                    applied, refused = (
+                        BatchResult(),
+                        [_DeadLetter.of(item, f"data error: {_describe(error)}")],
+                    )
+                result += applied
+                dead += refused
+            result = BatchResult(result.applied, result.duplicates, len(dead), result.skipped)
+        else:
+            result, dead = self._apply_items(tx, stream, items)
+        _save_dead_letters(tx, stream, dead)
+        self.store.save_positions(tx, stream, next_positions)
+        return result, dead
+
+    def _apply_items(
+        self, tx: Tx, stream: str, items: Sequence[Item]
+    ) -> tuple[BatchResult, list[_DeadLetter]]:
+        """Apply ``items`` to the facts and save the facts; the dead letters are returned."""
         envelopes = [item.envelope for item in items if item.envelope is not None]
         deal_ids = {str(e.event.originator_id) for e in envelopes if _is_deal(e)}
         lead_ids = {str(e.event.originator_id) for e in envelopes if not _is_deal(e)}
@@ -113,15 +169,9 @@ class Projector:
                 duplicates += 1
                 continue
             if self.strict and event.originator_version != stored_version + 1:
-                log.warning(
-                    "version_gap",
-                    stream=stream,
-                    part=item.part,
-                    position=item.position,
-                    aggregate_id=aggregate_id,
-                    applied_version=stored_version,
-                    event_version=event.originator_version,
-                )
+                gap = f"gap: expected version {stored_version + 1}, got {event.originator_version}"
+                dead.append(_DeadLetter.of(item, gap))
+                continue
             try:
                 if is_deal:
                     deal = apply_to_deal(deals.get(aggregate_id), event)
@@ -138,8 +188,6 @@ class Projector:
             applied += 1
         save_leads(tx, list(touched_leads.values()))
         save_deals(tx, list(touched_deals.values()))
-        _save_dead_letters(tx, stream, dead)
-        self.store.save_positions(tx, stream, next_positions)
         return BatchResult(applied, duplicates, len(dead), skipped), dead
 
 
@@ -164,9 +212,28 @@ def _save_dead_letters(tx: Tx, stream: str, dead: list[_DeadLetter]) -> None:
     now = utc_now_text()
     tx.insert(
         DEAD_LETTERS,
-        [(stream, d.part, d.position, d.aggregate_id, d.problem, d.payload, now) for d in dead],
+        [
+            (
+                stream,
+                d.part,
+                d.position,
+                _safe(d.aggregate_id),
+                text_safe(d.problem),
+                text_safe(d.payload),
+                now,
+            )
+            for d in dead
+        ],
         "ON CONFLICT (stream, part, record_position) DO NOTHING",
     )
+
+
+def _safe(text: str | None) -> str | None:
+    return None if text is None else text_safe(text)
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {' '.join(text_safe(str(error)).split())}"
 
 
 @contextmanager

@@ -38,10 +38,48 @@ EMBEDDED_STREAM = "event-store"
 
 _MAX_ATTEMPTS = 12
 _SCHEMA_LOCK = 0x1EADF10  # PostgreSQL advisory lock serialising concurrent schema set-up
+_INT64 = range(-(2**63), 2**63)
 
 
 class ReadModelError(Exception):
     """The read model cannot be used as it is (schema from another version, bad location)."""
+
+
+class UnstorableValue(ValueError):
+    """A value that not every read-model database can hold (a NUL character in text, an
+    integer beyond 64 bits). Refused the same way by SQLite and PostgreSQL, so both
+    stores, and the scratch rebuild of `leadflow verify`, dead-letter the same records."""
+
+
+def text_safe(text: str) -> str:
+    """``text`` storable anywhere: each NUL character written as the visible escape
+    ``\\u0000``, a lone surrogate (not encodable as UTF-8) as ``\\udXXX``."""
+    text = text.replace("\x00", "\\u0000")
+    return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _check_storable(params: Sequence[Any]) -> None:
+    for position, value in enumerate(params, start=1):
+        if isinstance(value, list):  # a PostgreSQL array parameter
+            _check_values(position, value)
+        else:
+            _check_values(position, (value,))
+
+
+def _check_values(position: int, values: Sequence[Any]) -> None:
+    for value in values:
+        if isinstance(value, str):
+            if "\x00" in value:
+                msg = f"parameter {position} contains a NUL character: {text_safe(value)[:200]!r}"
+                raise UnstorableValue(msg)
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError as error:
+                    msg = f"parameter {position} is not valid Unicode text: {error.reason}"
+                    raise UnstorableValue(msg) from error
+        elif isinstance(value, int) and value not in _INT64:
+            raise UnstorableValue(f"parameter {position} does not fit in 64 bits: {value}")
 
 
 def utc_text(moment: datetime) -> str:
@@ -65,7 +103,14 @@ class Tx:
         self.dialect = store.dialect
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
+        _check_storable(params)
         return self._store._execute(self.dialect.sql(statement), params)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested transaction: an exception rolls back only what ran inside it."""
+        with self._store._savepoint():
+            yield
 
     def insert(self, table: Table, rows: Sequence[Sequence[Any]], on_conflict: str = "") -> None:
         """Insert rows in as few statements as the dialect allows; ``on_conflict`` is the
@@ -109,6 +154,32 @@ class ReadModelStore(ABC):
         """A consistent snapshot for the queries of one report."""
         with self._lock, self._transaction(write=False):
             yield Tx(self)
+
+    # --- errors and connections ----------------------------------------------------
+
+    def is_data_error(self, error: BaseException) -> bool:
+        """The database refused a value: the record that carries it cannot be stored."""
+        return isinstance(error, UnstorableValue | OverflowError) or self._data_error(error)
+
+    @abstractmethod
+    def _data_error(self, error: BaseException) -> bool: ...
+
+    @abstractmethod
+    def is_connection_error(self, error: BaseException) -> bool:
+        """The database is unreachable or busy: ``reconnect`` and try again later."""
+
+    def reconnect(self) -> None:
+        """Drop the connection (whatever state it is in) and open a new one."""
+        with self._lock:
+            self._disconnect()
+            self._connect()
+        self._log.info("read_model_reconnected")
+
+    @abstractmethod
+    def _connect(self) -> None: ...
+
+    @abstractmethod
+    def _disconnect(self) -> None: ...
 
     # --- positions ------------------------------------------------------------------
 
@@ -196,6 +267,9 @@ class ReadModelStore(ABC):
     def _transaction(self, write: bool) -> Any: ...
 
     @abstractmethod
+    def _savepoint(self) -> Any: ...
+
+    @abstractmethod
     def _execute(self, statement: str, params: Sequence[Any]) -> list[Row]: ...
 
     @abstractmethod
@@ -212,20 +286,11 @@ class SqliteStore(ReadModelStore):
     def __init__(self, path: Path | None, stage_model: StageModel) -> None:
         """``path`` None: a private in-memory database (a scratch store)."""
         super().__init__(stage_model, f"sqlite:{path}" if path else "sqlite::memory:")
+        self._path = path
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(
-            str(path) if path else ":memory:",
-            timeout=30.0,
-            isolation_level=None,
-            check_same_thread=False,  # guarded by the store's lock
-        )
+        self._connect()
         try:
-            if path is not None:
-                self._conn.execute("PRAGMA journal_mode=WAL")
-                # WAL + NORMAL survives any process crash; a power loss may lose the last
-                # transactions, together with their positions, so the model stays consistent.
-                self._conn.execute("PRAGMA synchronous=NORMAL")
             self.ensure_schema()
         except sqlite3.DatabaseError as error:
             self._conn.close()
@@ -233,6 +298,29 @@ class SqliteStore(ReadModelStore):
         except BaseException:
             self._conn.close()
             raise
+
+    def _connect(self) -> None:
+        if self._path is None and hasattr(self, "_conn"):
+            raise ReadModelError("a scratch (in-memory) read model cannot be reopened")
+        self._conn = sqlite3.connect(
+            str(self._path) if self._path else ":memory:",
+            timeout=30.0,
+            isolation_level=None,
+            check_same_thread=False,  # guarded by the store's lock
+        )
+        if self._path is not None:
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                # WAL + NORMAL survives any process crash; a power loss may lose the last
+                # transactions, together with their positions, so the model stays consistent.
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+            except BaseException:
+                self._conn.close()
+                raise
+
+    def _disconnect(self) -> None:
+        if self._path is not None:
+            self._conn.close()
 
     @contextmanager
     def _transaction(self, write: bool) -> Iterator[None]:
@@ -245,11 +333,33 @@ class SqliteStore(ReadModelStore):
                 self._conn.execute("ROLLBACK")
             raise
 
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        self._conn.execute("SAVEPOINT item")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK TO SAVEPOINT item")
+            self._conn.execute("RELEASE SAVEPOINT item")
+            raise
+        self._conn.execute("RELEASE SAVEPOINT item")
+
     def _execute(self, statement: str, params: Sequence[Any]) -> list[Row]:
         return self._conn.execute(statement, tuple(params)).fetchall()
 
     def _retryable(self, error: Exception) -> bool:
         return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
+
+    def _data_error(self, error: BaseException) -> bool:
+        return isinstance(
+            error, sqlite3.DataError | sqlite3.IntegrityError | sqlite3.InterfaceError
+        )
+
+    def is_connection_error(self, error: BaseException) -> bool:
+        text = str(error)
+        return isinstance(error, sqlite3.OperationalError) and (
+            "locked" in text or "busy" in text or "unable to open" in text
+        )
 
     def _lock_schema(self, tx: Tx) -> None:
         """BEGIN IMMEDIATE already holds the database's write lock."""
@@ -265,6 +375,8 @@ class PostgresStore(ReadModelStore):
         parts = conninfo_to_dict(dsn)
         where = f"{parts.get('host', '')}:{parts.get('port', '')}/{parts.get('dbname', '')}"
         super().__init__(stage_model, f"postgresql:{where} schema {schema}")
+        self._dsn = dsn
+        self._schema = schema
         self._conn = psycopg.connect(dsn, autocommit=True)
         try:
             with self._conn.transaction():
@@ -272,11 +384,25 @@ class PostgresStore(ReadModelStore):
                 self._conn.execute(
                     sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
                 )
-            self._conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+            self._use_schema()
             self.ensure_schema()
         except BaseException:
             self._conn.close()
             raise
+
+    def _use_schema(self) -> None:
+        self._conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self._schema)))
+
+    def _connect(self) -> None:
+        self._conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
+        try:
+            self._use_schema()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _disconnect(self) -> None:
+        self._conn.close()
 
     @contextmanager
     def _transaction(self, write: bool) -> Iterator[None]:
@@ -287,9 +413,24 @@ class PostgresStore(ReadModelStore):
         with self._conn.transaction():
             yield
 
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        with self._conn.transaction():
+            yield
+
     def _execute(self, statement: str, params: Sequence[Any]) -> list[Row]:
         cursor = self._conn.execute(statement, tuple(params))
         return list(cursor.fetchall()) if cursor.description is not None else []
+
+    def _data_error(self, error: BaseException) -> bool:
+        return isinstance(error, psycopg.DataError) or (
+            isinstance(error, psycopg.IntegrityError) and not self._retryable(error)
+        )
+
+    def is_connection_error(self, error: BaseException) -> bool:
+        if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
+            return True
+        return isinstance(error, psycopg.Error) and (self._conn.closed or self._conn.broken)
 
     def _retryable(self, error: Exception) -> bool:
         return isinstance(
