@@ -7,7 +7,10 @@ may reach MQL by itself. The commands of a whole batch are stored in one transac
 apply.
 
 Firmographics (``attributes``) of a record fill in what the lead does not know yet; they
-never overwrite a value the lead has. A record read again, or an old one arriving late,
+never overwrite a value the lead has. The planner leaves out what it already knows the
+lead has; the final say is the application's (``CaptureLead.fill_missing_only``), against
+the lead as loaded in the storing transaction, so two ingest members capturing the same
+new lead at once cannot overwrite each other. A record read again, or an old one arriving late,
 must not undo newer data, and reading a topic again must change nothing. Corrections of
 known attributes go through the ``capture_lead`` command.
 

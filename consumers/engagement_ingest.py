@@ -57,11 +57,13 @@ from consumers.engagement_apply import IngestLimits, apply_isolating
 from consumers.engagement_record import EngagementRecordV1, InvalidEngagement
 from consumers.ingest_ledger import IngestCounts, IngestLedger, LedgerEntry, Status
 from consumers.kafka_topics import (
+    KAFKA_DEFAULT_MAX_MESSAGE_BYTES,
     MAX_MESSAGE_BYTES,
     QUICK_RECONNECT,
     acknowledged_delivery,
     ensure_topics_patiently,
     error_text,
+    topic_max_message_bytes,
 )
 from consumers.stopping import stop_after
 from consumers.store_db import StoreDb
@@ -73,9 +75,10 @@ log = structlog.get_logger("leadflow.engagement_ingest")
 
 INGEST_ACTOR = "engagement-ingest"
 KAFKA_CLOCK = "the record's Kafka timestamp"
-# A dead letter larger than this (with its headers) goes to the dead-letter topic as a
-# truncated copy keeping the first DLQ_COPY_BYTES of key and value.
-DLQ_FULL_COPY_LIMIT = MAX_MESSAGE_BYTES - 64 * 1024
+# A dead letter the dead-letter topic cannot take whole (its max.message.bytes, less this
+# much for the record batch's own bytes) goes there as a truncated copy keeping the first
+# DLQ_COPY_BYTES of key and value.
+BATCH_OVERHEAD_BYTES = 1024
 DLQ_COPY_BYTES = 64 * 1024
 _TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 
@@ -116,6 +119,8 @@ class EngagementIngest:
         self.stop = stop or threading.Event()
         self.limits = IngestLimits.from_settings(stream)
         self.counts = IngestCounts()
+        self._dlq_limit = MAX_MESSAGE_BYTES
+        self._producer_now: KafkaProducer | None = None
         self._log = log.bind(group=self.group, topic=self.topic, dlq_topic=stream.dlq_topic)
 
     # --- lifecycle -------------------------------------------------------------------
@@ -139,13 +144,13 @@ class EngagementIngest:
             clients = self._connect()
             if clients is None:
                 return
-            consumer, producer = clients
+            consumer, self._producer_now = clients
             consumer.subscribe([self.topic], listener=_AssignmentLog(self._on_assigned))
             self._log.info("ingest_started", store=db.location, once=once)
-            self._loop(consumer, producer, ledger, once)
+            self._loop(consumer, ledger, once)
         finally:
             if clients is not None:
-                self._close(*clients)
+                self._close(clients[0], self._producer_now)
             db.close()
             self._log.info("ingest_stopped", run=self._fields(self.counts))
 
@@ -156,6 +161,11 @@ class EngagementIngest:
         while not self.stop.is_set():
             consumer: KafkaConsumer | None = None
             try:
+                limit = (
+                    topic_max_message_bytes(self.settings.kafka, self.stream.dlq_topic)
+                    or KAFKA_DEFAULT_MAX_MESSAGE_BYTES
+                )
+                self._dlq_limit = min(limit, MAX_MESSAGE_BYTES) - BATCH_OVERHEAD_BYTES
                 consumer = self._consumer()
                 return consumer, self._producer()
             except KafkaError as error:
@@ -171,6 +181,7 @@ class EngagementIngest:
         return KafkaConsumer(
             **self.settings.kafka.client_config(),
             **QUICK_RECONNECT,
+            bootstrap_timeout_ms=int(self.stream.send_timeout_seconds * 1000),
             group_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -197,13 +208,7 @@ class EngagementIngest:
         if assigned:
             self._log.info("ingest_ready", partitions=sorted(tp.partition for tp in assigned))
 
-    def _loop(
-        self,
-        consumer: KafkaConsumer,
-        producer: KafkaProducer,
-        ledger: IngestLedger,
-        once: bool,
-    ) -> None:
+    def _loop(self, consumer: KafkaConsumer, ledger: IngestLedger, once: bool) -> None:
         backoff = 0.5
         while not self.stop.is_set():
             batch: dict[TopicPartition, list[Any]] = consumer.poll(timeout_ms=250)
@@ -212,7 +217,9 @@ class EngagementIngest:
                     break
                 continue
             try:
-                self._process(batch, consumer, producer, ledger)
+                if self._producer_now is None:
+                    self._producer_now = self._producer()
+                self._process(batch, consumer, self._producer_now, ledger)
             except CommitFailedError as error:
                 # The group rebalanced: whoever owns the partitions now reads these records
                 # again, and the ledger and the commands absorb the repetition.
@@ -333,37 +340,59 @@ class EngagementIngest:
     def _send_dead_letters(
         self, producer: KafkaProducer, letters: Sequence[tuple[Any, LedgerEntry]]
     ) -> None:
-        """Publish and confirm every dead letter; one the topic refuses as too large goes
-        again as a truncated copy."""
+        """Publish and confirm every dead letter.
+
+        A failed send leaves the (idempotent) producer unusable: it is replaced, and the
+        batch retried. When the topic refused letters as too large, the limit drops below
+        the largest of them, so that the retry sends it truncated.
+        """
         if not letters:
             return
-        pending = [(r, e, self._dead_letter(producer, r, e)) for r, e in letters]
-        producer.flush(timeout=self.stream.send_timeout_seconds)
-        again = []
-        for record, entry, future in pending:
-            try:
-                future.get(timeout=0)  # raises the send's error, if it failed
-            except _TOO_LARGE as error:
-                self._log.warning(
-                    "dead_letter_truncated",
-                    partition=record.partition,
-                    offset=record.offset,
-                    error=error_text(error),
-                )
-                again.append(self._dead_letter(producer, record, entry, truncate=True))
-        if again:
+        pending = [(self._dead_letter(producer, r, e), r, e) for r, e in letters]
+        try:
             producer.flush(timeout=self.stream.send_timeout_seconds)
-            for future in again:
-                future.get(timeout=0)
+            too_large: list[int] = []
+            for future, record, entry in pending:
+                if future.failed() and isinstance(future.exception, _TOO_LARGE):
+                    too_large.append(self._letter_size(record, entry))
+            for future, _, _ in pending:
+                if future.failed() and not too_large:
+                    raise future.exception
+            if too_large:
+                self._dlq_limit = min(self._dlq_limit, max(too_large) - 1)
+                self._log.warning(
+                    "dead_letter_too_large", dlq_limit=self._dlq_limit, sizes=sorted(too_large)
+                )
+                msg = f"the dead-letter topic refused a record of {max(too_large)} bytes"
+                raise MessageSizeTooLargeError(msg)
+            for future, _, _ in pending:
+                future.get(timeout=0)  # raises the send's error, if it failed
+        except BaseException:
+            self._producer_now = None
+            with suppress(KafkaError):
+                producer.close(timeout=0)
+            raise
 
-    def _dead_letter(
-        self, producer: KafkaProducer, record: Any, entry: LedgerEntry, *, truncate: bool = False
-    ) -> Any:
+    def _letter_size(self, record: Any, entry: LedgerEntry) -> int:
+        headers = list(record.headers or []) + dlq_headers(entry, self.group)
+        return (
+            len(record.key or b"")
+            + len(record.value or b"")
+            + sum(len(k) + len(v) for k, v in headers)
+        )
+
+    def _dead_letter(self, producer: KafkaProducer, record: Any, entry: LedgerEntry) -> Any:
         headers = list(record.headers or []) + dlq_headers(entry, self.group)
         key: bytes | None = record.key
         value: bytes | None = record.value
-        size = len(key or b"") + len(value or b"") + sum(len(k) + len(v) for k, v in headers)
-        if truncate or size > DLQ_FULL_COPY_LIMIT:
+        if self._letter_size(record, entry) > self._dlq_limit:
+            self._log.warning(
+                "dead_letter_truncated",
+                partition=record.partition,
+                offset=record.offset,
+                size=self._letter_size(record, entry),
+                dlq_limit=self._dlq_limit,
+            )
             headers += truncation_headers(value or b"")
             key = key[:DLQ_COPY_BYTES] if key is not None else None
             value = value[:DLQ_COPY_BYTES] if value is not None else None

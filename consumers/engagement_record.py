@@ -318,7 +318,8 @@ def command_id(origin: str) -> str:
 def to_commands(
     record: EngagementRecordV1, origin: str, actor: str
 ) -> tuple[CaptureLead, RecordEngagement]:
-    """Capture the lead (with the record's attributes), then record the engagement.
+    """Capture the lead (with the record's attributes; of a known lead, only those it
+    lacks), then record the engagement.
 
     ``origin`` names the inbound message (e.g. ``kafka:<topic>/<partition>/<offset>/<id>``);
     it becomes the causation id of the events, and the correlation id is ``event_id``.
@@ -332,6 +333,7 @@ def to_commands(
         source=record.source or DEFAULT_SOURCE,
         campaign=record.campaign,
         attributes=attributes,
+        fill_missing_only=True,  # decided by the application on the freshly loaded lead
         occurred_at=record.occurred_at,
         command_id=f"{engage_id}:capture",
         correlation_id=record.event_id,

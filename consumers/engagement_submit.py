@@ -37,7 +37,7 @@ def split_records(payload: bytes) -> Iterator[tuple[int, bytes]]:
     if stripped.startswith(b"{") and b"\n" in stripped:
         try:
             whole = json.loads(stripped)
-        except ValueError:
+        except (ValueError, RecursionError):  # judged line by line, each on its own
             whole = None
         if isinstance(whole, dict):
             leading = payload[: len(payload) - len(payload.lstrip())]

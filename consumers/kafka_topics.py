@@ -13,7 +13,16 @@ import psycopg
 import structlog
 from eventsourcing import persistence as es
 from kafka import KafkaAdminClient
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.admin import ConfigResource, ConfigResourceType
+from kafka.errors import (
+    CorruptRecordError,
+    DuplicateSequenceNumberError,
+    InvalidProducerEpochError,
+    KafkaError,
+    OutOfOrderSequenceNumberError,
+    TopicAlreadyExistsError,
+    UnknownProducerIdError,
+)
 
 from domain.application import ConcurrencyConflict
 from leadflow.settings import KafkaSettings
@@ -28,6 +37,7 @@ QUICK_RECONNECT: dict[str, Any] = {"reconnect_backoff_max_ms": 1000}
 # The largest record the stream topics take (topic ``max.message.bytes``) and the
 # producers send (``max_request_size``). The domain caps command payloads far below it.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+KAFKA_DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
 
 _TRANSIENT: tuple[type[BaseException], ...] = (
     psycopg.OperationalError,
@@ -37,17 +47,26 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     es.IntegrityError,
     sqlite3.OperationalError,
     ConcurrencyConflict,
+    # an idempotent producer's sequence state lost (e.g. a broker restart): a new
+    # producer starts afresh
+    OutOfOrderSequenceNumberError,
+    UnknownProducerIdError,
+    InvalidProducerEpochError,
+    DuplicateSequenceNumberError,
+    CorruptRecordError,
 )
 
 
 def is_transient(error: BaseException) -> bool:
     """True for failures that go away by themselves (a database or broker away, a
     concurrent writer): retry. Anything else will fail the same way again."""
+    if isinstance(error, _TRANSIENT):
+        return True
     if isinstance(error, KafkaError):
         # the bare KafkaError is kafka-python's unclassified failure (e.g. a connection
         # lost mid-request): retried, as a permanent refusal always has its own class
         return bool(error.retriable) or type(error) is KafkaError
-    return isinstance(error, _TRANSIENT)
+    return False
 
 
 def error_text(error: BaseException) -> str:
@@ -116,6 +135,26 @@ def ensure_topics(kafka: KafkaSettings, names: Iterable[str]) -> list[str]:
                 retention_ms=kafka.retention_ms,
             )
         return created
+    finally:
+        admin.close()
+
+
+def topic_max_message_bytes(kafka: KafkaSettings, topic: str) -> int | None:
+    """The largest record batch ``topic`` takes (its ``max.message.bytes``); None when the
+    broker does not say (e.g. no DescribeConfigs permission). Raises when unreachable."""
+    admin = KafkaAdminClient(**kafka.client_config())
+    try:
+        resource = ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": None})
+        found = admin.describe_configs([resource], config_filter="all")
+        return int(found["topic"][topic]["max.message.bytes"]["value"])
+    except KafkaError as error:
+        if is_transient(error):
+            raise
+        log.warning("topic_config_unknown", topic=topic, error=error_text(error))
+        return None
+    except (KeyError, TypeError, ValueError) as error:
+        log.warning("topic_config_unknown", topic=topic, error=error_text(error))
+        return None
     finally:
         admin.close()
 

@@ -42,6 +42,7 @@ from consumers.kafka_topics import (
     ensure_topics_patiently,
     error_text,
     is_transient,
+    topic_max_message_bytes,
 )
 from consumers.qualification import integration_event, to_public_record
 from consumers.relay_lock import RelayLock, relay_lock_for
@@ -59,7 +60,8 @@ from leadflow.settings import Settings
 log = structlog.get_logger("leadflow.relay")
 
 # what a single record may take: the topic's limit less the record batch's own overhead
-MAX_RECORD_BYTES = MAX_MESSAGE_BYTES - 1024
+BATCH_OVERHEAD_BYTES = 1024
+MAX_RECORD_BYTES = MAX_MESSAGE_BYTES - BATCH_OVERHEAD_BYTES
 
 
 class RelayError(Exception):
@@ -97,6 +99,7 @@ class Relay:
         self.stop = stop or threading.Event()
         self.stats = RelayStats()
         self._states = FollowedStates(app)
+        self._record_limits: dict[str, int] = {}
         assert isinstance(app.mapper, PydanticMapper)
         self._mapper = app.mapper
         self._log = log.bind(
@@ -209,7 +212,7 @@ class Relay:
                     continue
                 try:
                     producer = producer or self._producer()
-                    self._publish(producer, notifications)
+                    published = self._publish(producer, notifications)
                 except KafkaError as error:
                     if not is_transient(error):
                         raise RelayError(f"publishing failed: {error_text(error)}") from error
@@ -231,8 +234,8 @@ class Relay:
                 backoff = 0.5
                 if not lock.still_held():
                     raise LockLost
-                position.save(notifications[-1].id)
-                self.stats.position = notifications[-1].id
+                position.save(published)
+                self.stats.position = published
                 self._store_backoff = 0.5
             return True
         finally:
@@ -243,6 +246,12 @@ class Relay:
             db.close()
 
     def _producer(self) -> KafkaProducer:
+        """A new producer; also learns what each topic takes (a topic created elsewhere may
+        take less than ``MAX_MESSAGE_BYTES``), so that a record too large is named before
+        the broker refuses it (which would fail the whole producer batch)."""
+        for topic in (self.stream.events_topic, self.stream.qualification_topic):
+            limit = topic_max_message_bytes(self.settings.kafka, topic) or MAX_MESSAGE_BYTES
+            self._record_limits[topic] = min(limit, MAX_MESSAGE_BYTES) - BATCH_OVERHEAD_BYTES
         try:
             return KafkaProducer(
                 **self.settings.kafka.client_config(),
@@ -255,43 +264,49 @@ class Relay:
         except KafkaConfigurationError as error:
             raise RelayError(f"Kafka producer configuration: {error}") from error
 
-    def _publish(self, producer: KafkaProducer, notifications: Sequence[Notification]) -> None:
-        sent: list[tuple[Any, Notification, int]] = []
-        public = 0
+    def _publish(self, producer: KafkaProducer, notifications: Sequence[Notification]) -> int:
+        """Publish and confirm the notifications up to the first one too large for Kafka;
+        the id of the last one published. Raises ``RelayError`` when the first is too large."""
+        batch: list[tuple[Notification, str, KafkaRecord]] = []
         for notification in notifications:
-            record, public_record = self._records(notification)
-            future = self._send(producer, self.stream.events_topic, record, notification)
-            sent.append((future, notification, record_size(record)))
-            if public_record is not None:
-                topic = self.stream.qualification_topic
-                future = self._send(producer, topic, public_record, notification)
-                sent.append((future, notification, record_size(public_record)))
-                public += 1
+            records = self._records(notification)
+            problem = next(filter(None, (self._too_large(n, t, r) for n, t, r in records)), None)
+            if problem is not None:
+                if not batch:
+                    raise RelayError(problem)
+                break  # the batch before it goes out; the next round stops at it
+            batch.extend(records)
+        sent = [
+            (self._send(producer, topic, record), notification, record)
+            for notification, topic, record in batch
+        ]
         producer.flush(timeout=self.stream.send_timeout_seconds)
-        for future, notification, size in sent:
+        for future, notification, record in sent:
             try:
                 future.get(timeout=0)  # raises the send's error, if it failed
             except KafkaError as error:
                 if is_transient(error):
                     raise
                 msg = (
-                    f"notification {notification.id} ({notification.topic}, {size} bytes) was "
-                    f"refused by the broker: {error_text(error)}"
+                    f"notification {notification.id} ({notification.topic}, "
+                    f"{record_size(record)} bytes) was refused by the broker: {error_text(error)}"
                 )
                 raise RelayError(msg) from error
-        self.stats.published += len(notifications)
-        self.stats.public += public
+        events = [n for n, topic, _ in batch if topic == self.stream.events_topic]
+        self.stats.published += len(events)
+        self.stats.public += len(batch) - len(events)
         self.stats.batches += 1
         self._log.debug(
             "relay_published",
-            events=len(notifications),
-            public=public,
-            first=notifications[0].id,
-            last=notifications[-1].id,
+            events=len(events),
+            public=len(batch) - len(events),
+            first=events[0].id,
+            last=events[-1].id,
         )
+        return events[-1].id
 
-    def _records(self, notification: Notification) -> tuple[KafkaRecord, KafkaRecord | None]:
-        """The events-topic record and the public record (if any) of one notification."""
+    def _records(self, notification: Notification) -> list[tuple[Notification, str, KafkaRecord]]:
+        """(notification, topic, record): the events-topic record and the public one, if any."""
         try:
             envelope = envelope_from_notification(self._mapper, notification)
         except Exception as error:
@@ -307,8 +322,9 @@ class Relay:
                 error=error_text(error),
                 action="published as an undecodable-event record; projectors dead-letter it",
             )
-            return undecodable_record(self._mapper, notification, error), None
-        record = to_kafka_record(envelope)
+            marker = undecodable_record(self._mapper, notification, error)
+            return [(notification, self.stream.events_topic, marker)]
+        records = [(notification, self.stream.events_topic, to_kafka_record(envelope))]
         try:
             self._states.observe(envelope.event)
             public_event = integration_event(envelope.event, self._states)
@@ -323,21 +339,24 @@ class Relay:
                 error=error_text(error),
                 action="published on the events topic only",
             )
-            return record, None
-        if public_event is None:
-            return record, None
-        public_record = to_public_record(public_event)
-        return record, KafkaRecord(public_record.key, public_record.value, public_record.headers)
+            return records
+        if public_event is not None:
+            public = to_public_record(public_event)
+            record = KafkaRecord(public.key, public.value, public.headers)
+            records.append((notification, self.stream.qualification_topic, record))
+        return records
 
-    def _send(
-        self, producer: KafkaProducer, topic: str, record: KafkaRecord, notification: Notification
-    ) -> Any:
+    def _too_large(self, notification: Notification, topic: str, record: KafkaRecord) -> str | None:
         size = record_size(record)
-        if size > MAX_RECORD_BYTES:
-            msg = (
-                f"notification {notification.id} ({notification.topic}, aggregate "
-                f"{notification.originator_id} version {notification.originator_version}) is "
-                f"{size} bytes as a record for {topic}; the limit is {MAX_RECORD_BYTES} bytes"
-            )
-            raise RelayError(msg)
+        limit = self._record_limits.get(topic, MAX_RECORD_BYTES)
+        if size <= limit:
+            return None
+        return (
+            f"notification {notification.id} ({notification.topic}, aggregate "
+            f"{notification.originator_id} version {notification.originator_version}) is "
+            f"{size} bytes as a record for {topic}; the limit is {limit} bytes"
+        )
+
+    @staticmethod
+    def _send(producer: KafkaProducer, topic: str, record: KafkaRecord) -> Any:
         return producer.send(topic, key=record.key, value=record.value, headers=record.headers)

@@ -78,6 +78,7 @@ def bad_samples(refused_lead: str | None = None) -> list[Sample]:
             "oversized",
             label="oversized",
         ),
+        *poison_samples(good),
     ]
     if refused_lead is not None:
         refused = valid_record("refused-1", "x@example.com")
@@ -85,6 +86,44 @@ def bad_samples(refused_lead: str | None = None) -> list[Sample]:
         refused["lead"] = refused_lead
         samples.append(Sample(encode(refused), "refused", label="domain refusal"))
     return samples
+
+
+def nested(depth: int) -> bytes:
+    """JSON objects nested ``depth`` deep, as text (``json.dumps`` itself would recurse)."""
+    return b'{"a":' * depth + b"1" + b"}" * depth
+
+
+POISON_LABELS = frozenset(
+    {
+        "nested 2000 deep",
+        "nested 300 deep",
+        "employees a 400-digit integer",
+        "NUL in id",
+        "control character in a key",
+        "number out of range",
+    }
+)
+
+
+def poison_samples(good: dict[str, Any]) -> list[Sample]:
+    """Inputs that once stopped the ingest: each must be dead-lettered like any bad input."""
+    prefix = encode(good)[:-1] + b', "properties": '
+    return [
+        Sample(prefix + nested(2000) + b"}", "invalid_fields", label="nested 2000 deep"),
+        Sample(prefix + nested(300) + b"}", "invalid_fields", label="nested 300 deep"),
+        Sample(
+            encode({**good, "attributes": {"employees": 10**400}}),
+            "invalid_fields",
+            label="employees a 400-digit integer",
+        ),
+        Sample(encode({**good, "event_id": "nul\u0000id"}), "invalid_fields", label="NUL in id"),
+        Sample(
+            encode({**good, "properties": {"bell\u0007": 1}}),
+            "invalid_fields",
+            label="control character in a key",
+        ),
+        Sample(prefix + b'{"n": 1e400}}', "invalid_fields", label="number out of range"),
+    ]
 
 
 def valid_samples(

@@ -1,0 +1,57 @@
+"""Records the relay makes itself: the undecodable-event record, and record sizes.
+
+A stored event the relay cannot decode still goes to ``leadflow.events.v1``, in its
+place in the aggregate's order, as a record in the usual shape whose ``state`` is the
+stored state as far as it could be read (``null`` when not at all; then
+``stored_state_base64`` holds the stored bytes) plus ``undecodable`` (why). A projector
+decoding it fails exactly as the relay did and dead-letters it, as the embedded mode
+does. Headers: the usual ones the relay knows without the event, plus
+``relay.undecodable`` (the error) and ``event_topic``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from eventsourcing.persistence import Notification
+
+from consumers.event_records import KafkaRecord
+from consumers.kafka_topics import error_text
+from domain.persistence import PydanticMapper
+
+
+def record_size(record: KafkaRecord) -> int:
+    """Bytes of key, value and headers: what the broker's message size limit counts."""
+    headers = sum(len(k.encode()) + len(v) for k, v in record.headers)
+    return len(record.key) + len(record.value) + headers
+
+
+def undecodable_record(
+    mapper: PydanticMapper, notification: Notification, error: BaseException
+) -> KafkaRecord:
+    problem = error_text(error)
+    value: dict[str, Any] = {
+        "notification_id": notification.id,
+        "topic": notification.topic,
+        "originator_id": str(notification.originator_id),
+        "originator_version": notification.originator_version,
+        "state": None,
+        "undecodable": problem,
+    }
+    try:
+        value["state"] = mapper.decode_state(notification)
+    except Exception:  # noqa: BLE001 - keep the stored bytes instead
+        value["stored_state_base64"] = base64.b64encode(notification.state).decode("ascii")
+    headers = {
+        "event_topic": notification.topic,
+        "aggregate_version": str(notification.originator_version),
+        "notification_id": str(notification.id),
+        "relay.undecodable": problem,
+    }
+    return KafkaRecord(
+        key=str(notification.originator_id).encode(),
+        value=json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode(),
+        headers=[(k, v.encode("utf-8")) for k, v in headers.items()],
+    )
