@@ -23,11 +23,11 @@ from typing import Any
 
 import structlog
 from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError
 
 from consumers.embedded_projector import DECODE_ERRORS
 from consumers.event_records import from_kafka_value
+from consumers.kafka_topics import ensure_topics
 from consumers.projector_settings import ProjectorSettings
 from leadflow.settings import KafkaSettings
 from projections.projector import Item, Projector, gc_paused
@@ -45,27 +45,6 @@ class RunStats:
     duplicates: int = 0
     dead_letters: int = 0
     reconnects: int = 0
-
-
-def ensure_topic(kafka: KafkaSettings, topic: str) -> None:
-    """Create the events topic (settings' partitions, replication, retention) if missing."""
-    admin = KafkaAdminClient(**kafka.client_config())
-    try:
-        if topic in admin.list_topics():
-            return
-        new = NewTopic(
-            topic,
-            num_partitions=kafka.partitions,
-            replication_factor=kafka.replication_factor,
-            topic_configs={"retention.ms": str(kafka.retention_ms)},
-        )
-        try:
-            admin.create_topics([new], wait_for_metadata=True)
-            log.info("topic_created", topic=topic, partitions=kafka.partitions)
-        except TopicAlreadyExistsError:
-            pass
-    finally:
-        admin.close()
 
 
 def item_from_record(record: Any) -> Item:
@@ -159,7 +138,7 @@ class KafkaProjector:
     ) -> RunStats:
         """Consume until ``should_stop()``, ``max_seconds`` or (``until_idle``) until every
         assigned partition is consumed to its end."""
-        ensure_topic(self.kafka, self.options.topic)
+        ensure_topics(self.kafka, [self.options.topic])
         consumer = KafkaConsumer(
             **self.kafka.client_config(),
             group_id=self.options.group_id,
