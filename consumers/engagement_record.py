@@ -43,18 +43,8 @@ from pydantic import (
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from domain.commands import CaptureLead, RecordEngagement
+from domain.scoring import EngagementKind
 
-EngagementKind = Literal[
-    "page_view",
-    "pricing_page_view",
-    "email_open",
-    "email_click",
-    "form_submit",
-    "content_download",
-    "webinar_attended",
-    "demo_request",
-    "unsubscribe",
-]
 DEFAULT_SOURCE = "engagement"
 MAX_COMMAND_ID = 200
 MAX_DEPTH = 8

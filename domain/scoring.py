@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import (
     AliasPath,
@@ -36,7 +36,7 @@ from domain.config_file import (
     load_toml,
 )
 
-ENGAGEMENT_KINDS: tuple[str, ...] = (
+EngagementKind = Literal[
     "page_view",
     "pricing_page_view",
     "email_open",
@@ -46,7 +46,8 @@ ENGAGEMENT_KINDS: tuple[str, ...] = (
     "webinar_attended",
     "demo_request",
     "unsubscribe",
-)
+]
+ENGAGEMENT_KINDS: tuple[str, ...] = get_args(EngagementKind)
 
 DEFAULT_RULES_FILE = "default_scoring.toml"
 
