@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test lint typecheck kafka-jars clean
+.PHONY: help venv demo test lint typecheck kafka-jars bench-quick clean
 
 help:
 	@echo "make venv        create $(VENV) and install leadflow with its dev extras"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint        ruff check + ruff format --check"
 	@echo "make typecheck   mypy (strict)"
 	@echo "make kafka-jars  fetch the Kafka broker jars into deploy/kafka/libs"
+	@echo "make bench-quick the quick benchmarks; JSON in .run/bench-quick.json"
 	@echo "make clean       stop local servers, remove caches, jars and .run/"
 
 venv: $(STAMP)
@@ -36,6 +37,11 @@ lint: venv
 
 typecheck: venv
 	$(BIN)/mypy
+
+bench-quick: venv
+	@mkdir -p .run
+	$(BIN)/python -m benchmarks --quick --out .run/bench-quick.json
+	@cat .run/bench-quick.json
 
 kafka-jars: venv
 	$(BIN)/python -m deploy.kafka.broker jars
