@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,6 +247,44 @@ def interleaved_rounds(
             figure = probe(number)
             if number >= 0:
                 figures[name].append(figure)
+            log.info("round", probe=name, round=number, figure=round(figure, 4), **log_ids)
+    return figures
+
+
+Step = Callable[[], int]
+
+
+def alternating_steps(steps: Mapping[str, Sequence[Step]]) -> dict[str, float]:
+    """Operations per second of each side, its steps run in turn with the other sides'.
+
+    Step 1 of every side, then step 2 of every side, and so on: the sides share the
+    machine's conditions second by second, not just round by round. A step does a slice
+    of its side's work and returns how many operations it did.
+    """
+    done = dict.fromkeys(steps, 0)
+    seconds = dict.fromkeys(steps, 0.0)
+    for turn in range(max(len(s) for s in steps.values())):
+        for name, side in steps.items():
+            if turn < len(side):
+                started = time.perf_counter()
+                done[name] += side[turn]()
+                seconds[name] += time.perf_counter() - started
+    return {name: per_second(done[name], seconds[name]) for name in steps}
+
+
+def paired_rounds(
+    rounds: int, make_steps: Callable[[int], Mapping[str, Sequence[Step]]], **log_ids: Any
+) -> dict[str, list[float]]:
+    """Per side, operations per second in each of ``rounds`` rounds of ``alternating_steps``.
+
+    ``make_steps(round)`` prepares a round's steps (untimed); round -1 is the unrecorded
+    warm-up.
+    """
+    figures: dict[str, list[float]] = {}
+    for number in range(-1, rounds):
+        for name, figure in alternating_steps(make_steps(number)).items():
+            if number >= 0:
+                figures.setdefault(name, []).append(figure)
             log.info("round", probe=name, round=number, figure=round(figure, 4), **log_ids)
     return figures
 

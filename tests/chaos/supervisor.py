@@ -80,10 +80,6 @@ class Supervisor:
             self._restart_at[role] = time.monotonic() + self._rng.uniform(0.1, 1.5)
             return pid
 
-    def running(self, role: str) -> CliProcess | None:
-        with self._lock:
-            return self._current[role]
-
     def stop(self, timeout: float = 20.0) -> list[Stopped]:
         """Stop supervising, then SIGTERM every process and time its clean exit."""
         self._stopping.set()
@@ -124,11 +120,6 @@ class Supervisor:
                 logs[role] = process.log_path.read_text(errors="replace")
                 self._current[role] = None
         return logs
-
-    def last_words(self) -> dict[str, str]:
-        """Each running process's last log line (for a wedged pipeline's report)."""
-        with self._lock:
-            return {r: last_words(p) for r, p in self._current.items() if p is not None}
 
     def unplanned_exits(self, since: float = 0.0) -> list[Exit]:
         return [e for e in self.exits if e.cause == "exited" and e.at >= since]

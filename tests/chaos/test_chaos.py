@@ -32,8 +32,8 @@ def test_nothing_is_lost_or_double_counted_under_chaos_on_postgresql(
         config=ChaosConfig(duration=45),
     )
     report = chaos.run()
-    print(report.text())
     assert report.ok, report.text()
+    print(report.text())
 
 
 def test_nothing_is_lost_or_double_counted_under_chaos_on_sqlite(
@@ -48,5 +48,5 @@ def test_nothing_is_lost_or_double_counted_under_chaos_on_sqlite(
         config=ChaosConfig(duration=30, import_lines=700, import_batches=7, kills_each=2),
     )
     report = chaos.run()
-    print(report.text())
     assert report.ok, report.text()
+    print(report.text())

@@ -16,7 +16,6 @@ from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 from consumers.engagement_apply import IngestLimits, _Planned, _Planner, apply_engagements
 from consumers.engagement_record import (
-    EngagementKind,
     EngagementRecordV1,
     InvalidEngagement,
     to_commands,
@@ -25,7 +24,7 @@ from consumers.engagement_submit import split_records, submit_payload
 from consumers.schema_files import REPO_SCHEMAS
 from domain import commands as c
 from domain.application import LeadflowApp
-from domain.scoring import ENGAGEMENT_KINDS
+from domain.scoring import ENGAGEMENT_KINDS, EngagementKind
 from leadflow.cli.main import main
 from leadflow.event_store import open_application
 from leadflow.settings import Settings
