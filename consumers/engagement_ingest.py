@@ -63,6 +63,7 @@ from consumers.kafka_topics import (
     acknowledged_delivery,
     ensure_topics_patiently,
     error_text,
+    is_transient,
     topic_max_message_bytes,
 )
 from consumers.stopping import stop_after
@@ -211,7 +212,15 @@ class EngagementIngest:
     def _loop(self, consumer: KafkaConsumer, ledger: IngestLedger, once: bool) -> None:
         backoff = 0.5
         while not self.stop.is_set():
-            batch: dict[TopicPartition, list[Any]] = consumer.poll(timeout_ms=250)
+            try:
+                batch: dict[TopicPartition, list[Any]] = consumer.poll(timeout_ms=250)
+            except KafkaError as error:
+                if not is_transient(error):
+                    raise
+                self._log.warning("ingest_poll_failed", error=error_text(error), retry_in=backoff)
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, self.stream.retry_max_seconds)
+                continue
             if not batch:
                 if once and self._caught_up(consumer):
                     break
@@ -225,7 +234,12 @@ class EngagementIngest:
                 # again, and the ledger and the commands absorb the repetition.
                 self._log.warning("ingest_commit_failed", error=str(error))
             except Exception as error:  # noqa: BLE001 - a failed batch is retried, never skipped
-                self._log.error("ingest_batch_failed", error=error_text(error), retry_in=backoff)
+                self._log.error(
+                    "ingest_batch_failed",
+                    error=error_text(error),
+                    retry_in=backoff,
+                    exc_info=backoff == 0.5,  # the traceback once per outage, not per retry
+                )
                 self._rewind(consumer, batch)
                 self.stop.wait(backoff)
                 backoff = min(backoff * 2, self.stream.retry_max_seconds)

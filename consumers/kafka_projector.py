@@ -27,11 +27,16 @@ from kafka.errors import KafkaError
 
 from consumers.embedded_projector import DECODE_ERRORS
 from consumers.event_records import from_kafka_value
-from consumers.kafka_topics import ensure_topics
+from consumers.kafka_topics import ensure_topics, error_text, is_transient
 from consumers.projector_settings import ProjectorSettings
 from leadflow.settings import KafkaSettings
 from projections.projector import Item, Projector, gc_paused
-from projections.reconnect import reconnect_with_backoff
+from projections.reconnect import (
+    FIRST_DELAY_S,
+    MAX_DELAY_S,
+    reconnect_with_backoff,
+    sleep_unless_stopped,
+)
 from projections.store import ReadModelStore
 
 log = structlog.get_logger("leadflow.consumers.kafka_projector")
@@ -45,6 +50,7 @@ class RunStats:
     duplicates: int = 0
     dead_letters: int = 0
     reconnects: int = 0
+    broker_retries: int = 0
 
 
 def item_from_record(record: Any) -> Item:
@@ -138,27 +144,21 @@ class KafkaProjector:
     ) -> RunStats:
         """Consume until ``should_stop()``, ``max_seconds`` or (``until_idle``) until every
         assigned partition is consumed to its end."""
-        ensure_topics(self.kafka, [self.options.topic])
-        consumer = KafkaConsumer(
-            **self.kafka.client_config(),
-            group_id=self.options.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=self.options.batch_size,
-            session_timeout_ms=self.options.session_timeout_ms,
-            heartbeat_interval_ms=self.options.heartbeat_interval_ms,
-        )
         stats = RunStats()
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
+
+        def stopping() -> bool:
+            return should_stop() or (deadline is not None and time.monotonic() >= deadline)
+
+        consumer = self._connect(stopping, stats)
+        if consumer is None:
+            return stats
         self._log.info("projector_started", read_model=self.store.location)
         listener = _SeekToStoredPositions(consumer, self.store, self.options.topic)
+        broker_backoff = FIRST_DELAY_S
         try:
             consumer.subscribe([self.options.topic], listener=listener)
             idle_polls = 0
-
-            def stopping() -> bool:
-                return should_stop() or (deadline is not None and time.monotonic() >= deadline)
-
             while not stopping():
                 try:
                     polled = consumer.poll(timeout_ms=self.options.poll_timeout_ms)
@@ -171,6 +171,15 @@ class KafkaProjector:
                         idle_polls += 1
                         if idle_polls >= 2:
                             break
+                    broker_backoff = FIRST_DELAY_S
+                except KafkaError as error:
+                    if not is_transient(error):
+                        raise
+                    stats.broker_retries += 1
+                    self._broker_away(error, broker_backoff)
+                    if not sleep_unless_stopped(broker_backoff, stopping):
+                        break
+                    broker_backoff = min(broker_backoff * 2, MAX_DELAY_S)
                 except Exception as error:
                     cause = error.__cause__ if isinstance(error, SeekFailed) else error
                     if cause is None or not self.store.is_connection_error(cause):
@@ -190,8 +199,38 @@ class KafkaProjector:
             duplicates=stats.duplicates,
             dead_letters=stats.dead_letters,
             reconnects=stats.reconnects,
+            broker_retries=stats.broker_retries,
         )
         return stats
+
+    def _connect(self, stopping: Callable[[], bool], stats: RunStats) -> KafkaConsumer | None:
+        """The topic and a consumer, retried with back-off while the broker is away; None
+        when asked to stop first."""
+        backoff = FIRST_DELAY_S
+        while not stopping():
+            try:
+                ensure_topics(self.kafka, [self.options.topic])
+                return KafkaConsumer(
+                    **self.kafka.client_config(),
+                    group_id=self.options.group_id,
+                    enable_auto_commit=False,
+                    auto_offset_reset="earliest",
+                    max_poll_records=self.options.batch_size,
+                    session_timeout_ms=self.options.session_timeout_ms,
+                    heartbeat_interval_ms=self.options.heartbeat_interval_ms,
+                )
+            except KafkaError as error:
+                if not is_transient(error):
+                    raise
+                stats.broker_retries += 1
+                self._broker_away(error, backoff)
+                if not sleep_unless_stopped(backoff, stopping):
+                    break
+                backoff = min(backoff * 2, MAX_DELAY_S)
+        return None
+
+    def _broker_away(self, error: KafkaError, retry_in: float) -> None:
+        self._log.warning("broker_unavailable", error=error_text(error), retry_in_s=retry_in)
 
     def _apply(self, consumer: KafkaConsumer, records: Sequence[Any], stats: RunStats) -> None:
         with gc_paused():

@@ -2,6 +2,8 @@
 
 The relay's position and the ingest ledger live next to the events (the SQLite file or
 the PostgreSQL schema), so they are backed up, moved and thrown away together.
+A PostgreSQL connection that fails (the server restarted, the network dropped) is
+dropped, and the next statement opens a new one; the caller retries what failed.
 Statements use ``?`` placeholders and ``{name}`` for table names; both are rewritten
 for the dialect.
 """
@@ -37,17 +39,30 @@ class StoreDb:
             self.location = str(settings.sqlite_event_store)
         else:
             self._dsn = settings.postgres_dsn.get_secret_value()
-            self._pg = psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
             self.location = f"postgresql schema {self._schema}"
 
+    def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+        return psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
+
+    @contextmanager
+    def _postgres(self) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+        """The live connection; one that fails at the connection level is dropped."""
+        if self._pg is None or self._pg.closed:
+            self._pg = self._connect()
+        try:
+            yield self._pg
+        except psycopg.OperationalError:
+            self._pg.close()
+            raise
+
     def table(self, name: str) -> str:
-        if self._pg is None:
+        if self.dialect == "sqlite":
             return name
-        return sql.Identifier(self._schema, name).as_string(self._pg)
+        return sql.Identifier(self._schema, name).as_string()
 
     def _statement(self, statement: str, tables: dict[str, str]) -> str:
         text = statement.format(**{k: self.table(v) for k, v in tables.items()})
-        return text if self._pg is None else text.replace("?", "%s")
+        return text if self.dialect == "sqlite" else text.replace("?", "%s")
 
     def execute(
         self, statement: str, params: Sequence[Any] = (), **tables: str
@@ -55,14 +70,13 @@ class StoreDb:
         text = self._statement(statement, tables)
         if self._sqlite is not None:
             return self._sqlite.execute(text, tuple(params)).fetchall()
-        assert self._pg is not None
-        with self._pg.cursor() as cursor:
+        with self._postgres() as connection, connection.cursor() as cursor:
             cursor.execute(text.encode(), tuple(params))
             return cursor.fetchall() if cursor.description else []
 
     def create_table(self, statement: str, **tables: str) -> None:
         """``CREATE TABLE IF NOT EXISTS`` (PostgreSQL: the schema too, one process at a time)."""
-        if self._pg is None:
+        if self.dialect == "sqlite":
             self.execute(statement, **tables)
             return
         with postgres_ddl_lock(self._dsn, self._schema):
@@ -73,14 +87,13 @@ class StoreDb:
         if self._sqlite is not None:
             self._sqlite.executemany(text, [tuple(r) for r in rows])
             return
-        assert self._pg is not None
-        with self._pg.cursor() as cursor:
+        with self._postgres() as connection, connection.cursor() as cursor:
             cursor.executemany(text.encode(), [tuple(r) for r in rows])
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        if self._pg is not None:
-            with self._pg.transaction():
+        if self.dialect == "postgres":
+            with self._postgres() as connection, connection.transaction():
                 yield
             return
         assert self._sqlite is not None

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
+import structlog
+from eventsourcing.persistence import OperationalError as StoreOperationalError
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
@@ -13,6 +16,8 @@ from domain.application import LeadflowApp
 from domain.scoring import load_scoring_rules
 from domain.stage_model import load_stage_model
 from leadflow.settings import Settings
+
+log = structlog.get_logger("leadflow.event_store")
 
 
 def event_store_env(settings: Settings) -> dict[str, str]:
@@ -75,3 +80,25 @@ def _construct(settings: Settings, default_actor: str) -> LeadflowApp:
         snapshot_interval=settings.snapshot_interval,
         default_actor=default_actor,
     )
+
+
+def open_application_patiently(
+    settings: Settings, default_actor: str, stop: threading.Event, max_backoff: float
+) -> LeadflowApp | None:
+    """``open_application``, retried with back-off while PostgreSQL is unreachable, so that
+    a long-running process started before its database waits for it; None when stopped
+    first."""
+    backoff = 0.5
+    while not stop.is_set():
+        try:
+            return open_application(settings, default_actor)
+        except (psycopg.OperationalError, StoreOperationalError) as error:
+            log.warning(
+                "event_store_unreachable",
+                actor=default_actor,
+                error=f"{type(error).__name__}: {error}".strip(),
+                retry_in=backoff,
+            )
+            stop.wait(backoff)
+            backoff = min(backoff * 2, max_backoff)
+    return None

@@ -39,7 +39,7 @@ def reconnect_with_backoff(
             retry_in_s=delay,
             error=f"{type(error).__name__}: {' '.join(str(error).split())}",
         )
-        if not _sleep(delay, should_stop):
+        if not sleep_unless_stopped(delay, should_stop):
             log.info("reconnect_abandoned", read_model=store.location, attempts=attempt)
             return False
         try:
@@ -55,7 +55,7 @@ def reconnect_with_backoff(
         return True
 
 
-def _sleep(seconds: float, should_stop: Callable[[], bool]) -> bool:
+def sleep_unless_stopped(seconds: float, should_stop: Callable[[], bool]) -> bool:
     """Sleep ``seconds`` unless asked to stop first (then False)."""
     until = time.monotonic() + seconds
     while not should_stop():

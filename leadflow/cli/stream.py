@@ -26,11 +26,12 @@ from consumers.engagement_submit import SubmitResult, submit_payload
 from consumers.ingest_ledger import IngestLedger
 from consumers.relay import Relay, RelayError
 from consumers.relay_position import read_positions
+from consumers.stopping import stop_after
 from consumers.store_db import StoreDb
 from consumers.stream_settings import StreamSettings
 from leadflow.cli.errors import CliError
 from leadflow.cli.tables import Cell, render_table
-from leadflow.event_store import open_application
+from leadflow.event_store import open_application, open_application_patiently
 from leadflow.settings import Settings
 
 
@@ -111,26 +112,29 @@ def _require_kafka(settings: Settings, what: str) -> None:
 def _relay(args: argparse.Namespace, settings: Settings) -> int:
     _require_kafka(settings, "leadflow relay")
     stream = StreamSettings()
-    with open_application(settings, default_actor="relay") as app, _stop_on_signals() as stop:
-        try:
-            Relay(settings, stream, app, stop=stop).run(
-                once=args.once, max_seconds=args.max_seconds
-            )
-        except RelayError as error:
-            raise CliError(str(error)) from error
+    with _stop_on_signals() as stop, stop_after(stop, args.max_seconds):
+        app = open_application_patiently(settings, "relay", stop, stream.retry_max_seconds)
+        if app is None:
+            return 0
+        with app:
+            try:
+                Relay(settings, stream, app, stop=stop).run(once=args.once)
+            except RelayError as error:
+                raise CliError(str(error)) from error
     return 0
 
 
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     _require_kafka(settings, "leadflow ingest")
     stream = StreamSettings()
-    with (
-        open_application(settings, default_actor="engagement-ingest") as app,
-        _stop_on_signals() as stop,
-    ):
-        EngagementIngest(settings, stream, app, group=args.group, stop=stop).run(
-            once=args.once, max_seconds=args.max_seconds
+    with _stop_on_signals() as stop, stop_after(stop, args.max_seconds):
+        app = open_application_patiently(
+            settings, "engagement-ingest", stop, stream.retry_max_seconds
         )
+        if app is None:
+            return 0
+        with app:
+            EngagementIngest(settings, stream, app, group=args.group, stop=stop).run(once=args.once)
     return 0
 
 

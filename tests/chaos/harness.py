@@ -125,6 +125,15 @@ class Chaos:
         self._check()
         self.report.journal = self.journal.lines()
         self.report.outages = outage_summary(self.injector.outages, self.supervisor.exits, ROLES)
+        exited = [e for e in self.supervisor.exits if e.cause == "exited"]
+        self.report.checks.append(
+            Check(
+                "(e) no process gave up: every outage ridden out without an exit",
+                not exited,
+                "; ".join(f"{e.role} exit {e.code} at +{e.at:.1f}s: {e.last_words}" for e in exited)
+                or f"{len(self.injector.outages)} outages, no exit",
+            )
+        )
         self.report.load = self._load_summary()
         self.report.seconds = time.monotonic() - started
         if not self.report.ok:

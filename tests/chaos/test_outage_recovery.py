@@ -1,11 +1,9 @@
 """Single-fault reproductions of what the chaos runs found: one outage, one process.
 
-``leadflow ingest`` keeps one plain PostgreSQL connection for its ledger (``StoreDb``,
-opened once in ``EngagementIngest._run``). After PostgreSQL restarts, that connection is
-gone for good: every batch then stores its engagements, publishes its dead letters, fails
-writing the ledger ("the connection is lost"), rewinds and starts over, forever. Offsets
-are never committed again, dead letters are published again on every retry, and the
-ledger stops counting.
+``leadflow ingest`` once kept its ledger's PostgreSQL connection (``StoreDb``) after the
+server restarted: every batch then stored its engagements, published its dead letters,
+failed writing the ledger ("the connection is lost"), rewound and started over, forever.
+``StoreDb`` now drops a connection that failed and opens a new one for the next batch.
 """
 
 from __future__ import annotations
@@ -16,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from deploy.kafka.broker import Broker
 from deploy.postgres.server import PostgresServer
 from tests.chaos.engagement_load import EngagementLoad, EngagementPlan
 from tests.chaos.journal import Journal
-from tests.e2e.pipeline import TRANSIENT, Pipeline
+from tests.e2e.pipeline import ROLES, TRANSIENT, Pipeline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 
@@ -38,11 +37,6 @@ def wait_judged(pipeline: Pipeline, count: int, timeout: float) -> int:
     return now
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (reported): the ingest's ledger connection (StoreDb) never reconnects "
-    "after PostgreSQL restarts, so the ingest retries its batch forever",
-)
 def test_ingest_keeps_going_after_postgresql_restarts(
     tmp_path: Path,
     kafka_bootstrap: str,
@@ -78,3 +72,65 @@ def test_ingest_keeps_going_after_postgresql_restarts(
     finally:
         load.close()
         ingest.terminate(timeout=30)
+
+
+def test_stream_processes_ride_out_a_broker_restart(
+    tmp_path: Path, kafka_bootstrap: str, kafka_broker: Broker | None, postgres_dsn: str
+) -> None:
+    if kafka_broker is None:
+        pytest.skip("external broker (LEADFLOW_KAFKA_BOOTSTRAP): not ours to restart")
+    pipeline = Pipeline(tmp_path, kafka_bootstrap, postgres_dsn)
+    pipeline.ensure_engagement_topic()
+    plan = EngagementPlan(random.Random(5), leads=20)
+    load = EngagementLoad(
+        kafka_bootstrap, pipeline.setup.stream.engagement_topic, plan, 20, Journal()
+    )
+    processes = {role: pipeline.start(role) for role in ROLES}
+    try:
+        processes["ingest"].wait_for_log("ingest_ready", timeout=60)
+        load.start()
+        assert wait_judged(pipeline, 20, 60) >= 20, "the ingest works before the restart"
+        try:
+            kafka_broker.stop()
+            time.sleep(4)
+        finally:
+            kafka_broker.start()
+        load.finish()
+        pipeline.wait_drained(120)
+        exited = {r: p.process.poll() for r, p in processes.items() if p.process.poll() is not None}
+        assert not exited, f"exited during the outage: {exited}; logs: {pipeline.log_dir}"
+    finally:
+        load.close()
+        for process in processes.values():
+            process.terminate(timeout=30)
+
+
+def test_relay_and_ingest_wait_for_postgresql_to_start(
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    postgres_dsn: str,
+    postgres_server: PostgresServer | None,
+) -> None:
+    if postgres_server is None:
+        pytest.skip("external PostgreSQL (LEADFLOW_POSTGRES_DSN): not ours to stop")
+    pipeline = Pipeline(tmp_path, kafka_bootstrap, postgres_dsn)
+    pipeline.ensure_engagement_topic()
+    processes = {}
+    try:
+        postgres_server.stop()
+        try:
+            processes = {role: pipeline.start(role) for role in ("ingest", "relay")}
+            for process in processes.values():
+                process.wait_for_log("event_store_unreachable", timeout=60)
+            time.sleep(1)
+            gone = {
+                r: p.process.poll() for r, p in processes.items() if p.process.poll() is not None
+            }
+            assert not gone, f"exited while PostgreSQL was down: {gone}"
+        finally:
+            postgres_server.start()
+        processes["ingest"].wait_for_log("ingest_ready", timeout=60)
+        processes["relay"].wait_for_log("relay_active", timeout=60)
+    finally:
+        for process in processes.values():
+            process.terminate(timeout=30)
