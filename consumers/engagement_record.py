@@ -12,17 +12,17 @@ names the lead; with both, ``lead`` is the id and ``email`` is kept as an attrib
 ``parse_engagement`` is the single validation path for Kafka and ``leadflow engage``: it
 returns the record or raises ``InvalidEngagement`` saying what is wrong, where and why.
 
-Beyond the field types, every value in the record is bounded: containers nest at most
-``MAX_DEPTH`` levels, text holds no NUL or other control characters (tab, newline and
-carriage return are allowed), integers lie within ±2**53 and numbers are finite.
+Beyond the field types, every value in the record is bounded as the domain bounds a
+command's (``domain.input_limits``): ``attributes`` and ``properties`` nest at most
+``MAX_DEPTH`` levels, text and keys hold no NUL or other control characters (tab,
+newline and carriage return are allowed), integers lie within ±2**53 and numbers are
+finite.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -43,13 +43,11 @@ from pydantic import (
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from domain.commands import CaptureLead, RecordEngagement
+from domain.input_limits import MAX_DEPTH, check_json_value
 from domain.scoring import EngagementKind
 
 DEFAULT_SOURCE = "engagement"
 MAX_COMMAND_ID = 200
-MAX_DEPTH = 8
-MAX_SAFE_INT = 2**53
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 INGEST_CLOCK = "the time of ingest"
 
 Problem = Literal[
@@ -83,39 +81,6 @@ def _iso_text(value: object) -> object:
 
 def _assume_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
-def _bounded(value: object, where: str, depth: int) -> None:
-    """Raise ValueError naming the first value beyond the record's limits."""
-    if isinstance(value, str):
-        bad = _CONTROL.search(value)
-        if bad:
-            msg = (
-                f"{where}: contains the control character U+{ord(bad.group()):04X} "
-                f"at index {bad.start()}"
-            )
-            raise ValueError(msg)
-    elif isinstance(value, bool) or value is None:
-        return
-    elif isinstance(value, int):
-        if abs(value) > MAX_SAFE_INT:
-            msg = f"{where}: the integer has {len(str(abs(value)))} digits; the limit is ±2**53"
-            raise ValueError(msg)
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            msg = f"{where}: the number is out of range"
-            raise ValueError(msg)
-    elif isinstance(value, dict | list):
-        if depth >= MAX_DEPTH:
-            msg = f"{where}: nested deeper than {MAX_DEPTH} levels"
-            raise ValueError(msg)
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        for key, item in items:
-            name = _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", str(key))
-            inner = f"{where}.{name}" if where else name
-            if isinstance(key, str):
-                _bounded(key, f"{inner} (the key)", depth + 1)
-            _bounded(item, inner, depth + 1)
 
 
 IsoTimestamp = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_assume_utc)]
@@ -164,7 +129,7 @@ class EngagementRecordV1(BaseModel):
     @classmethod
     def _within_limits(cls, data: object) -> object:
         if isinstance(data, dict):
-            _bounded(data, "", 0)
+            check_json_value(data, depth=0)  # the record's fields sit where a command's do
         return data
 
     @field_validator("occurred_at")

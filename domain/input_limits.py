@@ -9,31 +9,44 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 MAX_DEPTH = 8
 MAX_JSON_BYTES = 32 * 1024
 MAX_KEY_LENGTH = 200
 MAX_SAFE_INT = 2**53
-_ALLOWED_CONTROLS = {"\t", "\n", "\r"}
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # all but tab, LF and CR
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def check_text(value: str) -> str:
     """Refuse NUL and other control characters (tab, newline and CR are fine)."""
-    for index, char in enumerate(value):
-        if (ord(char) < 32 and char not in _ALLOWED_CONTROLS) or ord(char) == 127:
-            msg = f"contains control character U+{ord(char):04X} at position {index}"
-            raise ValueError(msg)
+    bad = _CONTROL.search(value)
+    if bad:
+        msg = f"contains control character U+{ord(bad.group()):04X} at position {bad.start()}"
+        raise ValueError(msg)
     return value
 
 
 def check_json_object(value: dict[str, Any]) -> dict[str, Any]:
     """A JSON object of bounded depth and size, with checked keys, strings and numbers."""
-    _check(value, "", 1)
+    check_json_value(value)
     size = len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
     if size > MAX_JSON_BYTES:
         msg = f"is {size} bytes of JSON; at most {MAX_JSON_BYTES} are allowed"
         raise ValueError(msg)
+    return value
+
+
+def check_json_value(value: Any, *, where: str = "", depth: int = 1) -> Any:
+    """Any JSON value, checked like the values of ``check_json_object`` but of any size.
+
+    ``depth`` is the value's own level: 1 for a command's JSON object; 0 for an envelope
+    whose fields are bounded as a command's fields are. ``where`` prefixes the paths in
+    the messages.
+    """
+    _check(value, where, depth)
     return value
 
 
@@ -44,10 +57,11 @@ def _check(value: Any, where: str, depth: int) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
-                msg = f"{where or 'value'}: keys must be 1 to {MAX_KEY_LENGTH} characters"
+                msg = f"{where or 'value'}: {_bad_key(key)}"
                 raise ValueError(msg)
-            _text(key, f"{where}.{key}" if where else key)
-            _check(item, f"{where}.{key}" if where else key, depth + 1)
+            inner = f"{where}.{_printable(key)}" if where else _printable(key)
+            _text(key, f"{inner} (the key)")
+            _check(item, inner, depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _check(item, f"{where}[{index}]", depth + 1)
@@ -57,7 +71,7 @@ def _check(value: Any, where: str, depth: int) -> None:
         return
     elif isinstance(value, int):
         if abs(value) > MAX_SAFE_INT:
-            msg = f"{where}: integer out of range (at most ±2**53)"
+            msg = f"{where}: integer out of range ({_digits(value)}; at most ±2**53)"
             raise ValueError(msg)
     elif isinstance(value, float):
         if not math.isfinite(value):
@@ -73,3 +87,24 @@ def _text(value: str, where: str) -> None:
         check_text(value)
     except ValueError as error:
         raise ValueError(f"{where}: {error}") from None
+
+
+def _printable(key: str) -> str:
+    """The key for a message: control characters escaped, so it stays one clean line."""
+    return _UNPRINTABLE.sub(lambda bad: f"\\u{ord(bad.group()):04x}", key)
+
+
+def _bad_key(key: object) -> str:
+    rule = f"keys must be 1 to {MAX_KEY_LENGTH} characters"
+    if not isinstance(key, str):
+        return f"a key is not text but {type(key).__name__}; {rule}"
+    if not key:
+        return f"a key is empty; {rule}"
+    return f'the key "{_printable(key[:20])}…" has {len(key)} characters; {rule}'
+
+
+def _digits(value: int) -> str:
+    try:
+        return f"{len(str(abs(value)))} digits"
+    except ValueError:  # beyond Python's limit on int-to-text conversion
+        return f"{value.bit_length()} bits"

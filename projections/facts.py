@@ -10,11 +10,11 @@ Everything is derived from the aggregate's own events, in version order.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import structlog
 
@@ -284,23 +284,6 @@ _LEAD_HANDLERS: dict[type[DomainEvent], Callable[[LeadFacts, Any, str], None]] =
 }
 
 
-def apply_to_lead(facts: LeadFacts | None, event: DomainEvent) -> LeadFacts:
-    if isinstance(event, LeadCaptured):
-        if facts is not None:
-            raise UnprojectableEvent(f"lead {event.originator_id} was captured before")
-        return new_lead(event)
-    if facts is None:
-        raise UnprojectableEvent(f"no LeadCaptured seen for lead {event.originator_id}")
-    handler = _LEAD_HANDLERS.get(type(event))
-    if handler is None:
-        raise UnprojectableEvent(f"the lead projection has no rule for {event.event_type}")
-    at = utc_text(event.occurred_at)
-    handler(facts, event, at)
-    facts.version = event.originator_version
-    facts.last_activity_at = max(facts.last_activity_at, at)
-    return facts
-
-
 # --- deals ------------------------------------------------------------------------------
 
 
@@ -365,21 +348,52 @@ _DEAL_HANDLERS: dict[type[DomainEvent], Callable[[DealFacts, Any, str], None]] =
 }
 
 
+F = TypeVar("F", LeadFacts, DealFacts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Projection(Generic[F]):
+    """How one kind of aggregate's facts follow its events, from the one that starts it."""
+
+    kind: str
+    start: type[DomainEvent]
+    started: str
+    new: Callable[[Any], F]
+    handlers: Mapping[type[DomainEvent], Callable[[F, Any, str], None]]
+
+    def apply(self, facts: F | None, event: DomainEvent) -> F:
+        if isinstance(event, self.start):
+            if facts is not None:
+                raise UnprojectableEvent(
+                    f"{self.kind} {event.originator_id} was {self.started} before"
+                )
+            return self.new(event)
+        if facts is None:
+            raise UnprojectableEvent(
+                f"no {self.start.__name__} seen for {self.kind} {event.originator_id}"
+            )
+        handler = self.handlers.get(type(event))
+        if handler is None:
+            raise UnprojectableEvent(
+                f"the {self.kind} projection has no rule for {event.event_type}"
+            )
+        at = utc_text(event.occurred_at)
+        handler(facts, event, at)
+        facts.version = event.originator_version
+        facts.last_activity_at = max(facts.last_activity_at, at)
+        return facts
+
+
+_LEADS = _Projection("lead", LeadCaptured, "captured", new_lead, _LEAD_HANDLERS)
+_DEALS = _Projection("deal", DealOpened, "opened", new_deal, _DEAL_HANDLERS)
+
+
+def apply_to_lead(facts: LeadFacts | None, event: DomainEvent) -> LeadFacts:
+    return _LEADS.apply(facts, event)
+
+
 def apply_to_deal(facts: DealFacts | None, event: DomainEvent) -> DealFacts:
-    if isinstance(event, DealOpened):
-        if facts is not None:
-            raise UnprojectableEvent(f"deal {event.originator_id} was opened before")
-        return new_deal(event)
-    if facts is None:
-        raise UnprojectableEvent(f"no DealOpened seen for deal {event.originator_id}")
-    handler = _DEAL_HANDLERS.get(type(event))
-    if handler is None:
-        raise UnprojectableEvent(f"the deal projection has no rule for {event.event_type}")
-    at = utc_text(event.occurred_at)
-    handler(facts, event, at)
-    facts.version = event.originator_version
-    facts.last_activity_at = max(facts.last_activity_at, at)
-    return facts
+    return _DEALS.apply(facts, event)
 
 
 PROJECTED_EVENTS: frozenset[type[DomainEvent]] = frozenset(

@@ -32,7 +32,7 @@ from domain.application import LeadflowApp
 from leadflow.event_store import open_application
 from leadflow.settings import Settings
 from tests.cli.cli_runner import CliRun
-from tests.projections.test_kafka_projection import end_offsets
+from tests.projections.projector_helpers import end_offsets
 from tests.stream.stream_helpers import (
     REPO,
     CliProcess,

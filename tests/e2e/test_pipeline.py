@@ -17,7 +17,7 @@ import pytest
 from tests.cli.generated_import import generate_lines
 from tests.e2e.pipeline import Pipeline
 from tests.stream.engagement_samples import bad_samples, expected_counts, valid_samples
-from tests.stream.test_engagement_ingest import produce
+from tests.stream.stream_helpers import produce
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

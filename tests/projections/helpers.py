@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
@@ -17,13 +18,25 @@ from consumers.event_records import envelope_from_notification, to_kafka_record
 from domain import commands as c
 from domain.application import LeadflowApp
 from domain.persistence import PydanticMapper
+from domain.stage_model import StageModel
 from leadflow.event_store import open_application
 from leadflow.settings import KafkaSettings, Settings
 from projections.schema import FACT_TABLES
-from projections.store import ReadModelStore
+from projections.store import PostgresStore, ReadModelStore, SqliteStore
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
+
+
+def new_read_model(
+    request: pytest.FixtureRequest, kind: str, directory: Path, model: StageModel
+) -> ReadModelStore:
+    """An empty read model: a SQLite file in ``directory``, or (``kind`` "postgresql")
+    a schema of its own on the test PostgreSQL."""
+    if kind == "sqlite":
+        return SqliteStore(directory / "rm.sqlite3", model)
+    dsn = request.getfixturevalue("postgres_dsn")
+    return PostgresStore(dsn, f"t_{uuid.uuid4().hex[:12]}", model)
 
 
 def apply_commands(app: LeadflowApp, commands: Sequence[c.Command], chunk: int = 250) -> None:

@@ -3,107 +3,37 @@ partitions across projector processes, and SIGKILLed projectors that lose nothin
 
 from __future__ import annotations
 
-import json
 import random
-import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
 from consumers.embedded_projector import catch_up
-from consumers.kafka_projector import KafkaProjector
-from consumers.projector_settings import ProjectorSettings
-from leadflow.settings import KafkaSettings
 from projections.store import PostgresStore, ReadModelStore, SqliteStore, open_scratch_store
 from projections.verify import verify_read_model
 from tests.projections.conftest import Scenario
 from tests.projections.helpers import (
-    PYTHON,
-    REPO,
     Publisher,
     apply_commands,
     assert_same_facts,
     create_topic,
     event_store,
+    new_read_model,
     projector_env,
+)
+from tests.projections.projector_helpers import (
+    ProjectorProcess,
+    end_offsets,
+    in_process_projector,
+    wait_caught_up,
 )
 from tests.projections.scenario import generate_commands
 
 pytestmark = pytest.mark.kafka
-
-
-def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-        return {tp.partition: offset for tp, offset in consumer.end_offsets(partitions).items()}
-    finally:
-        consumer.close()
-
-
-def wait_caught_up(store: ReadModelStore, bootstrap: str, topic: str, timeout: float = 120) -> None:
-    """Until the read model's stored positions reach the end of every partition."""
-    ends = end_offsets(bootstrap, topic)
-    deadline = time.monotonic() + timeout
-    while store.positions(topic) != {p: e for p, e in ends.items() if e}:
-        assert time.monotonic() < deadline, f"stored {store.positions(topic)}, ends {ends}"
-        time.sleep(0.25)
-
-
-class ProjectorProcess:
-    """``python -m consumers.projection_runner`` as a separate process, logging to a file."""
-
-    def __init__(self, env: dict[str, str], log_dir: Path, name: str, *args: str) -> None:
-        self.log_path = log_dir / f"{name}-{uuid.uuid4().hex[:6]}.log"
-        self.log_file = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [PYTHON, "-m", "consumers.projection_runner", *args],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log_file,
-        )
-
-    def events(self, *names: str) -> list[dict[str, Any]]:
-        lines = self.log_path.read_text(errors="replace").splitlines()
-        return [e for e in map(_json, lines) if e.get("event") in names]
-
-    def partitions(self) -> list[str]:
-        """The partitions the process consumes now, from its rebalance log lines."""
-        owned: list[str] = []
-        for event in self.events("partitions_assigned", "partitions_revoked"):
-            owned = list(event["seek_to"]) if event["event"] == "partitions_assigned" else []
-        return owned
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-        self.log_file.close()
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=60)
-        self.log_file.close()
-        return code
-
-    def wait(self, timeout: float) -> int:
-        code = self.process.wait(timeout=timeout)
-        self.log_file.close()
-        return code
-
-
-def _json(line: str) -> dict[str, Any]:
-    try:
-        value = json.loads(line)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 @pytest.fixture
@@ -118,15 +48,6 @@ def processes() -> Iterator[list[ProjectorProcess]]:
     for proc in started:
         if proc.process.poll() is None:
             proc.kill()
-
-
-def in_process_projector(
-    bootstrap: str, store: ReadModelStore, topic: str, group: str
-) -> KafkaProjector:
-    options = ProjectorSettings(
-        topic=topic, group_id=group, batch_size=300, session_timeout_ms=6000
-    )
-    return KafkaProjector(KafkaSettings(bootstrap=bootstrap, partitions=4), store, options)
 
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -147,13 +68,7 @@ def test_kafka_and_embedded_modes_build_identical_read_models(
     producer.send(topic, key=b"junk", value=b"{not an event", partition=1).get(timeout=30)
     producer.close()
     model = scenario.app.stage_model
-    store: ReadModelStore = (
-        SqliteStore(tmp_path / "rm.sqlite3", model)
-        if kind == "sqlite"
-        else PostgresStore(
-            request.getfixturevalue("postgres_dsn"), f"t_{uuid.uuid4().hex[:12]}", model
-        )
-    )
+    store = new_read_model(request, kind, tmp_path, model)
     with store, open_scratch_store(model) as embedded:
         stats = in_process_projector(
             kafka_bootstrap, store, topic, f"g-{uuid.uuid4().hex[:8]}"

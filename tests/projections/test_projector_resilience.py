@@ -19,7 +19,7 @@ from domain.application import LeadflowApp
 from domain.events import LeadCaptured
 from leadflow.event_store import open_application
 from projections.projector import Item, Projector
-from projections.store import PostgresStore, ReadModelStore, SqliteStore, open_scratch_store
+from projections.store import PostgresStore, ReadModelStore, open_scratch_store
 from tests.projections.helpers import (
     Publisher,
     apply_commands,
@@ -27,15 +27,16 @@ from tests.projections.helpers import (
     create_topic,
     embedded_settings,
     event_store,
+    new_read_model,
     projector_env,
 )
-from tests.projections.scenario import generate_commands
-from tests.projections.test_kafka_projection import (
+from tests.projections.projector_helpers import (
     ProjectorProcess,
     end_offsets,
     in_process_projector,
     wait_caught_up,
 )
+from tests.projections.scenario import generate_commands
 
 
 @pytest.fixture
@@ -49,13 +50,7 @@ def small_app(tmp_path: Path) -> Iterator[LeadflowApp]:
 def live_store(
     request: pytest.FixtureRequest, small_app: LeadflowApp, tmp_path: Path
 ) -> Iterator[ReadModelStore]:
-    model = small_app.stage_model
-    store: ReadModelStore
-    if request.param == "sqlite":
-        store = SqliteStore(tmp_path / "rm.sqlite3", model)
-    else:
-        dsn = request.getfixturevalue("postgres_dsn")
-        store = PostgresStore(dsn, f"t_{uuid.uuid4().hex[:12]}", model)
+    store = new_read_model(request, request.param, tmp_path, small_app.stage_model)
     yield store
     store.close()
 

@@ -3,7 +3,6 @@ generated command list, on SQLite and on PostgreSQL read models."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +18,7 @@ from projections.reports import (
     pipeline_positions,
     stalled_report,
 )
-from projections.store import PostgresStore, ReadModelStore, SqliteStore
+from projections.store import ReadModelStore
 from tests.projections.conftest import Scenario
 from tests.projections.expected import (
     expected_funnel,
@@ -27,6 +26,7 @@ from tests.projections.expected import (
     expected_stalled,
     simulate,
 )
+from tests.projections.helpers import new_read_model
 
 AS_OF_MOMENTS = (datetime(2026, 2, 10, 12, 0, tzinfo=UTC), datetime(2026, 3, 31, 23, 0, tzinfo=UTC))
 
@@ -37,13 +37,8 @@ AS_OF_MOMENTS = (datetime(2026, 2, 10, 12, 0, tzinfo=UTC), datetime(2026, 3, 31,
 def live(
     request: pytest.FixtureRequest, scenario: Scenario, tmp_path_factory: Any
 ) -> Iterator[ReadModelStore]:
-    model = scenario.app.stage_model
-    store: ReadModelStore
-    if request.param == "sqlite":
-        store = SqliteStore(tmp_path_factory.mktemp("rm") / "read_models.sqlite3", model)
-    else:
-        dsn = request.getfixturevalue("postgres_dsn")
-        store = PostgresStore(dsn, f"t_{uuid.uuid4().hex[:12]}", model)
+    directory = tmp_path_factory.mktemp("rm")
+    store = new_read_model(request, request.param, directory, scenario.app.stage_model)
     assert catch_up(scenario.app, store) == scenario.events
     yield store
     store.close()

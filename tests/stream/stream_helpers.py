@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from consumers.stream_settings import StreamSettings
 from domain import commands as c
@@ -27,6 +27,7 @@ from domain.errors import DomainError
 from domain.events import Bant
 from leadflow.event_store import open_application
 from leadflow.settings import KafkaSettings, Settings
+from tests.stream.engagement_samples import Sample
 
 REPO = Path(__file__).resolve().parents[2]
 PARTITIONS = 3
@@ -83,6 +84,26 @@ def stream_setup(tmp_path: Path, bootstrap: str, postgres_dsn: str | None = None
 
 
 # --- Kafka ---------------------------------------------------------------------------------
+
+
+def produce(
+    bootstrap: str,
+    topic: str,
+    samples: list[Sample],
+    first_index: int = 0,
+    *,
+    timestamp_ms: int | None = None,
+) -> None:
+    """Each sample as one record, with headers ``sample`` (its index, counted from
+    ``first_index``) and ``origin``; ``timestamp_ms`` stamps them all (default: now)."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, max_request_size=2 * 1024 * 1024)
+    for index, sample in enumerate(samples, start=first_index):
+        headers = [("sample", str(index).encode()), ("origin", b"test-suite")]
+        producer.send(
+            topic, key=sample.key, value=sample.value, headers=headers, timestamp_ms=timestamp_ms
+        )
+    producer.flush()
+    producer.close()
 
 
 def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Any]:

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaProducer
 
 from consumers.engagement_ingest import EngagementIngest
 from consumers.ingest_ledger import IngestCounts, IngestLedger
@@ -18,10 +17,11 @@ from consumers.kafka_topics import ensure_topics
 from consumers.store_db import StoreDb
 from domain import commands as c
 from domain.application import LeadflowApp
-from tests.stream.engagement_samples import Sample, bad_samples, expected_counts, valid_samples
+from tests.stream.engagement_samples import bad_samples, expected_counts, valid_samples
 from tests.stream.stream_helpers import (
     CliProcess,
     StreamSetup,
+    produce,
     read_topic,
     stream_setup,
     unique,
@@ -29,15 +29,6 @@ from tests.stream.stream_helpers import (
 )
 
 pytestmark = pytest.mark.kafka
-
-
-def produce(bootstrap: str, topic: str, samples: list[Sample], first_index: int) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, max_request_size=2 * 1024 * 1024)
-    for index, sample in enumerate(samples, start=first_index):
-        headers = [("sample", str(index).encode()), ("origin", b"test-suite")]
-        producer.send(topic, key=sample.key, value=sample.value, headers=headers)
-    producer.flush()
-    producer.close()
 
 
 def ledger_counts(setup: StreamSetup, group: str) -> IngestCounts:

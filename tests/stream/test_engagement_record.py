@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+from pydantic import ValidationError
 
 from consumers.engagement_apply import IngestLimits, _Planned, _Planner, apply_engagements
 from consumers.engagement_record import (
@@ -33,6 +34,7 @@ from tests.stream.engagement_samples import (
     bad_samples,
     encode,
     expected_counts,
+    nested,
     valid_record,
     valid_samples,
 )
@@ -81,6 +83,50 @@ def test_reasons_say_what_where_and_why() -> None:
     assert reason(b"x" * 70_000) == (
         "oversized: the record has 70000 bytes; the limit is 65536 bytes"
     )
+
+
+def test_unbounded_values_are_named_with_where_and_why() -> None:
+    def reason(label: str) -> str:
+        [sample] = [s for s in bad_samples() if s.label == label]
+        with pytest.raises(InvalidEngagement) as caught:
+            LIMITS.parse(sample.value)
+        assert caught.value.problem == "invalid_fields"
+        return caught.value.reason.removeprefix("invalid engagement record: record: ")
+
+    assert reason("nested 300 deep") == "properties.a.a.a.a.a.a.a.a: nested deeper than 8 levels"
+    assert reason("nested 2000 deep") == "not acceptable JSON: nested far deeper than 8 levels"
+    assert reason("employees a 400-digit integer") == (
+        "attributes.employees: integer out of range (401 digits; at most ±2**53)"
+    )
+    assert reason("NUL in id") == "event_id: contains control character U+0000 at position 3"
+    assert reason("control character in a key") == (
+        "properties.bell\\u0007 (the key): contains control character U+0007 at position 4"
+    )
+    assert reason("number out of range") == "properties.n: not a finite number"
+
+
+@pytest.mark.parametrize(("depth", "allowed"), [(7, True), (8, False)])
+def test_records_are_bounded_as_the_commands_they_become(depth: int, allowed: bool) -> None:
+    """One set of limits: a record's properties nest exactly as deep as a command's may."""
+    raw = encode(valid_record("e1", "ada@example.com"))[:-1] + b', "properties": '
+    raw += nested(depth) + b"}"
+    properties = json.loads(raw)["properties"]
+    command = {
+        "command": "record_engagement",
+        "lead": "ada@example.com",
+        "event_id": "e1",
+        "kind": "page_view",
+        "occurred_at": "2026-01-01T00:00:00Z",
+        "properties": properties,
+    }
+    if allowed:
+        c.COMMAND_ADAPTER.validate_python(command)
+        assert LIMITS.parse(raw).properties == properties
+    else:
+        with pytest.raises(ValidationError, match="nested deeper than 8 levels"):
+            c.COMMAND_ADAPTER.validate_python(command)
+        with pytest.raises(InvalidEngagement, match="nested deeper than 8 levels"):
+            LIMITS.parse(raw)
 
 
 def test_limits_are_configurable() -> None:
