@@ -14,6 +14,10 @@ MODULES: dict[str, str] = {
     "commands": "benchmarks.commands",
     "history": "benchmarks.history",
     "growth": "benchmarks.growth",
+    "relay": "benchmarks.relay",
+    "projection": "benchmarks.projection",
+    "end_to_end": "benchmarks.end_to_end",
+    "rebuild": "benchmarks.rebuild",
 }
 
 

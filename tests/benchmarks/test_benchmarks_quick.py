@@ -1,4 +1,5 @@
-"""Smoke test of ``python -m benchmarks``: quick mode with tiny sizes, on both real stores.
+"""Smoke test of ``python -m benchmarks``: quick mode with tiny sizes, on both real stores
+and the real broker (the stream benchmarks: relay, projection, end_to_end, rebuild).
 
 It checks that every benchmark runs and that the JSON report has its full shape; it
 never judges the figures (speed is what the benchmarks report, not what tests assert).
@@ -27,8 +28,18 @@ TINY = [
     "growth.sizes=60,200",
     "growth.batch_size=20",
     "growth.page_size=50",
+    "relay.events=150",
+    "projection.events=150",
+    "projection.batch_size=50",
+    "end_to_end.rate=20",
+    "end_to_end.seconds=2",
+    "end_to_end.warmup_seconds=1",
+    "end_to_end.drain_seconds=60",
+    "rebuild.events=300",
+    "rebuild.step=100",
+    "rebuild.batch_size=40",
 ]
-EXPECTED_NAMES = {
+PER_STORE = {
     "commands.handle",
     "commands.handle_many",
     "history.load_with_snapshots",
@@ -39,17 +50,27 @@ EXPECTED_NAMES = {
         for figure in ("cost", "peak_rss")
         for size in (60, 200)
     ),
+    "relay.publish",
+    "projection.kafka",
 }
+SQLITE_ONLY = {"end_to_end.p50", "end_to_end.p99", "end_to_end.max", "rebuild.from_store"}
+EXPECTED_NAMES = {"sqlite": PER_STORE | SQLITE_ONLY, "postgres": PER_STORE}
 ROUNDS = 2
 
 
-def _run_quick(out: Path, postgres_dsn: str) -> subprocess.CompletedProcess[str]:
+def _run_quick(
+    out: Path, postgres_dsn: str, kafka_bootstrap: str
+) -> subprocess.CompletedProcess[str]:
     params = [arg for item in TINY for arg in ("--param", item)]
     command = [sys.executable, "-m", "benchmarks", "--quick", "--rounds", str(ROUNDS)]
     return subprocess.run(
         [*command, "--out", str(out), *params],
         cwd=REPO_ROOT,
-        env={**os.environ, "LEADFLOW_POSTGRES_DSN": postgres_dsn},
+        env={
+            **os.environ,
+            "LEADFLOW_POSTGRES_DSN": postgres_dsn,
+            "LEADFLOW_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        },
         capture_output=True,
         text=True,
         timeout=600,
@@ -65,10 +86,11 @@ def _check_series(series: dict[str, Any]) -> None:
 
 
 @pytest.mark.postgres
+@pytest.mark.kafka
 @pytest.mark.slow
-def test_quick_run_reports_every_benchmark_on_both_stores(tmp_path, postgres_dsn):
+def test_quick_run_reports_every_benchmark_on_both_stores(tmp_path, postgres_dsn, kafka_bootstrap):
     out = tmp_path / "benchmarks.json"
-    done = _run_quick(out, postgres_dsn)
+    done = _run_quick(out, postgres_dsn, kafka_bootstrap)
     assert done.returncode == 0, done.stdout + done.stderr[-4000:]
     report = json.loads(out.read_text(encoding="utf-8"))
     print(json.dumps(report, indent=2))  # the CI log keeps the figures
@@ -80,7 +102,7 @@ def test_quick_run_reports_every_benchmark_on_both_stores(tmp_path, postgres_dsn
     assert {"cores", "memory_mib", "python", "platform", "load_average"} <= set(report["machine"])
     results = report["results"]
     for store in ("sqlite", "postgres"):
-        assert {r["name"] for r in results if r["store"] == store} == EXPECTED_NAMES
+        assert {r["name"] for r in results if r["store"] == store} == EXPECTED_NAMES[store]
     for result in results:
         _check_series({k: result[k] for k in ("description", "unit", "median", "rounds")})
         _check_series(result["baseline"])
@@ -89,12 +111,19 @@ def test_quick_run_reports_every_benchmark_on_both_stores(tmp_path, postgres_dsn
         assert result["met"] in (True, False, None)
         assert (result["target"] is None) == (result["met"] is None)
     summary = report["summary"]
-    assert summary["results"] == len(results) == 2 * len(EXPECTED_NAMES)
+    assert summary["results"] == len(results) == sum(map(len, EXPECTED_NAMES.values()))
     assert summary["targets_met"] + summary["targets_missed"] == sum(
         r["target"] is not None for r in results
     )
     table = done.stdout
     assert "commands.handle_many" in table and "ratio" in table
+    by_name = {(r["name"], r["store"]): r for r in results}
+    assert by_name[("relay.publish", "postgres")]["details"]["events"] >= 150
+    assert by_name[("projection.kafka", "sqlite")]["details"]["events"] >= 150
+    assert by_name[("rebuild.from_store", "sqlite")]["details"]["events"] >= 300
+    e2e = by_name[("end_to_end.p99", "sqlite")]
+    assert e2e["unit"] == "ms" and e2e["details"]["records"] == 40
+    assert e2e["target"]["at_most"] == 250.0
 
 
 def test_a_benchmark_that_cannot_measure_is_reported_and_the_run_fails(tmp_path, capsys):

@@ -1,0 +1,114 @@
+"""Pre-filled stores and topics for the stream benchmarks: built untimed, once per run.
+
+``fill_store`` sends lead lifecycles (``benchmarks.workload``: capture to won deal, so
+every read model gets work) through ``handle_many`` until the store holds at least the
+wanted number of events. ``event_records`` turns the notification log into the exact
+``leadflow.events.v1`` records the relay publishes; ``publish`` puts records on a topic
+with the relay's producer settings.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from itertools import islice
+from typing import cast
+
+import structlog
+from kafka import KafkaProducer
+
+from benchmarks.framework import BenchmarkError
+from benchmarks.workload import lifecycle_stream
+from consumers.event_records import KafkaRecord, envelope_from_notification, to_kafka_record
+from consumers.kafka_topics import acknowledged_delivery
+from consumers.qualification import integration_event, to_public_record
+from consumers.relay_states import FollowedStates
+from domain.application import LeadflowApp
+from domain.errors import DomainError
+from domain.persistence import PydanticMapper
+from leadflow.settings import KafkaSettings
+
+log = structlog.get_logger("leadflow.benchmarks.event_fill")
+
+FILL_BATCH = 500
+PAGE = 1000
+SEND_TIMEOUT_SECONDS = 60.0
+# the relay's own producer tuning (consumers/relay.py, Relay._producer)
+RELAY_LINGER_MS = 1000
+RELAY_BATCH_BYTES = 256 * 1024
+
+
+def fill_store(app: LeadflowApp, events: int, run: str, batch_size: int = FILL_BATCH) -> int:
+    """Store lifecycles until at least ``events`` events are stored; the number stored."""
+    stored = app.recorder.max_notification_id() or 0
+    stream = lifecycle_stream(run)
+    started = time.monotonic()
+    while stored < events:
+        for outcome in app.handle_many(list(islice(stream, batch_size))):
+            if isinstance(outcome, DomainError):
+                msg = f"the benchmark workload was refused: {outcome}"
+                raise BenchmarkError(msg)
+            stored += outcome.events
+    seconds = time.monotonic() - started
+    log.info("store_filled", run=run, events=stored, seconds=round(seconds, 1))
+    return stored
+
+
+def event_records(app: LeadflowApp) -> list[KafkaRecord]:
+    """Every stored event as its ``leadflow.events.v1`` record, in notification order."""
+    mapper = cast(PydanticMapper, app.mapper)
+    records: list[KafkaRecord] = []
+    after = 0
+    while notifications := app.recorder.select_notifications(
+        start=after, limit=PAGE, inclusive_of_start=False
+    ):
+        records += [to_kafka_record(envelope_from_notification(mapper, n)) for n in notifications]
+        after = notifications[-1].id
+    return records
+
+
+def relay_records(app: LeadflowApp) -> list[tuple[bool, KafkaRecord]]:
+    """What the relay publishes for the store, in its order: per notification, the
+    events-topic record, then the public (qualification-topic) record if there is one.
+    The flag is True for a public record."""
+    mapper = cast(PydanticMapper, app.mapper)
+    states = FollowedStates(app)
+    records: list[tuple[bool, KafkaRecord]] = []
+    after = 0
+    while notifications := app.recorder.select_notifications(
+        start=after, limit=PAGE, inclusive_of_start=False
+    ):
+        for notification in notifications:
+            envelope = envelope_from_notification(mapper, notification)
+            records.append((False, to_kafka_record(envelope)))
+            states.observe(envelope.event)
+            found = integration_event(envelope.event, states)
+            if found is not None:
+                public = to_public_record(found)
+                records.append((True, KafkaRecord(public.key, public.value, public.headers)))
+        after = notifications[-1].id
+    return records
+
+
+def relay_like_producer(kafka: KafkaSettings) -> KafkaProducer:
+    """A producer with the relay's settings: idempotent, acks=all, the same linger/batch."""
+    return KafkaProducer(
+        **kafka.client_config(),
+        **acknowledged_delivery(SEND_TIMEOUT_SECONDS),
+        linger_ms=RELAY_LINGER_MS,
+        batch_size=RELAY_BATCH_BYTES,
+    )
+
+
+def publish(kafka: KafkaSettings, topic: str, records: Sequence[KafkaRecord]) -> None:
+    """Put ``records`` on ``topic`` and wait until the broker acknowledged every one."""
+    producer = relay_like_producer(kafka)
+    try:
+        futures = [
+            producer.send(topic, key=r.key, value=r.value, headers=r.headers) for r in records
+        ]
+        producer.flush(timeout=SEND_TIMEOUT_SECONDS)
+        for future in futures:
+            future.get(timeout=0)
+    finally:
+        producer.close(timeout=SEND_TIMEOUT_SECONDS)

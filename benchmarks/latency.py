@@ -1,0 +1,210 @@
+"""Offered load at a fixed rate, and watchers that note when each record's effect shows.
+
+Times are ``time.monotonic()`` in this process: a record's latency is the moment a
+watcher first saw its effect minus the moment it was handed to the producer.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import statistics
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from benchmarks.framework import BenchmarkError
+from leadflow.settings import KafkaSettings
+
+log = structlog.get_logger("leadflow.benchmarks.latency")
+
+SEND_TIMEOUT_SECONDS = 30.0
+QUERY_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Offer:
+    key: str
+    value: bytes
+
+
+def load_producer(kafka: KafkaSettings) -> KafkaProducer:
+    """What a marketing-automation tool would use: acks=all, no lingering."""
+    return KafkaProducer(**kafka.client_config(), acks="all", linger_ms=0)
+
+
+def offer_at_rate(
+    producer: KafkaProducer,
+    topic: str,
+    offers: Sequence[Offer],
+    rate: float,
+    before_send: Watcher | None = None,
+) -> dict[str, float]:
+    """Send ``offers`` at ``rate`` records per second; the moment each was sent, by key."""
+    sent: dict[str, float] = {}
+    start = time.monotonic()
+    for number, offer in enumerate(offers):
+        delay = start + number / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        if before_send is not None:
+            before_send.expect(offer.key)
+        sent[offer.key] = time.monotonic()
+        producer.send(topic, key=offer.key.encode(), value=offer.value)
+    producer.flush(timeout=SEND_TIMEOUT_SECONDS)
+    seconds = time.monotonic() - start
+    log.info(
+        "load_offered",
+        topic=topic,
+        records=len(offers),
+        achieved_rate=round(len(offers) / seconds, 1),
+    )
+    return sent
+
+
+class Watcher(threading.Thread):
+    """Notes when each expected key is first seen; ``seen`` maps key -> moment."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self.seen: dict[str, float] = {}
+        self.failure: BaseException | None = None
+        self._pending: set[str] = set()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+
+    def expect(self, key: str) -> None:
+        with self._lock:
+            self._pending.add(key)
+
+    def pending(self) -> set[str]:
+        with self._lock:
+            return set(self._pending)
+
+    def _saw(self, keys: Sequence[str]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for key in keys:
+                if key not in self.seen:
+                    self.seen[key] = now
+                self._pending.discard(key)
+
+    def run(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                self.look()
+        except BaseException as error:  # reported by wait_for_all
+            self.failure = error
+            log.error("watcher_failed", watcher=self.name, exc_info=True)
+
+    def look(self) -> None:
+        raise NotImplementedError
+
+    def wait_for_all(self, keys: Sequence[str], timeout: float) -> None:
+        """Until every key is seen; raises BenchmarkError after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.failure is not None:
+                msg = f"{self.name} failed: {self.failure}"
+                raise BenchmarkError(msg) from self.failure
+            with self._lock:
+                missing = [k for k in keys if k not in self.seen]
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                msg = (
+                    f"{self.name}: {len(missing)} of {len(keys)} records not seen "
+                    f"{timeout:g} s after they were sent (first: {missing[0]})"
+                )
+                raise BenchmarkError(msg)
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self._stopping.set()
+        if self.is_alive():
+            self.join(timeout=10)
+
+
+class ReadModelWatcher(Watcher):
+    """Polls the SQLite read model: a lead counts as seen once its row in ``rm_leads``
+    reaches ``version`` (all of the record's events applied). Keys are lead ids."""
+
+    def __init__(self, path: Path, version: int, interval: float) -> None:
+        super().__init__("read-model watcher")
+        self._conn = sqlite3.connect(
+            str(path), timeout=30, isolation_level=None, check_same_thread=False
+        )
+        self._version = version
+        self._interval = interval
+
+    def look(self) -> None:
+        pending = sorted(self.pending())
+        for start in range(0, len(pending), QUERY_CHUNK):
+            chunk = pending[start : start + QUERY_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._conn.execute(
+                f"SELECT lead_id FROM rm_leads WHERE version >= ? AND lead_id IN ({marks})",  # noqa: S608 - placeholders only
+                (self._version, *chunk),
+            ).fetchall()
+            self._saw([row[0] for row in rows])
+        time.sleep(self._interval)
+
+    def close(self) -> None:
+        super().close()
+        self._conn.close()
+
+
+class TopicWatcher(Watcher):
+    """Consumes every partition of ``topic`` from the start; a record's key is seen when
+    a poll returns it."""
+
+    def __init__(self, kafka: KafkaSettings, topic: str) -> None:
+        super().__init__("raw consumer")
+        self._consumer = KafkaConsumer(**kafka.client_config(), enable_auto_commit=False)
+        partitions = self._consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            self._consumer.close()
+            raise BenchmarkError(f"topic {topic} has no partitions the consumer can see")
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        self._consumer.assign(assigned)
+        self._consumer.seek_to_beginning(*assigned)
+
+    def look(self) -> None:
+        polled = self._consumer.poll(timeout_ms=50)
+        self._saw([r.key.decode() for batch in polled.values() for r in batch])
+
+    def close(self) -> None:
+        super().close()
+        self._consumer.close(autocommit=False)
+
+
+@dataclass(frozen=True)
+class Window:
+    p50: float
+    p99: float
+    max: float
+
+
+def latency_windows(
+    keys: Sequence[str], sent: dict[str, float], seen: dict[str, float], windows: int
+) -> list[Window]:
+    """Latencies (ms) of ``keys`` (in sending order) in ``windows`` consecutive groups."""
+    size = math.ceil(len(keys) / windows)
+    found = []
+    for start in range(0, len(keys), size):
+        ms = sorted((seen[k] - sent[k]) * 1000 for k in keys[start : start + size])
+        found.append(Window(statistics.median(ms), percentile(ms, 0.99), ms[-1]))
+    if len(found) != windows:
+        msg = f"{len(keys)} records cannot make {windows} windows; raise the rate or duration"
+        raise BenchmarkError(msg)
+    return found
+
+
+def percentile(ordered: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile of sorted values."""
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]

@@ -1,0 +1,165 @@
+"""``projection``: events per second from Kafka into the read models (Kafka projector).
+
+Once per run, a store is filled with lead lifecycles (``events`` events) and its events
+are put on a scratch topic as the relay would (same records, same partitioning). Each
+round, ``consumers.kafka_projector.KafkaProjector`` consumes that topic with a fresh
+consumer group into a fresh, empty read model (the run's store kind: a SQLite file or a
+PostgreSQL schema) until every record is applied: its stop check reads the positions it
+committed with the read model. The clock covers the whole run: joining the group,
+polling, decoding, applying each batch and its positions in one transaction.
+
+The baseline, in the same round: a raw kafka-python ``KafkaConsumer`` in a fresh group,
+with the projector's poll size, that polls the same records and decodes each one
+(``consumers.event_records.from_kafka_value``) and does nothing else. Target: ratio >= 0.5.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from uuid import uuid4
+
+from kafka import KafkaConsumer
+
+from benchmarks.event_fill import event_records, fill_store, publish
+from benchmarks.framework import (
+    BenchContext,
+    Benchmark,
+    BenchmarkError,
+    Param,
+    Result,
+    Series,
+    Target,
+    interleaved_rounds,
+    stopwatch,
+)
+from benchmarks.stores import fresh_store, opened
+from benchmarks.topics import scratch_topics, with_bootstrap
+from consumers.event_records import from_kafka_value
+from consumers.kafka_projector import KafkaProjector
+from consumers.projection_runner import open_live_store
+from consumers.projector_settings import ProjectorSettings
+from leadflow.settings import KafkaSettings
+
+TARGET = Target(on="ratio", at_least=0.5)
+POLL_TIMEOUT_MS = 200
+DEADLINE_SECONDS = 1800.0
+
+PARAMS = (
+    Param("events", quick=2_000, full=20_000, help="records on the events topic"),
+    Param("batch_size", quick=1_000, full=1_000, help="records per poll (and transaction)"),
+)
+
+
+def run(ctx: BenchContext) -> list[Result]:
+    kind = ctx.store_kind
+    assert ctx.kafka_bootstrap is not None, "the runner provides a broker"
+    batch_size = ctx.int_param("batch_size")
+    with fresh_store(ctx, "sqlite", "projection_source") as source, opened(source) as app:
+        kafka = with_bootstrap(source.kafka, ctx.kafka_bootstrap)
+        fill_store(app, ctx.int_param("events"), "projection")
+        records = event_records(app)
+    with scratch_topics(kafka, "projection") as (topic,):
+        publish(kafka, topic, records)
+        figures = interleaved_rounds(
+            ctx.rounds,
+            {
+                "projector": _projector_probe(ctx, kafka, topic, len(records), batch_size),
+                "consumer": _consumer_probe(kafka, topic, len(records), batch_size),
+            },
+            benchmark="projection",
+            store=kind,
+        )
+    return [
+        Result(
+            benchmark="projection",
+            name="projection.kafka",
+            store=kind,
+            measured=Series(
+                f"Kafka projector: {len(records)} records into an empty {kind} read model",
+                "events/s",
+                figures["projector"],
+            ),
+            baseline=Series(
+                "raw KafkaConsumer: poll and decode the same records, nothing else",
+                "events/s",
+                figures["consumer"],
+            ),
+            higher_is_better=True,
+            target=TARGET,
+            details={
+                "events": len(records),
+                "batch_size": batch_size,
+                "partitions": kafka.partitions,
+                "read_model": kind,
+            },
+        )
+    ]
+
+
+def _projector_probe(
+    ctx: BenchContext, kafka: KafkaSettings, topic: str, count: int, batch_size: int
+) -> Callable[[int], float]:
+    options = ProjectorSettings(topic=topic, batch_size=batch_size, poll_timeout_ms=POLL_TIMEOUT_MS)
+
+    def probe(number: int) -> float:
+        label = f"projection_r{number + 1}"
+        with (
+            fresh_store(ctx, ctx.store_kind, label) as settings,
+            open_live_store(settings) as store,
+        ):
+            own = options.model_copy(update={"group_id": f"bench-projector-{uuid4().hex[:10]}"})
+            projector = KafkaProjector(kafka, store, own)
+
+            def caught_up() -> bool:
+                return sum(store.positions(topic).values()) >= count
+
+            with stopwatch() as watch:
+                stats = projector.run(should_stop=caught_up, max_seconds=DEADLINE_SECONDS)
+        if stats.applied != count:
+            msg = f"the projector applied {stats.applied} of {count} records ({stats})"
+            raise BenchmarkError(msg)
+        return count / watch.seconds
+
+    return probe
+
+
+def _consumer_probe(
+    kafka: KafkaSettings, topic: str, count: int, batch_size: int
+) -> Callable[[int], float]:
+    def probe(_: int) -> float:
+        with stopwatch() as watch:
+            consumer = KafkaConsumer(
+                **kafka.client_config(),
+                group_id=f"bench-consumer-{uuid4().hex[:10]}",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_records=batch_size,
+            )
+            try:
+                consumer.subscribe([topic])
+                decoded = 0
+                deadline = time.monotonic() + DEADLINE_SECONDS
+                while decoded < count and time.monotonic() < deadline:
+                    polled = consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
+                    for batch in polled.values():
+                        for record in batch:
+                            from_kafka_value(record.value)
+                            decoded += 1
+            finally:
+                consumer.close(autocommit=False)
+        if decoded != count:
+            msg = f"the raw consumer read {decoded} records, {count} are on the topic"
+            raise BenchmarkError(msg)
+        return count / watch.seconds
+
+    return probe
+
+
+BENCHMARK = Benchmark(
+    name="projection",
+    summary="events/s from Kafka into the read models vs a raw consumer that only decodes",
+    run=run,
+    params=PARAMS,
+    needs_kafka=True,
+)

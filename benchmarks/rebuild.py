@@ -1,0 +1,137 @@
+"""``rebuild``: events per second replaying the event store into all read models.
+
+A SQLite event store is filled once per run with lead lifecycles (``events`` events:
+captures, engagements, scores, contacts, MQL, SAL, SQL, deals opened, moved and won, so
+every read model gets work). Each round starts from an empty SQLite read model
+(``ReadModelStore.reset``, untimed) and replays the whole store with
+``consumers.embedded_projector.catch_up``, what ``leadflow rebuild --from-store`` runs,
+in steps of ``step`` notifications (``catch_up(..., until=...)``).
+
+The baseline reads and decodes the same notifications with no projection
+(``select_notifications`` in pages of ``batch_size`` and ``envelope_from_notification``).
+Leadflow and the baseline take turns step by step, so both see the same machine
+conditions. The warm-up replays only the first step. Target: >= 20,000 events/s.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from benchmarks.event_fill import fill_store
+from benchmarks.framework import (
+    BenchContext,
+    Benchmark,
+    BenchmarkError,
+    Param,
+    Result,
+    Series,
+    Step,
+    Target,
+    paired_rounds,
+)
+from benchmarks.stores import fresh_store, opened
+from consumers.embedded_projector import catch_up
+from consumers.event_records import envelope_from_notification
+from consumers.projection_runner import open_live_store
+from domain.application import LeadflowApp
+from domain.persistence import PydanticMapper
+from projections.store import ReadModelStore
+
+TARGET = Target(on="value", at_least=20_000.0)
+
+PARAMS = (
+    Param("events", quick=10_000, full=1_000_000, help="events in the store replayed"),
+    Param("step", quick=2_000, full=50_000, help="notifications per alternating step"),
+    Param("batch_size", quick=1_000, full=1_000, help="notifications per read-model transaction"),
+)
+
+
+def run(ctx: BenchContext) -> list[Result]:
+    step, batch_size = ctx.int_param("step"), ctx.int_param("batch_size")
+    with fresh_store(ctx, "sqlite", "rebuild") as settings, opened(settings) as app:
+        stored = fill_store(app, ctx.int_param("events"), "rebuild")
+        last = app.recorder.max_notification_id() or 0
+        bounds = [(start, min(start + step, last)) for start in range(0, last, step)]
+        with open_live_store(settings) as store:
+
+            def round_steps(number: int) -> dict[str, list[Step]]:
+                store.reset()
+                chunks = bounds[:1] if number < 0 else bounds
+                return {
+                    "rebuild": [_replay(app, store, b, batch_size) for b in chunks],
+                    "decode": [_decode(app, b, batch_size) for b in chunks],
+                }
+
+            figures = paired_rounds(ctx.rounds, round_steps, benchmark="rebuild", store="sqlite")
+            replayed = store.last_notification_id()
+    if replayed != last:
+        msg = f"the rebuild stopped at notification {replayed} of {last}"
+        raise BenchmarkError(msg)
+    return [
+        Result(
+            benchmark="rebuild",
+            name="rebuild.from_store",
+            store="sqlite",
+            measured=Series(
+                f"catch_up into an empty SQLite read model: {stored} events",
+                "events/s",
+                figures["rebuild"],
+            ),
+            baseline=Series(
+                "select_notifications + envelope_from_notification, no projection",
+                "events/s",
+                figures["decode"],
+            ),
+            higher_is_better=True,
+            target=TARGET,
+            details={"events": stored, "step": step, "batch_size": batch_size},
+        )
+    ]
+
+
+def _replay(
+    app: LeadflowApp, store: ReadModelStore, bounds: tuple[int, int], batch_size: int
+) -> Step:
+    start, stop = bounds
+
+    def step() -> int:
+        if store.last_notification_id() != start:
+            msg = f"the read model is at notification {store.last_notification_id()}, not {start}"
+            raise BenchmarkError(msg)
+        applied = catch_up(app, store, batch_size=batch_size, until=stop)
+        if applied != stop - start:
+            msg = f"catch_up applied {applied} events of notifications {start + 1}..{stop}"
+            raise BenchmarkError(msg)
+        return applied
+
+    return step
+
+
+def _decode(app: LeadflowApp, bounds: tuple[int, int], batch_size: int) -> Step:
+    start, stop = bounds
+    mapper = cast(PydanticMapper, app.mapper)
+
+    def step() -> int:
+        decoded, after = 0, start
+        while after < stop:
+            notifications = app.recorder.select_notifications(
+                start=after, limit=min(batch_size, stop - after), inclusive_of_start=False
+            )
+            if not notifications:
+                break
+            for notification in notifications:
+                envelope_from_notification(mapper, notification)
+            decoded += len(notifications)
+            after = notifications[-1].id
+        return decoded
+
+    return step
+
+
+BENCHMARK = Benchmark(
+    name="rebuild",
+    summary="events/s replaying the event store into all read models vs reading + decoding",
+    run=run,
+    params=PARAMS,
+    uses_stores=False,
+)

@@ -1,0 +1,156 @@
+"""``relay``: events per second from the notification log to Kafka through leadflow's relay.
+
+A store is filled once with lead lifecycles (``events`` events). Each round, the relay
+(``consumers.relay.Relay``, ``run(once=True)``) publishes the whole store to fresh topics
+and stops when caught up: it reads the log in pages, decodes every event, builds the
+events-topic record and the public qualification record, sends, flushes, confirms and
+saves its position after every page (500 notifications), as in production. The clock
+covers the whole run, connecting included.
+
+The baseline, in the same round: a raw kafka-python ``KafkaProducer`` with the relay's
+settings (idempotent, acks=all, the same linger and batch size) sending the very same
+records (same keys, values, headers, to the same two topics, in the same order;
+pre-encoded before the clock starts) and flushing at the end. Target: ratio >= 0.7.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from benchmarks.event_fill import (
+    SEND_TIMEOUT_SECONDS,
+    fill_store,
+    relay_like_producer,
+    relay_records,
+)
+from benchmarks.framework import (
+    BenchContext,
+    Benchmark,
+    BenchmarkError,
+    Param,
+    Result,
+    Series,
+    Target,
+    interleaved_rounds,
+    stopwatch,
+)
+from benchmarks.stores import fresh_store, opened
+from benchmarks.topics import scratch_topics, with_bootstrap
+from consumers.event_records import KafkaRecord
+from consumers.relay import Relay
+from consumers.stream_settings import StreamSettings
+from domain.application import LeadflowApp
+from leadflow.settings import KafkaSettings, Settings
+
+TARGET = Target(on="ratio", at_least=0.7)
+
+PARAMS = (
+    Param("events", quick=1_500, full=20_000, help="events in the store the relay publishes"),
+)
+
+
+def run(ctx: BenchContext) -> list[Result]:
+    kind = ctx.store_kind
+    assert ctx.kafka_bootstrap is not None, "the runner provides a broker"
+    with fresh_store(ctx, kind, "relay") as base, opened(base) as app:
+        settings = base.model_copy(
+            update={"kafka": with_bootstrap(base.kafka, ctx.kafka_bootstrap)}
+        )
+        stored = fill_store(app, ctx.int_param("events"), "relay")
+        records = relay_records(app)
+        figures = interleaved_rounds(
+            ctx.rounds,
+            {
+                "relay": _relay_probe(settings, app, stored),
+                "producer": _producer_probe(settings.kafka, records, stored),
+            },
+            benchmark="relay",
+            store=kind,
+        )
+    public = sum(is_public for is_public, _ in records)
+    return [
+        Result(
+            benchmark="relay",
+            name="relay.publish",
+            store=kind,
+            measured=Series(
+                f"leadflow relay: {stored} stored events to fresh topics, until caught up",
+                "events/s",
+                figures["relay"],
+            ),
+            baseline=Series(
+                "raw KafkaProducer, same records, same acks/idempotence/linger/batch, one flush",
+                "events/s",
+                figures["producer"],
+            ),
+            higher_is_better=True,
+            target=TARGET,
+            details={
+                "events": stored,
+                "public_records": public,
+                "record_bytes": round(sum(len(r.value) for _, r in records) / max(1, len(records))),
+                "partitions": settings.kafka.partitions,
+            },
+        )
+    ]
+
+
+def _relay_probe(settings: Settings, app: LeadflowApp, stored: int) -> Callable[[int], float]:
+    def probe(_: int) -> float:
+        with scratch_topics(settings.kafka, "relay-events", "relay-public") as topics:
+            stream = StreamSettings(events_topic=topics[0], qualification_topic=topics[1])
+            relay = Relay(settings, stream, app)
+            with stopwatch() as watch:
+                stats = relay.run(once=True)
+        if stats.published != stored:
+            msg = f"the relay published {stats.published} events of the {stored} stored"
+            raise BenchmarkError(msg)
+        return stored / watch.seconds
+
+    return probe
+
+
+def _producer_probe(
+    kafka: KafkaSettings, records: Sequence[tuple[bool, KafkaRecord]], stored: int
+) -> Callable[[int], float]:
+    def probe(_: int) -> float:
+        # the topics are created before the clock starts and deleted after it stops
+        with scratch_topics(kafka, "raw-events", "raw-public") as topics, stopwatch() as watch:
+            failed = _send_all(kafka, topics, records)
+        if failed:
+            msg = f"the raw producer failed to send {failed} of {len(records)} records"
+            raise BenchmarkError(msg)
+        return stored / watch.seconds
+
+    return probe
+
+
+def _send_all(
+    kafka: KafkaSettings, topics: list[str], records: Sequence[tuple[bool, KafkaRecord]]
+) -> int:
+    """Send every record (public ones to the second topic), flush; how many failed."""
+    events_topic, public_topic = topics
+    producer = relay_like_producer(kafka)
+    try:
+        futures = [
+            producer.send(
+                public_topic if is_public else events_topic,
+                key=r.key,
+                value=r.value,
+                headers=r.headers,
+            )
+            for is_public, r in records
+        ]
+        producer.flush(timeout=SEND_TIMEOUT_SECONDS)
+        return sum(1 for f in futures if f.failed())
+    finally:
+        producer.close(timeout=SEND_TIMEOUT_SECONDS)
+
+
+BENCHMARK = Benchmark(
+    name="relay",
+    summary="events/s from the notification log to Kafka vs a raw KafkaProducer",
+    run=run,
+    params=PARAMS,
+    needs_kafka=True,
+)
