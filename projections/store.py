@@ -59,6 +59,34 @@ def text_safe(text: str) -> str:
 
 
 def _check_storable(params: Sequence[Any]) -> None:
+    """Raise ``UnstorableValue`` naming the first parameter no database can take.
+
+    The common case (nothing wrong) is checked in a few C-level passes; only a failure
+    walks the values one by one to name the culprit.
+    """
+    values = params
+    if list in map(type, params):  # PostgreSQL array parameters
+        values = [x for v in params for x in (v if isinstance(v, list) else (v,))]
+    text = "".join([v for v in values if isinstance(v, str)])
+    ints = [v for v in values if isinstance(v, int)]
+    if (
+        "\x00" not in text
+        and (text.isascii() or _encodable(text))
+        and (not ints or (min(ints) in _INT64 and max(ints) in _INT64))
+    ):
+        return
+    _name_unstorable(params)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _name_unstorable(params: Sequence[Any]) -> None:
     for position, value in enumerate(params, start=1):
         if isinstance(value, list):  # a PostgreSQL array parameter
             _check_values(position, value)
