@@ -2,11 +2,14 @@
 
 ``leadflow ingest``, ``leadflow relay`` and ``leadflow project`` run as real processes (the
 CLI, configured by ``LEADFLOW_*`` variables) on a SQLite event store and SQLite read
-model, with scratch topics. This process offers engagement records (one new lead each,
-``form_submit`` with firmographics) on the engagement topic at a fixed rate for
-``seconds`` seconds, and a watcher polls the read model every ``poll_ms`` until each
-lead's row reaches the version the record produces (capture, engagement and the scores:
-every event of the record applied). The records are split, in sending order, into as
+model, with scratch topics. This process offers engagement records on the engagement
+topic at a fixed rate for ``seconds`` seconds, one lead each, as marketing automation
+sends them: mostly activity of known leads (a ``page_view`` of a lead captured before
+the run: the engagement and its score, 2 events) and one record in ``new_lead_every``
+from a lead not seen before (a ``form_submit`` with firmographics: capture, engagement
+and the scores, about 5 events). A watcher polls the read model every ``poll_ms`` until
+each lead's row reaches the version its record leads to (every event of the record
+applied). The records are split, in sending order, into as
 many consecutive windows as the run has rounds; each window gives p50, p99 and max.
 Before the measured load, an unrecorded warm-up load of ``warmup_seconds``.
 
@@ -18,6 +21,8 @@ consumed by a plain ``KafkaConsumer`` polling it. Target: p99 < 250 ms.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
@@ -25,6 +30,7 @@ from uuid import uuid4
 from benchmarks.framework import (
     BenchContext,
     Benchmark,
+    BenchmarkError,
     Param,
     Result,
     Series,
@@ -42,15 +48,17 @@ from benchmarks.latency import (
 )
 from benchmarks.pipeline_processes import running_pipeline
 from benchmarks.topics import delete_topics, scratch_topics, unique_topic, with_bootstrap
-from benchmarks.workload import ATTRIBUTES
+from benchmarks.workload import ATTRIBUTES, capture
 from consumers.engagement_apply import IngestLimits, apply_engagements
 from consumers.stream_settings import StreamSettings
 from domain.application import lead_id_for
+from domain.errors import DomainError
 from leadflow.event_store import open_application
 from leadflow.settings import KafkaSettings, Settings
 
 P99_TARGET = Target(on="value", at_most=250.0)
-ENGAGEMENT_KIND = "form_submit"
+NEW_LEAD_KIND = "form_submit"
+CAPTURE_BATCH = 500
 
 PARAMS = (
     Param("rate", quick=100, full=500, help="records offered per second"),
@@ -58,55 +66,104 @@ PARAMS = (
     Param("warmup_seconds", quick=1, full=5, help="seconds of unrecorded warm-up load"),
     Param("poll_ms", quick=5, full=5, help="how often the watcher polls the read model"),
     Param("drain_seconds", quick=60, full=120, help="how long records may take to show"),
+    Param("new_lead_every", quick=10, full=10, help="one record in N is from a new lead"),
 )
+KNOWN_LEAD_KIND = "page_view"
 
 
-def engagement_offers(tag: str, count: int) -> list[Offer]:
-    """``count`` engagement records, one new lead each; the key is the lead's id."""
-    offers = []
+@dataclass(frozen=True)
+class Load:
+    """Records to offer, the known leads to capture first, and the version each record's
+    lead (by id) reaches once the record is applied."""
+
+    offers: list[Offer]
+    known_leads: list[str]
+    versions: dict[str, int]
+
+
+def engagement_record(tag: str, number: int, *, new_lead: bool) -> tuple[str, bytes]:
+    """A lead's external id and its engagement record."""
+    lead = f"e2e-{tag}-{number}@bench.example"
+    record: dict[str, object] = {
+        "event_id": f"e2e-{tag}-{number}",
+        "lead": lead,
+        "kind": NEW_LEAD_KIND if new_lead else KNOWN_LEAD_KIND,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "source": "bench",
+        "campaign": "end-to-end",
+    }
+    if new_lead:
+        record |= {"attributes": ATTRIBUTES, "properties": {"form": "demo"}}
+    else:
+        record["properties"] = {"url": "/pricing"}
+    return lead, json.dumps(record).encode()
+
+
+def engagement_load(tag: str, count: int, new_lead_every: int, versions: tuple[int, int]) -> Load:
+    """``count`` records, one lead each; every ``new_lead_every``-th from a new lead.
+    ``versions``: what a new lead and a known lead reach with their record."""
+    new_version, known_version = versions
+    load = Load([], [], {})
     for number in range(count):
-        lead = f"e2e-{tag}-{number}@bench.example"
-        record = {
-            "event_id": f"e2e-{tag}-{number}",
-            "lead": lead,
-            "kind": ENGAGEMENT_KIND,
-            "occurred_at": datetime.now(UTC).isoformat(),
-            "source": "bench",
-            "campaign": "end-to-end",
-            "attributes": ATTRIBUTES,
-            "properties": {"form": "demo"},
-        }
-        offers.append(Offer(str(lead_id_for(lead)), json.dumps(record).encode()))
-    return offers
+        new_lead = number % new_lead_every == 0
+        lead, value = engagement_record(tag, number, new_lead=new_lead)
+        key = str(lead_id_for(lead))
+        load.offers.append(Offer(key, value))
+        load.versions[key] = new_version if new_lead else known_version
+        if not new_lead:
+            load.known_leads.append(lead)
+    return load
 
 
-def version_after_one_record(work_dir: Path, offer: Offer) -> int:
-    """The version a new lead reaches with one such record: applied to a scratch store
-    exactly as the ingest applies it."""
+def versions_after_one_record(work_dir: Path) -> tuple[int, int]:
+    """The versions a new lead and a known lead reach with one record each: applied to a
+    scratch store exactly as the ingest applies them."""
     settings = Settings(data_dir=work_dir / f"e2e_scratch_{uuid4().hex[:8]}", postgres_dsn=None)
-    record = IngestLimits.from_settings(StreamSettings()).parse(offer.value)
+    limits = IngestLimits.from_settings(StreamSettings())
+    versions = []
     with open_application(settings, default_actor="benchmark") as app:
-        apply_engagements(app, [(record, "benchmark:scratch")], "benchmark")
-        return app.get_lead(record.lead_ref).version
+        for new_lead in (True, False):
+            lead, value = engagement_record("scratch", int(new_lead), new_lead=new_lead)
+            if not new_lead:
+                app.handle(capture(lead))
+            record = limits.parse(value)
+            apply_engagements(app, [(record, "benchmark:scratch")], "benchmark")
+            versions.append(app.get_lead(record.lead_ref).version)
+    return versions[0], versions[1]
+
+
+def capture_known_leads(settings: Settings, loads: Sequence[Load]) -> None:
+    """Capture the known leads before the pipeline starts (the relay and the projector
+    take them in before the warm-up load is seen)."""
+    leads = [lead for load in loads for lead in load.known_leads]
+    with open_application(settings, default_actor="benchmark") as app:
+        for start in range(0, len(leads), CAPTURE_BATCH):
+            for outcome in app.handle_many(
+                [capture(x) for x in leads[start : start + CAPTURE_BATCH]]
+            ):
+                if isinstance(outcome, DomainError):
+                    raise BenchmarkError(f"capturing a known lead was refused: {outcome}")
 
 
 def run(ctx: BenchContext) -> list[Result]:
     assert ctx.kafka_bootstrap is not None, "the runner provides a broker"
     rate, seconds = ctx.int_param("rate"), ctx.int_param("seconds")
     warmup = ctx.int_param("warmup_seconds")
+    new_lead_every = ctx.int_param("new_lead_every")
     tag = uuid4().hex[:8]
     kafka = with_bootstrap(KafkaSettings(), ctx.kafka_bootstrap)
-    warm = engagement_offers(f"{tag}w", rate * warmup)
-    measured = engagement_offers(tag, rate * seconds)
-    version = version_after_one_record(ctx.work_dir, measured[0])
-    baseline = _raw_round_trip(ctx, kafka, warm, measured, rate)
-    pipeline = _pipeline_latency(ctx, kafka, (warm, measured), rate, version)
+    versions = versions_after_one_record(ctx.work_dir)
+    warm = engagement_load(f"{tag}w", rate * warmup, new_lead_every, versions)
+    measured = engagement_load(tag, rate * seconds, new_lead_every, versions)
+    baseline = _raw_round_trip(ctx, kafka, warm.offers, measured.offers, rate)
+    pipeline = _pipeline_latency(ctx, kafka, (warm, measured), rate)
     details = {
         "rate": rate,
         "seconds": seconds,
-        "records": len(measured),
+        "records": len(measured.offers),
+        "new_lead_every": new_lead_every,
         "windows": ctx.rounds,
-        "lead_version_awaited": version,
+        "lead_version_awaited": {"new lead": versions[0], "known lead": versions[1]},
         "stores": "SQLite event store and SQLite read model",
         "processes": "leadflow ingest, leadflow relay, leadflow project",
         "poll_ms": ctx.int_param("poll_ms"),
@@ -155,9 +212,8 @@ def _raw_round_trip(
 def _pipeline_latency(
     ctx: BenchContext,
     kafka: KafkaSettings,
-    loads: tuple[list[Offer], list[Offer]],
+    loads: tuple[Load, Load],
     rate: int,
-    version: int,
 ) -> Windows:
     data_dir = ctx.work_dir / f"e2e_{uuid4().hex[:8]}"
     topics = {
@@ -174,14 +230,17 @@ def _pipeline_latency(
         "LEADFLOW_PROJECTOR_TOPIC": topics["EVENTS_TOPIC"],
         "LEADFLOW_PROJECTOR_GROUP_ID": f"bench-projector-{uuid4().hex[:8]}",
     }
+    settings = Settings(data_dir=data_dir, postgres_dsn=None)
+    capture_known_leads(settings, loads)
     try:
         with running_pipeline(env, data_dir / "logs") as processes:
             watcher = ReadModelWatcher(
-                Settings(data_dir=data_dir, postgres_dsn=None).sqlite_read_models,
-                version,
+                settings.sqlite_read_models,
+                loads[0].versions | loads[1].versions,
                 ctx.int_param("poll_ms") / 1000,
             )
-            windows = _measure(ctx, kafka, topics["ENGAGEMENT_TOPIC"], watcher, loads, rate)
+            offers = (loads[0].offers, loads[1].offers)
+            windows = _measure(ctx, kafka, topics["ENGAGEMENT_TOPIC"], watcher, offers, rate)
             for process in processes:
                 process.check_alive()
             return windows
