@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self, TypeVar
 from uuid import UUID, uuid4
@@ -12,17 +14,27 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from domain.events import DomainEvent
 from domain.hash_chain import GENESIS_HASH, event_digest
-from domain.persistence import stored_state
+from domain.persistence import remember_stored_state, stored_state
+
+GENERATED_CAUSATION_PREFIX = "generated:"
 
 
-class EventContext(BaseModel):
-    """Who or what caused the events a command produces."""
+def generated_causation_id() -> str:
+    """The causation id of a command that came without ``command_id``: never sent again."""
+    return GENERATED_CAUSATION_PREFIX + secrets.token_hex(16)
 
-    model_config = ConfigDict(frozen=True)
 
-    actor: str = "system"
+def is_generated_causation(causation_id: str) -> bool:
+    return causation_id.startswith(GENERATED_CAUSATION_PREFIX)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventContext:
+    """Who or what caused the events a command produces (from an already validated command)."""
+
     causation_id: str
     correlation_id: str
+    actor: str = "system"
 
 
 def utc_now() -> datetime:
@@ -44,6 +56,8 @@ class Aggregate(BaseModel):
     created_on: datetime
     modified_on: datetime
     last_hash: str = GENESIS_HASH
+    # Command ids seen, for idempotency; generated ones can never come again, so they
+    # are left out (they would grow every snapshot and every load without bound).
     causations: set[str] = Field(default_factory=set)
     _pending: list[DomainEvent] = PrivateAttr(default_factory=list)
 
@@ -93,7 +107,8 @@ class Aggregate(BaseModel):
         self.version = event.originator_version
         self.last_hash = event.hash
         self.modified_on = event.timestamp
-        self.causations.add(event.causation_id)
+        if not is_generated_causation(event.causation_id):
+            self.causations.add(event.causation_id)
 
     def collect_events(self) -> list[DomainEvent]:
         events, self._pending = self._pending, []
@@ -128,8 +143,12 @@ def build_event(
         hash="",
         **payload,
     )
-    digest = event_digest(get_topic(event_class), str(aggregate_id), version, stored_state(draft))
-    return draft.model_copy(update={"hash": digest})
+    state = stored_state(draft)
+    digest = event_digest(get_topic(event_class), str(aggregate_id), version, state)
+    state["hash"] = digest
+    draft.__dict__["hash"] = digest  # completed in place: nobody else holds the draft yet
+    remember_stored_state(draft, state)
+    return draft
 
 
 class Snapshot(BaseModel):

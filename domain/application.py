@@ -5,8 +5,10 @@ leadflow's own UUID. An external id maps to a stable UUID (uuid5), so capturing 
 same lead twice, even from two processes at once, can never create two leads.
 
 A command whose id (``command_id``, the causation id of its events) the aggregate has
-seen before is a duplicate and changes nothing. Optimistic-concurrency conflicts are
-retried against fresh state.
+seen before is a duplicate and changes nothing. A command without an id gets a
+generated causation id (``generated:`` and 32 random hex digits) that is never
+remembered: nobody can send it again. Optimistic-concurrency conflicts are retried
+against fresh state.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import suppress
+from functools import lru_cache
+from itertools import chain
 from typing import Any, ClassVar, Literal, TypeVar, cast
-from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 import structlog
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -23,7 +28,15 @@ from eventsourcing.persistence import IntegrityError, Mapper, Transcoder
 from pydantic import BaseModel, ConfigDict
 
 from domain import commands as c
-from domain.aggregate import Aggregate, EventContext, Snapshot, project_aggregate
+from domain.aggregate import (
+    GENERATED_CAUSATION_PREFIX,
+    Aggregate,
+    EventContext,
+    Snapshot,
+    generated_causation_id,
+    is_generated_causation,
+    project_aggregate,
+)
 from domain.deal import Deal
 from domain.errors import AlreadyExists, DomainError, UnknownAggregate
 from domain.events import DomainEvent
@@ -32,6 +45,7 @@ from domain.lead import Lead
 from domain.persistence import JSONTranscoder, PydanticMapper
 from domain.scoring import ScoringRules, load_scoring_rules
 from domain.stage_model import Pipeline, StageModel, load_stage_model
+from domain.store_probe import latest_versions
 
 log = structlog.get_logger("leadflow.application")
 
@@ -45,10 +59,12 @@ def normalise_ref(ref: str) -> str:
     return ref.lower() if "@" in ref else ref
 
 
+@lru_cache(maxsize=4096)
 def lead_id_for(external_id: str) -> UUID:
     return uuid5(_ID_NAMESPACE, f"lead:{normalise_ref(external_id)}")
 
 
+@lru_cache(maxsize=4096)
 def deal_id_for(external_id: str) -> UUID:
     return uuid5(_ID_NAMESPACE, f"deal:{normalise_ref(external_id)}")
 
@@ -87,6 +103,10 @@ class LeadflowApp(Application[UUID]):
         self.scoring_rules = scoring_rules or load_scoring_rules()
         self.default_actor = default_actor
         env = dict(env or {})
+        # A cached aggregate is used as it is, without asking the store for newer events;
+        # a batch that turns out stale (a conflict on save, or a no-op decision on state
+        # that another writer has since changed) is evicted and recomputed.
+        env.setdefault("AGGREGATE_CACHE_FASTFORWARD", "n")
         if snapshot_interval > 0:
             env.setdefault("IS_SNAPSHOTTING_ENABLED", "y")
             # per instance: the interval comes from settings, not from the class
@@ -143,10 +163,14 @@ class LeadflowApp(Application[UUID]):
         and only the commands before it are stored). If a concurrent writer touched the
         same aggregates, the batch is recomputed on fresh state after a short random pause;
         after repeated conflicts it is split into single commands, each then stored in its
-        own transaction.
+        own transaction. The batch asks the store once which of the aggregates it may
+        create or address by UUID exist, and decides on cached aggregates without asking
+        for newer events: a stale one shows up as a conflict on save, or, where nothing was
+        to be stored, by a version check of the cached aggregates.
         """
+        may_exist = self._ids_to_probe(commands)
         for number in range(1, self.MAX_ATTEMPTS + 1):
-            batch = _Batch(self)
+            batch = _Batch(self, may_exist)
             results: list[Outcome | DomainError] = []
             for command in commands:
                 results.append(self._apply(command, batch))
@@ -154,15 +178,32 @@ class LeadflowApp(Application[UUID]):
                     break
             try:
                 batch.commit()
-            except IntegrityError:
+            except (IntegrityError, _StaleBatch):
+                batch.evict()
                 log.debug("concurrency_conflict_retry", attempt=number, commands=len(commands))
-                time.sleep(random.uniform(0, min(0.02 * 2**number, 0.5)))
+                if number > 1 or not batch.used_cache:  # a stale cache needs no pause
+                    time.sleep(random.uniform(0, min(0.02 * 2**number, 0.5)))
                 if len(commands) > 1 and number >= 2:
                     return self._one_by_one(commands, stop_at_refusal)
                 continue
             return results
         msg = f"gave up after {self.MAX_ATTEMPTS} concurrent-update conflicts"
         raise ConcurrencyConflict(msg)
+
+    @staticmethod
+    def _ids_to_probe(commands: Sequence[c.Command]) -> set[UUID]:
+        """Aggregates whose existence the batch will ask about: asked in one query."""
+        ids: set[UUID] = set()
+        for command in commands:
+            if isinstance(command, c.CaptureLead):
+                ids.add(lead_id_for(command.lead))
+                continue
+            if isinstance(command, c.OpenDeal):
+                ids.add(deal_id_for(command.deal))
+            for ref in (getattr(command, "lead", None), getattr(command, "deal", None)):
+                if ref and (own_id := _as_uuid(ref)) is not None:
+                    ids.add(own_id)
+        return ids
 
     def _one_by_one(
         self, commands: Sequence[c.Command], stop_at_refusal: bool
@@ -421,13 +462,15 @@ class LeadflowApp(Application[UUID]):
         return self._resolve(ref, deal_id_for)
 
     def get_lead(self, ref: str, version: int | None = None) -> Lead:
-        return self._load(Lead, self.resolve_lead(ref), ref, version)
+        return self._read(Lead, self.resolve_lead(ref), ref, version)
 
     def get_deal(self, ref: str, version: int | None = None) -> Deal:
-        return self._load(Deal, self.resolve_deal(ref), ref, version)
+        return self._read(Deal, self.resolve_deal(ref), ref, version)
 
     def exists(self, aggregate_id: UUID) -> bool:
-        return bool(self.recorder.select_events(aggregate_id, limit=1))
+        return self._cached(aggregate_id) or bool(
+            self.recorder.select_events(aggregate_id, limit=1)
+        )
 
     def events_of(self, aggregate_id: UUID) -> list[DomainEvent]:
         return [e for e in self.events.get(aggregate_id) if isinstance(e, DomainEvent)]
@@ -451,9 +494,8 @@ class LeadflowApp(Application[UUID]):
     def _resolve(
         self, ref: str, id_for: Callable[[str], UUID], batch: _Batch | None = None
     ) -> UUID:
-        try:
-            own_id = UUID(ref)
-        except ValueError:
+        own_id = _as_uuid(ref)
+        if own_id is None:
             return id_for(ref)
         known = batch.exists(own_id) if batch else self.exists(own_id)
         return own_id if known else id_for(ref)
@@ -467,24 +509,54 @@ class LeadflowApp(Application[UUID]):
             raise DomainError(msg) from None
 
     def _context(self, cmd: c.Command) -> EventContext:
-        causation = cmd.command_id or str(uuid4())
+        if cmd.command_id is not None and is_generated_causation(cmd.command_id):
+            msg = (
+                f"command_id {cmd.command_id!r} starts with {GENERATED_CAUSATION_PREFIX!r}, "
+                "which leadflow reserves for commands sent without an id"
+            )
+            raise DomainError(msg)
+        causation = cmd.command_id or generated_causation_id()
         return EventContext(
             actor=cmd.actor or self.default_actor,
             causation_id=causation,
             correlation_id=cmd.correlation_id or causation,
         )
 
-    def _load(self, kind: type[A], aggregate_id: UUID, ref: str, version: int | None = None) -> A:
+    def _load(self, kind: type[A], aggregate_id: UUID, ref: str) -> A:
+        """For a command: through the aggregate cache (a copy, possibly behind the store)."""
         projector = cast(Callable[[Any, Iterable[Any]], Any], project_aggregate)
         try:
-            aggregate: Aggregate = self.repository.get(
-                aggregate_id, version=version, projector_func=projector
-            )
+            aggregate: Aggregate = self.repository.get(aggregate_id, projector_func=projector)
         except AggregateNotFoundError:
             raise UnknownAggregate(kind.KIND, ref) from None
-        if not isinstance(aggregate, kind):
+        return _of_kind(kind, aggregate, ref)
+
+    def _read(self, kind: type[A], aggregate_id: UUID, ref: str, version: int | None) -> A:
+        """For a query: from the store (latest snapshot, then newer events), never the cache."""
+        snapshots = (
+            list(self.snapshots.get(aggregate_id, desc=True, limit=1, lte=version))
+            if self.snapshots is not None
+            else []
+        )
+        after = snapshots[0].originator_version if snapshots else None
+        events = self.events.get(aggregate_id, gt=after, lte=version)
+        aggregate = project_aggregate(None, chain(snapshots, events))
+        if aggregate is None:
             raise UnknownAggregate(kind.KIND, ref)
-        return aggregate
+        return _of_kind(kind, aggregate, ref)
+
+    def _cached(self, aggregate_id: UUID) -> bool:
+        """In the aggregate cache, so stored: aggregates are never deleted."""
+        cache = self.repository.cache
+        return cache is not None and aggregate_id in cache.cache
+
+    def _evict(self, aggregate_ids: Iterable[UUID]) -> None:
+        cache = self.repository.cache
+        if cache is None:
+            return
+        for aggregate_id in aggregate_ids:
+            with suppress(KeyError):
+                cache.get(aggregate_id, evict=True)
 
     def _on_lead(
         self, cmd: c.LeadCommand, batch: _Batch, action: Callable[[Lead, EventContext], Any]
@@ -517,12 +589,40 @@ class LeadflowApp(Application[UUID]):
 Ids = tuple[UUID, ...]
 
 
+class _StaleBatch(Exception):
+    """A decision that stored nothing was taken on a cached aggregate that has moved on."""
+
+
+def _of_kind(kind: type[A], aggregate: Aggregate, ref: str) -> A:
+    if not isinstance(aggregate, kind):
+        raise UnknownAggregate(kind.KIND, ref)
+    return aggregate
+
+
+_UUID_TEXT_LENGTHS = frozenset({32, 36, 38, 45})  # hex, hyphenated, {braced}, urn:uuid:
+
+
+def _as_uuid(ref: str) -> UUID | None:
+    if len(ref) not in _UUID_TEXT_LENGTHS:
+        return None
+    try:
+        return UUID(ref)
+    except ValueError:
+        return None
+
+
 class _Batch:
     """The aggregates a batch of commands works on, saved together in one transaction."""
 
-    def __init__(self, app: LeadflowApp) -> None:
+    def __init__(self, app: LeadflowApp, may_exist: set[UUID]) -> None:
         self.app = app
         self.aggregates: dict[UUID, Aggregate] = {}
+        self._cache_hits: dict[UUID, int] = {}  # version of each aggregate the cache gave
+        self._probed = may_exist
+        cached = {i for i in may_exist if app._cached(i)}
+        unknown = may_exist - cached
+        stored = latest_versions(app.recorder, unknown) if unknown else {}
+        self._existing = cached | stored.keys()
         self._touched: dict[UUID, int] = {}  # pending events per aggregate when first touched
 
     def start_command(self) -> None:
@@ -533,12 +633,19 @@ class _Batch:
         return sum(len(self.aggregates[i].pending_events) - n for i, n in self._touched.items())
 
     def exists(self, aggregate_id: UUID) -> bool:
-        return aggregate_id in self.aggregates or self.app.exists(aggregate_id)
+        if aggregate_id in self.aggregates:
+            return True
+        if aggregate_id in self._probed:
+            return aggregate_id in self._existing
+        return self.app.exists(aggregate_id)
 
     def load(self, kind: type[A], aggregate_id: UUID, ref: str) -> A:
         aggregate = self.aggregates.get(aggregate_id)
         if aggregate is None:
+            cached = self.app._cached(aggregate_id)
             aggregate = self.aggregates[aggregate_id] = self.app._load(kind, aggregate_id, ref)
+            if cached:
+                self._cache_hits[aggregate_id] = aggregate.version
         if not isinstance(aggregate, kind):
             raise UnknownAggregate(kind.KIND, ref)
         self._touched.setdefault(aggregate_id, len(aggregate.pending_events))
@@ -549,6 +656,28 @@ class _Batch:
         self._touched.setdefault(aggregate.id, 0)
 
     def commit(self) -> None:
+        """Save in one transaction; the store's unique (id, version) refuses stale writes."""
         dirty = [a for a in self.aggregates.values() if a.pending_events]
+        self._check_unchanged_are_current()
         if dirty:
             self.app.save(*dirty)
+
+    @property
+    def used_cache(self) -> bool:
+        return bool(self._cache_hits)
+
+    def evict(self) -> None:
+        self.app._evict(self.aggregates)
+
+    def _check_unchanged_are_current(self) -> None:
+        """Refusals and duplicates store nothing, so no conflict would reveal stale state."""
+        unchanged = {
+            i: v for i, v in self._cache_hits.items() if not self.aggregates[i].pending_events
+        }
+        if not unchanged:
+            return
+        latest = latest_versions(self.app.recorder, unchanged)
+        moved = [str(i) for i, v in unchanged.items() if latest.get(i, 0) > v]
+        if moved:
+            log.debug("stale_cached_aggregates", aggregate_ids=moved)
+            raise _StaleBatch

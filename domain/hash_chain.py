@@ -15,17 +15,17 @@ from dataclasses import dataclass
 from typing import Any
 
 GENESIS_HASH = "0" * 64
+# The canonical form every stored hash was computed with: never change it.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def event_digest(
     topic: str, originator_id: str, originator_version: int, state: Mapping[str, Any]
 ) -> str:
-    body = {k: v for k, v in state.items() if k != "hash"}
-    canonical = json.dumps(
-        {"topic": topic, "id": originator_id, "version": originator_version, "state": body},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
+    body = dict(state)
+    body.pop("hash", None)
+    canonical = _CANONICAL.encode(
+        {"topic": topic, "id": originator_id, "version": originator_version, "state": body}
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

@@ -124,9 +124,9 @@ class Lead(Aggregate):
         changed = {k: v for k, v in attributes.items() if self.attributes.get(k) != v}
         if not changed:
             return False
-        before = self._score_with(rules, self.engagements, self._as_of(occurred_at))
+        before = self._score_if_recycled(rules, occurred_at)
         self.trigger(LeadAttributesUpdated, ctx, occurred_at, attributes=changed)
-        self._rescore(rules, ctx, occurred_at, crossed_from=before.total)
+        self._rescore(rules, ctx, occurred_at, crossed_from=before)
         return True
 
     def record_engagement(
@@ -143,7 +143,7 @@ class Lead(Aggregate):
         """Record one engagement; False when its id was seen before (idempotent)."""
         if engagement_id in self.engagement_ids:
             return False
-        before = self._score_with(rules, self.engagements, self._as_of(occurred_at))
+        before = self._score_if_recycled(rules, occurred_at)
         self.trigger(
             EngagementRecorded,
             ctx,
@@ -154,7 +154,7 @@ class Lead(Aggregate):
             campaign=campaign,
             properties=dict(properties),
         )
-        self._rescore(rules, ctx, occurred_at, crossed_from=before.total)
+        self._rescore(rules, ctx, occurred_at, crossed_from=before)
         return True
 
     def log_contact(
@@ -280,6 +280,12 @@ class Lead(Aggregate):
     ) -> ScoreBreakdown:
         refs = [Engagement(kind=e.kind, occurred_at=e.occurred_at) for e in engagements]
         return score_lead(rules, self.attributes, refs, as_of)
+
+    def _score_if_recycled(self, rules: ScoringRules, occurred_at: datetime) -> float | None:
+        """The score before a change: only a recycled lead's re-qualification looks at it."""
+        if self.stage != "recycled":
+            return None
+        return self._score_with(rules, self.engagements, self._as_of(occurred_at)).total
 
     def _rescore(
         self,
