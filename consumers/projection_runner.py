@@ -12,7 +12,7 @@ import argparse
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 from typing import Literal
@@ -30,6 +30,7 @@ from domain.stage_model import load_stage_model
 from leadflow.event_store import open_application
 from leadflow.logging import configure_logging
 from leadflow.settings import Settings
+from projections.reconnect import FIRST_DELAY_S, MAX_DELAY_S, sleep_unless_stopped
 from projections.store import ReadModelError, ReadModelStore, open_read_model_store
 
 __all__ = ["catch_up", "main", "open_live_store", "rebuild", "run_projector"]
@@ -83,13 +84,18 @@ def run_projector(
     the assigned partitions are consumed to their end.
     """
     options = options or ProjectorSettings()
-    with open_live_store(settings) as store:
-        if settings.kafka_mode:
-            with _stop_on_signals() as stop:
+    if settings.kafka_mode:
+        with _stop_on_signals() as stop:
+            deadline = _Deadline(max_seconds)
+            store = _open_when_reachable(settings, lambda: stop() or deadline.passed())
+            if store is None:
+                return 0
+            with store:
                 stats = KafkaProjector(settings.kafka, store, options).run(
-                    should_stop=stop, max_seconds=max_seconds, until_idle=until_idle
+                    should_stop=lambda: stop() or deadline.passed(), until_idle=until_idle
                 )
             return stats.applied
+    with open_live_store(settings) as store:
         app = open_application(settings)
         try:
             if not follow_log:
@@ -105,6 +111,25 @@ def run_projector(
                 )
         finally:
             app.close()
+
+
+def _open_when_reachable(settings: Settings, stopping: Callable[[], bool]) -> ReadModelStore | None:
+    """The live read model, retried with back-off while its PostgreSQL is unreachable (a
+    long-running projector started during an outage waits for it); None when stopped."""
+    delay = FIRST_DELAY_S
+    while not stopping():
+        try:
+            return open_live_store(settings)
+        except psycopg.OperationalError as error:
+            log.warning(
+                "read_model_unreachable",
+                error=f"{type(error).__name__}: {' '.join(str(error).split())}",
+                retry_in_s=delay,
+            )
+            if not sleep_unless_stopped(delay, stopping):
+                break
+            delay = min(delay * 2, MAX_DELAY_S)
+    return None
 
 
 def rebuild(

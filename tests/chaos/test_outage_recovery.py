@@ -105,7 +105,7 @@ def test_stream_processes_ride_out_a_broker_restart(
             process.terminate(timeout=30)
 
 
-def test_relay_and_ingest_wait_for_postgresql_to_start(
+def test_stream_processes_wait_for_postgresql_to_start(
     tmp_path: Path,
     kafka_bootstrap: str,
     postgres_dsn: str,
@@ -115,13 +115,18 @@ def test_relay_and_ingest_wait_for_postgresql_to_start(
         pytest.skip("external PostgreSQL (LEADFLOW_POSTGRES_DSN): not ours to stop")
     pipeline = Pipeline(tmp_path, kafka_bootstrap, postgres_dsn)
     pipeline.ensure_engagement_topic()
+    waiting = {
+        "ingest": ("event_store_unreachable", "ingest_ready"),
+        "relay": ("event_store_unreachable", "relay_active"),
+        "projector": ("read_model_unreachable", "projector_started"),
+    }
     processes = {}
     try:
         postgres_server.stop()
         try:
-            processes = {role: pipeline.start(role) for role in ("ingest", "relay")}
-            for process in processes.values():
-                process.wait_for_log("event_store_unreachable", timeout=60)
+            processes = {role: pipeline.start(role) for role in waiting}
+            for role, (unreachable, _) in waiting.items():
+                processes[role].wait_for_log(unreachable, timeout=60)
             time.sleep(1)
             gone = {
                 r: p.process.poll() for r, p in processes.items() if p.process.poll() is not None
@@ -129,8 +134,8 @@ def test_relay_and_ingest_wait_for_postgresql_to_start(
             assert not gone, f"exited while PostgreSQL was down: {gone}"
         finally:
             postgres_server.start()
-        processes["ingest"].wait_for_log("ingest_ready", timeout=60)
-        processes["relay"].wait_for_log("relay_active", timeout=60)
+        for role, (_, ready) in waiting.items():
+            processes[role].wait_for_log(ready, timeout=60)
     finally:
         for process in processes.values():
             process.terminate(timeout=30)
