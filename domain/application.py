@@ -29,12 +29,10 @@ from pydantic import BaseModel, ConfigDict
 
 from domain import commands as c
 from domain.aggregate import (
-    GENERATED_CAUSATION_PREFIX,
     Aggregate,
     EventContext,
     Snapshot,
     generated_causation_id,
-    is_generated_causation,
     project_aggregate,
 )
 from domain.deal import Deal
@@ -509,12 +507,6 @@ class LeadflowApp(Application[UUID]):
             raise DomainError(msg) from None
 
     def _context(self, cmd: c.Command) -> EventContext:
-        if cmd.command_id is not None and is_generated_causation(cmd.command_id):
-            msg = (
-                f"command_id {cmd.command_id!r} starts with {GENERATED_CAUSATION_PREFIX!r}, "
-                "which leadflow reserves for commands sent without an id"
-            )
-            raise DomainError(msg)
         causation = cmd.command_id or generated_causation_id()
         return EventContext(
             actor=cmd.actor or self.default_actor,

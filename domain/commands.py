@@ -21,6 +21,7 @@ from pydantic import (
     field_validator,
 )
 
+from domain.aggregate import GENERATED_CAUSATION_PREFIX, is_generated_causation
 from domain.events import Bant
 from domain.input_limits import check_json_object, check_text
 from domain.scoring import ENGAGEMENT_KINDS
@@ -52,6 +53,17 @@ class Command(BaseModel):
     correlation_id: Token | None = None
     actor: Token | None = None
     occurred_at: Timestamp
+
+    @field_validator("command_id")
+    @classmethod
+    def _not_reserved(cls, command_id: str | None) -> str | None:
+        if command_id is not None and is_generated_causation(command_id):
+            msg = (
+                f"starts with {GENERATED_CAUSATION_PREFIX!r}, which leadflow reserves for "
+                "commands sent without an id"
+            )
+            raise ValueError(msg)
+        return command_id
 
 
 class LeadCommand(Command):

@@ -38,6 +38,7 @@ def nested(depth: int) -> dict[str, Any]:
         ({"attributes": {"employees": 10**400}}, "employees: integer out of range"),
         ({"attributes": {"blob": "x" * 40_000}}, "bytes of JSON; at most 32768"),
         ({"attributes": {"": 1}}, "keys must be 1 to 200 characters"),
+        ({"command_id": "generated:0a1b"}, "starts with 'generated:', which leadflow reserves"),
     ],
 )
 def test_unsafe_input_is_refused_with_where_and_why(change: dict[str, Any], message: str) -> None:
