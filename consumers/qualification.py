@@ -21,7 +21,6 @@ committed schema files disagree.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -30,6 +29,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from consumers.event_records import KafkaRecord
 from domain import events as ev
 
 SCHEMA_ID: Final = "leadflow.qualification.v1"
@@ -412,15 +412,8 @@ def integration_event(event: ev.DomainEvent, lookup: StateLookup) -> Integration
     return _lead_event(event, lookup)
 
 
-@dataclass(frozen=True, slots=True)
-class PublicRecord:
-    key: bytes
-    value: bytes
-    headers: list[tuple[str, bytes]]
-
-
-def to_public_record(public: IntegrationEvent) -> PublicRecord:
-    return PublicRecord(
+def to_public_record(public: IntegrationEvent) -> KafkaRecord:
+    return KafkaRecord(
         key=str(public.record_key()).encode(),
         value=public.model_dump_json(by_alias=True).encode("utf-8"),
         headers=[

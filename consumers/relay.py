@@ -6,7 +6,8 @@ also go to ``leadflow.qualification.v1`` (``consumers.qualification``). The prod
 idempotent with acks=all. A batch is sent, flushed, every send confirmed, and only then
 the position saved (``consumers.relay_position``): delivery is at least once, and a
 crash between the broker's ack and the save re-sends the batch, which consumers absorb
-(every record carries event id and notification id).
+(every record carries event id and notification id). While the broker confirms a batch
+the relay reads and encodes the next one; it is sent only once this one is saved.
 
 Only the holder of the relay lock publishes (``consumers.relay_lock``); another relay
 waits as a hot standby and takes over when the lock frees. When the broker is away the
@@ -25,10 +26,10 @@ good, raises a ``RelayError`` naming the notification and its size.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from eventsourcing.persistence import Notification
@@ -47,7 +48,7 @@ from consumers.kafka_topics import (
 from consumers.qualification import integration_event, to_public_record
 from consumers.relay_lock import RelayLock, relay_lock_for
 from consumers.relay_position import RelayPosition
-from consumers.relay_records import record_size, undecodable_record
+from consumers.relay_records import KeyHashPartitioner, record_size, undecodable_record
 from consumers.relay_states import FollowedStates
 from consumers.relay_wakeup import new_events_signal
 from consumers.stopping import stop_after
@@ -70,6 +71,16 @@ class RelayError(Exception):
 
 class LockLost(Exception):
     """The relay lock was lost while active (PostgreSQL connection dropped)."""
+
+
+class Outgoing(NamedTuple):
+    notification: Notification
+    topic: str
+    record: KafkaRecord
+
+
+# a page of the notification log: each notification's records, in order
+Page = list[list[Outgoing]]
 
 
 @dataclass
@@ -185,6 +196,7 @@ class Relay:
         """Publish until stopped (True) or the lock is lost (raises LockLost)."""
         db = StoreDb(self.settings)
         signal = new_events_signal(self.settings, self.app, self.stream.relay_poll_seconds)
+        flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-flush")
         producer: KafkaProducer | None = None
         try:
             position = RelayPosition(db, self.stream.events_topic)
@@ -197,37 +209,23 @@ class Relay:
                 store=db.location,
             )
             backoff = 0.5
+            pending: Page | None = None
             while not self.stop.is_set():
                 if not lock.still_held():
                     raise LockLost
-                notifications = self.app.recorder.select_notifications(
-                    start=self.stats.position,
-                    limit=self.stream.relay_batch_size,
-                    inclusive_of_start=False,
-                )
-                if not notifications:
+                page = pending if pending is not None else self._read_page(self.stats.position)
+                pending = None
+                if not page:
                     if once:
                         return True
                     signal.wait(self.stop)
                     continue
                 try:
                     producer = producer or self._producer()
-                    published = self._publish(producer, notifications)
+                    published, pending = self._publish(producer, flusher, page)
                 except KafkaError as error:
-                    if not is_transient(error):
-                        raise RelayError(f"publishing failed: {error_text(error)}") from error
-                    self.stats.publish_failures += 1
-                    self._log.warning(
-                        "relay_publish_failed",
-                        error=error_text(error),
-                        position=self.stats.position,
-                        retry_in=backoff,
-                    )
-                    if producer is not None:
-                        with suppress(KafkaError):  # it raises with records still buffered
-                            producer.close(timeout=0)
+                    self._publish_failed(error, producer, backoff)
                     producer = None
-                    self._states.forget()
                     self.stop.wait(backoff)
                     backoff = min(backoff * 2, self.stream.retry_max_seconds)
                     continue
@@ -243,7 +241,27 @@ class Relay:
             if producer is not None:
                 with suppress(KafkaError):
                     producer.close(timeout=self.stream.send_timeout_seconds)
+            flusher.shutdown()
             db.close()
+
+    def _publish_failed(
+        self, error: KafkaError, producer: KafkaProducer | None, retry_in: float
+    ) -> None:
+        """Raise ``RelayError`` for a lasting error; otherwise close the producer and forget
+        the followed states: the batch is sent again after ``retry_in`` seconds."""
+        if not is_transient(error):
+            raise RelayError(f"publishing failed: {error_text(error)}") from error
+        self.stats.publish_failures += 1
+        self._log.warning(
+            "relay_publish_failed",
+            error=error_text(error),
+            position=self.stats.position,
+            retry_in=retry_in,
+        )
+        if producer is not None:
+            with suppress(KafkaError):  # it raises with records still buffered
+                producer.close(timeout=0)
+        self._states.forget()
 
     def _producer(self) -> KafkaProducer:
         """A new producer; also learns what each topic takes (a topic created elsewhere may
@@ -260,53 +278,75 @@ class Relay:
                 # larger producer batches cost far less CPU than one wake-up per record
                 linger_ms=1000,
                 batch_size=256 * 1024,
+                partitioner=KeyHashPartitioner(),
             )
         except KafkaConfigurationError as error:
             raise RelayError(f"Kafka producer configuration: {error}") from error
 
-    def _publish(self, producer: KafkaProducer, notifications: Sequence[Notification]) -> int:
-        """Publish and confirm the notifications up to the first one too large for Kafka;
-        the id of the last one published. Raises ``RelayError`` when the first is too large."""
-        batch: list[tuple[Notification, str, KafkaRecord]] = []
-        for notification in notifications:
-            records = self._records(notification)
-            problem = next(filter(None, (self._too_large(n, t, r) for n, t, r in records)), None)
+    def _read_page(self, after: int) -> Page:
+        """The records of the next notifications after ``after``, per notification."""
+        notifications = self.app.recorder.select_notifications(
+            start=after, limit=self.stream.relay_batch_size, inclusive_of_start=False
+        )
+        return [self._records(notification) for notification in notifications]
+
+    def _publish(
+        self, producer: KafkaProducer, flusher: ThreadPoolExecutor, page: Page
+    ) -> tuple[int, Page | None]:
+        """Publish and confirm the page up to the first notification too large for Kafka;
+        the id of the last one published, and the next page when this one went out whole
+        (read while the broker confirms this one). Raises ``RelayError`` when the first
+        notification is too large."""
+        batch: list[Outgoing] = []
+        for records in page:
+            problem = self._too_large(records)
             if problem is not None:
                 if not batch:
                     raise RelayError(problem)
                 break  # the batch before it goes out; the next round stops at it
             batch.extend(records)
-        sent = [
-            (self._send(producer, topic, record), notification, record)
-            for notification, topic, record in batch
-        ]
-        producer.flush(timeout=self.stream.send_timeout_seconds)
-        for future, notification, record in sent:
+        sent = [(self._send(producer, out.topic, out.record), out) for out in batch]
+        flushed = flusher.submit(producer.flush, timeout=self.stream.send_timeout_seconds)
+        following = None
+        try:
+            if len(batch) == sum(map(len, page)):
+                # a failure here recurs (and is raised) on reading it again, once saved
+                with suppress(Exception):
+                    following = self._read_page(page[-1][0].notification.id)
+        finally:
+            wait([flushed])
+        flushed.result()
+        return self._confirm(sent), following
+
+    def _confirm(self, sent: list[tuple[Any, Outgoing]]) -> int:
+        """Raise the first send's error, if any; the id of the last notification sent."""
+        for future, out in sent:
             try:
                 future.get(timeout=0)  # raises the send's error, if it failed
             except KafkaError as error:
                 if is_transient(error):
                     raise
                 msg = (
-                    f"notification {notification.id} ({notification.topic}, "
-                    f"{record_size(record)} bytes) was refused by the broker: {error_text(error)}"
+                    f"notification {out.notification.id} ({out.notification.topic}, "
+                    f"{record_size(out.record)} bytes) was refused by the broker: "
+                    f"{error_text(error)}"
                 )
                 raise RelayError(msg) from error
-        events = [n for n, topic, _ in batch if topic == self.stream.events_topic]
+        events = [out.notification for _, out in sent if out.topic == self.stream.events_topic]
         self.stats.published += len(events)
-        self.stats.public += len(batch) - len(events)
+        self.stats.public += len(sent) - len(events)
         self.stats.batches += 1
         self._log.debug(
             "relay_published",
             events=len(events),
-            public=len(batch) - len(events),
+            public=len(sent) - len(events),
             first=events[0].id,
             last=events[-1].id,
         )
         return events[-1].id
 
-    def _records(self, notification: Notification) -> list[tuple[Notification, str, KafkaRecord]]:
-        """(notification, topic, record): the events-topic record and the public one, if any."""
+    def _records(self, notification: Notification) -> list[Outgoing]:
+        """The events-topic record and the public one, if any."""
         try:
             envelope = envelope_from_notification(self._mapper, notification)
         except Exception as error:
@@ -323,8 +363,8 @@ class Relay:
                 action="published as an undecodable-event record; projectors dead-letter it",
             )
             marker = undecodable_record(self._mapper, notification, error)
-            return [(notification, self.stream.events_topic, marker)]
-        records = [(notification, self.stream.events_topic, to_kafka_record(envelope))]
+            return [Outgoing(notification, self.stream.events_topic, marker)]
+        records = [Outgoing(notification, self.stream.events_topic, to_kafka_record(envelope))]
         try:
             self._states.observe(envelope.event)
             public_event = integration_event(envelope.event, self._states)
@@ -342,20 +382,21 @@ class Relay:
             return records
         if public_event is not None:
             public = to_public_record(public_event)
-            record = KafkaRecord(public.key, public.value, public.headers)
-            records.append((notification, self.stream.qualification_topic, record))
+            records.append(Outgoing(notification, self.stream.qualification_topic, public))
         return records
 
-    def _too_large(self, notification: Notification, topic: str, record: KafkaRecord) -> str | None:
-        size = record_size(record)
-        limit = self._record_limits.get(topic, MAX_RECORD_BYTES)
-        if size <= limit:
-            return None
-        return (
-            f"notification {notification.id} ({notification.topic}, aggregate "
-            f"{notification.originator_id} version {notification.originator_version}) is "
-            f"{size} bytes as a record for {topic}; the limit is {limit} bytes"
-        )
+    def _too_large(self, records: list[Outgoing]) -> str | None:
+        """Why one of a notification's records cannot go to Kafka, if it cannot."""
+        for notification, topic, record in records:
+            size = record_size(record)
+            limit = self._record_limits.get(topic, MAX_RECORD_BYTES)
+            if size > limit:
+                return (
+                    f"notification {notification.id} ({notification.topic}, aggregate "
+                    f"{notification.originator_id} version {notification.originator_version}) "
+                    f"is {size} bytes as a record for {topic}; the limit is {limit} bytes"
+                )
+        return None
 
     @staticmethod
     def _send(producer: KafkaProducer, topic: str, record: KafkaRecord) -> Any:

@@ -1,4 +1,5 @@
-"""Records the relay makes itself: the undecodable-event record, and record sizes.
+"""Records the relay makes itself (the undecodable-event record), their sizes, and the
+partition each goes to.
 
 A stored event the relay cannot decode still goes to ``leadflow.events.v1``, in its
 place in the aggregate's order, as a record in the usual shape whose ``state`` is the
@@ -7,6 +8,11 @@ stored state as far as it could be read (``null`` when not at all; then
 decoding it fails exactly as the relay did and dead-letters it, as the embedded mode
 does. Headers: the usual ones the relay knows without the event, plus
 ``relay.undecodable`` (the error) and ``event_topic``.
+
+``KeyHashPartitioner`` places keyed records exactly as kafka-python's (and Java's)
+default partitioner does, murmur2 of the key over all of the topic's partitions, but
+hashes each key once: an aggregate's records all share its key, and the pure-Python
+murmur2 is a sizeable part of every send.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import json
 from typing import Any
 
 from eventsourcing.persistence import Notification
+from kafka.partitioner import DefaultPartitioner, Partitioner
+from kafka.partitioner.default import murmur2
 
 from consumers.event_records import KafkaRecord
 from consumers.kafka_topics import error_text
@@ -24,8 +32,40 @@ from domain.persistence import PydanticMapper
 
 def record_size(record: KafkaRecord) -> int:
     """Bytes of key, value and headers: what the broker's message size limit counts."""
-    headers = sum(len(k.encode()) + len(v) for k, v in record.headers)
+    headers = sum([len(k.encode()) + len(v) for k, v in record.headers])
     return len(record.key) + len(record.value) + headers
+
+
+class KeyHashPartitioner(Partitioner):  # type: ignore[misc]  # kafka-python is untyped
+    """kafka-python's ``DefaultPartitioner``, remembering the hash of recent keys."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._default = DefaultPartitioner()
+        self._capacity = capacity
+        self._hashes: dict[bytes, int] = {}
+
+    def partition(
+        self,
+        topic: str,
+        key: Any,
+        serialized_key: bytes | None,
+        value: Any,
+        serialized_value: bytes | None,
+        cluster: Any,
+    ) -> int:
+        partitions: set[int] | None = cluster.partitions_for_topic(topic)
+        if serialized_key is None or not partitions:
+            return int(
+                self._default.partition(
+                    topic, key, serialized_key, value, serialized_value, cluster
+                )
+            )
+        hashed = self._hashes.get(serialized_key)
+        if hashed is None:
+            if len(self._hashes) >= self._capacity:
+                self._hashes.clear()
+            hashed = self._hashes[serialized_key] = murmur2(serialized_key) & 0x7FFFFFFF
+        return sorted(partitions)[hashed % len(partitions)]
 
 
 def undecodable_record(

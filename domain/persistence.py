@@ -83,14 +83,18 @@ class PydanticMapper(Mapper[UUID]):
             state=data,
         )
 
-    def decode_state(self, stored: StoredEvent) -> dict[str, Any]:
-        """The stored state as it was written, before upcasting."""
+    def plain_state(self, stored: StoredEvent) -> bytes:
+        """The stored state's JSON bytes: decrypted and decompressed, not decoded."""
         data = stored.state
         if self.cipher:
             data = self.cipher.decrypt(data)
         if self.compressor:
             data = self.compressor.decompress(data)
-        return cast(dict[str, Any], self.transcoder.decode(data))
+        return data
+
+    def decode_state(self, stored: StoredEvent) -> dict[str, Any]:
+        """The stored state as it was written, before upcasting."""
+        return cast(dict[str, Any], self.transcoder.decode(self.plain_state(stored)))
 
     def to_domain_event(self, stored: StoredEvent) -> DomainEventProtocol[UUID]:
         cls = resolve_topic(stored.topic)
