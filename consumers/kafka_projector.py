@@ -173,13 +173,10 @@ class KafkaProjector:
                             break
                     broker_backoff = FIRST_DELAY_S
                 except KafkaError as error:
-                    if not is_transient(error):
-                        raise
-                    stats.broker_retries += 1
-                    self._broker_away(error, broker_backoff)
-                    if not sleep_unless_stopped(broker_backoff, stopping):
+                    next_backoff = self._wait_for_broker(error, broker_backoff, stats, stopping)
+                    if next_backoff is None:
                         break
-                    broker_backoff = min(broker_backoff * 2, MAX_DELAY_S)
+                    broker_backoff = next_backoff
                 except Exception as error:
                     cause = error.__cause__ if isinstance(error, SeekFailed) else error
                     if cause is None or not self.store.is_connection_error(cause):
@@ -220,17 +217,24 @@ class KafkaProjector:
                     heartbeat_interval_ms=self.options.heartbeat_interval_ms,
                 )
             except KafkaError as error:
-                if not is_transient(error):
-                    raise
-                stats.broker_retries += 1
-                self._broker_away(error, backoff)
-                if not sleep_unless_stopped(backoff, stopping):
+                next_backoff = self._wait_for_broker(error, backoff, stats, stopping)
+                if next_backoff is None:
                     break
-                backoff = min(backoff * 2, MAX_DELAY_S)
+                backoff = next_backoff
         return None
 
-    def _broker_away(self, error: KafkaError, retry_in: float) -> None:
-        self._log.warning("broker_unavailable", error=error_text(error), retry_in_s=retry_in)
+    def _wait_for_broker(
+        self, error: KafkaError, backoff: float, stats: RunStats, stopping: Callable[[], bool]
+    ) -> float | None:
+        """After a transient broker error, wait ``backoff`` seconds: the next back-off, or
+        None when asked to stop first. Any other Kafka error is raised."""
+        if not is_transient(error):
+            raise error
+        stats.broker_retries += 1
+        self._log.warning("broker_unavailable", error=error_text(error), retry_in_s=backoff)
+        if not sleep_unless_stopped(backoff, stopping):
+            return None
+        return min(backoff * 2, MAX_DELAY_S)
 
     def _apply(self, consumer: KafkaConsumer, records: Sequence[Any], stats: RunStats) -> None:
         with gc_paused():
