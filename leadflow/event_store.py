@@ -50,19 +50,20 @@ def event_store_env(settings: Settings) -> dict[str, str]:
 
 
 # PostgreSQL refuses concurrent DDL on the same catalog rows ("tuple concurrently
-# updated"), so processes starting together create the schema and tables one at a time.
-_DDL_LOCK_KEY = 0x1EAD_F10E
+# updated", or a duplicate schema name), so every process that creates schemas or tables
+# (event store, stream side tables, read models) takes this advisory lock first.
+DDL_LOCK_KEY = 0x1EAD_F10E
 
 
 @contextmanager
 def postgres_ddl_lock(dsn: str, schema: str) -> Iterator[None]:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (_DDL_LOCK_KEY,))
+        conn.execute("SELECT pg_advisory_lock(%s)", (DDL_LOCK_KEY,))
         try:
             conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
             yield
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (_DDL_LOCK_KEY,))
+            conn.execute("SELECT pg_advisory_unlock(%s)", (DDL_LOCK_KEY,))
 
 
 def open_application(settings: Settings, default_actor: str = "leadflow") -> LeadflowApp:

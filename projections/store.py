@@ -25,6 +25,7 @@ from psycopg import IsolationLevel, sql
 from psycopg.conninfo import conninfo_to_dict
 
 from domain.stage_model import StageModel
+from leadflow.event_store import DDL_LOCK_KEY
 from leadflow.settings import Settings
 from projections.dialect import POSTGRESQL, SQLITE, Dialect
 from projections.schema import POSITIONS, SCHEMA_VERSION, TABLES, Table
@@ -37,7 +38,7 @@ EMBEDDED_STREAM = "event-store"
 """The stream name under which embedded mode records the last applied notification id."""
 
 _MAX_ATTEMPTS = 12
-_SCHEMA_LOCK = 0x1EADF10  # PostgreSQL advisory lock serialising concurrent schema set-up
+_SCHEMA_LOCK = DDL_LOCK_KEY  # shared with the event store: one schema set-up at a time
 _INT64 = range(-(2**63), 2**63)
 
 
