@@ -19,6 +19,7 @@ from deploy.postgres.server import PostgresServer
 from tests.chaos.engagement_load import EngagementLoad, EngagementPlan
 from tests.chaos.journal import Journal
 from tests.e2e.pipeline import ROLES, TRANSIENT, Pipeline
+from tests.stream.stream_helpers import CliProcess
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 
@@ -37,6 +38,23 @@ def wait_judged(pipeline: Pipeline, count: int, timeout: float) -> int:
     return now
 
 
+def pipeline_under_load(
+    tmp_path: Path, kafka_bootstrap: str, postgres_dsn: str, seed: int
+) -> tuple[Pipeline, EngagementLoad]:
+    """A pipeline on PostgreSQL and 20 records/s of engagement load, not yet started."""
+    pipeline = Pipeline(tmp_path, kafka_bootstrap, postgres_dsn)
+    pipeline.ensure_engagement_topic()
+    plan = EngagementPlan(random.Random(seed), leads=20)
+    topic = pipeline.setup.stream.engagement_topic
+    return pipeline, EngagementLoad(kafka_bootstrap, topic, plan, 20, Journal())
+
+
+def exited(processes: dict[str, CliProcess]) -> dict[str, int]:
+    """The processes that have exited, with their exit codes."""
+    codes = {role: process.process.poll() for role, process in processes.items()}
+    return {role: code for role, code in codes.items() if code is not None}
+
+
 def test_ingest_keeps_going_after_postgresql_restarts(
     tmp_path: Path,
     kafka_bootstrap: str,
@@ -45,12 +63,7 @@ def test_ingest_keeps_going_after_postgresql_restarts(
 ) -> None:
     if postgres_server is None:
         pytest.skip("external PostgreSQL (LEADFLOW_POSTGRES_DSN): not ours to restart")
-    pipeline = Pipeline(tmp_path, kafka_bootstrap, postgres_dsn)
-    pipeline.ensure_engagement_topic()
-    plan = EngagementPlan(random.Random(3), leads=20)
-    load = EngagementLoad(
-        kafka_bootstrap, pipeline.setup.stream.engagement_topic, plan, 20, Journal()
-    )
+    pipeline, load = pipeline_under_load(tmp_path, kafka_bootstrap, postgres_dsn, 3)
     ingest = pipeline.start("ingest")
     try:
         ingest.wait_for_log("ingest_ready", timeout=60)
@@ -63,7 +76,7 @@ def test_ingest_keeps_going_after_postgresql_restarts(
             postgres_server.start()
         time.sleep(3)
         load.finish()
-        sent = len(plan.catalog)
+        sent = len(load.plan.catalog)
         assert ingest.process.poll() is None, "the ingest rode out the restart"
         assert wait_judged(pipeline, sent, 30) == sent, (
             f"the ingest judged {judged(pipeline)} of {sent} records after PostgreSQL "
@@ -79,12 +92,7 @@ def test_stream_processes_ride_out_a_broker_restart(
 ) -> None:
     if kafka_broker is None:
         pytest.skip("external broker (LEADFLOW_KAFKA_BOOTSTRAP): not ours to restart")
-    pipeline = Pipeline(tmp_path, kafka_bootstrap, postgres_dsn)
-    pipeline.ensure_engagement_topic()
-    plan = EngagementPlan(random.Random(5), leads=20)
-    load = EngagementLoad(
-        kafka_bootstrap, pipeline.setup.stream.engagement_topic, plan, 20, Journal()
-    )
+    pipeline, load = pipeline_under_load(tmp_path, kafka_bootstrap, postgres_dsn, 5)
     processes = {role: pipeline.start(role) for role in ROLES}
     try:
         processes["ingest"].wait_for_log("ingest_ready", timeout=60)
@@ -97,8 +105,8 @@ def test_stream_processes_ride_out_a_broker_restart(
             kafka_broker.start()
         load.finish()
         pipeline.wait_drained(120)
-        exited = {r: p.process.poll() for r, p in processes.items() if p.process.poll() is not None}
-        assert not exited, f"exited during the outage: {exited}; logs: {pipeline.log_dir}"
+        gone = exited(processes)
+        assert not gone, f"exited during the outage: {gone}; logs: {pipeline.log_dir}"
     finally:
         load.close()
         for process in processes.values():
@@ -128,9 +136,7 @@ def test_stream_processes_wait_for_postgresql_to_start(
             for role, (unreachable, _) in waiting.items():
                 processes[role].wait_for_log(unreachable, timeout=60)
             time.sleep(1)
-            gone = {
-                r: p.process.poll() for r, p in processes.items() if p.process.poll() is not None
-            }
+            gone = exited(processes)
             assert not gone, f"exited while PostgreSQL was down: {gone}"
         finally:
             postgres_server.start()
