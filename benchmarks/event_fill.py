@@ -10,11 +10,12 @@ with the relay's producer settings.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from itertools import islice
 from typing import cast
 
 import structlog
+from eventsourcing.persistence import Notification
 from kafka import KafkaProducer
 
 from benchmarks.framework import BenchmarkError
@@ -22,6 +23,7 @@ from benchmarks.workload import lifecycle_stream
 from consumers.event_records import KafkaRecord, envelope_from_notification, to_kafka_record
 from consumers.kafka_topics import acknowledged_delivery
 from consumers.qualification import integration_event, to_public_record
+from consumers.relay import PRODUCER_TUNING
 from consumers.relay_states import FollowedStates
 from domain.application import LeadflowApp
 from domain.errors import DomainError
@@ -33,9 +35,6 @@ log = structlog.get_logger("leadflow.benchmarks.event_fill")
 FILL_BATCH = 500
 PAGE = 1000
 SEND_TIMEOUT_SECONDS = 60.0
-# the relay's own producer tuning (consumers/relay.py, Relay._producer)
-RELAY_LINGER_MS = 1000
-RELAY_BATCH_BYTES = 256 * 1024
 
 
 def fill_store(app: LeadflowApp, events: int, run: str, batch_size: int = FILL_BATCH) -> int:
@@ -54,17 +53,22 @@ def fill_store(app: LeadflowApp, events: int, run: str, batch_size: int = FILL_B
     return stored
 
 
-def event_records(app: LeadflowApp) -> list[KafkaRecord]:
-    """Every stored event as its ``leadflow.events.v1`` record, in notification order."""
-    mapper = cast(PydanticMapper, app.mapper)
-    records: list[KafkaRecord] = []
+def stored_notifications(app: LeadflowApp) -> Iterator[Notification]:
+    """The whole notification log, in order, read a page at a time."""
     after = 0
     while notifications := app.recorder.select_notifications(
         start=after, limit=PAGE, inclusive_of_start=False
     ):
-        records += [to_kafka_record(envelope_from_notification(mapper, n)) for n in notifications]
+        yield from notifications
         after = notifications[-1].id
-    return records
+
+
+def event_records(app: LeadflowApp) -> list[KafkaRecord]:
+    """Every stored event as its ``leadflow.events.v1`` record, in notification order."""
+    mapper = cast(PydanticMapper, app.mapper)
+    return [
+        to_kafka_record(envelope_from_notification(mapper, n)) for n in stored_notifications(app)
+    ]
 
 
 def relay_records(app: LeadflowApp) -> list[tuple[bool, KafkaRecord]]:
@@ -74,19 +78,13 @@ def relay_records(app: LeadflowApp) -> list[tuple[bool, KafkaRecord]]:
     mapper = cast(PydanticMapper, app.mapper)
     states = FollowedStates(app)
     records: list[tuple[bool, KafkaRecord]] = []
-    after = 0
-    while notifications := app.recorder.select_notifications(
-        start=after, limit=PAGE, inclusive_of_start=False
-    ):
-        for notification in notifications:
-            envelope = envelope_from_notification(mapper, notification)
-            records.append((False, to_kafka_record(envelope)))
-            states.observe(envelope.event)
-            found = integration_event(envelope.event, states)
-            if found is not None:
-                public = to_public_record(found)
-                records.append((True, KafkaRecord(public.key, public.value, public.headers)))
-        after = notifications[-1].id
+    for notification in stored_notifications(app):
+        envelope = envelope_from_notification(mapper, notification)
+        records.append((False, to_kafka_record(envelope)))
+        states.observe(envelope.event)
+        found = integration_event(envelope.event, states)
+        if found is not None:
+            records.append((True, to_public_record(found)))
     return records
 
 
@@ -95,8 +93,7 @@ def relay_like_producer(kafka: KafkaSettings) -> KafkaProducer:
     return KafkaProducer(
         **kafka.client_config(),
         **acknowledged_delivery(SEND_TIMEOUT_SECONDS),
-        linger_ms=RELAY_LINGER_MS,
-        batch_size=RELAY_BATCH_BYTES,
+        **PRODUCER_TUNING,
     )
 
 
