@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from consumers.ingest_ledger import IngestCounts
 from domain.scoring import ENGAGEMENT_KINDS
 
 PAST = datetime(2026, 2, 1, 12, 0, tzinfo=UTC)
@@ -162,3 +163,8 @@ def expected_counts(samples: list[Sample]) -> dict[str, int]:
             seen.add((sample.lead, sample.event_id))
             counts["accepted"] += 1
     return counts
+
+
+def expected_ingest_counts(samples: list[Sample]) -> IngestCounts:
+    """``expected_counts`` as the ingest reports them."""
+    return IngestCounts(**expected_counts(samples))

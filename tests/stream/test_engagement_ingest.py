@@ -17,7 +17,7 @@ from consumers.kafka_topics import ensure_topics
 from consumers.store_db import StoreDb
 from domain import commands as c
 from domain.application import LeadflowApp
-from tests.stream.engagement_samples import bad_samples, expected_counts, valid_samples
+from tests.stream.engagement_samples import bad_samples, expected_ingest_counts, valid_samples
 from tests.stream.stream_helpers import (
     CliProcess,
     StreamSetup,
@@ -72,14 +72,9 @@ def test_a_mixed_stream_is_counted_exactly_dead_lettered_with_reasons_and_replay
     assert second.process.poll() is None, "the consumer is still running"
 
     counts = ledger_counts(setup, group)
-    expected = expected_counts(samples)
     print(f"\n{len(samples)} records sent: {counts}")
     assert counts.consumed == len(samples)
-    assert (counts.accepted, counts.duplicate, counts.dead_lettered) == (
-        expected["accepted"],
-        expected["duplicate"],
-        expected["dead_lettered"],
-    )
+    assert counts == expected_ingest_counts(samples)
 
     letters: dict[int, Any] = {}
     for record in read_topic(kafka_bootstrap, setup.stream.dlq_topic):
@@ -116,12 +111,7 @@ def test_ingest_into_a_postgres_event_store(
     produce(kafka_bootstrap, topic, samples, 0)
     app = setup.open_app()
     counts = EngagementIngest(setup.settings, setup.stream, app).run(once=True, max_seconds=60)
-    expected = expected_counts(samples)
-    assert (counts.accepted, counts.duplicate, counts.dead_lettered) == (
-        expected["accepted"],
-        expected["duplicate"],
-        expected["dead_lettered"],
-    )
+    assert counts == expected_ingest_counts(samples)
     assert ledger_counts(setup, setup.stream.ingest_group) == counts
     assert len(read_topic(kafka_bootstrap, setup.stream.dlq_topic)) == counts.dead_lettered
     lead = app.get_lead("pg-lead-0@example.com")
