@@ -10,7 +10,8 @@ import structlog
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from consumers.kafka_topics import ensure_topics, error_text
+from consumers.kafka_topics import ensure_topics
+from leadflow.logging import error_text
 from leadflow.settings import KafkaSettings
 
 log = structlog.get_logger("leadflow.benchmarks.topics")

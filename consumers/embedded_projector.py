@@ -22,6 +22,7 @@ from eventsourcing.utils import TopicError
 from consumers.event_records import envelope_from_notification
 from domain.application import LeadflowApp
 from domain.persistence import PydanticMapper
+from leadflow.logging import error_text
 from projections.projector import Item, Projector, gc_paused
 from projections.reconnect import reconnect_with_backoff
 from projections.store import EMBEDDED_STREAM, ReadModelStore
@@ -42,7 +43,7 @@ def item_from_notification(mapper: PydanticMapper, notification: Notification) -
             envelope=None,
             problem=f"notification {notification.id} ({notification.topic} "
             f"v{notification.originator_version}) cannot be decoded: "
-            f"{type(error).__name__}: {' '.join(str(error).split())}",
+            f"{error_text(error)}",
             payload=notification.state.decode("utf-8", errors="replace"),
             aggregate_id=str(notification.originator_id),
         )

@@ -38,11 +38,12 @@ from consumers.engagement_record import (
     parse_engagement,
     to_commands,
 )
-from consumers.kafka_topics import error_text, is_transient
+from consumers.kafka_topics import is_transient
 from consumers.stream_settings import StreamSettings
 from domain.application import LeadflowApp, Outcome, lead_id_for
 from domain.commands import Command, RecordEngagement
 from domain.errors import DomainError, UnknownAggregate
+from leadflow.logging import error_text
 
 log = structlog.get_logger("leadflow.engagement_apply")
 

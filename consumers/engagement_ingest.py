@@ -62,7 +62,6 @@ from consumers.kafka_topics import (
     QUICK_RECONNECT,
     acknowledged_delivery,
     ensure_topics_patiently,
-    error_text,
     is_transient,
     topic_max_message_bytes,
 )
@@ -70,6 +69,7 @@ from consumers.stopping import stop_after
 from consumers.store_db import StoreDb
 from consumers.stream_settings import StreamSettings
 from domain.application import LeadflowApp
+from leadflow.logging import error_text
 from leadflow.settings import Settings
 
 log = structlog.get_logger("leadflow.engagement_ingest")

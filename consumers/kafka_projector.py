@@ -27,16 +27,18 @@ from kafka.errors import KafkaError
 
 from consumers.embedded_projector import DECODE_ERRORS
 from consumers.event_records import from_kafka_value
-from consumers.kafka_topics import ensure_topics, error_text, is_transient
+from consumers.kafka_topics import ensure_topics, is_transient
 from consumers.projector_settings import ProjectorSettings
-from leadflow.settings import KafkaSettings
-from projections.projector import Item, Projector, gc_paused
-from projections.reconnect import (
+from leadflow.logging import error_text
+from leadflow.retrying import (
     FIRST_DELAY_S,
     MAX_DELAY_S,
-    reconnect_with_backoff,
+    retry_while_unavailable,
     sleep_unless_stopped,
 )
+from leadflow.settings import KafkaSettings
+from projections.projector import Item, Projector, gc_paused
+from projections.reconnect import reconnect_with_backoff
 from projections.store import ReadModelStore
 
 log = structlog.get_logger("leadflow.consumers.kafka_projector")
@@ -66,7 +68,7 @@ def item_from_record(record: Any) -> Item:
             position=record.offset,
             envelope=None,
             problem=f"record {record.topic}/{record.partition}@{record.offset} cannot be "
-            f"decoded: {type(error).__name__}: {' '.join(str(error).split())}",
+            f"decoded: {error_text(error)}",
             payload=raw.decode("utf-8", errors="replace"),
             aggregate_id=key,
         )
@@ -203,25 +205,25 @@ class KafkaProjector:
     def _connect(self, stopping: Callable[[], bool], stats: RunStats) -> KafkaConsumer | None:
         """The topic and a consumer, retried with back-off while the broker is away; None
         when asked to stop first."""
-        backoff = FIRST_DELAY_S
-        while not stopping():
-            try:
-                ensure_topics(self.kafka, [self.options.topic])
-                return KafkaConsumer(
-                    **self.kafka.client_config(),
-                    group_id=self.options.group_id,
-                    enable_auto_commit=False,
-                    auto_offset_reset="earliest",
-                    max_poll_records=self.options.batch_size,
-                    session_timeout_ms=self.options.session_timeout_ms,
-                    heartbeat_interval_ms=self.options.heartbeat_interval_ms,
-                )
-            except KafkaError as error:
-                next_backoff = self._wait_for_broker(error, backoff, stats, stopping)
-                if next_backoff is None:
-                    break
-                backoff = next_backoff
-        return None
+
+        def connect() -> KafkaConsumer:
+            ensure_topics(self.kafka, [self.options.topic])
+            return KafkaConsumer(
+                **self.kafka.client_config(),
+                group_id=self.options.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_records=self.options.batch_size,
+                session_timeout_ms=self.options.session_timeout_ms,
+                heartbeat_interval_ms=self.options.heartbeat_interval_ms,
+            )
+
+        return retry_while_unavailable(
+            connect,
+            lambda error: isinstance(error, KafkaError) and is_transient(error),
+            stopping,
+            on_retry=lambda error, delay: self._broker_away(error, delay, stats),
+        )
 
     def _wait_for_broker(
         self, error: KafkaError, backoff: float, stats: RunStats, stopping: Callable[[], bool]
@@ -230,11 +232,14 @@ class KafkaProjector:
         None when asked to stop first. Any other Kafka error is raised."""
         if not is_transient(error):
             raise error
-        stats.broker_retries += 1
-        self._log.warning("broker_unavailable", error=error_text(error), retry_in_s=backoff)
+        self._broker_away(error, backoff, stats)
         if not sleep_unless_stopped(backoff, stopping):
             return None
         return min(backoff * 2, MAX_DELAY_S)
+
+    def _broker_away(self, error: Exception, retry_in: float, stats: RunStats) -> None:
+        stats.broker_retries += 1
+        self._log.warning("broker_unavailable", error=error_text(error), retry_in_s=retry_in)
 
     def _apply(self, consumer: KafkaConsumer, records: Sequence[Any], stats: RunStats) -> None:
         with gc_paused():

@@ -25,6 +25,8 @@ from kafka.errors import (
 )
 
 from domain.application import ConcurrencyConflict
+from leadflow.logging import error_text
+from leadflow.retrying import retry_while_unavailable
 from leadflow.settings import KafkaSettings
 
 log = structlog.get_logger("leadflow.kafka_topics")
@@ -67,11 +69,6 @@ def is_transient(error: BaseException) -> bool:
         # lost mid-request): retried, as a permanent refusal always has its own class
         return bool(error.retriable) or type(error) is KafkaError
     return False
-
-
-def error_text(error: BaseException) -> str:
-    """``Type: message`` on one line."""
-    return f"{type(error).__name__}: {' '.join(str(error).split())}"
 
 
 def acknowledged_delivery(send_timeout_seconds: float) -> dict[str, Any]:
@@ -170,14 +167,18 @@ def ensure_topics_patiently(
     False when ``stop`` was set before the broker answered.
     """
     wanted = list(names)
-    backoff = 0.5
-    while not stop.is_set():
-        try:
-            ensure_topics(kafka, wanted)
-        except KafkaError as error:
-            log.warning("broker_unreachable", error=str(error), retry_in=backoff)
-            stop.wait(backoff)
-            backoff = min(backoff * 2, retry_max_seconds)
-        else:
-            return True
-    return False
+
+    def ensured() -> bool:
+        ensure_topics(kafka, wanted)
+        return True
+
+    done = retry_while_unavailable(
+        ensured,
+        lambda error: isinstance(error, KafkaError),
+        stop.is_set,
+        on_retry=lambda error, delay: log.warning(
+            "broker_unreachable", error=error_text(error), retry_in=delay
+        ),
+        max_delay=retry_max_seconds,
+    )
+    return done is True

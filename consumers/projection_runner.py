@@ -28,9 +28,9 @@ from consumers.kafka_projector import KafkaProjector
 from consumers.projector_settings import ProjectorSettings
 from domain.stage_model import load_stage_model
 from leadflow.event_store import open_application
-from leadflow.logging import configure_logging
+from leadflow.logging import configure_logging, error_text
+from leadflow.retrying import retry_while_unavailable
 from leadflow.settings import Settings
-from projections.reconnect import FIRST_DELAY_S, MAX_DELAY_S, sleep_unless_stopped
 from projections.store import ReadModelError, ReadModelStore, open_read_model_store
 
 __all__ = ["catch_up", "main", "open_live_store", "rebuild", "run_projector"]
@@ -116,20 +116,14 @@ def run_projector(
 def _open_when_reachable(settings: Settings, stopping: Callable[[], bool]) -> ReadModelStore | None:
     """The live read model, retried with back-off while its PostgreSQL is unreachable (a
     long-running projector started during an outage waits for it); None when stopped."""
-    delay = FIRST_DELAY_S
-    while not stopping():
-        try:
-            return open_live_store(settings)
-        except psycopg.OperationalError as error:
-            log.warning(
-                "read_model_unreachable",
-                error=f"{type(error).__name__}: {' '.join(str(error).split())}",
-                retry_in_s=delay,
-            )
-            if not sleep_unless_stopped(delay, stopping):
-                break
-            delay = min(delay * 2, MAX_DELAY_S)
-    return None
+    return retry_while_unavailable(
+        lambda: open_live_store(settings),
+        lambda error: isinstance(error, psycopg.OperationalError),
+        stopping,
+        on_retry=lambda error, delay: log.warning(
+            "read_model_unreachable", error=error_text(error), retry_in_s=delay
+        ),
+    )
 
 
 def rebuild(

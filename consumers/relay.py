@@ -41,7 +41,6 @@ from consumers.kafka_topics import (
     MAX_MESSAGE_BYTES,
     acknowledged_delivery,
     ensure_topics_patiently,
-    error_text,
     is_transient,
     topic_max_message_bytes,
 )
@@ -56,6 +55,7 @@ from consumers.store_db import StoreDb
 from consumers.stream_settings import StreamSettings
 from domain.application import LeadflowApp
 from domain.persistence import PydanticMapper
+from leadflow.logging import error_text
 from leadflow.settings import Settings
 
 log = structlog.get_logger("leadflow.relay")

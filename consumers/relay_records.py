@@ -26,8 +26,8 @@ from kafka.partitioner import DefaultPartitioner, Partitioner
 from kafka.partitioner.default import murmur2
 
 from consumers.event_records import KafkaRecord
-from consumers.kafka_topics import error_text
 from domain.persistence import PydanticMapper
+from leadflow.logging import error_text
 
 
 def record_size(record: KafkaRecord) -> int:

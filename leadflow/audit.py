@@ -37,6 +37,7 @@ from domain.errors import DomainError, UnknownAggregate
 from domain.events import DealOpened, DomainEvent, LeadCaptured, LeadConverted
 from domain.hash_chain import ChainVerdict, StoredLink, verify_chain
 from domain.persistence import PydanticMapper
+from leadflow.logging import error_text
 
 log = structlog.get_logger("leadflow.audit")
 
@@ -154,7 +155,7 @@ class _Aggregate:
             except _DECODE_ERRORS as error:
                 self.states.append(state)
                 self.events.append(None)
-                self.problems.append(f"cannot be decoded: {_one_line(error)}")
+                self.problems.append(f"cannot be decoded: {error_text(error)}")
                 continue
             self.states.append(state)
             self.events.append(event)
@@ -274,10 +275,6 @@ def _audited(
 
 def _raw_text(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
-
-
-def _one_line(error: BaseException) -> str:
-    return f"{type(error).__name__}: {' '.join(str(error).split())}"
 
 
 def resolve_lead_id(app: LeadflowApp, ref: str) -> UUID:

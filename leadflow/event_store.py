@@ -15,6 +15,8 @@ from psycopg.conninfo import conninfo_to_dict
 from domain.application import LeadflowApp
 from domain.scoring import load_scoring_rules
 from domain.stage_model import load_stage_model
+from leadflow.logging import error_text
+from leadflow.retrying import retry_while_unavailable
 from leadflow.settings import Settings
 
 log = structlog.get_logger("leadflow.event_store")
@@ -89,17 +91,19 @@ def open_application_patiently(
     """``open_application``, retried with back-off while PostgreSQL is unreachable, so that
     a long-running process started before its database waits for it; None when stopped
     first."""
-    backoff = 0.5
-    while not stop.is_set():
-        try:
-            return open_application(settings, default_actor)
-        except (psycopg.OperationalError, StoreOperationalError) as error:
-            log.warning(
-                "event_store_unreachable",
-                actor=default_actor,
-                error=f"{type(error).__name__}: {error}".strip(),
-                retry_in=backoff,
-            )
-            stop.wait(backoff)
-            backoff = min(backoff * 2, max_backoff)
-    return None
+
+    def unreachable(error: Exception, retry_in: float) -> None:
+        log.warning(
+            "event_store_unreachable",
+            actor=default_actor,
+            error=error_text(error),
+            retry_in=retry_in,
+        )
+
+    return retry_while_unavailable(
+        lambda: open_application(settings, default_actor),
+        lambda error: isinstance(error, psycopg.OperationalError | StoreOperationalError),
+        stop.is_set,
+        on_retry=unreachable,
+        max_delay=max_backoff,
+    )

@@ -37,3 +37,8 @@ def configure_logging(
         logger_factory=lambda *_: structlog.PrintLogger(sys.stderr),
         cache_logger_on_first_use=False,
     )
+
+
+def error_text(error: BaseException) -> str:
+    """``Type: message`` on one line, for a log field or a reason."""
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import structlog
 
+from leadflow.logging import error_text
+from leadflow.retrying import FIRST_DELAY_S, MAX_DELAY_S, sleep_unless_stopped
 from projections.store import ReadModelStore
 
 log = structlog.get_logger("leadflow.projections.reconnect")
-
-FIRST_DELAY_S = 0.5
-MAX_DELAY_S = 10.0
 
 
 def reconnect_with_backoff(
@@ -37,7 +35,7 @@ def reconnect_with_backoff(
             read_model=store.location,
             attempt=attempt,
             retry_in_s=delay,
-            error=f"{type(error).__name__}: {' '.join(str(error).split())}",
+            error=error_text(error),
         )
         if not sleep_unless_stopped(delay, should_stop):
             log.info("reconnect_abandoned", read_model=store.location, attempts=attempt)
@@ -53,14 +51,3 @@ def reconnect_with_backoff(
             continue
         log.info("read_model_available_again", read_model=store.location, attempts=attempt)
         return True
-
-
-def sleep_unless_stopped(seconds: float, should_stop: Callable[[], bool]) -> bool:
-    """Sleep ``seconds`` unless asked to stop first (then False)."""
-    until = time.monotonic() + seconds
-    while not should_stop():
-        left = until - time.monotonic()
-        if left <= 0:
-            return True
-        time.sleep(min(left, 0.1))
-    return False
