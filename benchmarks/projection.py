@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from uuid import uuid4
 
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 
 from benchmarks.event_fill import event_records, fill_store, publish
 from benchmarks.framework import (
@@ -129,15 +129,20 @@ def _consumer_probe(
 ) -> Callable[[int], float]:
     def probe(_: int) -> float:
         with stopwatch() as watch:
+            # partitions assigned, no group: the baseline pays no coordinator round trips
+            # (and cannot hang looking for a coordinator, as kafka-python 3.0 once did here)
             consumer = KafkaConsumer(
                 **kafka.client_config(),
-                group_id=f"bench-consumer-{uuid4().hex[:10]}",
                 enable_auto_commit=False,
-                auto_offset_reset="earliest",
                 max_poll_records=batch_size,
             )
             try:
-                consumer.subscribe([topic])
+                partitions = [
+                    TopicPartition(topic, p)
+                    for p in sorted(consumer.partitions_for_topic(topic) or ())
+                ]
+                consumer.assign(partitions)
+                consumer.seek_to_beginning(*partitions)
                 decoded = 0
                 deadline = time.monotonic() + DEADLINE_SECONDS
                 while decoded < count and time.monotonic() < deadline:
