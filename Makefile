@@ -11,7 +11,7 @@ help:
 	@echo "make venv        create $(VENV) and install leadflow with its dev extras"
 	@echo "make demo        run the demo on the embedded default (SQLite, no Kafka)"
 	@echo "make test        lint, type-check and the full test suite (real Kafka and PostgreSQL)"
-	@echo "make lint        ruff check + ruff format --check"
+	@echo "make lint        ruff check + ruff format --check + the layer contract (lint-imports)"
 	@echo "make typecheck   mypy (strict)"
 	@echo "make kafka-jars  fetch the Kafka broker jars into deploy/kafka/libs"
 	@echo "make bench-quick the quick benchmarks; JSON in .run/bench-quick.json"
@@ -34,6 +34,7 @@ test: venv lint typecheck
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: venv
 	$(BIN)/mypy

@@ -20,6 +20,7 @@ import itertools
 import statistics
 from collections.abc import Callable, Sequence
 
+from adapters.event_store import event_store_env
 from benchmarks.floor import FloorApp, Note
 from benchmarks.framework import (
     BenchContext,
@@ -35,9 +36,8 @@ from benchmarks.framework import (
 from benchmarks.stores import fresh_store, opened
 from benchmarks.workload import COMMANDS_PER_LIFECYCLE, lifecycle_commands
 from domain import commands as c
-from domain.application import LeadflowApp, Outcome
 from domain.errors import DomainError
-from leadflow.event_store import event_store_env
+from service.application import LeadflowApp, Outcome
 
 TARGET = Target(on="ratio", at_least=0.5)
 FLOOR_AGGREGATES = 64

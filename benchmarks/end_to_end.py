@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
 
+from adapters.settings import KafkaSettings, Settings
+from adapters.stream_settings import StreamSettings
 from benchmarks.framework import (
     BenchContext,
     Benchmark,
@@ -49,12 +51,10 @@ from benchmarks.latency import (
 from benchmarks.pipeline_processes import running_pipeline
 from benchmarks.topics import delete_topics, scratch_topics, unique_topic, with_bootstrap
 from benchmarks.workload import ATTRIBUTES, capture
-from consumers.engagement_apply import IngestLimits, apply_engagements
-from consumers.stream_settings import StreamSettings
-from domain.application import lead_id_for
+from consumers.ingest.apply import IngestLimits, apply_engagements
 from domain.errors import DomainError
-from leadflow.event_store import open_application
-from leadflow.settings import KafkaSettings, Settings
+from leadflow.bootstrap import open_application
+from service.application import lead_id_for
 
 P99_TARGET = Target(on="value", at_most=250.0)
 NEW_LEAD_KIND = "form_submit"

@@ -18,17 +18,18 @@ import structlog
 from eventsourcing.persistence import Notification
 from kafka import KafkaProducer
 
+from adapters.event_envelope import envelope_from_notification
+from adapters.kafka_topics import acknowledged_delivery
+from adapters.mapper import PydanticMapper
+from adapters.settings import KafkaSettings
 from benchmarks.framework import BenchmarkError
 from benchmarks.workload import lifecycle_stream
-from consumers.event_records import KafkaRecord, envelope_from_notification, to_kafka_record
-from consumers.kafka_topics import acknowledged_delivery
-from consumers.qualification import integration_event, to_public_record
-from consumers.relay import PRODUCER_TUNING
-from consumers.relay_states import FollowedStates
-from domain.application import LeadflowApp
+from consumers.contracts.events_topic import KafkaRecord, to_kafka_record
+from consumers.contracts.qualification import integration_event, to_public_record
+from consumers.relay.followed_states import FollowedStates
+from consumers.relay.publisher import PRODUCER_TUNING
 from domain.errors import DomainError
-from domain.persistence import PydanticMapper
-from leadflow.settings import KafkaSettings
+from service.application import LeadflowApp
 
 log = structlog.get_logger("leadflow.benchmarks.event_fill")
 

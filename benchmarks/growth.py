@@ -17,6 +17,7 @@ from __future__ import annotations
 import multiprocessing
 from dataclasses import dataclass
 
+from adapters.settings import Settings
 from benchmarks.framework import (
     BenchContext,
     Benchmark,
@@ -29,7 +30,6 @@ from benchmarks.framework import (
 )
 from benchmarks.growth_probe import run_child
 from benchmarks.stores import fresh_store
-from leadflow.settings import Settings
 
 FLAT = Target(on="ratio", at_most=1.5)
 BOUNDED = Target(on="ratio", at_most=1.5)

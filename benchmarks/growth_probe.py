@@ -16,16 +16,16 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, cast
 
+from adapters.event_envelope import envelope_from_notification
+from adapters.logging import configure_logging
+from adapters.mapper import PydanticMapper
+from adapters.settings import Settings
 from benchmarks.framework import stopwatch
 from benchmarks.workload import lifecycle_stream
-from consumers.event_records import envelope_from_notification
-from domain.application import LeadflowApp
 from domain.commands import Command
 from domain.errors import DomainError
-from domain.persistence import PydanticMapper
-from leadflow.event_store import open_application
-from leadflow.logging import configure_logging
-from leadflow.settings import Settings
+from leadflow.bootstrap import open_application
+from service.application import LeadflowApp
 
 _STATUS = Path("/proc/self/status")
 

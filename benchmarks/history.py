@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from uuid import UUID
 
+from adapters.event_store import event_store_env
+from adapters.settings import Settings
 from benchmarks.floor import FloorApp, Note
 from benchmarks.framework import (
     BenchContext,
@@ -29,9 +31,7 @@ from benchmarks.framework import (
 )
 from benchmarks.stores import fresh_store, opened, with_snapshot_interval
 from benchmarks.workload import capture, contact_log
-from domain.application import LeadflowApp
-from leadflow.event_store import event_store_env
-from leadflow.settings import Settings
+from service.application import LeadflowApp
 
 LEAD = "long-history@bench.example"
 WARMUP_LEAD = "short-history@bench.example"

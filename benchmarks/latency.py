@@ -18,8 +18,8 @@ from pathlib import Path
 import structlog
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from adapters.settings import KafkaSettings
 from benchmarks.framework import BenchmarkError
-from leadflow.settings import KafkaSettings
 
 log = structlog.get_logger("leadflow.benchmarks.latency")
 

@@ -2,7 +2,7 @@
 
 Once per run, a store is filled with lead lifecycles (``events`` events) and its events
 are put on a scratch topic as the relay would (same records, same partitioning). Each
-round, ``consumers.kafka_projector.KafkaProjector`` consumes that topic with a fresh
+round, ``consumers.projection.kafka.KafkaProjector`` consumes that topic with a fresh
 consumer group into a fresh, empty read model (the run's store kind: a SQLite file or a
 PostgreSQL schema) until every record is applied: its stop check reads the positions it
 committed with the read model. The clock covers the whole run: joining the group,
@@ -10,7 +10,7 @@ polling, decoding, applying each batch and its positions in one transaction.
 
 The baseline, in the same round: a raw kafka-python ``KafkaConsumer`` in a fresh group,
 with the projector's poll size, that polls the same records and decodes each one
-(``consumers.event_records.from_kafka_value``) and does nothing else. Target: ratio >= 0.5.
+(``consumers.contracts.events_topic.from_kafka_value``) and does nothing else. Target: ratio >= 0.5.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from uuid import uuid4
 
 from kafka import KafkaConsumer, TopicPartition
 
+from adapters.projector_settings import ProjectorSettings
+from adapters.settings import KafkaSettings
 from benchmarks.event_fill import event_records, fill_store, publish
 from benchmarks.framework import (
     BenchContext,
@@ -35,11 +37,9 @@ from benchmarks.framework import (
 )
 from benchmarks.stores import fresh_store, opened
 from benchmarks.topics import scratch_topics, with_bootstrap
-from consumers.event_records import from_kafka_value
-from consumers.kafka_projector import KafkaProjector
-from consumers.projection_runner import open_live_store
-from consumers.projector_settings import ProjectorSettings
-from leadflow.settings import KafkaSettings
+from consumers.contracts.events_topic import from_kafka_value
+from consumers.projection.kafka import KafkaProjector
+from consumers.projection.runner import open_live_store
 
 TARGET = Target(on="ratio", at_least=0.5)
 POLL_TIMEOUT_MS = 200

@@ -4,7 +4,7 @@ A SQLite event store is filled once per run with lead lifecycles (``events`` eve
 captures, engagements, scores, contacts, MQL, SAL, SQL, deals opened, moved and won, so
 every read model gets work). Each round starts from an empty SQLite read model
 (``ReadModelStore.reset``, untimed) and replays the whole store with
-``consumers.embedded_projector.catch_up``, what ``leadflow rebuild --from-store`` runs,
+``consumers.projection.embedded.catch_up``, what ``leadflow rebuild --from-store`` runs,
 in steps of ``step`` notifications (``catch_up(..., until=...)``).
 
 The baseline reads and decodes the same notifications with no projection
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import cast
 
+from adapters.event_envelope import envelope_from_notification
+from adapters.mapper import PydanticMapper
 from benchmarks.event_fill import fill_store
 from benchmarks.framework import (
     BenchContext,
@@ -30,12 +32,10 @@ from benchmarks.framework import (
     paired_rounds,
 )
 from benchmarks.stores import fresh_store, opened
-from consumers.embedded_projector import catch_up
-from consumers.event_records import envelope_from_notification
-from consumers.projection_runner import open_live_store
-from domain.application import LeadflowApp
-from domain.persistence import PydanticMapper
+from consumers.projection.runner import open_live_store
+from projections.catch_up import catch_up
 from projections.store import ReadModelStore
+from service.application import LeadflowApp
 
 TARGET = Target(on="value", at_least=20_000.0)
 

@@ -1,7 +1,7 @@
 """``relay``: events per second from the notification log to Kafka through leadflow's relay.
 
 A store is filled once with lead lifecycles (``events`` events). Each round, the relay
-(``consumers.relay.Relay``, ``run(once=True)``) publishes the whole store to fresh topics
+(``consumers.relay.publisher.Relay``, ``run(once=True)``) publishes the whole store to fresh topics
 and stops when caught up: it reads the log in pages, decodes every event, builds the
 events-topic record and the public qualification record, sends, flushes, confirms and
 saves its position after every page (500 notifications), as in production. The clock
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from adapters.settings import KafkaSettings, Settings
+from adapters.stream_settings import StreamSettings
 from benchmarks.event_fill import (
     SEND_TIMEOUT_SECONDS,
     fill_store,
@@ -36,11 +38,9 @@ from benchmarks.framework import (
 )
 from benchmarks.stores import fresh_store, opened
 from benchmarks.topics import scratch_topics, with_bootstrap
-from consumers.event_records import KafkaRecord
-from consumers.relay import Relay
-from consumers.stream_settings import StreamSettings
-from domain.application import LeadflowApp
-from leadflow.settings import KafkaSettings, Settings
+from consumers.contracts.events_topic import KafkaRecord
+from consumers.relay.publisher import Relay
+from service.application import LeadflowApp
 
 TARGET = Target(on="ratio", at_least=0.7)
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import structlog
 
+from adapters.logging import configure_logging
 from benchmarks import registry, servers
 from benchmarks.framework import (
     STORE_KINDS,
@@ -34,7 +35,6 @@ from benchmarks.framework import (
 from benchmarks.machine import machine_info, postgres_server_version
 from benchmarks.report import Failure, document, table
 from deploy._common import ServerStartError
-from leadflow.logging import configure_logging
 
 log = structlog.get_logger("leadflow.benchmarks")
 

@@ -16,10 +16,10 @@ import psycopg
 import structlog
 from psycopg import sql
 
+from adapters.settings import Settings
 from benchmarks.framework import BenchContext, BenchmarkError, StoreKind
-from domain.application import LeadflowApp
-from leadflow.event_store import open_application
-from leadflow.settings import Settings
+from leadflow.bootstrap import open_application
+from service.application import LeadflowApp
 
 log = structlog.get_logger("leadflow.benchmarks.stores")
 

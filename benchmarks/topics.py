@@ -10,9 +10,9 @@ import structlog
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from consumers.kafka_topics import ensure_topics
-from leadflow.logging import error_text
-from leadflow.settings import KafkaSettings
+from adapters.kafka_topics import ensure_topics
+from adapters.logging import error_text
+from adapters.settings import KafkaSettings
 
 log = structlog.get_logger("leadflow.benchmarks.topics")
 

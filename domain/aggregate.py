@@ -12,9 +12,9 @@ from uuid import UUID, uuid4
 from eventsourcing.utils import get_topic, resolve_topic
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from domain.event_state import remember_stored_state, stored_state
 from domain.events import DomainEvent
 from domain.hash_chain import GENESIS_HASH, event_digest
-from domain.persistence import remember_stored_state, stored_state
 
 GENERATED_CAUSATION_PREFIX = "generated:"
 

@@ -29,7 +29,7 @@ class DomainEvent(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     # A new event's stored state, kept from hashing it so that it is serialised once
-    # (see domain.persistence). Not a field: copies, pickles and equality ignore it.
+    # (see adapters.mapper). Not a field: copies, pickles and equality ignore it.
     __slots__ = ("_stored_state",)
 
     SCHEMA_VERSION: ClassVar[int] = 1

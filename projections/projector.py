@@ -23,9 +23,9 @@ from dataclasses import dataclass, fields
 
 import structlog
 
-from consumers.event_records import EventEnvelope
+from adapters.event_envelope import EventEnvelope
 from domain.events import DEAL_EVENTS
-from projections.fact_io import load_deals, load_leads, save_deals, save_leads
+from projections.fact_store import load_deals, load_leads, save_deals, save_leads
 from projections.facts import (
     DealFacts,
     LeadFacts,

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import structlog
 
-from leadflow.logging import error_text
-from leadflow.retrying import FIRST_DELAY_S, MAX_DELAY_S, sleep_unless_stopped
+from adapters.logging import error_text
+from adapters.retrying import FIRST_DELAY_S, MAX_DELAY_S, sleep_unless_stopped
 from projections.store import ReadModelStore
 
 log = structlog.get_logger("leadflow.projections.reconnect")

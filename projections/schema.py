@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from projections.dialect import ColumnType, Dialect
+from projections.sql_dialect import ColumnType, Dialect
 
 SCHEMA_VERSION = "1"
 

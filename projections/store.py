@@ -24,11 +24,11 @@ import structlog
 from psycopg import IsolationLevel, sql
 from psycopg.conninfo import conninfo_to_dict
 
+from adapters.event_store import DDL_LOCK_KEY
+from adapters.settings import Settings
 from domain.stage_model import StageModel
-from leadflow.event_store import DDL_LOCK_KEY
-from leadflow.settings import Settings
-from projections.dialect import POSTGRESQL, SQLITE, Dialect
 from projections.schema import POSITIONS, SCHEMA_VERSION, TABLES, Table
+from projections.sql_dialect import POSTGRESQL, SQLITE, Dialect
 
 log = structlog.get_logger("leadflow.projections.store")
 

@@ -11,11 +11,11 @@ from uuid import UUID
 
 import structlog
 
-from consumers.embedded_projector import catch_up
-from domain.application import LeadflowApp
 from domain.hash_chain import ChainVerdict
+from projections.catch_up import catch_up
 from projections.compare import Difference, compare_stores
 from projections.store import ReadModelStore, open_scratch_store
+from service.application import LeadflowApp
 
 log = structlog.get_logger("leadflow.projections.verify")
 

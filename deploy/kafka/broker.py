@@ -469,7 +469,7 @@ def _since(started: float) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from leadflow.logging import configure_logging  # noqa: PLC0415 - only for the CLI
+    from adapters.logging import configure_logging  # noqa: PLC0415 - only for the CLI
 
     parser = argparse.ArgumentParser(prog="python -m deploy.kafka.broker", description=__doc__)
     parser.add_argument("command", choices=["start", "stop", "status", "jars", "destroy"])

@@ -321,7 +321,7 @@ def _system_account() -> pwd.struct_passwd:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from leadflow.logging import configure_logging  # noqa: PLC0415 - only for the CLI
+    from adapters.logging import configure_logging  # noqa: PLC0415 - only for the CLI
 
     parser = argparse.ArgumentParser(prog="python -m deploy.postgres.server", description=__doc__)
     parser.add_argument("command", choices=["start", "stop", "status", "destroy"])

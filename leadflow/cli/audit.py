@@ -11,10 +11,16 @@ from typing import Any
 
 import structlog
 
-from leadflow.audit import AggregateState, LeadHistory, export_jsonl, lead_history, parse_as_of
-from leadflow.cli.errors import CliError
-from leadflow.event_store import open_application
-from leadflow.settings import Settings
+from adapters.settings import Settings
+from leadflow.bootstrap import open_application
+from leadflow.errors import CliError
+from service.lead_history import (
+    AggregateState,
+    LeadHistory,
+    export_jsonl,
+    lead_history,
+    parse_as_of,
+)
 
 log = structlog.get_logger("leadflow.cli.audit")
 

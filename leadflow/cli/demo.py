@@ -9,12 +9,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from leadflow.cli.errors import CliError
+from adapters.settings import Settings
 from leadflow.cli.reports import render_funnel, render_kpis, render_stalled
 from leadflow.demo import DEFAULT_LEADS, DEFAULT_SEED, QUARTER_DAYS, QUARTER_END, QUARTER_START
 from leadflow.demo.progress import Progress
 from leadflow.demo.runner import DemoResult, DemoTimings, run_demo
-from leadflow.settings import Settings
+from leadflow.errors import CliError
 
 MAX_LEADS = 200_000
 

@@ -20,17 +20,17 @@ from uuid import UUID
 
 from pydantic import ValidationError
 
+from adapters.settings import Settings
 from domain import commands as c
-from domain.application import LeadflowApp, Outcome
 from domain.deal import Deal
 from domain.errors import UnknownAggregate
 from domain.events import Bant
 from domain.lead import FAST_TRACK_TARGETS, Lead
 from domain.scoring import ENGAGEMENT_KINDS
-from leadflow.cli.errors import CliError
-from leadflow.event_store import open_application
-from leadflow.importer import ImportAborted, ImportReport, ProgressPrinter, import_commands
-from leadflow.settings import Settings
+from leadflow.bootstrap import open_application
+from leadflow.errors import CliError
+from service.application import LeadflowApp, Outcome
+from service.importer import ImportAborted, ImportReport, ProgressPrinter, import_commands
 
 DEFAULT_ACTOR = os.environ.get("USER") or "cli"
 

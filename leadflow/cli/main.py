@@ -10,11 +10,11 @@ from collections.abc import Sequence
 import structlog
 from pydantic import ValidationError
 
+from adapters.logging import configure_logging
+from adapters.settings import Settings
 from domain.config_file import ConfigFileError
 from domain.errors import DomainError
-from leadflow.cli.errors import CliError
-from leadflow.logging import configure_logging
-from leadflow.settings import Settings
+from leadflow.errors import CliError
 
 # Each module has ``register(subparsers)``; its subcommands set ``handler(args, settings)``.
 COMMAND_MODULES = (

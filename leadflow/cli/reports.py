@@ -23,23 +23,17 @@ import structlog
 from kafka.errors import KafkaError
 from pydantic import BaseModel
 
-from consumers.projection_runner import (
+from adapters.settings import Settings
+from consumers.projection.runner import (
     add_run_arguments,
-    catch_up,
     open_live_store,
     rebuild,
     run_projector,
 )
-from domain.application import LeadflowApp
-from leadflow.audit import parse_as_of
-from leadflow.cli.errors import CliError
+from leadflow.bootstrap import open_application
 from leadflow.cli.tables import Cell, render_table
-from leadflow.event_store import open_application
-from leadflow.settings import Settings
-from projections import funnel as funnel_module
-from projections import kpis as kpis_module
-from projections.as_of import read_model_as_of
-from projections.board import __doc__ as board_doc
+from leadflow.errors import CliError
+from projections.catch_up import catch_up
 from projections.reports import (
     FunnelFilters,
     FunnelReport,
@@ -51,9 +45,15 @@ from projections.reports import (
     pipeline_positions,
     stalled_report,
 )
+from projections.reports import funnel as funnel_module
+from projections.reports import kpis as kpis_module
+from projections.reports.as_of import read_model_as_of
+from projections.reports.positions import __doc__ as board_doc
 from projections.segments import SEGMENTS
 from projections.store import ReadModelError, ReadModelStore
 from projections.verify import Verification, verify_read_model
+from service.application import LeadflowApp
+from service.lead_history import parse_as_of
 
 log = structlog.get_logger("leadflow.cli.reports")
 
@@ -465,7 +465,11 @@ def render_stalled(report: StalledReport) -> str:
 
 def project_command(args: argparse.Namespace, settings: Settings) -> int:
     applied = run_projector(
-        settings, follow_log=args.follow, max_seconds=args.max_seconds, until_idle=args.until_idle
+        settings,
+        lambda: open_application(settings),
+        follow_log=args.follow,
+        max_seconds=args.max_seconds,
+        until_idle=args.until_idle,
     )
     _write(f"projected {applied:,} events")
     return 0
@@ -481,7 +485,12 @@ def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
         and not settings.sqlite_event_store.exists()
     ):
         raise CliError(f"no event store at {settings.sqlite_event_store} to rebuild from")
-    applied = rebuild(settings, "kafka" if from_kafka else "store", max_seconds=args.max_seconds)
+    applied = rebuild(
+        settings,
+        lambda: open_application(settings),
+        "kafka" if from_kafka else "store",
+        max_seconds=args.max_seconds,
+    )
     _write(
         f"rebuilt the read model from {'Kafka' if from_kafka else 'the event store'}: "
         f"{applied:,} events"

@@ -20,19 +20,19 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from consumers.engagement_apply import IngestLimits
-from consumers.engagement_ingest import EngagementIngest
-from consumers.engagement_submit import SubmitResult, submit_payload
-from consumers.ingest_ledger import IngestLedger
-from consumers.relay import Relay, RelayError
-from consumers.relay_position import read_positions
-from consumers.stopping import stop_after
-from consumers.store_db import StoreDb
-from consumers.stream_settings import StreamSettings
-from leadflow.cli.errors import CliError
+from adapters.settings import Settings
+from adapters.stopping import stop_after
+from adapters.store_db import StoreDb
+from adapters.stream_settings import StreamSettings
+from consumers.ingest.apply import IngestLimits
+from consumers.ingest.consumer import EngagementIngest
+from consumers.ingest.ledger import IngestLedger
+from consumers.ingest.submit import SubmitResult, submit_payload
+from consumers.relay.position import read_positions
+from consumers.relay.publisher import Relay, RelayError
+from leadflow.bootstrap import open_application, open_application_patiently
 from leadflow.cli.tables import Cell, render_table
-from leadflow.event_store import open_application, open_application_patiently
-from leadflow.settings import Settings
+from leadflow.errors import CliError
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:

@@ -20,15 +20,14 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, ConfigDict
 
-from consumers.projection_runner import catch_up
+from adapters.settings import Settings
 from domain import commands as c
-from domain.application import LeadflowApp
 from domain.errors import DomainError
 from leadflow.demo.progress import Progress
 from leadflow.demo.scenario import generate_quarter
 from leadflow.demo.timeline import QUARTER_END, QUARTER_START
 from leadflow.demo.workspace import DemoMarker, open_demo_stores, write_marker
-from leadflow.settings import Settings
+from projections.catch_up import catch_up
 from projections.reports import (
     FunnelReport,
     KpiReport,
@@ -38,6 +37,7 @@ from projections.reports import (
     stalled_report,
 )
 from projections.store import ReadModelStore
+from service.application import LeadflowApp
 
 log = structlog.get_logger("leadflow.demo")
 

@@ -20,11 +20,11 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from domain.application import LeadflowApp
-from leadflow.cli.errors import CliError
-from leadflow.event_store import open_application
-from leadflow.settings import Settings
+from adapters.settings import Settings
+from leadflow.bootstrap import open_application
+from leadflow.errors import CliError
 from projections.store import ReadModelStore, open_read_model_store
+from service.application import LeadflowApp
 
 log = structlog.get_logger("leadflow.demo.workspace")
 

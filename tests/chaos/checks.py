@@ -16,15 +16,15 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from consumers.ingest_ledger import TABLE as LEDGER_TABLE
-from consumers.store_db import StoreDb
+from adapters.store_db import StoreDb
+from consumers.ingest.ledger import TABLE as LEDGER_TABLE
 from domain.aggregate import Aggregate
-from domain.application import LeadflowApp, lead_id_for
 from domain.events import EngagementRecorded
-from leadflow.importer import content_command_id
+from service.application import LeadflowApp, lead_id_for
+from service.importer import content_command_id
 from tests.chaos.engagement_load import SEQ_HEADER, Sent
-from tests.e2e.pipeline import Pipeline
-from tests.stream.stream_helpers import check_delivery, read_topic, stored_keys
+from tests.e2e.pipeline.pipeline import Pipeline
+from tests.integration.consumers.stream_helpers import check_delivery, read_topic, stored_keys
 
 SHOWN = 5  # examples shown per problem
 

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 from kafka import KafkaAdminClient
 
-from tests.e2e.pipeline import Pipeline
+from tests.e2e.pipeline.pipeline import Pipeline
 
 
 def postgres_sessions(dsn: str) -> list[str]:

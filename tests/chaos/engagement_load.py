@@ -20,10 +20,10 @@ from typing import Any, Literal
 
 from kafka import KafkaProducer
 
-from domain.application import normalise_ref
 from domain.scoring import ENGAGEMENT_KINDS
+from service.application import normalise_ref
 from tests.chaos.journal import Journal
-from tests.stream.engagement_samples import bad_samples
+from tests.integration.consumers.engagement_samples import bad_samples
 
 SEQ_HEADER = "chaos.seq"
 BASE = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)

@@ -36,8 +36,8 @@ from tests.chaos.import_load import ImportLoad
 from tests.chaos.journal import Journal
 from tests.chaos.report import SEED_ENV, ChaosConfig, ChaosReport, outage_summary
 from tests.chaos.supervisor import Supervisor
-from tests.cli.generated_import import generate_lines
-from tests.e2e.pipeline import DrainTimeout, Pipeline, Progress
+from tests.e2e.cli.generated_import import generate_lines
+from tests.e2e.pipeline.pipeline import DrainTimeout, Pipeline, Progress
 
 __all__ = ["SEED_ENV", "Chaos", "ChaosConfig", "ChaosReport", "chaos_seed"]
 

@@ -1,6 +1,6 @@
 """Lead and deal commands arriving through ``leadflow import``, batch after batch.
 
-The lines come from ``tests.cli.generated_import`` (every prefix is a valid script, so
+The lines come from ``tests.e2e.cli.generated_import`` (every prefix is a valid script, so
 batches apply in order). A batch the store could not take (the database was away) is
 imported again until it goes through: lines applied before the failure then count as
 duplicates, as the importer promises.
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.chaos.journal import Journal
-from tests.e2e.pipeline import Pipeline
+from tests.e2e.pipeline.pipeline import Pipeline
 
 
 @dataclass

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tests.chaos.journal import Journal
-from tests.e2e.pipeline import Pipeline
-from tests.stream.stream_helpers import CliProcess
+from tests.e2e.pipeline.pipeline import Pipeline
+from tests.integration.consumers.stream_helpers import CliProcess
 
 Cause = Literal["sigkill", "exited"]
 

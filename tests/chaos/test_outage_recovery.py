@@ -18,8 +18,8 @@ from deploy.kafka.broker import Broker
 from deploy.postgres.server import PostgresServer
 from tests.chaos.engagement_load import EngagementLoad, EngagementPlan
 from tests.chaos.journal import Journal
-from tests.e2e.pipeline import ROLES, TRANSIENT, Pipeline
-from tests.stream.stream_helpers import CliProcess
+from tests.e2e.pipeline.pipeline import ROLES, TRANSIENT, Pipeline
+from tests.integration.consumers.stream_helpers import CliProcess
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 

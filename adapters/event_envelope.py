@@ -1,0 +1,58 @@
+"""An event read back from the store: the domain event, its stored state and its place in
+the notification log. Stored topics resolve only to leadflow's own event classes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Notification
+from eventsourcing.utils import get_topic
+
+from adapters.mapper import PydanticMapper
+from domain.event_state import upcast
+from domain.events import DEAL_EVENTS, EVENT_CLASSES, DomainEvent
+
+# A record names its event class; it is looked up here, never imported from the name.
+_EVENT_CLASS_BY_TOPIC: dict[str, type[DomainEvent]] = {
+    get_topic(cls): cls for cls in EVENT_CLASSES.values()
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EventEnvelope:
+    """A domain event with its position in the application's notification log."""
+
+    notification_id: int
+    topic: str
+    state: dict[str, Any]
+    event: DomainEvent
+    # the stored JSON of ``state`` when read from the event store (None from Kafka)
+    stored_json: bytes | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def aggregate_type(self) -> str:
+        return "deal" if type(self.event) in DEAL_EVENTS else "lead"
+
+
+def event_from_state(
+    topic: str, originator_id: UUID | str, originator_version: int, state: dict[str, Any]
+) -> DomainEvent:
+    cls = _EVENT_CLASS_BY_TOPIC.get(topic)
+    if cls is None:
+        msg = f"topic {topic!r} is not a leadflow domain event"
+        raise ValueError(msg)
+    data = upcast(cls, dict(state))
+    data["originator_id"] = originator_id
+    data["originator_version"] = originator_version
+    return cls.model_validate(data)
+
+
+def envelope_from_notification(mapper: PydanticMapper, notification: Notification) -> EventEnvelope:
+    stored_json = mapper.plain_state(notification)
+    state = mapper.transcoder.decode(stored_json)
+    event = event_from_state(
+        notification.topic, notification.originator_id, notification.originator_version, state
+    )
+    return EventEnvelope(notification.id, notification.topic, state, event, stored_json)

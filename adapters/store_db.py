@@ -1,0 +1,118 @@
+"""A plain connection to the event store's own database, for the stream's small side tables.
+
+The relay's position and the ingest ledger live next to the events (the SQLite file or
+the PostgreSQL schema), so they are backed up, moved and thrown away together.
+A PostgreSQL connection that fails (the server restarted, the network dropped) is
+dropped, and the next statement opens a new one; the caller retries what failed.
+Statements use ``?`` placeholders and ``{name}`` for table names; both are rewritten
+for the dialect.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal
+
+import psycopg
+from psycopg import sql
+
+from adapters.event_store import postgres_ddl_lock
+from adapters.settings import Settings
+
+Dialect = Literal["sqlite", "postgres"]
+
+
+class StoreDb:
+    def __init__(self, settings: Settings) -> None:
+        self.dialect: Dialect = "sqlite" if settings.postgres_dsn is None else "postgres"
+        self._schema = settings.postgres_schema
+        self._sqlite: sqlite3.Connection | None = None
+        self._pg: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._dsn = ""
+        if settings.postgres_dsn is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            self._sqlite = sqlite3.connect(
+                settings.sqlite_event_store, timeout=30, isolation_level=None
+            )
+            self.location = str(settings.sqlite_event_store)
+        else:
+            self._dsn = settings.postgres_dsn.get_secret_value()
+            self.location = f"postgresql schema {self._schema}"
+
+    def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+        return psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
+
+    @contextmanager
+    def _postgres(self) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+        """The live connection; one that fails at the connection level is dropped."""
+        if self._pg is None or self._pg.closed:
+            self._pg = self._connect()
+        try:
+            yield self._pg
+        except psycopg.OperationalError:
+            self._pg.close()
+            raise
+
+    def table(self, name: str) -> str:
+        if self.dialect == "sqlite":
+            return name
+        return sql.Identifier(self._schema, name).as_string()
+
+    def _statement(self, statement: str, tables: dict[str, str]) -> str:
+        text = statement.format(**{k: self.table(v) for k, v in tables.items()})
+        return text if self.dialect == "sqlite" else text.replace("?", "%s")
+
+    def execute(
+        self, statement: str, params: Sequence[Any] = (), **tables: str
+    ) -> list[tuple[Any, ...]]:
+        text = self._statement(statement, tables)
+        if self._sqlite is not None:
+            return self._sqlite.execute(text, tuple(params)).fetchall()
+        with self._postgres() as connection, connection.cursor() as cursor:
+            cursor.execute(text.encode(), tuple(params))
+            return cursor.fetchall() if cursor.description else []
+
+    def create_table(self, statement: str, **tables: str) -> None:
+        """``CREATE TABLE IF NOT EXISTS`` (PostgreSQL: the schema too, one process at a time)."""
+        if self.dialect == "sqlite":
+            self.execute(statement, **tables)
+            return
+        with postgres_ddl_lock(self._dsn, self._schema):
+            self.execute(statement, **tables)
+
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]], **tables: str) -> None:
+        text = self._statement(statement, tables)
+        if self._sqlite is not None:
+            self._sqlite.executemany(text, [tuple(r) for r in rows])
+            return
+        with self._postgres() as connection, connection.cursor() as cursor:
+            cursor.executemany(text.encode(), [tuple(r) for r in rows])
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self.dialect == "postgres":
+            with self._postgres() as connection, connection.transaction():
+                yield
+            return
+        assert self._sqlite is not None
+        self._sqlite.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._sqlite.execute("ROLLBACK")
+            raise
+        self._sqlite.execute("COMMIT")
+
+    def close(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.close()
+        if self._pg is not None:
+            self._pg.close()
+
+    def __enter__(self) -> StoreDb:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""``leadflow ingest`` and ``leadflow engage``: engagement records into the event store."""

@@ -1,0 +1,1 @@
+"""Projection runners: embedded (following the event store) and Kafka mode, and rebuild."""

@@ -1,0 +1,1 @@
+"""``leadflow relay``: the event store's notification log onto Kafka (transactional outbox)."""

@@ -1,0 +1,33 @@
+"""The JSON state stored for an event or snapshot, and upcasting of older states."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+_ID_FIELDS = ("originator_id", "originator_version")
+
+
+def stored_state(model: BaseModel) -> dict[str, Any]:
+    """The JSON state stored for an event or snapshot (ids live in their own columns)."""
+    state = model.model_dump(mode="json")  # then dropping two keys beats ``exclude=``
+    for field in _ID_FIELDS:
+        state.pop(field, None)
+    return state
+
+
+def remember_stored_state(event: BaseModel, state: dict[str, Any]) -> None:
+    """Keep the state computed for a new event's hash, so it is serialised only once."""
+    object.__setattr__(event, "_stored_state", state)
+
+
+def upcast(cls: type[Any], state: dict[str, Any]) -> dict[str, Any]:
+    """Rewrite an older stored state, one schema version at a time, into the current one."""
+    target = getattr(cls, "SCHEMA_VERSION", 1)
+    version = int(state.get("schema_version", 1))
+    while version < target:
+        getattr(cls, f"upcast_v{version}_v{version + 1}")(state)
+        version += 1
+        state["schema_version"] = version
+    return state

@@ -1,0 +1,214 @@
+"""Kafka mode against the real broker: the same read model as embedded mode, shared
+partitions across projector processes, and SIGKILLed projectors that lose nothing."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaProducer
+
+from projections.catch_up import catch_up
+from projections.store import PostgresStore, ReadModelStore, SqliteStore, open_scratch_store
+from projections.verify import verify_read_model
+from tests.integration.projections.conftest import Scenario
+from tests.integration.projections.helpers import (
+    Publisher,
+    apply_commands,
+    assert_same_facts,
+    create_topic,
+    event_store,
+    new_read_model,
+    projector_env,
+)
+from tests.integration.projections.projector_helpers import (
+    ProjectorProcess,
+    end_offsets,
+    in_process_projector,
+    wait_caught_up,
+)
+from tests.integration.projections.scenario import generate_commands
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture
+def topic(kafka_bootstrap: str) -> str:
+    return create_topic(kafka_bootstrap, partitions=4)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[ProjectorProcess]]:
+    started: list[ProjectorProcess] = []
+    yield started
+    for proc in started:
+        if proc.process.poll() is None:
+            proc.kill()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_kafka_and_embedded_modes_build_identical_read_models(
+    request: pytest.FixtureRequest,
+    scenario: Scenario,
+    kafka_bootstrap: str,
+    topic: str,
+    tmp_path: Path,
+    kind: str,
+) -> None:
+    publisher = Publisher(scenario.app, kafka_bootstrap, topic)
+    try:
+        publisher.publish_new(duplicate_every=7)  # at-least-once: some records twice
+    finally:
+        publisher.close()
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    producer.send(topic, key=b"junk", value=b"{not an event", partition=1).get(timeout=30)
+    producer.close()
+    model = scenario.app.stage_model
+    store = new_read_model(request, kind, tmp_path, model)
+    with store, open_scratch_store(model) as embedded:
+        stats = in_process_projector(
+            kafka_bootstrap, store, topic, f"g-{uuid.uuid4().hex[:8]}"
+        ).run(until_idle=True, max_seconds=90)
+        catch_up(scenario.app, embedded)
+        assert stats.applied == scenario.events
+        assert stats.duplicates > 0 and stats.dead_letters == 1
+        assert_same_facts(store, embedded)
+        assert store.positions(topic) == end_offsets(kafka_bootstrap, topic)
+        with store.read() as tx:
+            [(_position, error)] = tx.execute("SELECT record_position, error FROM rm_dead_letters")
+        assert "cannot be decoded" in error
+        # a second run (a restart) starts at the stored positions: nothing more to apply
+        again = in_process_projector(kafka_bootstrap, store, topic, f"g-{uuid.uuid4().hex[:8]}")
+        assert again.run(until_idle=True, max_seconds=60).records == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_two_projector_processes_in_one_group_equal_one(
+    request: pytest.FixtureRequest,
+    scenario: Scenario,
+    kafka_bootstrap: str,
+    topic: str,
+    tmp_path: Path,
+    processes: list[ProjectorProcess],
+    kind: str,
+) -> None:
+    model = scenario.app.stage_model
+
+    def read_model(name: str) -> tuple[dict[str, str], ReadModelStore]:
+        """Environment for projector processes writing into read model ``name``, and it."""
+        if kind == "sqlite":
+            return {}, SqliteStore(tmp_path / name / "read_models.sqlite3", model)
+        dsn, schema = request.getfixturevalue("postgres_dsn"), f"t_{uuid.uuid4().hex[:12]}"
+        env = {"LEADFLOW_POSTGRES_DSN": dsn, "LEADFLOW_POSTGRES_SCHEMA": schema}
+        return env, PostgresStore(dsn, schema, model)
+
+    pair_env, pair_store = read_model("pair")
+    alone_env, alone_store = read_model("alone")
+    group = f"pair-{uuid.uuid4().hex[:8]}"
+    env = projector_env(tmp_path / "pair", kafka_bootstrap, topic, group, **pair_env)
+    processes += [
+        ProjectorProcess(env, tmp_path, f"pair{n}", "--max-seconds", "240") for n in (1, 2)
+    ]
+    wait_until_consuming(processes)
+    publisher = Publisher(scenario.app, kafka_bootstrap, topic)
+    try:
+        publisher.publish_new()
+    finally:
+        publisher.close()
+    with pair_store, alone_store, open_scratch_store(model) as rebuilt:
+        wait_caught_up(pair_store, kafka_bootstrap, topic)
+        assert [p.stop() for p in processes] == [0, 0]
+        applied = [sum(e["applied"] for e in p.events("projector_stopped")) for p in processes]
+        assert all(applied) and sum(applied) == scenario.events  # both did part of the work
+        alone = ProjectorProcess(
+            projector_env(
+                tmp_path / "alone",
+                kafka_bootstrap,
+                topic,
+                f"alone-{uuid.uuid4().hex[:8]}",
+                **alone_env,
+            ),
+            tmp_path,
+            "alone",
+            "--until-idle",
+            "--max-seconds",
+            "120",
+        )
+        assert alone.wait(timeout=150) == 0
+        assert_same_facts(pair_store, alone_store)
+        catch_up(scenario.app, rebuilt)
+        assert_same_facts(pair_store, rebuilt)
+
+
+def wait_until_consuming(processes: list[ProjectorProcess], partitions: int = 4) -> None:
+    """Until the group has settled with the partitions split between all processes."""
+    deadline = time.monotonic() + 60
+    while sorted(len(p.partitions()) for p in processes) != _split(partitions, len(processes)):
+        assert time.monotonic() < deadline, "the group never split the partitions between all"
+        time.sleep(0.2)
+
+
+def _split(partitions: int, members: int) -> list[int]:
+    return sorted(
+        partitions // members + (1 if i < partitions % members else 0) for i in range(members)
+    )
+
+
+@pytest.mark.slow
+def test_sigkilled_projectors_lose_nothing_while_commands_keep_arriving(
+    kafka_bootstrap: str, topic: str, tmp_path: Path, processes: list[ProjectorProcess]
+) -> None:
+    rng = random.Random(11)
+    commands = generate_commands(seed=11, leads=250)
+    chunks = [commands[i : i + 120] for i in range(0, len(commands), 120)]
+    kill_after = set(rng.sample(range(1, len(chunks)), 5))
+    _, app = event_store(tmp_path / "events")
+    read_models = tmp_path / "read_models"
+    env = projector_env(
+        read_models,
+        kafka_bootstrap,
+        topic,
+        f"chaos-{uuid.uuid4().hex[:8]}",
+        LEADFLOW_PROJECTOR_BATCH_SIZE="25",  # many transactions: kills land mid-stream
+        LEADFLOW_LOG_LEVEL="debug",
+    )
+    start = lambda n: ProjectorProcess(env, tmp_path, f"p{n}", "--max-seconds", "300")  # noqa: E731
+    running = [start(1), start(2)]
+    processes += running
+    publisher = Publisher(app, kafka_bootstrap, topic)
+    killed: list[ProjectorProcess] = []
+    try:
+        for number, chunk in enumerate(chunks):
+            if number in kill_after:
+                wait_until_consuming(running)  # the victim owns partitions ...
+            apply_commands(app, chunk)
+            publisher.publish_new(duplicate_every=11)
+            if number not in kill_after:
+                time.sleep(rng.uniform(0.05, 0.4))
+                continue
+            time.sleep(rng.uniform(0.0, 0.15))  # ... and is most likely busy with them
+            victim = rng.randrange(len(running))
+            running[victim].kill()
+            killed.append(running[victim])
+            time.sleep(rng.uniform(0.0, 1.0))
+            running[victim] = start(len(killed) + 2)
+            processes.append(running[victim])
+        with SqliteStore(read_models / "read_models.sqlite3", app.stage_model) as live:
+            wait_until_consuming(running)
+            wait_caught_up(live, kafka_bootstrap, topic, timeout=180)
+            assert [p.stop() for p in running] == [0, 0]
+            assert len(killed) == 5
+            assert sum(1 for p in killed if p.events("batch_applied")) >= 2
+            with open_scratch_store(app.stage_model) as rebuilt:
+                catch_up(app, rebuilt)
+                assert_same_facts(live, rebuilt)
+            verification = verify_read_model(app, live)
+            assert verification.ok, verification
+    finally:
+        publisher.close()
+        app.close()

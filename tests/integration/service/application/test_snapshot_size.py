@@ -1,0 +1,120 @@
+"""Snapshots stay small however many anonymous commands a lead got; command ids still count.
+
+A command without ``command_id`` gets a generated causation id that nobody can send
+again, so the aggregate does not remember it. Explicit command ids are remembered, in
+snapshots too, and a resent one is still a duplicate after the lead was loaded from a
+snapshot by a fresh application.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import pytest
+from pydantic import ValidationError
+
+from adapters.settings import Settings
+from domain import commands as c
+from domain.aggregate import GENERATED_CAUSATION_PREFIX
+from domain.errors import DomainError
+from leadflow.bootstrap import open_application
+from service.application import LeadflowApp, lead_id_for
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+LEAD = "long@example.com"
+INTERVAL = 50
+ANONYMOUS_CONTACTS = 400
+MAX_SNAPSHOT_BYTES = 1024
+
+
+def contact(n: int, command_id: str | None = None) -> c.LogContact:
+    return c.LogContact(
+        lead=LEAD,
+        channel="email",
+        outcome=f"sent {n}",
+        occurred_at=T0 + timedelta(minutes=n),
+        command_id=command_id,
+    )
+
+
+def latest_snapshot(app: LeadflowApp, lead_id: UUID) -> tuple[int, bytes]:
+    assert app.snapshots is not None
+    stored = app.snapshots.recorder.select_events(lead_id, desc=True, limit=1)
+    assert stored, "no snapshot was taken"
+    return stored[0].originator_version, stored[0].state
+
+
+def test_snapshot_of_a_lead_with_many_anonymous_commands_stays_small(
+    store_settings: Settings,
+) -> None:
+    settings = store_settings.model_copy(update={"snapshot_interval": INTERVAL})
+    with open_application(settings) as app:
+        app.handle(c.CaptureLead(lead=LEAD, source="web", occurred_at=T0))
+        app.handle_many([contact(n) for n in range(ANONYMOUS_CONTACTS)])
+        lead_id = lead_id_for(LEAD)
+        version, state = latest_snapshot(app, lead_id)
+        lead = app.get_lead(LEAD)
+        causations = {e.causation_id for e in app.events_of(lead_id)}
+
+    assert version >= ANONYMOUS_CONTACTS
+    assert len(state) < MAX_SNAPSHOT_BYTES, f"snapshot of {len(state)} bytes"
+    assert lead.causations == set()
+    assert all(cause.startswith(GENERATED_CAUSATION_PREFIX) for cause in causations)
+
+
+def test_command_ids_stay_idempotent_after_a_snapshot(store_settings: Settings) -> None:
+    settings = store_settings.model_copy(update={"snapshot_interval": INTERVAL})
+    with open_application(settings) as app:
+        app.handle(c.CaptureLead(lead=LEAD, source="web", occurred_at=T0, command_id="cap-1"))
+        app.handle(contact(0, command_id="crm-call-1"))
+        app.handle_many([contact(n) for n in range(1, 2 * INTERVAL)])
+        version_before, _ = latest_snapshot(app, lead_id_for(LEAD))
+        stored_version = app.get_lead(LEAD).version
+
+    assert version_before > 2
+    with open_application(settings) as fresh:
+        resent = fresh.handle_many(
+            [
+                contact(0, command_id="crm-call-1"),
+                c.CaptureLead(lead=LEAD, source="web", occurred_at=T0, command_id="cap-1"),
+            ]
+        )
+        lead = fresh.get_lead(LEAD)
+
+    assert [r.status for r in resent if not isinstance(r, DomainError)] == ["duplicate"] * 2
+    assert lead.version == stored_version
+    assert lead.causations == {"cap-1", "crm-call-1"}
+
+
+def test_a_command_id_in_the_generated_namespace_is_refused() -> None:
+    with pytest.raises(ValidationError, match="reserves for commands sent without an id"):
+        contact(1, command_id=f"{GENERATED_CAUSATION_PREFIX}mine")
+
+
+def test_a_batch_asks_once_which_leads_exist_and_still_decides_right(
+    store_settings: Settings,
+) -> None:
+    with open_application(store_settings) as first:
+        first.handle(c.CaptureLead(lead="known@example.com", source="web", occurred_at=T0))
+        known_id = first.resolve_lead("known@example.com")
+    with open_application(store_settings) as app:
+        results = app.handle_many(
+            [
+                c.CaptureLead(
+                    lead="known@example.com",
+                    source="web",
+                    attributes={"industry": "saas"},
+                    occurred_at=T0,
+                ),
+                c.CaptureLead(lead="new@example.com", source="web", occurred_at=T0),
+                c.LogContact(lead=str(known_id), channel="call", occurred_at=T0),
+                c.MarkMql(lead="new@example.com", occurred_at=T0),
+            ]
+        )
+        known = app.get_lead("known@example.com")
+        new = app.get_lead("new@example.com")
+
+    assert [getattr(r, "status", r) for r in results] == ["applied"] * 4
+    assert known.attributes == {"industry": "saas"} and known.version > 1
+    assert new.stage == "mql"
