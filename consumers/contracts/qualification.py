@@ -33,7 +33,7 @@ from consumers.contracts.events_topic import KafkaRecord
 from domain import events as ev
 
 SCHEMA_ID: Final = "leadflow.qualification.v1"
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas" / "qualification" / "v1"
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "qualification" / "v1"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 LeadStageName = Literal["new", "mql", "sal", "sql", "converted", "recycled", "disqualified"]

@@ -14,7 +14,7 @@ from pathlib import Path
 from consumers.contracts import engagement as engagement_record
 from consumers.contracts import qualification
 
-REPO_SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+REPO_SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 
 
 def expected_files() -> dict[str, str]:

@@ -18,7 +18,7 @@ import pytest
 
 from benchmarks.runner import main
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 TINY = [
     "commands.single=18",
     "commands.batched=40",

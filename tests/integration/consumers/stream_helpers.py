@@ -29,7 +29,7 @@ from leadflow.bootstrap import open_application
 from service.application import LeadflowApp
 from tests.integration.consumers.engagement_samples import Sample
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PARTITIONS = 3
 
 

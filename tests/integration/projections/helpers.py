@@ -25,7 +25,7 @@ from projections.schema import FACT_TABLES
 from projections.store import PostgresStore, ReadModelStore, SqliteStore
 from service.application import LeadflowApp
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PYTHON = sys.executable
 
 
