@@ -48,7 +48,8 @@ from projections.reports import (
 from projections.reports import funnel as funnel_module
 from projections.reports import kpis as kpis_module
 from projections.reports.as_of import read_model_as_of
-from projections.reports.positions import __doc__ as board_doc
+from projections.reports.positions import __doc__ as positions_doc
+from projections.reports.stalled import __doc__ as stalled_doc
 from projections.segments import SEGMENTS
 from projections.store import ReadModelError, ReadModelStore
 from projections.verify import Verification, verify_read_model
@@ -133,7 +134,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     kpis.set_defaults(handler=_cli_errors(kpis_command))
 
     pipeline = _report_parser(
-        subparsers, "pipeline", "where every lead and deal stands (pipeline board)", board_doc
+        subparsers, "pipeline", "where every lead and deal stands (pipeline board)", positions_doc
     )
     pipeline.add_argument("--kind", choices=("lead", "deal"), help="only leads or only deals")
     pipeline.add_argument("--stage", metavar="S", help="lifecycle or pipeline stage")
@@ -144,7 +145,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     pipeline.set_defaults(handler=_cli_errors(pipeline_command))
 
     stalled = _report_parser(
-        subparsers, "stalled", "MQLs waiting past the SLA, deals idle too long", board_doc
+        subparsers, "stalled", "MQLs waiting past the SLA, deals idle too long", stalled_doc
     )
     _add_as_of(stalled, "the stalled list")
     _add_json(stalled)

@@ -17,14 +17,8 @@ from projections.reports.funnel import (
     funnel_report,
 )
 from projections.reports.kpis import KpiReport, StageValue, kpi_report
-from projections.reports.positions import (
-    Position,
-    StalledDeal,
-    StalledLead,
-    StalledReport,
-    pipeline_positions,
-    stalled_report,
-)
+from projections.reports.positions import Position, pipeline_positions
+from projections.reports.stalled import StalledDeal, StalledLead, StalledReport, stalled_report
 
 __all__ = [
     "FUNNEL_STAGES",

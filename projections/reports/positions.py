@@ -1,25 +1,17 @@
-"""Pipeline positions (one row per lead and per deal) and the stalled list.
-
-Stalled, relative to ``now``:
-- a lead that is an MQL and has not been accepted or rejected within the stage model's
-  ``mql_acceptance_sla_hours`` of becoming one;
-- an open deal whose last activity (any event of the deal) is longer ago than its stage's
-  ``stall_after_days``.
-"""
+"""Pipeline positions: one row per lead and per deal, where it stands now, and whether it is
+stalled (by the rule in ``stalled``)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
-import structlog
 from pydantic import BaseModel, ConfigDict
 
 from domain.stage_model import StageModel
 from projections.reports.kpis import stage_probability
-from projections.store import ReadModelStore, from_utc_text, utc_text
-
-log = structlog.get_logger("leadflow.projections.board")
+from projections.reports.stalled import aware_now, mql_cutoff
+from projections.store import ReadModelStore, from_utc_text
 
 Kind = Literal["lead", "deal"]
 
@@ -50,108 +42,6 @@ class Position(_Model):
     segment: str | None
 
 
-class StalledLead(_Model):
-    lead_id: str
-    external_id: str
-    source: str
-    campaign: str | None
-    score: float
-    mql_since: datetime
-    hours_waiting: float
-    sla_hours: float
-
-
-class StalledDeal(_Model):
-    deal_id: str
-    external_id: str
-    pipeline: str
-    stage: str
-    owner: str | None
-    amount: float
-    currency: str
-    last_activity_at: datetime
-    days_idle: float
-    stall_after_days: int
-
-
-class StalledReport(_Model):
-    as_of: datetime
-    leads: list[StalledLead]
-    deals: list[StalledDeal]
-
-
-def _aware(moment: datetime | None) -> datetime:
-    if moment is None:
-        return datetime.now(UTC)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
-def _stall_conditions(model: StageModel, now: datetime) -> tuple[str, list[Any]]:
-    """SQL matching open deals idle longer than their stage allows (``FALSE`` when none)."""
-    clauses: list[str] = []
-    params: list[Any] = []
-    for name, pipeline in model.pipelines.items():
-        for stage in pipeline.open_stages:
-            if stage.stall_after_days is None:
-                continue
-            clauses.append("(pipeline = ? AND stage = ? AND last_activity_at < ?)")
-            params += [name, stage.name, utc_text(now - timedelta(days=stage.stall_after_days))]
-    return (f"({' OR '.join(clauses)})" if clauses else "1 = 0"), params
-
-
-def _mql_cutoff(model: StageModel, now: datetime) -> str:
-    return utc_text(now - timedelta(hours=model.mql_acceptance_sla_hours))
-
-
-def stalled_report(store: ReadModelStore, now: datetime | None = None) -> StalledReport:
-    now = _aware(now)
-    model = store.stage_model
-    stall, stall_params = _stall_conditions(model, now)
-    with store.read() as tx:
-        leads = tx.execute(
-            "SELECT lead_id, external_id, source, campaign, score, entered_stage_at FROM rm_leads "
-            "WHERE stage = ? AND entered_stage_at < ? ORDER BY entered_stage_at, lead_id",
-            ("mql", _mql_cutoff(model, now)),
-        )
-        deals = tx.execute(
-            "SELECT deal_id, external_id, pipeline, stage, owner, amount_minor, currency, "  # noqa: S608
-            f"last_activity_at FROM rm_deals WHERE status = ? AND {stall} "
-            "ORDER BY last_activity_at, deal_id",
-            ("open", *stall_params),
-        )
-    return StalledReport(
-        as_of=now,
-        leads=[
-            StalledLead(
-                lead_id=lead_id,
-                external_id=external_id,
-                source=source,
-                campaign=campaign,
-                score=score,
-                mql_since=from_utc_text(since),
-                hours_waiting=round((now - from_utc_text(since)).total_seconds() / 3600, 1),
-                sla_hours=model.mql_acceptance_sla_hours,
-            )
-            for lead_id, external_id, source, campaign, score, since in leads
-        ],
-        deals=[
-            StalledDeal(
-                deal_id=deal_id,
-                external_id=external_id,
-                pipeline=pipeline,
-                stage=stage,
-                owner=owner,
-                amount=amount / 100,
-                currency=currency,
-                last_activity_at=from_utc_text(last),
-                days_idle=round((now - from_utc_text(last)).total_seconds() / 86_400, 1),
-                stall_after_days=model.pipeline(pipeline).stage(stage).stall_after_days or 0,
-            )
-            for deal_id, external_id, pipeline, stage, owner, amount, currency, last in deals
-        ],
-    )
-
-
 def pipeline_positions(
     store: ReadModelStore,
     kind: Kind | None = None,
@@ -161,7 +51,7 @@ def pipeline_positions(
     now: datetime | None = None,
 ) -> list[Position]:
     """Leads and deals where they stand, longest in their stage first, at most ``limit``."""
-    now = _aware(now)
+    now = aware_now(now)
     model = store.stage_model
     filters = [(c, v) for c, v in (("stage = ?", stage), ("owner = ?", owner)) if v is not None]
     where = f" WHERE {' AND '.join(c for c, _ in filters)}" if filters else ""
@@ -175,7 +65,7 @@ def pipeline_positions(
                 "ORDER BY entered_stage_at, lead_id LIMIT ?",
                 [*params, limit],
             )
-            cutoff = _mql_cutoff(model, now)
+            cutoff = mql_cutoff(model, now)
             positions += [_lead_position(model, row, cutoff) for row in rows]
         if kind in (None, "deal"):
             rows = tx.execute(
