@@ -59,9 +59,16 @@ class EngagementRef(BaseModel):
     occurred_at: datetime
 
 
-def _position(stage: LeadStage) -> int:
-    """Where a stage sits on the main line; nurturing stages count as ``new``."""
-    return 0 if stage in _NURTURING else LIFECYCLE_ORDER.index(stage)
+def _main_line_position(stage: str) -> int:
+    """Where a stage sits on the main line; nurturing and exit stages count as ``new``."""
+    return LIFECYCLE_ORDER.index(stage) if stage in LIFECYCLE_ORDER else 0
+
+
+def skipped_stages(from_stage: str, to_stage: LeadStage) -> tuple[LeadStage, ...]:
+    """The main-line stages a lead jumping from ``from_stage`` to ``to_stage`` passes
+    without entering: a fast-track, or a fast-tracked conversion (``to_stage`` converted).
+    They count as reached, in the aggregate and in the read model alike."""
+    return LIFECYCLE_ORDER[_main_line_position(from_stage) + 1 : LIFECYCLE_ORDER.index(to_stage)]
 
 
 class Lead(Aggregate):
@@ -200,10 +207,9 @@ class Lead(Aggregate):
             self._refuse(attempted, f"fast-track goes to one of {', '.join(FAST_TRACK_TARGETS)}")
         if self.stage in ("converted", "disqualified"):
             self._refuse(attempted, f"a {self.stage} lead cannot be fast-tracked")
-        start, target = _position(self.stage), LIFECYCLE_ORDER.index(to_stage)
-        if target <= start:
+        if LIFECYCLE_ORDER.index(to_stage) <= _main_line_position(self.stage):
             self._refuse(attempted, "fast-track only moves a lead forward")
-        skipped = tuple(LIFECYCLE_ORDER[start + 1 : target])
+        skipped = skipped_stages(self.stage, to_stage)
         self.trigger(
             LeadFastTracked,
             ctx,
@@ -417,7 +423,7 @@ class Lead(Aggregate):
 
     def _on_LeadConverted(self, e: LeadConverted) -> None:
         if e.fast_tracked:
-            self._skip(LIFECYCLE_ORDER[_position(e.from_stage) + 1 : -1])
+            self._skip(skipped_stages(e.from_stage, "converted"))
         self.deal_ids.append(e.deal_id)
         if self.stage != "converted":
             self._enter("converted", e.occurred_at)

@@ -42,7 +42,7 @@ from domain.events import (
     LeadReopened,
     LeadScored,
 )
-from domain.stage_model import LIFECYCLE_ORDER
+from domain.lead import skipped_stages
 from projections.segments import employee_count, segment_of
 from projections.store import utc_text
 
@@ -62,11 +62,6 @@ def money_minor(amount: Decimal, *, deal_id: str) -> int:
     if whole != cents:
         log.warning("amount_rounded_to_cents", deal_id=deal_id, amount=str(amount))
     return whole
-
-
-def _main_line_position(stage: str) -> int:
-    """Nurturing and exit stages count as ``new`` on the main line."""
-    return LIFECYCLE_ORDER.index(stage) if stage in LIFECYCLE_ORDER else 0
 
 
 @dataclass(slots=True)
@@ -253,7 +248,7 @@ def _fast_tracked(f: LeadFacts, e: LeadFastTracked, at: str) -> None:
 def _converted(f: LeadFacts, e: LeadConverted, at: str) -> None:
     if e.fast_tracked:
         f.fast_tracks += 1
-        for stage in LIFECYCLE_ORDER[_main_line_position(e.from_stage) + 1 : -1]:
+        for stage in skipped_stages(e.from_stage, "converted"):
             f.reach(stage, at)
     if f.stage != "converted":
         f.enter("converted", at)
