@@ -37,7 +37,8 @@ from benchmarks.stores import fresh_store, opened
 from benchmarks.workload import COMMANDS_PER_LIFECYCLE, lifecycle_commands
 from domain import commands as c
 from domain.errors import DomainError
-from service.application import LeadflowApp, Outcome
+from service.application import LeadflowApp
+from service.unit_of_work import Outcome
 
 TARGET = Target(on="ratio", at_least=0.5)
 FLOOR_AGGREGATES = 64

@@ -54,7 +54,7 @@ from benchmarks.workload import ATTRIBUTES, capture
 from consumers.ingest.apply import IngestLimits, apply_engagements
 from domain.errors import DomainError
 from leadflow.bootstrap import open_application
-from service.application import lead_id_for
+from service.ids import lead_id_for
 
 P99_TARGET = Target(on="value", at_most=250.0)
 NEW_LEAD_KIND = "form_submit"

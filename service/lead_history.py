@@ -37,7 +37,8 @@ from domain.aggregate import Aggregate, project_aggregate
 from domain.errors import DomainError, UnknownAggregate
 from domain.events import DealOpened, DomainEvent, LeadCaptured, LeadConverted
 from domain.hash_chain import ChainVerdict, StoredLink, verify_chain
-from service.application import LeadflowApp, deal_id_for, lead_id_for, normalise_ref
+from service.application import LeadflowApp
+from service.ids import deal_id_for, lead_id_for, normalise_ref
 
 log = structlog.get_logger("leadflow.service.lead_history")
 

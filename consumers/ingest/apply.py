@@ -43,7 +43,9 @@ from consumers.contracts.engagement import (
 from consumers.failure_policy import is_transient
 from domain.commands import Command, RecordEngagement
 from domain.errors import DomainError, UnknownAggregate
-from service.application import LeadflowApp, Outcome, lead_id_for
+from service.application import LeadflowApp
+from service.ids import lead_id_for
+from service.unit_of_work import Outcome
 
 log = structlog.get_logger("leadflow.engagement_apply")
 

@@ -29,8 +29,9 @@ from domain.lead import FAST_TRACK_TARGETS, Lead
 from domain.scoring import ENGAGEMENT_KINDS
 from leadflow.bootstrap import open_application
 from leadflow.errors import CliError
-from service.application import LeadflowApp, Outcome
+from service.application import LeadflowApp
 from service.importer import ImportAborted, ImportReport, ProgressPrinter, import_commands
+from service.unit_of_work import Outcome
 
 DEFAULT_ACTOR = os.environ.get("USER") or "cli"
 

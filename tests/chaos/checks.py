@@ -20,7 +20,8 @@ from adapters.store_db import StoreDb
 from consumers.ingest.ledger import TABLE as LEDGER_TABLE
 from domain.aggregate import Aggregate
 from domain.events import EngagementRecorded
-from service.application import LeadflowApp, lead_id_for
+from service.application import LeadflowApp
+from service.ids import lead_id_for
 from service.importer import content_command_id
 from tests.chaos.engagement_load import SEQ_HEADER, Sent
 from tests.e2e.pipeline.pipeline import Pipeline

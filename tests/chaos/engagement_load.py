@@ -21,7 +21,7 @@ from typing import Any, Literal
 from kafka import KafkaProducer
 
 from domain.scoring import ENGAGEMENT_KINDS
-from service.application import normalise_ref
+from service.ids import normalise_ref
 from tests.chaos.journal import Journal
 from tests.integration.consumers.engagement_samples import bad_samples
 

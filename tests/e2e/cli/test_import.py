@@ -13,7 +13,8 @@ import pytest
 from adapters.settings import Settings
 from domain.commands import COMMAND_NAMES
 from leadflow.bootstrap import open_application
-from service.application import LeadflowApp, lead_id_for
+from service.application import LeadflowApp
+from service.ids import lead_id_for
 from service.importer import (
     ImportAborted,
     ImportReport,

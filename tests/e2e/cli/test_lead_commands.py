@@ -10,7 +10,7 @@ from pathlib import Path
 from adapters.settings import Settings
 from leadflow.bootstrap import open_application
 from leadflow.cli.lead_commands import SUBCOMMANDS
-from service.application import lead_id_for
+from service.ids import lead_id_for
 from tests.e2e.cli.cli_runner import CliRun, run_subprocess
 from tests.e2e.cli.conftest import Cli
 

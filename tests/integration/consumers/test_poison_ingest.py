@@ -25,7 +25,8 @@ from consumers.ingest.consumer import DLQ_COPY_BYTES, EngagementIngest
 from consumers.ingest.submit import submit_payload
 from domain.errors import DomainError
 from leadflow.bootstrap import open_application
-from service.application import LeadflowApp, Outcome
+from service.application import LeadflowApp
+from service.unit_of_work import Outcome
 from tests.integration.consumers.engagement_samples import (
     Sample,
     bad_samples,

@@ -18,7 +18,8 @@ from adapters.store_db import StoreDb
 from consumers.projection.kafka import item_from_record
 from consumers.relay.position import RelayPosition
 from consumers.relay.publisher import MAX_RECORD_BYTES, Relay, RelayError
-from service.application import LeadflowApp, lead_id_for
+from service.application import LeadflowApp
+from service.ids import lead_id_for
 from tests.integration.consumers.stream_helpers import (
     REPO,
     check_delivery,

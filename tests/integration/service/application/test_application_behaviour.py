@@ -14,7 +14,8 @@ from domain import commands as c
 from domain.errors import AlreadyExists, DomainError, IllegalTransition, UnknownAggregate
 from domain.events import LeadConverted, LeadQualifiedAsMQL, LeadScored
 from leadflow.bootstrap import open_application
-from service.application import LeadflowApp, lead_id_for
+from service.application import LeadflowApp
+from service.ids import lead_id_for
 
 T0 = datetime(2026, 2, 2, 9, 0, tzinfo=UTC)
 BANT = {"budget": "40k", "authority": "CFO signs", "need": "forecasting", "timeline": "Q3"}

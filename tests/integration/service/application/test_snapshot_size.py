@@ -19,7 +19,8 @@ from domain import commands as c
 from domain.aggregate import GENERATED_CAUSATION_PREFIX
 from domain.errors import DomainError
 from leadflow.bootstrap import open_application
-from service.application import LeadflowApp, lead_id_for
+from service.application import LeadflowApp
+from service.ids import lead_id_for
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 LEAD = "long@example.com"

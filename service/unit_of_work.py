@@ -1,0 +1,213 @@
+"""The unit of work: a batch of commands decided together and saved in one transaction.
+
+Each command of a batch sees the effects of the ones before it. The batch decides on
+cached aggregates without asking the store for newer events; a stale one shows up as a
+conflict on save or, where nothing was to be stored, by a version check of the cached
+aggregates. Either way the batch is evicted from the cache and recomputed on fresh state
+(optimistic concurrency); after repeated conflicts it is split into single commands.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterable, Sequence
+from typing import Literal, Protocol, TypeVar
+from uuid import UUID
+
+import structlog
+from eventsourcing.persistence import AggregateRecorder, IntegrityError
+from pydantic import BaseModel, ConfigDict
+
+from adapters.aggregate_versions import latest_versions
+from domain import commands as c
+from domain.aggregate import Aggregate
+from domain.errors import DomainError, UnknownAggregate
+from service.handlers import HANDLERS, Setup
+from service.ids import as_uuid, deal_id_for, lead_id_for
+
+log = structlog.get_logger("leadflow.application")
+
+MAX_ATTEMPTS = 20
+A = TypeVar("A", bound=Aggregate)
+
+
+class Outcome(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    status: Literal["applied", "duplicate"]
+    aggregate_ids: tuple[UUID, ...] = ()
+    events: int = 0
+
+
+class ConcurrencyConflict(DomainError):
+    pass
+
+
+class CommandStore(Setup, Protocol):
+    """What the unit of work needs of the application: its store and aggregate cache."""
+
+    @property
+    def recorder(self) -> AggregateRecorder: ...
+
+    def exists(self, aggregate_id: UUID) -> bool: ...
+
+    def is_cached(self, aggregate_id: UUID) -> bool: ...
+
+    def load_cached(self, kind: type[A], aggregate_id: UUID, ref: str) -> A: ...
+
+    def evict(self, aggregate_ids: Iterable[UUID]) -> None: ...
+
+    def save(self, *objs: Aggregate) -> object: ...
+
+
+def handle_many(
+    app: CommandStore, commands: Sequence[c.Command], *, stop_at_refusal: bool = False
+) -> list[Outcome | DomainError]:
+    """Apply commands in order and store all their events in ONE transaction.
+
+    A refused command yields its DomainError in the result list and changes nothing; the
+    others still apply (with ``stop_at_refusal`` the batch ends at the first refusal: the
+    results stop there and only the commands before it are stored). After a conflict the
+    batch is recomputed after a short random pause; after repeated conflicts each command
+    is stored in its own transaction. The batch asks the store once which of the
+    aggregates it may create or address by UUID exist.
+    """
+    may_exist = _ids_to_probe(commands)
+    for number in range(1, MAX_ATTEMPTS + 1):
+        batch = _Batch(app, may_exist)
+        results: list[Outcome | DomainError] = []
+        for command in commands:
+            results.append(_apply(app, command, batch))
+            if stop_at_refusal and isinstance(results[-1], DomainError):
+                break
+        try:
+            batch.commit()
+        except (IntegrityError, _StaleBatch):
+            batch.evict()
+            log.debug("concurrency_conflict_retry", attempt=number, commands=len(commands))
+            if number > 1 or not batch.used_cache:  # a stale cache needs no pause
+                time.sleep(random.uniform(0, min(0.02 * 2**number, 0.5)))
+            if len(commands) > 1 and number >= 2:
+                return _one_by_one(app, commands, stop_at_refusal)
+            continue
+        return results
+    msg = f"gave up after {MAX_ATTEMPTS} concurrent-update conflicts"
+    raise ConcurrencyConflict(msg)
+
+
+def _ids_to_probe(commands: Sequence[c.Command]) -> set[UUID]:
+    """Aggregates whose existence the batch will ask about: asked in one query."""
+    ids: set[UUID] = set()
+    for command in commands:
+        if isinstance(command, c.CaptureLead):
+            ids.add(lead_id_for(command.lead))
+            continue
+        if isinstance(command, c.OpenDeal):
+            ids.add(deal_id_for(command.deal))
+        for ref in (getattr(command, "lead", None), getattr(command, "deal", None)):
+            if ref and (own_id := as_uuid(ref)) is not None:
+                ids.add(own_id)
+    return ids
+
+
+def _one_by_one(
+    app: CommandStore, commands: Sequence[c.Command], stop_at_refusal: bool
+) -> list[Outcome | DomainError]:
+    results: list[Outcome | DomainError] = []
+    for command in commands:
+        results += handle_many(app, [command])
+        if stop_at_refusal and isinstance(results[-1], DomainError):
+            break
+    return results
+
+
+def _apply(app: CommandStore, command: c.Command, batch: _Batch) -> Outcome | DomainError:
+    batch.start_command()
+    try:
+        ids = HANDLERS[type(command)](app, command, batch)
+    except DomainError as refused:
+        if batch.events_added():  # pragma: no cover - guards the refuse-first invariant
+            msg = f"{type(command).__name__} changed state before refusing: {refused}"
+            raise RuntimeError(msg) from refused
+        return refused
+    added = batch.events_added()
+    return Outcome(status="applied" if added else "duplicate", aggregate_ids=ids, events=added)
+
+
+class _StaleBatch(Exception):
+    """A decision that stored nothing was taken on a cached aggregate that has moved on."""
+
+
+class _Batch:
+    """The aggregates a batch of commands works on, saved together in one transaction."""
+
+    def __init__(self, app: CommandStore, may_exist: set[UUID]) -> None:
+        self.app = app
+        self.aggregates: dict[UUID, Aggregate] = {}
+        self._cache_hits: dict[UUID, int] = {}  # version of each aggregate the cache gave
+        self._probed = may_exist
+        cached = {i for i in may_exist if app.is_cached(i)}
+        unknown = may_exist - cached
+        stored = latest_versions(app.recorder, unknown) if unknown else {}
+        self._existing = cached | stored.keys()
+        self._touched: dict[UUID, int] = {}  # pending events per aggregate when first touched
+
+    def start_command(self) -> None:
+        self._touched = {}
+
+    def events_added(self) -> int:
+        """Events the current command added to the aggregates it touched."""
+        return sum(len(self.aggregates[i].pending_events) - n for i, n in self._touched.items())
+
+    def exists(self, aggregate_id: UUID) -> bool:
+        if aggregate_id in self.aggregates:
+            return True
+        if aggregate_id in self._probed:
+            return aggregate_id in self._existing
+        return self.app.exists(aggregate_id)
+
+    def load(self, kind: type[A], aggregate_id: UUID, ref: str) -> A:
+        aggregate = self.aggregates.get(aggregate_id)
+        if aggregate is None:
+            cached = self.app.is_cached(aggregate_id)
+            aggregate = self.aggregates[aggregate_id] = self.app.load_cached(
+                kind, aggregate_id, ref
+            )
+            if cached:
+                self._cache_hits[aggregate_id] = aggregate.version
+        if not isinstance(aggregate, kind):
+            raise UnknownAggregate(kind.KIND, ref)
+        self._touched.setdefault(aggregate_id, len(aggregate.pending_events))
+        return aggregate
+
+    def add(self, aggregate: Aggregate) -> None:
+        self.aggregates[aggregate.id] = aggregate
+        self._touched.setdefault(aggregate.id, 0)
+
+    def commit(self) -> None:
+        """Save in one transaction; the store's unique (id, version) refuses stale writes."""
+        dirty = [a for a in self.aggregates.values() if a.pending_events]
+        self._check_unchanged_are_current()
+        if dirty:
+            self.app.save(*dirty)
+
+    @property
+    def used_cache(self) -> bool:
+        return bool(self._cache_hits)
+
+    def evict(self) -> None:
+        self.app.evict(self.aggregates)
+
+    def _check_unchanged_are_current(self) -> None:
+        """Refusals and duplicates store nothing, so no conflict would reveal stale state."""
+        unchanged = {
+            i: v for i, v in self._cache_hits.items() if not self.aggregates[i].pending_events
+        }
+        if not unchanged:
+            return
+        latest = latest_versions(self.app.recorder, unchanged)
+        moved = [str(i) for i, v in unchanged.items() if latest.get(i, 0) > v]
+        if moved:
+            log.debug("stale_cached_aggregates", aggregate_ids=moved)
+            raise _StaleBatch
