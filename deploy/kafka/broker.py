@@ -13,7 +13,6 @@ with its ports, so the same broker can be stopped and started again::
 
 from __future__ import annotations
 
-import argparse
 import base64
 import contextlib
 import fcntl
@@ -26,7 +25,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from types import TracebackType
+from typing import Any
 
 import structlog
 from kafka import KafkaAdminClient
@@ -35,14 +34,15 @@ from kafka.errors import KafkaError
 from deploy._common import (
     HOST,
     RUN_DIR,
+    LocalServer,
     ServerStartError,
     free_port,
     pid_alive,
     port_accepts,
-    read_json,
-    tail,
+    run_cli,
+    run_quietly,
+    since,
     wait_until,
-    write_json,
 )
 
 log = structlog.get_logger(__name__)
@@ -53,7 +53,6 @@ LIBS = KAFKA_DIR / "libs"
 LOG4J_CONFIG = KAFKA_DIR / "log4j2.xml"
 JARS_STAMP = ".pom-sha256"
 STATE_FILE = "broker.json"
-CLI_WORK_DIR = RUN_DIR / "kafka"
 
 # Single node: every internal topic has one replica; fewer partitions start faster.
 BROKER_DEFAULTS: dict[str, str] = {
@@ -116,7 +115,7 @@ def _fetch_jars(digest: str) -> None:
     shutil.rmtree(staging, ignore_errors=True)
     log.info("kafka_jars_fetching", pom=str(POM))
     started = time.monotonic()
-    result = subprocess.run(
+    result = run_quietly(
         [
             mvn,
             "-B",
@@ -126,11 +125,7 @@ def _fetch_jars(digest: str) -> None:
             "dependency:copy-dependencies",
             f"-DoutputDirectory={staging}",
             "-DincludeScope=runtime",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
+        ]
     )
     if result.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
         output = (result.stdout + result.stderr).strip().splitlines()[-30:]
@@ -145,7 +140,7 @@ def _fetch_jars(digest: str) -> None:
         shutil.move(LIBS, retired)
     shutil.move(staging, LIBS)
     shutil.rmtree(retired, ignore_errors=True)
-    log.info("kafka_jars_ready", jars=len(list(LIBS.glob("*.jar"))), seconds=_since(started))
+    log.info("kafka_jars_ready", jars=len(list(LIBS.glob("*.jar"))), seconds=since(started))
 
 
 def find_java() -> str:
@@ -170,12 +165,20 @@ def new_cluster_id() -> str:
 # --- the broker -------------------------------------------------------------------------
 
 
-class Broker:
+class Broker(LocalServer):
     """One KRaft broker+controller on 127.0.0.1, owning ``work_dir``.
 
     A work dir that already holds a ``broker.json`` is reused with its ports and
     data, so ``Broker(work_dir)`` in another process controls the same broker.
     """
+
+    log_name = "kafka"
+    title = "Kafka broker"
+    noun = "broker"
+    state_file = STATE_FILE
+    address_format = "{host}:{port}"
+    port_help = "broker port for a new work dir (default: free)"
+    log_names = ("logs/server.log", "broker.out")
 
     def __init__(
         self,
@@ -186,60 +189,31 @@ class Broker:
         heap: str = "512m",
         startup_timeout: float = 60.0,
     ) -> None:
-        given = Path(work_dir).resolve() if work_dir is not None else None
-        state = read_json(given / STATE_FILE) if given and (given / STATE_FILE).exists() else {}
-        self.port: int = state.get("port") or port or free_port()
+        super().__init__(work_dir, port=port, startup_timeout=startup_timeout)
         self.controller_port: int = (
-            state.get("controller_port") or controller_port or _other_free_port(self.port)
+            self._saved.get("controller_port") or controller_port or _other_free_port(self.port)
         )
-        self.cluster_id: str = state.get("cluster_id") or new_cluster_id()
-        self.work_dir = given or RUN_DIR / f"kafka-{self.port}"
         self.heap = heap
-        self.startup_timeout = startup_timeout
         self._process: subprocess.Popen[bytes] | None = None
-        self._pid: int | None = state.get("pid")
+        self._java = ""
+
+    def _restore(self, saved: dict[str, Any]) -> None:
+        self.cluster_id: str = saved.get("cluster_id") or new_cluster_id()
+        self._pid: int | None = saved.get("pid")
 
     # paths -------------------------------------------------------------------------------
 
-    @property
-    def bootstrap(self) -> str:
-        return f"{HOST}:{self.port}"
+    bootstrap = LocalServer.address  # the name Kafka clients give it
 
     @property
     def properties_file(self) -> Path:
         return self.work_dir / "server.properties"
 
     @property
-    def data_dir(self) -> Path:
-        return self.work_dir / "data"
-
-    @property
-    def server_log(self) -> Path:
-        return self.work_dir / "logs" / "server.log"
-
-    @property
     def console_log(self) -> Path:
-        return self.work_dir / "broker.out"
+        return self.log_files[1]
 
     # lifecycle ---------------------------------------------------------------------------
-
-    def start(self) -> None:
-        """Start the broker (formatting its log dir the first time) and wait until it answers."""
-        if self.is_running():
-            log.info("kafka_already_running", bootstrap=self.bootstrap, pid=self._pid)
-            return
-        started = time.monotonic()
-        ensure_jars()
-        java = find_java()
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        (self.work_dir / "logs").mkdir(exist_ok=True)
-        self._write_properties()
-        if not (self.data_dir / "meta.properties").exists():
-            self._format(java)
-        self._check_ports_free()
-        self._launch(java)
-        self._wait_ready(time.monotonic() + self.startup_timeout)
-        log.info("kafka_started", bootstrap=self.bootstrap, pid=self._pid, seconds=_since(started))
 
     def stop(self, timeout: float = 30.0) -> None:
         """Shut the broker down cleanly (SIGTERM), killing it if it takes longer than timeout."""
@@ -263,37 +237,26 @@ class Broker:
             self._wait_exit(pid, 10.0)
         self._forget_process()
 
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
     def is_running(self) -> bool:
         return self._live_pid() is not None
 
-    def destroy(self) -> None:
-        """Stop the broker and delete its work dir."""
-        self.stop()
-        shutil.rmtree(self.work_dir, ignore_errors=True)
+    # start-up ----------------------------------------------------------------------------
 
-    def log_tail(self, lines: int = 40) -> str:
-        return (
-            f"--- {self.server_log} ---\n{tail(self.server_log, lines)}\n"
-            f"--- {self.console_log} ---\n{tail(self.console_log, lines)}"
-        )
+    def _log_fields(self) -> dict[str, object]:
+        return {"bootstrap": self.bootstrap, "pid": self._pid}
 
-    def __enter__(self) -> Broker:
-        self.start()
-        return self
+    def _ports(self) -> tuple[int, ...]:
+        return (self.port, self.controller_port)
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    # internals ---------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        """Fetch the jars, write the properties and format the log dir the first time."""
+        ensure_jars()
+        self._java = find_java()
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        (self.work_dir / "logs").mkdir(exist_ok=True)
+        self._write_properties()
+        if not (self.data_dir / "meta.properties").exists():
+            self._format(self._java)
 
     def _write_properties(self) -> None:
         props = {
@@ -322,9 +285,7 @@ class Broker:
             "-c",
             str(self.properties_file),
         ]
-        result = subprocess.run(
-            command, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
-        )
+        result = run_quietly(command)
         if result.returncode != 0:
             raise ServerStartError(
                 f"kafka StorageTool format failed (exit {result.returncode}):\n"
@@ -347,16 +308,12 @@ class Broker:
             f"{LIBS}/*",
         ]
 
-    def _check_ports_free(self) -> None:
-        for port in (self.port, self.controller_port):
-            if port_accepts(port):
-                raise ServerStartError(
-                    f"port {HOST}:{port} for the Kafka broker in {self.work_dir} is already "
-                    "taken by another process"
-                )
-
-    def _launch(self, java: str) -> None:
-        command = [*self._java_command(java, self.heap), "kafka.Kafka", str(self.properties_file)]
+    def _launch(self, deadline: float) -> None:
+        command = [
+            *self._java_command(self._java, self.heap),
+            "kafka.Kafka",
+            str(self.properties_file),
+        ]
         with self.console_log.open("ab") as out:
             out.write(f"\n=== start {time.strftime('%Y-%m-%dT%H:%M:%S')} ===\n".encode())
             out.flush()
@@ -370,24 +327,12 @@ class Broker:
             )
         self._pid = self._process.pid
         self._save_state()
-
-    def _wait_ready(self, deadline: float) -> None:
-        """Wait for the listener, then for a metadata answer from an admin client."""
-        wait_until(lambda: self._exited_check() or port_accepts(self.port), deadline)
-        last_error: Exception | None = None
-        while time.monotonic() < deadline:
-            self._exited_check()
-            try:
-                self._probe()
-                return
-            except (KafkaError, OSError) as exc:
-                last_error = exc
-            time.sleep(0.25)
-        self.kill()
-        raise ServerStartError(
-            f"Kafka broker {self.bootstrap} did not answer within {self.startup_timeout:.0f}s "
-            f"(last error: {last_error!r})\n{self.log_tail()}"
-        )
+        try:  # first the listener, then a metadata answer from an admin client
+            wait_until(lambda: self._exit_code() is not None or port_accepts(self.port), deadline)
+            self._wait_ready(deadline, self._probe, (KafkaError, OSError), self._exit_code)
+        except ServerStartError:
+            self._forget_process()
+            raise
 
     def _probe(self) -> None:
         admin = KafkaAdminClient(
@@ -403,16 +348,9 @@ class Broker:
         finally:
             admin.close()
 
-    def _exited_check(self) -> bool:
-        """Raise with the broker log if the process has already exited; else False."""
-        if self._process is not None and self._process.poll() is not None:
-            code = self._process.returncode
-            self._forget_process()
-            raise ServerStartError(
-                f"Kafka broker {self.bootstrap} exited during start-up (exit {code})\n"
-                f"{self.log_tail()}"
-            )
-        return False
+    def _exit_code(self) -> int | None:
+        """The exit code once the launched process has died; else None."""
+        return None if self._process is None else self._process.poll()
 
     def _live_pid(self) -> int | None:
         if self._process is not None:
@@ -442,17 +380,13 @@ class Broker:
         if self.work_dir.exists():
             self._save_state()
 
-    def _save_state(self) -> None:
-        write_json(
-            self.work_dir / STATE_FILE,
-            {
-                "port": self.port,
-                "controller_port": self.controller_port,
-                "cluster_id": self.cluster_id,
-                "pid": self._pid,
-                "bootstrap": self.bootstrap,
-            },
-        )
+    def _state(self) -> dict[str, object]:
+        return {
+            "controller_port": self.controller_port,
+            "cluster_id": self.cluster_id,
+            "pid": self._pid,
+            "bootstrap": self.bootstrap,
+        }
 
 
 def _other_free_port(taken: int) -> int:
@@ -461,50 +395,11 @@ def _other_free_port(taken: int) -> int:
     return port
 
 
-def _since(started: float) -> float:
-    return round(time.monotonic() - started, 2)
-
-
 # --- command line -----------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
-    from adapters.logging import configure_logging  # noqa: PLC0415 - only for the CLI
-
-    parser = argparse.ArgumentParser(prog="python -m deploy.kafka.broker", description=__doc__)
-    parser.add_argument("command", choices=["start", "stop", "status", "jars", "destroy"])
-    parser.add_argument(
-        "--work-dir", type=Path, default=CLI_WORK_DIR, help=f"default: {CLI_WORK_DIR}"
-    )
-    parser.add_argument("--port", type=int, help="broker port for a new work dir (default: free)")
-    args = parser.parse_args(argv)
-    configure_logging()
-    try:
-        return _run(args.command, Broker(args.work_dir, port=args.port))
-    except ServerStartError as exc:
-        print(f"error: {exc}", file=sys.stderr)  # noqa: T201
-        return 1
-
-
-def _run(command: str, broker: Broker) -> int:
-    if command == "jars":
-        ensure_jars()
-    elif command == "start":
-        broker.start()
-        print(broker.bootstrap)  # noqa: T201 - the one line scripts read
-    elif command == "stop":
-        broker.stop()
-    elif command == "destroy":
-        broker.destroy()
-    elif not (broker.work_dir / STATE_FILE).exists():
-        print(f"absent: no broker in {broker.work_dir}")  # noqa: T201
-        return 3
-    else:
-        running = broker.is_running()
-        state = "running" if running else "stopped"
-        print(f"{state} {broker.bootstrap} {broker.work_dir}")  # noqa: T201
-        return 0 if running else 3
-    return 0
+    return run_cli(Broker, argv, "python -m deploy.kafka.broker", __doc__, jars=ensure_jars)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ are root every server command runs as the ``postgres`` system user::
 
 from __future__ import annotations
 
-import argparse
 import os
 import pwd
 import shutil
@@ -21,7 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
+from typing import Any
 
 import psycopg
 import structlog
@@ -29,19 +28,15 @@ from psycopg import sql
 
 from deploy._common import (
     HOST,
-    RUN_DIR,
+    LocalServer,
     ServerStartError,
-    free_port,
-    port_accepts,
-    read_json,
-    tail,
-    write_json,
+    run_cli,
+    run_quietly,
 )
 
 log = structlog.get_logger(__name__)
 
 STATE_FILE = "server.json"
-CLI_WORK_DIR = RUN_DIR / "postgres"
 SYSTEM_USER = "postgres"
 SUPERUSER = "postgres"
 APP_USER = APP_DATABASE = "leadflow"
@@ -67,9 +62,7 @@ def find_bindir() -> Path:
     candidates: list[Path] = []
     pg_config = shutil.which("pg_config")
     if pg_config:
-        result = subprocess.run(
-            [pg_config, "--bindir"], capture_output=True, text=True, check=False
-        )
+        result = run_quietly([pg_config, "--bindir"])
         if result.returncode == 0:
             candidates.append(Path(result.stdout.strip()))
     candidates += sorted(
@@ -92,36 +85,24 @@ def _major_version(bindir: Path) -> int:
     return int(name) if name.isdigit() else 0
 
 
-class PostgresServer:
+class PostgresServer(LocalServer):
     """One PostgreSQL server on 127.0.0.1 with role and database ``leadflow``."""
 
-    def __init__(
-        self,
-        work_dir: Path | str | None = None,
-        *,
-        port: int | None = None,
-        startup_timeout: float = 60.0,
-    ) -> None:
-        given = Path(work_dir).resolve() if work_dir is not None else None
-        state = read_json(given / STATE_FILE) if given and (given / STATE_FILE).exists() else {}
-        self.port: int = state.get("port") or port or free_port()
-        self.work_dir = given or RUN_DIR / f"postgres-{self.port}"
-        self.startup_timeout = startup_timeout
-        self._initialised: bool = bool(state.get("initialised"))
-        self._bindir: Path | None = None
+    log_name = "postgres"
+    title = "PostgreSQL"
+    noun = "server"
+    state_file = STATE_FILE
+    address_format = f"postgresql://{APP_USER}:{APP_PASSWORD}@{{host}}:{{port}}/{APP_DATABASE}"
+    port_help = "port for a new work dir (default: free)"
+    log_names = ("postgres.log",)
 
-    @property
-    def dsn(self) -> str:
-        return f"postgresql://{APP_USER}:{APP_PASSWORD}@{HOST}:{self.port}/{APP_DATABASE}"
+    _bindir: Path | None = None  # found on first use
+    _initialised = False  # role and database created
 
-    @property
-    def admin_conninfo(self) -> str:
-        """Superuser connection over the unix socket (trust auth)."""
-        return f"host={self.socket_dir} port={self.port} user={SUPERUSER} dbname=postgres"
+    def _restore(self, saved: dict[str, Any]) -> None:
+        self._initialised = bool(saved.get("initialised"))
 
-    @property
-    def data_dir(self) -> Path:
-        return self.work_dir / "data"
+    dsn = LocalServer.address
 
     @property
     def socket_dir(self) -> Path:
@@ -131,8 +112,13 @@ class PostgresServer:
         return Path(tempfile.gettempdir()) / f"leadflow-pg-{self.port}"
 
     @property
+    def admin_conninfo(self) -> str:
+        """Superuser connection over the unix socket (trust auth)."""
+        return f"host={self.socket_dir} port={self.port} user={SUPERUSER} dbname=postgres"
+
+    @property
     def server_log(self) -> Path:
-        return self.work_dir / "postgres.log"
+        return self.log_files[0]
 
     @property
     def bindir(self) -> Path:
@@ -141,27 +127,6 @@ class PostgresServer:
         return self._bindir
 
     # lifecycle ---------------------------------------------------------------------------
-
-    def start(self) -> None:
-        """Start the server (running initdb the first time) and wait until it accepts logins."""
-        if self.is_running():
-            log.info("postgres_already_running", dsn=self.dsn)
-            return
-        started = time.monotonic()
-        self._prepare_work_dir()
-        if not (self.data_dir / "PG_VERSION").exists():
-            self._initdb()
-        if port_accepts(self.port):
-            raise ServerStartError(
-                f"port {HOST}:{self.port} for PostgreSQL in {self.work_dir} is already taken "
-                "by another process"
-            )
-        timeout = str(int(self.startup_timeout))
-        self._pg_ctl("start", "-w", "-t", timeout, "-l", str(self.server_log))
-        if not self._initialised:
-            self._create_app_database()
-        self._check_login()
-        log.info("postgres_started", dsn=self.dsn, seconds=round(time.monotonic() - started, 2))
 
     def stop(self, timeout: float = 60.0) -> None:
         """Fast shutdown (disconnects clients), falling back to an immediate one."""
@@ -179,10 +144,6 @@ class PostgresServer:
         if self.is_running():
             self._pg_ctl("stop", "-m", "immediate", "-w", "-t", "30")
 
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
     def is_running(self) -> bool:
         if not (self.data_dir / "PG_VERSION").exists():
             return False
@@ -190,30 +151,21 @@ class PostgresServer:
         return result.returncode == 0
 
     def destroy(self) -> None:
-        """Stop the server and delete its work dir."""
-        self.stop()
-        shutil.rmtree(self.work_dir, ignore_errors=True)
+        """Stop the server and delete its work dir (and its socket dir, if apart)."""
+        super().destroy()
         if self.socket_dir != self.data_dir:
             shutil.rmtree(self.socket_dir, ignore_errors=True)
 
-    def log_tail(self, lines: int = 40) -> str:
-        return f"--- {self.server_log} ---\n{tail(self.server_log, lines)}"
+    # start-up ----------------------------------------------------------------------------
 
-    def __enter__(self) -> PostgresServer:
-        self.start()
-        return self
+    def _log_fields(self) -> dict[str, object]:
+        return {"dsn": self.dsn}
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _ports(self) -> tuple[int, ...]:
+        return (self.port,)
 
-    # internals ---------------------------------------------------------------------------
-
-    def _prepare_work_dir(self) -> None:
+    def _prepare(self) -> None:
+        """Create the work dir (owned by the system user when we are root); initdb once."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._save_state()
         outside = self.socket_dir != self.data_dir
@@ -223,6 +175,16 @@ class PostgresServer:
             account = _system_account()
             for path in (self.work_dir, self.socket_dir) if outside else (self.work_dir,):
                 os.chown(path, account.pw_uid, account.pw_gid)
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._initdb()
+
+    def _launch(self, deadline: float) -> None:
+        """``pg_ctl start -w`` waits until the server is ready; then check that we can log in."""
+        timeout = str(max(1, round(deadline - time.monotonic())))
+        self._pg_ctl("start", "-w", "-t", timeout, "-l", str(self.server_log))
+        if not self._initialised:
+            self._create_app_database()
+        self._check_login()
 
     def _initdb(self) -> None:
         shutil.rmtree(self.data_dir, ignore_errors=True)
@@ -291,20 +253,10 @@ class PostgresServer:
         if os.geteuid() == 0:
             _system_account()
             command = ["runuser", "-u", SYSTEM_USER, "--", *command]
-        return subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            check=False,
-            stdin=subprocess.DEVNULL,
-            cwd=self.work_dir if self.work_dir.exists() else None,
-        )
+        return run_quietly(command, cwd=self.work_dir if self.work_dir.exists() else None)
 
-    def _save_state(self) -> None:
-        write_json(
-            self.work_dir / STATE_FILE,
-            {"port": self.port, "dsn": self.dsn, "initialised": self._initialised},
-        )
+    def _state(self) -> dict[str, object]:
+        return {"dsn": self.dsn, "initialised": self._initialised}
 
 
 def _system_account() -> pwd.struct_passwd:
@@ -321,39 +273,7 @@ def _system_account() -> pwd.struct_passwd:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from adapters.logging import configure_logging  # noqa: PLC0415 - only for the CLI
-
-    parser = argparse.ArgumentParser(prog="python -m deploy.postgres.server", description=__doc__)
-    parser.add_argument("command", choices=["start", "stop", "status", "destroy"])
-    parser.add_argument(
-        "--work-dir", type=Path, default=CLI_WORK_DIR, help=f"default: {CLI_WORK_DIR}"
-    )
-    parser.add_argument("--port", type=int, help="port for a new work dir (default: free)")
-    args = parser.parse_args(argv)
-    configure_logging()
-    try:
-        return _run(args.command, PostgresServer(args.work_dir, port=args.port))
-    except ServerStartError as exc:
-        print(f"error: {exc}", file=sys.stderr)  # noqa: T201
-        return 1
-
-
-def _run(command: str, server: PostgresServer) -> int:
-    if command == "start":
-        server.start()
-        print(server.dsn)  # noqa: T201 - the one line scripts read
-    elif command == "stop":
-        server.stop()
-    elif command == "destroy":
-        server.destroy()
-    elif not (server.work_dir / STATE_FILE).exists():
-        print(f"absent: no server in {server.work_dir}")  # noqa: T201
-        return 3
-    else:
-        running = server.is_running()
-        print(f"{'running' if running else 'stopped'} {server.dsn} {server.work_dir}")  # noqa: T201
-        return 0 if running else 3
-    return 0
+    return run_cli(PostgresServer, argv, "python -m deploy.postgres.server", __doc__)
 
 
 if __name__ == "__main__":
