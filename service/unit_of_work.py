@@ -22,9 +22,10 @@ from pydantic import BaseModel, ConfigDict
 from adapters.aggregate_versions import latest_versions
 from domain import commands as c
 from domain.aggregate import Aggregate
-from domain.errors import DomainError, UnknownAggregate
+from domain.errors import DomainError
 from service.handlers import HANDLERS, Setup
 from service.ids import as_uuid, deal_id_for, lead_id_for
+from service.queries import of_kind
 
 log = structlog.get_logger("leadflow.application")
 
@@ -176,10 +177,9 @@ class _Batch:
             )
             if cached:
                 self._cache_hits[aggregate_id] = aggregate.version
-        if not isinstance(aggregate, kind):
-            raise UnknownAggregate(kind.KIND, ref)
-        self._touched.setdefault(aggregate_id, len(aggregate.pending_events))
-        return aggregate
+        loaded = of_kind(kind, aggregate, ref)
+        self._touched.setdefault(aggregate_id, len(loaded.pending_events))
+        return loaded
 
     def add(self, aggregate: Aggregate) -> None:
         self.aggregates[aggregate.id] = aggregate
