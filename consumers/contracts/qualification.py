@@ -5,7 +5,8 @@ own and documented by the JSON Schema files in ``schemas/qualification/v1/`` (ge
 from the models below: ``python -m consumers.contracts.qualification --write-schemas``).
 
 Record: key = lead id (deal events: deal id, so one deal's changes stay in order),
-value = one JSON object below, headers ``schema``, ``type``, ``event_id``.
+value = one JSON object below, headers ``schema``, ``type``, ``event_id`` (and, from the
+relay, ``relay_epoch``).
 Every record carries the domain event's ``event_id`` (the deduplication key: delivery
 is at least once) and ``aggregate_version`` (the lead's or deal's version, increasing
 per key). ``lead`` / ``deal`` give the aggregate as it stood right after the event;
@@ -16,6 +17,11 @@ Compatibility: within v1, fields are only ever added (consumers must ignore fiel
 they do not know) and no field changes meaning or type; anything else is v2 on a new
 topic. ``tests/stream/test_qualification_schema.py`` fails when the models and the
 committed schema files disagree.
+
+``relay.unmappable`` is no business event: the relay could not map a domain event to
+this contract, so the change it stands for is not published in full. It comes in the
+event's place, keyed by its lead or deal, with the event's id, type and version and the
+reason; a sales system that meets one should read that lead or deal afresh.
 """
 
 from __future__ import annotations
@@ -231,6 +237,19 @@ class DealReopenedEvent(_DealEvent):
     reason: str | None
 
 
+class RelayUnmappable(IntegrationEvent):
+    """The relay could not map this domain event to the contract: the change it stands for
+    is not published in full (read the lead or deal afresh)."""
+
+    type: Literal["relay.unmappable"] = "relay.unmappable"
+    aggregate_id: UUID = Field(description="the lead or deal (also the record key)")
+    event_type: str = Field(description="the domain event's type")
+    reason: str = Field(description="why the relay could not map it")
+
+    def record_key(self) -> UUID:
+        return self.aggregate_id
+
+
 EVENT_MODELS: tuple[type[IntegrationEvent], ...] = (
     LeadMqlReached,
     LeadSalReached,
@@ -257,7 +276,8 @@ QualificationEvent = Annotated[
     | DealStageChangedEvent
     | DealWonEvent
     | DealLostEvent
-    | DealReopenedEvent,
+    | DealReopenedEvent
+    | RelayUnmappable,
     Field(discriminator="type"),
 ]
 QUALIFICATION_ADAPTER: TypeAdapter[QualificationEvent] = TypeAdapter(QualificationEvent)
@@ -410,6 +430,16 @@ def integration_event(event: ev.DomainEvent, lookup: StateLookup) -> Integration
     if type(event) in ev.DEAL_EVENTS:
         return _deal_event(event, lookup)
     return _lead_event(event, lookup)
+
+
+def unmappable_event(event: ev.DomainEvent, reason: str) -> RelayUnmappable:
+    """The marker published in place of a domain event that could not be mapped."""
+    return RelayUnmappable(
+        **_envelope(event),
+        aggregate_id=event.originator_id,
+        event_type=event.event_type,
+        reason=reason,
+    )
 
 
 def to_public_record(public: IntegrationEvent) -> KafkaRecord:
