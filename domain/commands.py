@@ -2,12 +2,14 @@
 
 The same models parse the JSON Lines of ``leadflow import``, the CLI subcommands and
 (later) HTTP bodies. ``lead`` and ``deal`` name the caller's external id (an email or a
-CRM id) or leadflow's own UUID. Timestamps are ISO 8601; one without an offset is UTC.
+CRM id) or leadflow's own UUID; every command carries it normalised. Timestamps are
+ISO 8601, one without an offset is UTC, and every command carries them in UTC. The
+bounds (ranges, identifier rules) are those of ``domain.input_limits``.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -23,27 +25,37 @@ from pydantic import (
 
 from domain.aggregate import GENERATED_CAUSATION_PREFIX, is_generated_causation
 from domain.events import Bant
-from domain.input_limits import check_json_object, check_text
+from domain.input_limits import (
+    check_json_object,
+    check_text,
+    date_in_range,
+    normalise_identifier,
+    utc_timestamp,
+)
 from domain.scoring import ENGAGEMENT_KINDS
 
-
-def _assume_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
-Timestamp = Annotated[datetime, AfterValidator(_assume_utc)]
+Timestamp = Annotated[datetime, AfterValidator(utc_timestamp)]
+CalendarDate = Annotated[date, AfterValidator(date_in_range)]
 Text = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
     AfterValidator(check_text),
 ]
-Ref = Annotated[
+Ref = Annotated[  # a lead's or a deal's external id
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=320),
+    AfterValidator(normalise_identifier),
+]
+Key = Annotated[  # an event id or a stage name
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=320),
     AfterValidator(check_text),
 ]
 Token = Annotated[str, StringConstraints(max_length=200), AfterValidator(check_text)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(check_json_object)]
+# Amounts as CRMs export them (e.g. quantity x price: 9225.225), kept exactly.
+Amount = Annotated[Decimal, Field(ge=0, max_digits=22, decimal_places=6)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 
 
 class Command(BaseModel):
@@ -83,7 +95,7 @@ class CaptureLead(LeadCommand):
 
 class RecordEngagement(LeadCommand):
     command: Literal["record_engagement"] = "record_engagement"
-    event_id: Ref
+    event_id: Key
     kind: str
     source: Text | None = None
     campaign: Text | None = None
@@ -153,22 +165,22 @@ class DealCommand(Command):
 class OpenDeal(DealCommand):
     command: Literal["open_deal"] = "open_deal"
     lead: Ref | None = None
-    amount: Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)]
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "EUR"
+    amount: Amount
+    currency: Currency = "EUR"
     pipeline: str | None = None
     owner: Text | None = None
-    expected_close_date: date | None = None
+    expected_close_date: CalendarDate | None = None
     fast_track: bool = False
 
 
 class MoveDeal(DealCommand):
     command: Literal["move_deal"] = "move_deal"
-    stage: Ref
+    stage: Key
 
 
 class WinDeal(DealCommand):
     command: Literal["win_deal"] = "win_deal"
-    amount: Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)] | None = None
+    amount: Amount | None = None
 
 
 class LoseDeal(DealCommand):
@@ -179,15 +191,15 @@ class LoseDeal(DealCommand):
 
 class ReopenDeal(DealCommand):
     command: Literal["reopen_deal"] = "reopen_deal"
-    stage: Ref | None = None
+    stage: Key | None = None
     reason: Text | None = None
 
 
 class UpdateDeal(DealCommand):
     command: Literal["update_deal"] = "update_deal"
-    amount: Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)] | None = None
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = None
-    expected_close_date: date | None = None
+    amount: Amount | None = None
+    currency: Currency | None = None
+    expected_close_date: CalendarDate | None = None
 
 
 AnyCommand = Annotated[

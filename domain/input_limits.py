@@ -3,6 +3,8 @@
 Anything stored must also travel through Kafka and into PostgreSQL text columns, so
 NUL and other control characters, deeply nested objects, huge integers and oversized
 payloads are refused at the command boundary with a message saying what and where.
+The same bounds decode JSON text (``load_json``), place timestamps in the accepted range
+(``utc_timestamp``) and normalise identifiers (``normalise_identifier``).
 """
 
 from __future__ import annotations
@@ -10,14 +12,32 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
+import unicodedata
+from datetime import UTC, date, datetime
 from typing import Any
 
 MAX_DEPTH = 8
+MAX_DECODED_DEPTH = 500  # deeper text is refused before anything walks it recursively
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)  # exclusive
+TIME_RANGE = "from 1970-01-01T00:00:00Z up to (not including) 2200-01-01T00:00:00Z"
+DATE_RANGE = "1970-01-01 to 2199-12-31"
 MAX_JSON_BYTES = 32 * 1024
 MAX_KEY_LENGTH = 200
 MAX_SAFE_INT = 2**53
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # all but tab, LF and CR
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
+_INVISIBLE = re.compile(
+    "(?P<control>[\x00-\x1f\x7f-\x9f])"
+    "|(?P<zero_width>[\u200b-\u200d\u2060\ufeff])"
+    "|(?P<bidi>[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069])"
+)
+_INVISIBLE_NAMES = {
+    "control": "control character",
+    "zero_width": "zero-width character",
+    "bidi": "bidirectional formatting character",
+}
 
 
 def check_text(value: str) -> str:
@@ -108,3 +128,110 @@ def _digits(value: int) -> str:
         return f"{len(str(abs(value)))} digits"
     except ValueError:  # beyond Python's limit on int-to-text conversion
         return f"{value.bit_length()} bits"
+
+
+# --- JSON text ---------------------------------------------------------------------------
+
+
+class JsonRefused(ValueError):
+    """JSON text that is not decoded: ``beyond_limits`` when it is JSON, but too deep or
+    too long a number for leadflow; otherwise it is not JSON (NaN, Infinity)."""
+
+    def __init__(self, reason: str, *, beyond_limits: bool) -> None:
+        self.beyond_limits = beyond_limits
+        super().__init__(reason)
+
+
+def load_json(text: str) -> Any:
+    """``json.loads`` that can neither exhaust the stack nor fail with an odd error.
+
+    Text that is not JSON raises ``json.JSONDecodeError`` (callers say where); NaN and
+    Infinity, nesting beyond ``MAX_DECODED_DEPTH`` levels and integers beyond Python's
+    digit limit raise ``JsonRefused``. The value returned can be walked recursively.
+    """
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise JsonRefused(_TOO_DEEP, beyond_limits=True) from None
+    except JsonRefused:
+        raise
+    except ValueError:  # beyond Python's limit on int-from-text conversion
+        digits = sys.get_int_max_str_digits()
+        reason = f"not acceptable JSON: a number has more than {digits} digits"
+        raise JsonRefused(reason, beyond_limits=True) from None
+    if _deeper_than(value, MAX_DECODED_DEPTH):
+        raise JsonRefused(_TOO_DEEP, beyond_limits=True)
+    return value
+
+
+_TOO_DEEP = f"not acceptable JSON: nested far deeper than {MAX_DEPTH} levels"
+
+
+def _reject_constant(name: str) -> object:
+    raise JsonRefused(f"not JSON: {name} is not valid JSON", beyond_limits=False)
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """True if arrays and objects nest more than ``limit`` levels (no recursion)."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        if depth > limit:
+            return True
+        pending.extend((inner, depth + 1) for inner in item)
+    return False
+
+
+# --- timestamps --------------------------------------------------------------------------
+
+
+def in_time_range(value: datetime) -> datetime:
+    """``value`` (naive means UTC) with its offset, if it lies in the accepted range."""
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if not EARLIEST <= aware < LATEST:
+        msg = f"{value.isoformat()} is outside the accepted range of timestamps, {TIME_RANGE}"
+        raise ValueError(msg)
+    return aware
+
+
+def utc_timestamp(value: datetime) -> datetime:
+    """The same instant in UTC (naive means UTC), if it lies in the accepted range."""
+    return in_time_range(value).astimezone(UTC)
+
+
+def date_in_range(value: date) -> date:
+    """A calendar date within the years of the accepted range (1970 to 2199)."""
+    if not EARLIEST.date() <= value < LATEST.date():
+        msg = f"{value.isoformat()} is outside the accepted range of dates, {DATE_RANGE}"
+        raise ValueError(msg)
+    return value
+
+
+# --- identifiers -------------------------------------------------------------------------
+
+
+def normalise_identifier(value: str) -> str:
+    """An external id as compared: NFKC, trimmed, and case-folded if it is an email.
+
+    Invisible characters (C0 and C1 controls, zero-width characters and bidirectional
+    formatting) are refused: two ids that look the same must be the same id.
+    """
+    text = unicodedata.normalize("NFKC", value).strip()
+    bad = _INVISIBLE.search(text)
+    if bad:
+        kind = _INVISIBLE_NAMES[bad.lastgroup or "control"]
+        msg = (
+            f"contains {kind} U+{ord(bad.group()):04X} at position {bad.start()}; "
+            "identifiers may not hold invisible, bidirectional or control characters"
+        )
+        raise ValueError(msg)
+    if not text:
+        msg = "is empty"
+        raise ValueError(msg)
+    return text.casefold() if "@" in text else text

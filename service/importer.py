@@ -5,7 +5,9 @@ Each non-blank line is one command object (see ``domain.commands``). A line with
 changes nothing: every line that was applied is then reported as a duplicate (and two
 identical lines in one file are one command: the second is a duplicate). A bad line
 (not UTF-8, not JSON, not a valid command, refused by the domain) is rejected with its line
-number and reason, and the import goes on unless ``strict``.
+number and reason, and the import goes on unless ``strict``; so is a line beyond the
+bounds of ``domain.input_limits`` (nested too deep, a number too long, a timestamp out of
+range), never an abort.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pydantic import BaseModel, ValidationError, computed_field
 
 from domain.commands import COMMAND_ADAPTER, COMMAND_NAMES, Command
 from domain.errors import DomainError
+from domain.input_limits import JsonRefused, load_json
 from service.application import LeadflowApp
 
 log = structlog.get_logger("leadflow.service.importer")
@@ -228,9 +231,11 @@ def _decode(raw: bytes, *, first: bool) -> str:
 def parse_line(text: str) -> Command:
     """One line's command; a line without ``command_id`` gets the hash of its content."""
     try:
-        data: Any = json.loads(text)
+        data: Any = load_json(text)
     except json.JSONDecodeError as error:
         raise LineRejected(f"not JSON: {error.msg} at column {error.colno}") from None
+    except JsonRefused as error:
+        raise LineRejected(str(error)) from None
     if not isinstance(data, dict):
         raise LineRejected(f"not a JSON object: the line is {_JSON_TYPE_NAMES[type(data)]}")
     if data.get("command_id") is None:

@@ -37,6 +37,7 @@ from domain.aggregate import Aggregate, project_aggregate
 from domain.errors import DomainError, UnknownAggregate
 from domain.events import DealOpened, DomainEvent, LeadCaptured, LeadConverted
 from domain.hash_chain import ChainVerdict, StoredLink, verify_chain
+from domain.input_limits import TIME_RANGE, in_time_range
 from service.application import LeadflowApp
 from service.ids import deal_id_for, lead_id_for, normalise_ref
 
@@ -375,7 +376,8 @@ def _recorded_order(per_aggregate: Iterable[list[AuditedEvent]]) -> Iterator[Aud
 
 def parse_as_of(text: str) -> datetime:
     """ISO 8601 date or date-time; without an offset it is UTC. A bare date means the end
-    of that day (everything that occurred on it is included)."""
+    of that day (everything that occurred on it is included). Refused outside the range
+    of accepted timestamps."""
     value = text.strip()
     try:
         moment = datetime.fromisoformat(value)
@@ -388,7 +390,10 @@ def parse_as_of(text: str) -> datetime:
         moment = moment.replace(tzinfo=UTC)
     if len(value) == 10:  # YYYY-MM-DD
         moment = datetime.combine(moment.date(), time.max, tzinfo=UTC)
-    return moment
+    try:
+        return in_time_range(moment)
+    except ValueError:
+        raise ValueError(f"{text!r} is outside the accepted range, {TIME_RANGE}") from None
 
 
 def export_jsonl(history: LeadHistory, path: Path) -> int:

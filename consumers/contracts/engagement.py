@@ -43,7 +43,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from domain.commands import CaptureLead, RecordEngagement
-from domain.input_limits import MAX_DEPTH, check_json_value
+from domain.input_limits import JsonRefused, check_json_value, load_json, utc_timestamp
 from domain.scoring import EngagementKind
 
 DEFAULT_SOURCE = "engagement"
@@ -79,11 +79,7 @@ def _iso_text(value: object) -> object:
     return value
 
 
-def _assume_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
-IsoTimestamp = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_assume_utc)]
+IsoTimestamp = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(utc_timestamp)]
 Text = Annotated[StrictStr, Field(min_length=1, max_length=2000)]
 Number = StrictInt | StrictFloat
 
@@ -205,11 +201,6 @@ def _json_kind(value: object) -> str:
     return {list: "array", str: "string", type(None): "null"}.get(type(value), "value")
 
 
-def _reject_constant(name: str) -> object:
-    msg = f"{name} is not valid JSON"
-    raise ValueError(msg)
-
-
 def _decode(raw: bytes) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8")
@@ -218,15 +209,13 @@ def _decode(raw: bytes) -> dict[str, Any]:
         reason = f"not UTF-8: byte 0x{bad} at byte offset {error.start}: {error.reason}"
         raise InvalidEngagement("not_utf8", reason) from None
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = load_json(text)
     except json.JSONDecodeError as error:
         reason = f"not JSON: line {error.lineno} column {error.colno}: {error.msg}"
         raise InvalidEngagement("not_json", reason) from None
-    except RecursionError:
-        reason = f"not acceptable JSON: nested far deeper than {MAX_DEPTH} levels"
-        raise InvalidEngagement("invalid_fields", reason) from None
-    except ValueError as error:
-        raise InvalidEngagement("not_json", f"not JSON: {error}") from None
+    except JsonRefused as error:
+        problem: Problem = "invalid_fields" if error.beyond_limits else "not_json"
+        raise InvalidEngagement(problem, str(error)) from None
     if not isinstance(data, dict):
         reason = f"not a JSON object: the record is a JSON {_json_kind(data)}: {_short(data)}"
         raise InvalidEngagement("not_object", reason)
