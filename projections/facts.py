@@ -56,7 +56,8 @@ class UnprojectableEvent(Exception):
 
 
 def money_minor(amount: Decimal, *, deal_id: str) -> int:
-    """Amount in minor units (cents); commands allow two decimals, more are rounded."""
+    """Amount in cents, whatever the currency, rounded half to even (commands carry up to
+    six decimals, the events keep them exactly)."""
     cents = amount * 100
     whole = int(cents.to_integral_value(rounding=ROUND_HALF_EVEN))
     if whole != cents:

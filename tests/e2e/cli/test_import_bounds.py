@@ -112,9 +112,13 @@ def test_as_of_outside_the_range_is_one_line_and_exits_non_zero(
     ]
 
 
-def test_crm_amounts_are_stored_exactly(cli: Cli, data_dir: Path, tmp_path: Path) -> None:
+def test_crm_amounts_are_stored_exactly_and_reported_in_cents(
+    cli: Cli, data_dir: Path, tmp_path: Path
+) -> None:
     lines = [
         '{"command":"open_deal","deal":"OPP-1","amount":9225.225,"currency":"PEN",'
+        '"occurred_at":"2026-01-05T09:00:00Z"}',
+        '{"command":"open_deal","deal":"OPP-2","amount":"1200.50",'
         '"occurred_at":"2026-01-05T09:00:00Z"}',
         '{"command":"win_deal","deal":"OPP-1","amount":"9225.2251",'
         '"occurred_at":"2026-01-06T09:00:00Z"}',
@@ -122,7 +126,9 @@ def test_crm_amounts_are_stored_exactly(cli: Cli, data_dir: Path, tmp_path: Path
 
     run = cli("import", str(write(tmp_path / "amounts.jsonl", lines)))
 
-    assert (run.code, run.lines) == (0, ["applied 2, duplicate 0, rejected 0, total 2"])
+    assert (run.code, run.lines) == (0, ["applied 3, duplicate 0, rejected 0, total 3"])
+    kpis = json.loads(cli("kpis", "--json").out)
+    assert (kpis["avg_deal_size"], kpis["weighted_pipeline"]) == (9225.23, 120.05)
     app = open_application(Settings(data_dir=data_dir))
     try:
         deal = app.get_deal("OPP-1")
