@@ -1,45 +1,80 @@
-"""The event store the settings choose, SQLite (embedded) or PostgreSQL: eventsourcing's
-environment for it, and the lock that serialises schema creation on PostgreSQL."""
+"""The event store the store settings choose, SQLite (embedded) or PostgreSQL:
+eventsourcing's environment for it, a PostgreSQL factory whose connections use the
+whole DSN, and the lock that serialises schema creation on PostgreSQL."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
+from eventsourcing.postgres import PostgresFactory
+from eventsourcing.utils import Environment, EnvType
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from adapters.settings import Settings
+from adapters.settings import StoreSettings
+
+_DSN_PARTS = ("dbname", "host", "port", "user", "password")
 
 
-def event_store_env(settings: Settings) -> dict[str, str]:
+class DsnPostgresFactory(PostgresFactory):
+    """eventsourcing's PostgreSQL factory with connections made from the whole DSN.
+
+    eventsourcing builds its pool from separate parts (dbname, host, port, user,
+    password), which would drop every other DSN option (``sslmode``, ``connect_timeout``,
+    ``application_name``, ``options``...). The parts stay in the environment only
+    because the base factory insists on them; the pool connects with the DSN itself.
+    """
+
+    POSTGRES_DSN = "LEADFLOW_EVENT_STORE_DSN"
+
+    def __init__(self, env: Environment | EnvType | None) -> None:
+        super().__init__(env)
+        pool = self.datastore.pool
+        assert isinstance(pool.kwargs, dict)
+        for key in _DSN_PARTS:
+            pool.kwargs.pop(key, None)
+        pool.conninfo = self.env.get(self.POSTGRES_DSN) or ""
+
+
+def event_store_env(store: StoreSettings) -> dict[str, str]:
     """eventsourcing's environment for the configured store, cipher and compressor."""
     env: dict[str, str] = {"AGGREGATE_CACHE_MAXSIZE": "5000"}
-    if settings.postgres_dsn is not None:
-        parts = conninfo_to_dict(settings.postgres_dsn.get_secret_value())
+    if store.dsn is not None:
+        parts = conninfo_to_dict(store.dsn)
         env.update(
-            PERSISTENCE_MODULE="eventsourcing.postgres",
+            PERSISTENCE_MODULE=f"{__name__}:{DsnPostgresFactory.__name__}",
             POSTGRES_DBNAME=str(parts.get("dbname", "leadflow")),
             POSTGRES_HOST=str(parts.get("host", "127.0.0.1")),
             POSTGRES_PORT=str(parts.get("port", "5432")),
             POSTGRES_USER=str(parts.get("user", "leadflow")),
             POSTGRES_PASSWORD=str(parts.get("password", "")),
-            POSTGRES_SCHEMA=settings.postgres_schema,
+            POSTGRES_SCHEMA=store.postgres_schema,
         )
+        env[DsnPostgresFactory.POSTGRES_DSN] = store.dsn
     else:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store.data_dir.mkdir(parents=True, exist_ok=True)
         env.update(
             PERSISTENCE_MODULE="eventsourcing.sqlite",
-            SQLITE_DBNAME=str(settings.sqlite_event_store),
+            SQLITE_DBNAME=str(store.sqlite_event_store),
             SQLITE_LOCK_TIMEOUT="30",
         )
-    if settings.cipher_key is not None:
+    if store.cipher_key is not None:
         env["CIPHER_TOPIC"] = "eventsourcing.cryptography:AESCipher"
-        env["CIPHER_KEY"] = settings.cipher_key.get_secret_value()
-    if settings.compress_events:
+        env["CIPHER_KEY"] = store.cipher_key.get_secret_value()
+    if store.compress_events:
         env["COMPRESSOR_TOPIC"] = "eventsourcing.compressor:ZlibCompressor"
     return env
+
+
+def connect_postgres(dsn: str) -> psycopg.Connection[tuple[Any, ...]]:
+    """An autocommit connection from the whole DSN, giving up after 10 s unless the DSN
+    sets its own ``connect_timeout``."""
+    if "connect_timeout" in conninfo_to_dict(dsn):
+        return psycopg.connect(dsn, autocommit=True)
+    return psycopg.connect(dsn, autocommit=True, connect_timeout=10)
 
 
 # PostgreSQL refuses concurrent DDL on the same catalog rows ("tuple concurrently

@@ -1,20 +1,18 @@
-"""Projector settings (``LEADFLOW_PROJECTOR_*``), beside the shared ``Settings``."""
+"""Projector settings (``LEADFLOW_PROJECTOR_*``), the ``projector`` section of ``Settings``."""
 
 from __future__ import annotations
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from adapters.stream_settings import StreamSettings
-
 
 class ProjectorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LEADFLOW_PROJECTOR_", extra="ignore")
 
     topic: str = Field(
-        default_factory=lambda: StreamSettings().events_topic,
+        default="leadflow.events.v1",
         min_length=1,
-        description="defaults to the relay's topic, LEADFLOW_STREAM_EVENTS_TOPIC",
+        description="defaults to the relay's topic, LEADFLOW_STREAM_EVENTS_TOPIC (see Settings)",
     )
     group_id: str = Field(default="leadflow.projector", min_length=1)
     batch_size: int = Field(default=1000, ge=1, le=50_000, description="records per transaction")

@@ -1,12 +1,50 @@
-"""Runtime configuration, read from ``LEADFLOW_*`` environment variables."""
+"""leadflow's configuration: one ``Settings`` with a section per concern, each read from
+its ``LEADFLOW_*`` environment variables when the composition root builds it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from adapters.projector_settings import ProjectorSettings
+from adapters.stream_settings import StreamSettings
+
+
+class StoreSettings(BaseSettings):
+    """Where events and read models live, and how events are stored (``LEADFLOW_*``).
+
+    With no DSN, SQLite files under ``data_dir``; ``LEADFLOW_POSTGRES_DSN`` switches the
+    event store, the stream's side tables and the read models to PostgreSQL.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="LEADFLOW_", extra="ignore")
+
+    data_dir: Path = Path(".leadflow")
+    postgres_dsn: SecretStr | None = None
+    postgres_schema: str = Field(default="public", pattern=r"^[a-z_][a-z0-9_]*$")
+    stage_model_file: Path | None = None
+    scoring_rules_file: Path | None = None
+    cipher_key: SecretStr | None = Field(
+        default=None, description="AES key (base64) for encryption of stored events at rest"
+    )
+    compress_events: bool = False
+    snapshot_interval: int = Field(default=100, ge=0, description="0 disables snapshots")
+
+    @property
+    def dsn(self) -> str | None:
+        """The PostgreSQL DSN in clear, or None on SQLite."""
+        return None if self.postgres_dsn is None else self.postgres_dsn.get_secret_value()
+
+    @property
+    def sqlite_event_store(self) -> Path:
+        return self.data_dir / "events.sqlite3"
+
+    @property
+    def sqlite_read_models(self) -> Path:
+        return self.data_dir / "read_models.sqlite3"
 
 
 class KafkaSettings(BaseSettings):
@@ -46,43 +84,44 @@ class KafkaSettings(BaseSettings):
         return config
 
 
-class Settings(BaseSettings):
-    """Everything leadflow reads from its environment.
+class LogSettings(BaseSettings):
+    """``LEADFLOW_LOG_LEVEL`` and ``LEADFLOW_LOG_FORMAT``."""
 
-    With nothing set, leadflow runs embedded: SQLite files under ``data_dir`` and
+    model_config = SettingsConfigDict(env_prefix="LEADFLOW_LOG_", extra="ignore")
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Settings(BaseModel):
+    """Everything leadflow reads from its environment, one section per concern.
+
+    With nothing set, leadflow runs embedded: SQLite files under ``store.data_dir`` and
     projectors following the event store in-process. ``LEADFLOW_KAFKA_BOOTSTRAP``
-    switches on Kafka mode; ``LEADFLOW_POSTGRES_DSN`` switches the stores to PostgreSQL.
+    switches on Kafka mode. Only the composition root (``leadflow.bootstrap``) builds
+    this from the environment; everything below it receives the values it needs.
+    The HTTP API, audit signing and privacy (erasure) get their sections here when
+    they land.
     """
 
-    model_config = SettingsConfigDict(env_prefix="LEADFLOW_", extra="ignore")
-
-    data_dir: Path = Path(".leadflow")
-    postgres_dsn: SecretStr | None = None
-    postgres_schema: str = Field(default="public", pattern=r"^[a-z_][a-z0-9_]*$")
-    stage_model_file: Path | None = None
-    scoring_rules_file: Path | None = None
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["auto", "json", "console"] = "auto"
-    cipher_key: SecretStr | None = Field(
-        default=None, description="AES key (base64) for encryption of stored events at rest"
-    )
-    compress_events: bool = False
-    snapshot_interval: int = Field(default=100, ge=0, description="0 disables snapshots")
+    store: StoreSettings = Field(default_factory=StoreSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    stream: StreamSettings = Field(default_factory=StreamSettings)
+    projector: ProjectorSettings = Field(default_factory=ProjectorSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    @model_validator(mode="after")
+    def _projector_follows_the_relay(self) -> Settings:
+        """The projector reads the relay's events topic unless told otherwise."""
+        if "topic" not in self.projector.model_fields_set:
+            self.projector = self.projector.model_copy(update={"topic": self.stream.events_topic})
+        return self
 
     @property
     def kafka_mode(self) -> bool:
         return bool(self.kafka.bootstrap)
 
-    @property
-    def sqlite_event_store(self) -> Path:
-        return self.data_dir / "events.sqlite3"
-
-    @property
-    def sqlite_read_models(self) -> Path:
-        return self.data_dir / "read_models.sqlite3"
-
-
-def load_settings(**overrides: Any) -> Settings:
-    """Read settings from the environment, with explicit overrides taking precedence."""
-    return Settings(**overrides)
+    def with_store(self, **changes: Any) -> Settings:
+        """A copy whose store section has ``changes`` (``data_dir=...``)."""
+        store = StoreSettings.model_validate(self.store.model_dump() | changes)
+        return self.model_copy(update={"store": store})

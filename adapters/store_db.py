@@ -18,31 +18,37 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 
-from adapters.event_store import postgres_ddl_lock
-from adapters.settings import Settings
+from adapters.event_store import connect_postgres, postgres_ddl_lock
+from adapters.settings import StoreSettings
 
 Dialect = Literal["sqlite", "postgres"]
 
 
+def psycopg_placeholders(statement: str) -> str:
+    """A statement written with ``?`` placeholders (sqlite3's) in psycopg's ``%s`` style;
+    the SQL holds no literal ``?``."""
+    return statement.replace("?", "%s")
+
+
 class StoreDb:
-    def __init__(self, settings: Settings) -> None:
-        self.dialect: Dialect = "sqlite" if settings.postgres_dsn is None else "postgres"
-        self._schema = settings.postgres_schema
+    def __init__(self, store: StoreSettings) -> None:
+        self.dialect: Dialect = "sqlite" if store.dsn is None else "postgres"
+        self._schema = store.postgres_schema
         self._sqlite: sqlite3.Connection | None = None
         self._pg: psycopg.Connection[tuple[Any, ...]] | None = None
         self._dsn = ""
-        if settings.postgres_dsn is None:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if store.dsn is None:
+            store.data_dir.mkdir(parents=True, exist_ok=True)
             self._sqlite = sqlite3.connect(
-                settings.sqlite_event_store, timeout=30, isolation_level=None
+                store.sqlite_event_store, timeout=30, isolation_level=None
             )
-            self.location = str(settings.sqlite_event_store)
+            self.location = str(store.sqlite_event_store)
         else:
-            self._dsn = settings.postgres_dsn.get_secret_value()
+            self._dsn = store.dsn
             self.location = f"postgresql schema {self._schema}"
 
     def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
-        return psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
+        return connect_postgres(self._dsn)
 
     @contextmanager
     def _postgres(self) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
@@ -62,7 +68,7 @@ class StoreDb:
 
     def _statement(self, statement: str, tables: dict[str, str]) -> str:
         text = statement.format(**{k: self.table(v) for k, v in tables.items()})
-        return text if self.dialect == "sqlite" else text.replace("?", "%s")
+        return text if self.dialect == "sqlite" else psycopg_placeholders(text)
 
     def execute(
         self, statement: str, params: Sequence[Any] = (), **tables: str

@@ -78,7 +78,7 @@ def run(ctx: BenchContext) -> list[Result]:
     batch_size = ctx.int_param("batch_size")
     counters = {"single": EventCounter(), "batched": EventCounter()}
     with fresh_store(ctx, kind, "commands") as settings, opened(settings) as app:
-        floor = FloorApp(event_store_env(settings), recorder=app.recorder)
+        floor = FloorApp(event_store_env(settings.store), recorder=app.recorder)
         try:
             event_bytes = _mean_event_bytes(app)
             text = floor.padding_for(event_bytes)

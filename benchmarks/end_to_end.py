@@ -28,7 +28,6 @@ from pathlib import Path
 from uuid import uuid4
 
 from adapters.settings import KafkaSettings, Settings
-from adapters.stream_settings import StreamSettings
 from benchmarks.framework import (
     BenchContext,
     Benchmark,
@@ -53,7 +52,7 @@ from benchmarks.topics import delete_topics, scratch_topics, unique_topic, with_
 from benchmarks.workload import ATTRIBUTES, capture
 from consumers.ingest.apply import IngestLimits, apply_engagements
 from domain.errors import DomainError
-from leadflow.bootstrap import open_application
+from leadflow.bootstrap import load_settings, open_application
 from service.ids import lead_id_for
 
 P99_TARGET = Target(on="value", at_most=250.0)
@@ -118,8 +117,9 @@ def engagement_load(tag: str, count: int, new_lead_every: int, versions: tuple[i
 def versions_after_one_record(work_dir: Path) -> tuple[int, int]:
     """The versions a new lead and a known lead reach with one record each: applied to a
     scratch store exactly as the ingest applies them."""
-    settings = Settings(data_dir=work_dir / f"e2e_scratch_{uuid4().hex[:8]}", postgres_dsn=None)
-    limits = IngestLimits.from_settings(StreamSettings())
+    scratch = work_dir / f"e2e_scratch_{uuid4().hex[:8]}"
+    settings = load_settings().with_store(data_dir=scratch, postgres_dsn=None)
+    limits = IngestLimits.from_settings(settings.stream)
     versions = []
     with open_application(settings, default_actor="benchmark") as app:
         for new_lead in (True, False):
@@ -151,7 +151,7 @@ def run(ctx: BenchContext) -> list[Result]:
     warmup = ctx.int_param("warmup_seconds")
     new_lead_every = ctx.int_param("new_lead_every")
     tag = uuid4().hex[:8]
-    kafka = with_bootstrap(KafkaSettings(), ctx.kafka_bootstrap)
+    kafka = with_bootstrap(load_settings().kafka, ctx.kafka_bootstrap)
     versions = versions_after_one_record(ctx.work_dir)
     warm = engagement_load(f"{tag}w", rate * warmup, new_lead_every, versions)
     measured = engagement_load(tag, rate * seconds, new_lead_every, versions)
@@ -230,12 +230,12 @@ def _pipeline_latency(
         "LEADFLOW_PROJECTOR_TOPIC": topics["EVENTS_TOPIC"],
         "LEADFLOW_PROJECTOR_GROUP_ID": f"bench-projector-{uuid4().hex[:8]}",
     }
-    settings = Settings(data_dir=data_dir, postgres_dsn=None)
+    settings = load_settings().with_store(data_dir=data_dir, postgres_dsn=None)
     capture_known_leads(settings, loads)
     try:
         with running_pipeline(env, data_dir / "logs") as processes:
             watcher = ReadModelWatcher(
-                settings.sqlite_read_models,
+                settings.store.sqlite_read_models,
                 loads[0].versions | loads[1].versions,
                 ctx.int_param("poll_ms") / 1000,
             )

@@ -54,7 +54,7 @@ def run(ctx: BenchContext) -> list[Result]:
             with stopwatch() as build:
                 _build_lead(app, LEAD, events)
             event_bytes = _last_event_bytes(app)
-        env = event_store_env(settings)
+        env = event_store_env(settings.store)
         warmup_id = _build_note(env, WARMUP_EVENTS, interval, event_bytes)
         note_id = _build_note(env, events, interval, event_bytes)
         figures = interleaved_rounds(

@@ -21,7 +21,6 @@ from uuid import uuid4
 
 from kafka import KafkaConsumer, TopicPartition
 
-from adapters.projector_settings import ProjectorSettings
 from adapters.settings import KafkaSettings
 from benchmarks.event_fill import event_records, fill_store, publish
 from benchmarks.framework import (
@@ -39,7 +38,7 @@ from benchmarks.stores import fresh_store, opened
 from benchmarks.topics import scratch_topics, with_bootstrap
 from consumers.contracts.events_topic import from_kafka_value
 from consumers.projection.kafka import KafkaProjector
-from consumers.projection.runner import open_live_store
+from leadflow.bootstrap import open_read_model
 
 TARGET = Target(on="ratio", at_least=0.5)
 POLL_TIMEOUT_MS = 200
@@ -100,15 +99,20 @@ def run(ctx: BenchContext) -> list[Result]:
 def _projector_probe(
     ctx: BenchContext, kafka: KafkaSettings, topic: str, count: int, batch_size: int
 ) -> Callable[[int], float]:
-    options = ProjectorSettings(topic=topic, batch_size=batch_size, poll_timeout_ms=POLL_TIMEOUT_MS)
-
     def probe(number: int) -> float:
         label = f"projection_r{number + 1}"
         with (
             fresh_store(ctx, ctx.store_kind, label) as settings,
-            open_live_store(settings) as store,
+            open_read_model(settings) as store,
         ):
-            own = options.model_copy(update={"group_id": f"bench-projector-{uuid4().hex[:10]}"})
+            own = settings.projector.model_copy(
+                update={
+                    "topic": topic,
+                    "batch_size": batch_size,
+                    "poll_timeout_ms": POLL_TIMEOUT_MS,
+                    "group_id": f"bench-projector-{uuid4().hex[:10]}",
+                }
+            )
             projector = KafkaProjector(kafka, store, own)
 
             def caught_up() -> bool:

@@ -32,7 +32,7 @@ from benchmarks.framework import (
     paired_rounds,
 )
 from benchmarks.stores import fresh_store, opened
-from consumers.projection.runner import open_live_store
+from leadflow.bootstrap import open_read_model
 from projections.catch_up import catch_up
 from projections.store import ReadModelStore
 from service.application import LeadflowApp
@@ -52,7 +52,7 @@ def run(ctx: BenchContext) -> list[Result]:
         stored = fill_store(app, ctx.int_param("events"), "rebuild")
         last = app.recorder.max_notification_id() or 0
         bounds = [(start, min(start + step, last)) for start in range(0, last, step)]
-        with open_live_store(settings) as store:
+        with open_read_model(settings) as store:
 
             def round_steps(number: int) -> dict[str, list[Step]]:
                 store.reset()

@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from adapters.settings import KafkaSettings, Settings
-from adapters.stream_settings import StreamSettings
 from benchmarks.event_fill import (
     SEND_TIMEOUT_SECONDS,
     fill_store,
@@ -39,7 +38,7 @@ from benchmarks.framework import (
 from benchmarks.stores import fresh_store, opened
 from benchmarks.topics import scratch_topics, with_bootstrap
 from consumers.contracts.events_topic import KafkaRecord
-from consumers.relay.publisher import Relay
+from leadflow import bootstrap
 from service.application import LeadflowApp
 
 TARGET = Target(on="ratio", at_least=0.7)
@@ -98,8 +97,10 @@ def run(ctx: BenchContext) -> list[Result]:
 def _relay_probe(settings: Settings, app: LeadflowApp, stored: int) -> Callable[[int], float]:
     def probe(_: int) -> float:
         with scratch_topics(settings.kafka, "relay-events", "relay-public") as topics:
-            stream = StreamSettings(events_topic=topics[0], qualification_topic=topics[1])
-            relay = Relay(settings, stream, app)
+            stream = settings.stream.model_copy(
+                update={"events_topic": topics[0], "qualification_topic": topics[1]}
+            )
+            relay = bootstrap.relay(settings, stream, app)
             with stopwatch() as watch:
                 stats = relay.run(once=True)
         if stats.published != stored:

@@ -2,7 +2,8 @@
 
 Every store a benchmark opens is new and is removed afterwards, so runs never see each
 other's events. Settings not chosen here (stage model, scoring rules, cipher,
-compression) come from the ``LEADFLOW_*`` environment as usual.
+compression, Kafka) come from the ``LEADFLOW_*`` environment through the composition
+root, as in every leadflow process.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from psycopg import sql
 
 from adapters.settings import Settings
 from benchmarks.framework import BenchContext, BenchmarkError, StoreKind
-from leadflow.bootstrap import open_application
+from leadflow.bootstrap import load_settings, open_application
 from service.application import LeadflowApp
 
 log = structlog.get_logger("leadflow.benchmarks.stores")
@@ -33,7 +34,7 @@ def fresh_store(
     if kind == "sqlite":
         data_dir = ctx.work_dir / tag
         try:
-            yield Settings(
+            yield load_settings().with_store(
                 data_dir=data_dir, postgres_dsn=None, snapshot_interval=snapshot_interval
             )
         finally:
@@ -42,7 +43,7 @@ def fresh_store(
     dsn = postgres_dsn(ctx)
     schema = f"bench_{tag}"
     try:
-        yield Settings(
+        yield load_settings().with_store(
             data_dir=ctx.work_dir / tag,
             postgres_dsn=dsn,
             postgres_schema=schema,
@@ -53,7 +54,7 @@ def fresh_store(
 
 
 def with_snapshot_interval(settings: Settings, interval: int) -> Settings:
-    return settings.model_copy(update={"snapshot_interval": interval})
+    return settings.with_store(snapshot_interval=interval)
 
 
 @contextmanager

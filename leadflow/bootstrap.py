@@ -1,9 +1,10 @@
 """The composition root: every process and command of leadflow is built here, from one
-settings object."""
+``Settings``. Only ``load_settings`` reads the environment; everything below receives
+the values it needs (a DSN and schema, a topic, a section such as ``KafkaSettings``)."""
 
 from __future__ import annotations
 
-import threading
+from typing import Any
 
 import psycopg
 import structlog
@@ -13,32 +14,54 @@ from adapters.event_store import event_store_env, postgres_ddl_lock
 from adapters.logging import error_text
 from adapters.retrying import retry_while_unavailable
 from adapters.settings import Settings
+from adapters.stopping import ProcessStop
+from adapters.store_db import StoreDb
+from adapters.stream_settings import StreamSettings
+from consumers.ingest.consumer import EngagementIngest
+from consumers.projection import runner
+from consumers.projection.runner import RebuildSource
+from consumers.relay.lock import FileRelayLock, PostgresRelayLock, RelayLock
+from consumers.relay.publisher import Relay
+from consumers.relay.wakeup import NewEventsSignal, Polling, PostgresListener
 from domain.scoring import load_scoring_rules
 from domain.stage_model import load_stage_model
+from projections.store import ReadModelStore, open_read_model_store
 from service.application import LeadflowApp
 
 log = structlog.get_logger("leadflow.bootstrap")
 
 
+def load_settings(**overrides: Any) -> Settings:
+    """The settings from the ``LEADFLOW_*`` environment; ``overrides`` replace whole
+    sections (``store=StoreSettings(...)``)."""
+    return Settings(**overrides)
+
+
+# --- stores -------------------------------------------------------------------------------
+
+
 def open_application(settings: Settings, default_actor: str = "leadflow") -> LeadflowApp:
-    if settings.postgres_dsn is None:
+    """The application on the configured event store (its tables created if missing)."""
+    store = settings.store
+    if store.dsn is None:
         return _construct(settings, default_actor)
-    with postgres_ddl_lock(settings.postgres_dsn.get_secret_value(), settings.postgres_schema):
+    with postgres_ddl_lock(store.dsn, store.postgres_schema):
         return _construct(settings, default_actor)
 
 
 def _construct(settings: Settings, default_actor: str) -> LeadflowApp:
+    store = settings.store
     return LeadflowApp(
-        event_store_env(settings),
-        stage_model=load_stage_model(settings.stage_model_file),
-        scoring_rules=load_scoring_rules(settings.scoring_rules_file),
-        snapshot_interval=settings.snapshot_interval,
+        event_store_env(store),
+        stage_model=load_stage_model(store.stage_model_file),
+        scoring_rules=load_scoring_rules(store.scoring_rules_file),
+        snapshot_interval=store.snapshot_interval,
         default_actor=default_actor,
     )
 
 
 def open_application_patiently(
-    settings: Settings, default_actor: str, stop: threading.Event, max_backoff: float
+    settings: Settings, default_actor: str, stop: ProcessStop
 ) -> LeadflowApp | None:
     """``open_application``, retried with back-off while PostgreSQL is unreachable, so that
     a long-running process started before its database waits for it; None when stopped
@@ -55,7 +78,110 @@ def open_application_patiently(
     return retry_while_unavailable(
         lambda: open_application(settings, default_actor),
         lambda error: isinstance(error, psycopg.OperationalError | StoreOperationalError),
-        stop.is_set,
+        stop,
         on_retry=unreachable,
-        max_delay=max_backoff,
+        max_delay=settings.stream.retry_max_seconds,
+    )
+
+
+def open_read_model(settings: Settings) -> ReadModelStore:
+    """The live read model, for the configured stage model."""
+    return open_read_model_store(settings.store, load_stage_model(settings.store.stage_model_file))
+
+
+def open_store_db(settings: Settings) -> StoreDb:
+    """A connection to the event store's database, for the stream's side tables."""
+    return StoreDb(settings.store)
+
+
+# --- the relay's parts --------------------------------------------------------------------
+
+
+def relay_lock(settings: Settings) -> RelayLock:
+    store = settings.store
+    if store.dsn is not None:
+        return PostgresRelayLock(store.dsn, store.postgres_schema)
+    return FileRelayLock(store.sqlite_event_store.with_name("events.relay.lock"))
+
+
+def new_events_signal(
+    settings: Settings, app: LeadflowApp, poll_interval: float
+) -> NewEventsSignal:
+    """LISTEN for eventsourcing's NOTIFY on PostgreSQL, short polling on SQLite."""
+    channel = getattr(app.recorder, "channel_name", None)
+    dsn = settings.store.dsn
+    if dsn is None or not isinstance(channel, str):
+        return Polling(poll_interval)
+    return PostgresListener(dsn, channel, poll_interval)
+
+
+# --- processes ----------------------------------------------------------------------------
+
+
+def relay(
+    settings: Settings,
+    stream: StreamSettings,
+    app: LeadflowApp,
+    *,
+    stop: ProcessStop | None = None,
+) -> Relay:
+    """The relay from ``app``'s event store to the topics ``stream`` names."""
+    return Relay(
+        app,
+        stream,
+        settings.kafka,
+        lock=relay_lock(settings),
+        open_db=lambda: open_store_db(settings),
+        new_events=lambda: new_events_signal(settings, app, stream.relay_poll_seconds),
+        stop=stop,
+    )
+
+
+def engagement_ingest(
+    settings: Settings,
+    stream: StreamSettings,
+    app: LeadflowApp,
+    *,
+    group: str | None = None,
+    stop: ProcessStop | None = None,
+) -> EngagementIngest:
+    """The engagement ingest from the topics ``stream`` names into ``app``."""
+    return EngagementIngest(
+        app,
+        stream,
+        settings.kafka,
+        open_db=lambda: open_store_db(settings),
+        group=group,
+        stop=stop,
+    )
+
+
+def run_projector(
+    settings: Settings,
+    stop: ProcessStop,
+    *,
+    follow_log: bool = False,
+    until_idle: bool = False,
+) -> int:
+    """Project into the live read model until ``stop`` (see ``runner.run_projector``)."""
+    return runner.run_projector(
+        lambda: open_read_model(settings),
+        lambda: open_application(settings),
+        settings.projector,
+        stop,
+        kafka=settings.kafka if settings.kafka_mode else None,
+        follow_log=follow_log,
+        until_idle=until_idle,
+    )
+
+
+def rebuild(settings: Settings, source: RebuildSource, *, max_seconds: float | None = None) -> int:
+    """Rebuild the live read model from the event store or the events topic."""
+    return runner.rebuild(
+        lambda: open_read_model(settings),
+        lambda: open_application(settings),
+        settings.projector,
+        source,
+        kafka=settings.kafka,
+        max_seconds=max_seconds,
     )

@@ -25,7 +25,7 @@ from psycopg import IsolationLevel, sql
 from psycopg.conninfo import conninfo_to_dict
 
 from adapters.event_store import DDL_LOCK_KEY
-from adapters.settings import Settings
+from adapters.settings import StoreSettings
 from domain.stage_model import StageModel
 from projections.schema import POSITIONS, SCHEMA_VERSION, TABLES, Table
 from projections.sql_dialect import POSTGRESQL, SQLITE, Dialect
@@ -476,13 +476,11 @@ class PostgresStore(ReadModelStore):
         self._conn.close()
 
 
-def open_read_model_store(settings: Settings, stage_model: StageModel) -> ReadModelStore:
+def open_read_model_store(store: StoreSettings, stage_model: StageModel) -> ReadModelStore:
     """The live read model: PostgreSQL when ``postgres_dsn`` is set, else a SQLite file."""
-    if settings.postgres_dsn is not None:
-        return PostgresStore(
-            settings.postgres_dsn.get_secret_value(), settings.postgres_schema, stage_model
-        )
-    return SqliteStore(settings.sqlite_read_models, stage_model)
+    if store.dsn is not None:
+        return PostgresStore(store.dsn, store.postgres_schema, stage_model)
+    return SqliteStore(store.sqlite_read_models, stage_model)
 
 
 def open_scratch_store(stage_model: StageModel) -> ReadModelStore:

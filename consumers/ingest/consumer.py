@@ -32,7 +32,6 @@ changes nothing.
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime
@@ -62,8 +61,8 @@ from adapters.kafka_topics import (
     topic_max_message_bytes,
 )
 from adapters.logging import error_text
-from adapters.settings import Settings
-from adapters.stopping import stop_after
+from adapters.settings import KafkaSettings
+from adapters.stopping import ProcessStop
 from adapters.store_db import StoreDb
 from adapters.stream_settings import StreamSettings
 from consumers.contracts.engagement import EngagementRecordV1, InvalidEngagement
@@ -105,19 +104,23 @@ class EngagementIngest:
 
     def __init__(
         self,
-        settings: Settings,
-        stream: StreamSettings,
         app: LeadflowApp,
+        stream: StreamSettings,
+        kafka: KafkaSettings,
         *,
+        open_db: Callable[[], StoreDb],
         group: str | None = None,
-        stop: threading.Event | None = None,
+        stop: ProcessStop | None = None,
     ) -> None:
-        self.settings = settings
+        """Built by ``leadflow.bootstrap.engagement_ingest``; ``open_db`` opens the ledger's
+        connection to the event store's database."""
+        self.kafka = kafka
+        self._open_db = open_db
         self.stream = stream
         self.app = app
         self.group = group or stream.ingest_group
         self.topic = stream.engagement_topic
-        self.stop = stop or threading.Event()
+        self.stop = stop or ProcessStop()
         self.limits = IngestLimits.from_settings(stream)
         self.counts = IngestCounts()
         self._dlq_limit = MAX_MESSAGE_BYTES
@@ -129,16 +132,16 @@ class EngagementIngest:
     def run(self, *, once: bool = False, max_seconds: float | None = None) -> IngestCounts:
         """Consume until ``stop`` is set (``once``: until the topic is read to its end;
         ``max_seconds``: ``stop`` is set after that long)."""
-        with stop_after(self.stop, max_seconds):
+        with self.stop.within(max_seconds):
             topics = [self.topic, self.stream.dlq_topic]
             if ensure_topics_patiently(
-                self.settings.kafka, topics, self.stop, self.stream.retry_max_seconds
+                self.kafka, topics, self.stop, self.stream.retry_max_seconds
             ):
                 self._run(once)
         return self.counts
 
     def _run(self, once: bool) -> None:
-        db = StoreDb(self.settings)
+        db = self._open_db()
         clients: tuple[KafkaConsumer, KafkaProducer] | None = None
         try:
             ledger = IngestLedger(db)
@@ -163,7 +166,7 @@ class EngagementIngest:
             consumer: KafkaConsumer | None = None
             try:
                 limit = (
-                    topic_max_message_bytes(self.settings.kafka, self.stream.dlq_topic)
+                    topic_max_message_bytes(self.kafka, self.stream.dlq_topic)
                     or KAFKA_DEFAULT_MAX_MESSAGE_BYTES
                 )
                 self._dlq_limit = min(limit, MAX_MESSAGE_BYTES) - BATCH_OVERHEAD_BYTES
@@ -180,7 +183,7 @@ class EngagementIngest:
     def _consumer(self) -> KafkaConsumer:
         timeout = self.stream.ingest_session_timeout_seconds
         return KafkaConsumer(
-            **self.settings.kafka.client_config(),
+            **self.kafka.client_config(),
             **QUICK_RECONNECT,
             bootstrap_timeout_ms=int(self.stream.send_timeout_seconds * 1000),
             group_id=self.group,
@@ -193,7 +196,7 @@ class EngagementIngest:
 
     def _producer(self) -> KafkaProducer:
         return KafkaProducer(
-            **self.settings.kafka.client_config(),
+            **self.kafka.client_config(),
             **acknowledged_delivery(self.stream.send_timeout_seconds),
             linger_ms=5,
         )

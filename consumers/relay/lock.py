@@ -19,8 +19,6 @@ from typing import Any, Protocol
 import psycopg
 import structlog
 
-from adapters.settings import Settings
-
 log = structlog.get_logger("leadflow.relay_lock")
 
 # Server-side TCP keepalives: a relay cut off by the network loses the lock in ~11 s.
@@ -136,9 +134,3 @@ class PostgresRelayLock:
             with contextlib.suppress(psycopg.Error):
                 self._conn.close()
             self._conn = None
-
-
-def relay_lock_for(settings: Settings) -> RelayLock:
-    if settings.postgres_dsn is not None:
-        return PostgresRelayLock(settings.postgres_dsn.get_secret_value(), settings.postgres_schema)
-    return FileRelayLock(settings.sqlite_event_store.with_name("events.relay.lock"))

@@ -25,7 +25,7 @@ good, raises a ``RelayError`` naming the notification and its size.
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import suppress
 from dataclasses import dataclass
@@ -45,18 +45,18 @@ from adapters.kafka_topics import (
 )
 from adapters.logging import error_text
 from adapters.mapper import PydanticMapper
-from adapters.settings import Settings
-from adapters.stopping import stop_after
+from adapters.settings import KafkaSettings
+from adapters.stopping import ProcessStop
 from adapters.store_db import StoreDb
 from adapters.stream_settings import StreamSettings
 from consumers.contracts.events_topic import KafkaRecord, to_kafka_record
 from consumers.contracts.qualification import integration_event, to_public_record
 from consumers.failure_policy import is_transient
 from consumers.relay.followed_states import FollowedStates
-from consumers.relay.lock import RelayLock, relay_lock_for
+from consumers.relay.lock import RelayLock
 from consumers.relay.own_records import KeyHashPartitioner, record_size, undecodable_record
 from consumers.relay.position import RelayPosition
-from consumers.relay.wakeup import new_events_signal
+from consumers.relay.wakeup import NewEventsSignal
 from service.application import LeadflowApp
 
 log = structlog.get_logger("leadflow.relay")
@@ -104,16 +104,24 @@ class RelayStats:
 class Relay:
     def __init__(
         self,
-        settings: Settings,
-        stream: StreamSettings,
         app: LeadflowApp,
+        stream: StreamSettings,
+        kafka: KafkaSettings,
         *,
-        stop: threading.Event | None = None,
+        lock: RelayLock,
+        open_db: Callable[[], StoreDb],
+        new_events: Callable[[], NewEventsSignal],
+        stop: ProcessStop | None = None,
     ) -> None:
-        self.settings = settings
+        """Built by ``leadflow.bootstrap.relay``: the lock, the side-table connection and
+        the wake-up signal match the event store's database."""
+        self.kafka = kafka
         self.stream = stream
         self.app = app
-        self.stop = stop or threading.Event()
+        self.lock = lock
+        self._open_db = open_db
+        self._new_events = new_events
+        self.stop = stop or ProcessStop()
         self.stats = RelayStats()
         self._states = FollowedStates(app)
         self._record_limits: dict[str, int] = {}
@@ -128,16 +136,16 @@ class Relay:
     def run(self, *, once: bool = False, max_seconds: float | None = None) -> RelayStats:
         """Publish until ``stop`` is set (``once``: until caught up; ``max_seconds``: ``stop``
         is set after that long)."""
-        with stop_after(self.stop, max_seconds):
+        with self.stop.within(max_seconds):
             topics = [self.stream.events_topic, self.stream.qualification_topic]
             if ensure_topics_patiently(
-                self.settings.kafka, topics, self.stop, self.stream.retry_max_seconds
+                self.kafka, topics, self.stop, self.stream.retry_max_seconds
             ):
                 self._run(once)
         return self.stats
 
     def _run(self, once: bool) -> None:
-        lock = relay_lock_for(self.settings)
+        lock = self.lock
         self._log.info("relay_started", lock=lock.description, once=once)
         self._store_backoff = 0.5
         try:
@@ -200,8 +208,8 @@ class Relay:
 
     def _publish_while_active(self, lock: RelayLock, once: bool) -> bool:
         """Publish until stopped (True) or the lock is lost (raises LockLost)."""
-        db = StoreDb(self.settings)
-        signal = new_events_signal(self.settings, self.app, self.stream.relay_poll_seconds)
+        db = self._open_db()
+        signal = self._new_events()
         flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-flush")
         producer: KafkaProducer | None = None
         try:
@@ -274,11 +282,11 @@ class Relay:
         take less than ``MAX_MESSAGE_BYTES``), so that a record too large is named before
         the broker refuses it (which would fail the whole producer batch)."""
         for topic in (self.stream.events_topic, self.stream.qualification_topic):
-            limit = topic_max_message_bytes(self.settings.kafka, topic) or MAX_MESSAGE_BYTES
+            limit = topic_max_message_bytes(self.kafka, topic) or MAX_MESSAGE_BYTES
             self._record_limits[topic] = min(limit, MAX_MESSAGE_BYTES) - BATCH_OVERHEAD_BYTES
         try:
             return KafkaProducer(
-                **self.settings.kafka.client_config(),
+                **self.kafka.client_config(),
                 **acknowledged_delivery(self.stream.send_timeout_seconds),
                 **PRODUCER_TUNING,
                 partitioner=KeyHashPartitioner(),

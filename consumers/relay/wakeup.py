@@ -14,9 +14,6 @@ import psycopg
 import structlog
 from psycopg import sql
 
-from adapters.settings import Settings
-from service.application import LeadflowApp
-
 log = structlog.get_logger("leadflow.relay_wakeup")
 
 _LISTEN_SLICE = 0.25  # seconds; bounds how long a stop request waits
@@ -71,12 +68,3 @@ class PostgresListener:
             with contextlib.suppress(psycopg.Error):
                 self._conn.close()
             self._conn = None
-
-
-def new_events_signal(
-    settings: Settings, app: LeadflowApp, poll_interval: float
-) -> NewEventsSignal:
-    channel = getattr(app.recorder, "channel_name", None)
-    if settings.postgres_dsn is None or not isinstance(channel, str):
-        return Polling(poll_interval)
-    return PostgresListener(settings.postgres_dsn.get_secret_value(), channel, poll_interval)

@@ -72,9 +72,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def history_command(args: argparse.Namespace, settings: Settings) -> int:
-    if settings.postgres_dsn is None and not settings.sqlite_event_store.exists():
+    store = settings.store
+    if store.dsn is None and not store.sqlite_event_store.exists():
         msg = (
-            f"no event store at {settings.sqlite_event_store} "
+            f"no event store at {store.sqlite_event_store} "
             "(set LEADFLOW_DATA_DIR, or run leadflow demo / leadflow import first)"
         )
         raise CliError(msg)

@@ -73,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def demo_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.data_dir is not None:
-        settings = settings.model_copy(update={"data_dir": args.data_dir})
+        settings = settings.with_store(data_dir=args.data_dir)
     progress = Progress(0)
     progress.note(
         f"generating a seeded quarter (seed {args.seed}, {args.leads:,} leads, "
@@ -110,9 +110,8 @@ def demo_command(args: argparse.Namespace, settings: Settings) -> int:
 def render_demo(result: DemoResult, settings: Settings) -> str:
     s = result.summary
     last_day = s.quarter_end - timedelta(days=1)
-    where = (
-        f"schema {settings.postgres_schema}" if settings.postgres_dsn else str(settings.data_dir)
-    )
+    store = settings.store
+    where = f"schema {store.postgres_schema}" if store.dsn else str(store.data_dir)
     header = [
         f"leadflow demo · seed {s.seed} · {s.leads:,} leads · {s.commands:,} commands · "
         f"{s.events:,} events",

@@ -11,9 +11,9 @@ import structlog
 from pydantic import ValidationError
 
 from adapters.logging import configure_logging
-from adapters.settings import Settings
 from domain.config_file import ConfigFileError
 from domain.errors import DomainError
+from leadflow.bootstrap import load_settings
 from leadflow.errors import CliError
 
 # Each module has ``register(subparsers)``; its subcommands set ``handler(args, settings)``.
@@ -51,11 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        settings = Settings()
+        settings = load_settings()
     except ValidationError as error:
         print(f"leadflow: configuration: {_one_line(error)}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log.level, settings.log.format)
     try:
         return int(args.handler(args, settings) or 0)
     except (CliError, DomainError, ConfigFileError, ValidationError, OSError) as error:

@@ -14,7 +14,7 @@ import json
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,13 +24,9 @@ from kafka.errors import KafkaError
 from pydantic import BaseModel
 
 from adapters.settings import Settings
-from consumers.projection.runner import (
-    add_run_arguments,
-    open_live_store,
-    rebuild,
-    run_projector,
-)
-from leadflow.bootstrap import open_application
+from adapters.stopping import ProcessStop
+from consumers.projection.runner import add_run_arguments
+from leadflow.bootstrap import open_application, open_read_model, rebuild, run_projector
 from leadflow.cli.tables import Cell, render_table
 from leadflow.errors import CliError
 from projections.catch_up import catch_up
@@ -216,9 +212,10 @@ def _cli_errors(handler: Handler) -> Handler:
 
 @contextmanager
 def _event_store(settings: Settings) -> Iterator[LeadflowApp]:
-    if settings.postgres_dsn is None and not settings.sqlite_event_store.exists():
+    store = settings.store
+    if store.dsn is None and not store.sqlite_event_store.exists():
         msg = (
-            f"no event store at {settings.sqlite_event_store} "
+            f"no event store at {store.sqlite_event_store} "
             "(set LEADFLOW_DATA_DIR, or run leadflow demo / leadflow import first)"
         )
         raise CliError(msg)
@@ -237,7 +234,7 @@ def report_store(settings: Settings, as_of: datetime | None = None) -> Iterator[
         with _event_store(settings) as app, read_model_as_of(app, as_of) as scratch:
             yield scratch
         return
-    with open_live_store(settings) as store:
+    with open_read_model(settings) as store:
         if not settings.kafka_mode:
             with _event_store(settings) as app:
                 catch_up(app, store)
@@ -465,13 +462,10 @@ def render_stalled(report: StalledReport) -> str:
 
 
 def project_command(args: argparse.Namespace, settings: Settings) -> int:
-    applied = run_projector(
-        settings,
-        lambda: open_application(settings),
-        follow_log=args.follow,
-        max_seconds=args.max_seconds,
-        until_idle=args.until_idle,
-    )
+    stop = ProcessStop(args.max_seconds)
+    # A one-off embedded catch-up keeps Ctrl-C's default; a following run stops cleanly.
+    with stop.on_signals() if settings.kafka_mode or args.follow else nullcontext(stop):
+        applied = run_projector(settings, stop, follow_log=args.follow, until_idle=args.until_idle)
     _write(f"projected {applied:,} events")
     return 0
 
@@ -482,16 +476,11 @@ def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError("--from-kafka needs Kafka: set LEADFLOW_KAFKA_BOOTSTRAP")
     if (
         not from_kafka
-        and settings.postgres_dsn is None
-        and not settings.sqlite_event_store.exists()
+        and settings.store.dsn is None
+        and not settings.store.sqlite_event_store.exists()
     ):
-        raise CliError(f"no event store at {settings.sqlite_event_store} to rebuild from")
-    applied = rebuild(
-        settings,
-        lambda: open_application(settings),
-        "kafka" if from_kafka else "store",
-        max_seconds=args.max_seconds,
-    )
+        raise CliError(f"no event store at {settings.store.sqlite_event_store} to rebuild from")
+    applied = rebuild(settings, "kafka" if from_kafka else "store", max_seconds=args.max_seconds)
     _write(
         f"rebuilt the read model from {'Kafka' if from_kafka else 'the event store'}: "
         f"{applied:,} events"
@@ -500,7 +489,7 @@ def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def verify_command(args: argparse.Namespace, settings: Settings) -> int:
-    with _event_store(settings) as app, open_live_store(settings) as live:
+    with _event_store(settings) as app, open_read_model(settings) as live:
         until = None
         if not settings.kafka_mode:
             catch_up(app, live)

@@ -10,27 +10,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from adapters.settings import Settings
-from adapters.stopping import stop_after
-from adapters.store_db import StoreDb
-from adapters.stream_settings import StreamSettings
+from adapters.stopping import ProcessStop
 from consumers.ingest.apply import IngestLimits
-from consumers.ingest.consumer import EngagementIngest
 from consumers.ingest.ledger import IngestLedger
 from consumers.ingest.submit import SubmitResult, submit_payload
 from consumers.relay.position import read_positions
-from consumers.relay.publisher import Relay, RelayError
-from leadflow.bootstrap import open_application, open_application_patiently
+from consumers.relay.publisher import RelayError
+from leadflow import bootstrap
 from leadflow.cli.tables import Cell, render_table
 from leadflow.errors import CliError
 
@@ -87,22 +79,6 @@ def _add_run_options(parser: argparse.ArgumentParser, once_help: str) -> None:
 # --- long-running processes -----------------------------------------------------------
 
 
-@contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
-    """SIGTERM and SIGINT ask for a clean stop instead of killing the process."""
-    stop = threading.Event()
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield stop
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
 def _require_kafka(settings: Settings, what: str) -> None:
     if not settings.kafka_mode:
         msg = f"{what} needs Kafka: set LEADFLOW_KAFKA_BOOTSTRAP (host:port of a broker)"
@@ -111,14 +87,13 @@ def _require_kafka(settings: Settings, what: str) -> None:
 
 def _relay(args: argparse.Namespace, settings: Settings) -> int:
     _require_kafka(settings, "leadflow relay")
-    stream = StreamSettings()
-    with _stop_on_signals() as stop, stop_after(stop, args.max_seconds):
-        app = open_application_patiently(settings, "relay", stop, stream.retry_max_seconds)
+    with ProcessStop(args.max_seconds).on_signals() as stop:
+        app = bootstrap.open_application_patiently(settings, "relay", stop)
         if app is None:
             return 0
         with app:
             try:
-                Relay(settings, stream, app, stop=stop).run(once=args.once)
+                bootstrap.relay(settings, settings.stream, app, stop=stop).run(once=args.once)
             except RelayError as error:
                 raise CliError(str(error)) from error
     return 0
@@ -126,15 +101,15 @@ def _relay(args: argparse.Namespace, settings: Settings) -> int:
 
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     _require_kafka(settings, "leadflow ingest")
-    stream = StreamSettings()
-    with _stop_on_signals() as stop, stop_after(stop, args.max_seconds):
-        app = open_application_patiently(
-            settings, "engagement-ingest", stop, stream.retry_max_seconds
-        )
+    with ProcessStop(args.max_seconds).on_signals() as stop:
+        app = bootstrap.open_application_patiently(settings, "engagement-ingest", stop)
         if app is None:
             return 0
         with app:
-            EngagementIngest(settings, stream, app, group=args.group, stop=stop).run(once=args.once)
+            ingest = bootstrap.engagement_ingest(
+                settings, settings.stream, app, group=args.group, stop=stop
+            )
+            ingest.run(once=args.once)
     return 0
 
 
@@ -153,8 +128,8 @@ def _read_input(file: str) -> bytes:
 
 def _engage(args: argparse.Namespace, settings: Settings) -> int:
     payload = _read_input(args.file)
-    limits = IngestLimits.from_settings(StreamSettings())
-    with open_application(settings, default_actor="cli:engage") as app:
+    limits = IngestLimits.from_settings(settings.stream)
+    with bootstrap.open_application(settings, default_actor="cli:engage") as app:
         results = submit_payload(app, payload, limits)
     if not results:
         msg = f"--file {args.file}: no engagement records in it"
@@ -183,7 +158,10 @@ def _print_engage_report(file: str, results: list[SubmitResult]) -> None:
 
 
 def _stream_stats(args: argparse.Namespace, settings: Settings) -> int:
-    with open_application(settings, default_actor="cli") as app, StoreDb(settings) as db:
+    with (
+        bootstrap.open_application(settings, default_actor="cli") as app,
+        bootstrap.open_store_db(settings) as db,
+    ):
         latest = app.recorder.max_notification_id() or 0
         positions = read_positions(db)
         counts = IngestLedger(db).counts(args.group)
@@ -226,7 +204,7 @@ def _dlq(args: argparse.Namespace, settings: Settings) -> int:
     if args.limit < 1:
         msg = f"--limit {args.limit}: must be at least 1"
         raise CliError(msg)
-    with StoreDb(settings) as db:
+    with bootstrap.open_store_db(settings) as db:
         letters = IngestLedger(db).dead_letters(args.group, args.limit)
     if args.json:
         for letter in letters:

@@ -21,9 +21,9 @@ import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from adapters.settings import Settings
-from leadflow.bootstrap import open_application
+from leadflow.bootstrap import open_application, open_read_model
 from leadflow.errors import CliError
-from projections.store import ReadModelStore, open_read_model_store
+from projections.store import ReadModelStore
 from service.application import LeadflowApp
 
 log = structlog.get_logger("leadflow.demo.workspace")
@@ -44,7 +44,7 @@ class DemoMarker(BaseModel):
 
 
 def marker_path(settings: Settings) -> Path:
-    return settings.data_dir / MARKER
+    return settings.store.data_dir / MARKER
 
 
 def read_marker(settings: Settings) -> DemoMarker | None:
@@ -59,14 +59,14 @@ def read_marker(settings: Settings) -> DemoMarker | None:
 
 
 def write_marker(settings: Settings, marker: DemoMarker) -> None:
-    if settings.postgres_dsn is None:
+    if settings.store.postgres_dsn is None:
         document: dict[str, Any] = {"written_by": "leadflow demo", **marker.model_dump()}
         marker_path(settings).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
 
 def leadflow_files(settings: Settings) -> list[Path]:
     """The files ``--fresh`` may delete: leadflow's SQLite stores and the demo marker."""
-    stores = (settings.sqlite_event_store, settings.sqlite_read_models)
+    stores = (settings.store.sqlite_event_store, settings.store.sqlite_read_models)
     files = [
         store.with_name(store.name + suffix) for store in stores for suffix in _SQLITE_SUFFIXES
     ]
@@ -76,7 +76,7 @@ def leadflow_files(settings: Settings) -> list[Path]:
 def _delete_files(settings: Settings) -> None:
     for path in leadflow_files(settings):
         path.unlink(missing_ok=True)
-    log.info("demo_data_dir_cleared", data_dir=str(settings.data_dir))
+    log.info("demo_data_dir_cleared", data_dir=str(settings.store.data_dir))
 
 
 def open_demo_stores(settings: Settings, fresh: bool) -> tuple[LeadflowApp, ReadModelStore]:
@@ -87,7 +87,7 @@ def open_demo_stores(settings: Settings, fresh: bool) -> tuple[LeadflowApp, Read
             "unset LEADFLOW_KAFKA_BOOTSTRAP to run it"
         )
         raise CliError(msg)
-    if settings.postgres_dsn is not None and fresh:
+    if settings.store.postgres_dsn is not None and fresh:
         msg = (
             "--fresh never deletes PostgreSQL data; point LEADFLOW_POSTGRES_SCHEMA at a new "
             "schema (it is created) to run the demo there"
@@ -100,17 +100,17 @@ def open_demo_stores(settings: Settings, fresh: bool) -> tuple[LeadflowApp, Read
     if stored:
         app.close()
         previous = read_marker(settings)
-        if settings.postgres_dsn is not None or previous is None or previous.events != stored:
+        if settings.store.postgres_dsn is not None or previous is None or previous.events != stored:
             raise CliError(_not_empty(settings, stored, previous))
         log.info(
             "demo_replacing_previous",
-            data_dir=str(settings.data_dir),
+            data_dir=str(settings.store.data_dir),
             seed=previous.seed,
             leads=previous.leads,
         )
         _delete_files(settings)
         app = open_application(settings, default_actor=DEMO_ACTOR)
-    store = open_read_model_store(settings, app.stage_model)
+    store = open_read_model(settings)
     store.ensure_schema()
     if store.last_notification_id() > 0:
         store.reset()  # left over from an event store that no longer exists
@@ -118,9 +118,9 @@ def open_demo_stores(settings: Settings, fresh: bool) -> tuple[LeadflowApp, Read
 
 
 def _not_empty(settings: Settings, stored: int, previous: DemoMarker | None) -> str:
-    if settings.postgres_dsn is not None:
+    if settings.store.postgres_dsn is not None:
         return (
-            f"the PostgreSQL event store (schema {settings.postgres_schema}) already holds "
+            f"the PostgreSQL event store (schema {settings.store.postgres_schema}) already holds "
             f"{stored:,} events; the demo needs an empty one: set LEADFLOW_POSTGRES_SCHEMA "
             "to a new schema"
         )
@@ -130,6 +130,6 @@ def _not_empty(settings: Settings, stored: int, previous: DemoMarker | None) -> 
         else "the demo did not write them"
     )
     return (
-        f"{settings.sqlite_event_store} already holds {stored:,} events and {what}; "
+        f"{settings.store.sqlite_event_store} already holds {stored:,} events and {what}; "
         "rerun with --fresh to delete leadflow's files there, or choose another --data-dir"
     )

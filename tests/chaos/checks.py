@@ -16,10 +16,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.store_db import StoreDb
 from consumers.ingest.ledger import TABLE as LEDGER_TABLE
 from domain.aggregate import Aggregate
 from domain.events import EngagementRecorded
+from leadflow.bootstrap import open_store_db
 from service.application import LeadflowApp
 from service.ids import lead_id_for
 from service.importer import content_command_id
@@ -125,7 +125,7 @@ def check_imports(app: LeadflowApp, lines: list[str]) -> Check:
 def ledger_rows(pipeline: Pipeline) -> dict[tuple[int, int], tuple[str, str | None]]:
     """(partition, offset) -> (status, reason) of every ledger row of this run's group."""
     stream = pipeline.setup.stream
-    with StoreDb(pipeline.settings) as db:
+    with open_store_db(pipeline.settings) as db:
         rows = db.execute(
             "SELECT kafka_partition, kafka_offset, status, reason FROM {t}"
             " WHERE consumer_group = ? AND topic = ?",

@@ -68,9 +68,9 @@ def describe(pipeline: Pipeline) -> list[str]:
             ),
         )
     ]
-    dsn = pipeline.settings.postgres_dsn
+    dsn = pipeline.settings.store.dsn
     if dsn is not None:
-        probes.append(("postgres", lambda: postgres_sessions(dsn.get_secret_value())))
+        probes.append(("postgres", lambda: postgres_sessions(dsn)))
     for name, probe in probes:
         try:
             lines += probe()

@@ -10,7 +10,6 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from adapters.settings import Settings
 from domain.commands import COMMAND_NAMES
 from leadflow.bootstrap import open_application
 from service.application import LeadflowApp
@@ -24,6 +23,7 @@ from service.importer import (
 )
 from tests.e2e.cli.cli_runner import run_subprocess
 from tests.e2e.cli.conftest import Cli
+from tests.settings_helpers import settings_with
 
 ADA = lead_id_for("ada@example.com")
 BAD_JSON = (
@@ -70,7 +70,7 @@ def write_mixed(path: Path) -> Path:
 
 def versions(data_dir: Path) -> dict[UUID, int]:
     """Every aggregate in the store and its version."""
-    app = open_application(Settings(data_dir=data_dir))
+    app = open_application(settings_with(data_dir=data_dir))
     try:
         found: dict[UUID, int] = {}
         for n in app.recorder.select_notifications(start=1, limit=1_000_000):
@@ -91,7 +91,7 @@ def test_mixed_file_reports_each_rejected_line_and_applies_the_rest(
     summary = json.loads(run.err.splitlines()[-1])
     assert summary["event"] == "import_finished"
     assert (summary["applied"], summary["rejected"], summary["total"]) == (6, 6, 12)
-    app = open_application(Settings(data_dir=data_dir))
+    app = open_application(settings_with(data_dir=data_dir))
     try:
         lead, deal = app.get_lead("ada@example.com"), app.get_deal("D-1")
         assert (lead.stage, lead.owner, lead.deal_ids) == ("converted", "sam", [deal.id])
@@ -136,7 +136,7 @@ def test_strict_stops_at_a_refused_command_without_applying_later_lines(
 ) -> None:
     lines = [MIXED[0], MIXED[5], MIXED[7]]  # capture, accept (refused: still new), mark_mql
 
-    app = open_application(Settings(data_dir=data_dir))
+    app = open_application(settings_with(data_dir=data_dir))
     try:
         report = import_commands(lines, app, strict=True)
         assert (report.applied, report.rejected, report.stopped_at) == (1, 1, 2)
@@ -228,7 +228,7 @@ def test_store_failure_aborts_with_what_was_done_and_a_rerun_resumes(
 
 
 def test_import_aborted_keeps_the_report_of_the_lines_before(data_dir: Path) -> None:
-    app = open_application(Settings(data_dir=data_dir))
+    app = open_application(settings_with(data_dir=data_dir))
     try:
         import_commands([MIXED[0]], app)
         _break_inserts(data_dir)
@@ -242,7 +242,7 @@ def test_import_aborted_keeps_the_report_of_the_lines_before(data_dir: Path) -> 
 
 @pytest.mark.postgres
 def test_import_and_reimport_on_postgresql(postgres_dsn: str, tmp_path: Path) -> None:
-    settings = Settings(postgres_dsn=postgres_dsn, postgres_schema=f"t_{uuid4().hex[:12]}")
+    settings = settings_with(postgres_dsn=postgres_dsn, postgres_schema=f"t_{uuid4().hex[:12]}")
     app: LeadflowApp = open_application(settings)
     try:
         first = import_commands(MIXED, app, batch_size=4)

@@ -7,12 +7,12 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from adapters.settings import Settings
 from leadflow.bootstrap import open_application
 from leadflow.cli.lead_commands import SUBCOMMANDS
 from service.ids import lead_id_for
 from tests.e2e.cli.cli_runner import CliRun, run_subprocess
 from tests.e2e.cli.conftest import Cli
+from tests.settings_helpers import settings_with
 
 VERSION = r"\(version \d+\)"
 
@@ -87,7 +87,7 @@ def test_every_subcommand_through_main(cli: Cli, data_dir: Path) -> None:
         assert_applied(cli(*argv), *states)
 
     assert {argv[0] for argv, _ in SCENARIO} == {spec.name for spec in SUBCOMMANDS}
-    app = open_application(Settings(data_dir=data_dir))
+    app = open_application(settings_with(data_dir=data_dir))
     try:
         lead, deal = app.get_lead(ADA), app.get_deal("D-1")
         events = app.events_of(lead_id_for(ADA))

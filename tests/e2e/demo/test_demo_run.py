@@ -19,6 +19,7 @@ from leadflow.demo.workspace import MARKER
 from leadflow.errors import CliError
 from projections.reports.funnel import FUNNEL_STAGES
 from tests.e2e.demo.helpers import embedded_settings, run_leadflow
+from tests.settings_helpers import settings_with
 
 SEED, LEADS = 42, 200
 
@@ -80,7 +81,7 @@ def test_rerunning_replaces_the_previous_demo_with_the_same_result(
     demo_run: tuple[Settings, DemoResult],
 ) -> None:
     settings, first = demo_run
-    marker = json.loads((settings.data_dir / MARKER).read_text())
+    marker = json.loads((settings.store.data_dir / MARKER).read_text())
     assert marker["events"] == first.summary.events
     again = run_demo(settings, seed=SEED, leads=LEADS)
     assert again.document() == first.document()
@@ -154,7 +155,7 @@ def test_bad_arguments_get_one_clear_line(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_the_demo_runs_on_postgresql(postgres_dsn: str) -> None:
     schema = f"t_{uuid4().hex[:12]}"
-    settings = Settings(postgres_dsn=postgres_dsn, postgres_schema=schema)
+    settings = settings_with(postgres_dsn=postgres_dsn, postgres_schema=schema)
     result = run_demo(settings, seed=3, leads=60)
     assert result.summary.refused == 0
     assert result.funnel.stages[0].reached == 60

@@ -25,11 +25,9 @@ from kafka.errors import KafkaError
 
 from adapters.kafka_topics import ensure_topics
 from adapters.settings import Settings
-from adapters.store_db import StoreDb
 from consumers.ingest.ledger import IngestCounts, IngestLedger
-from consumers.projection.runner import open_live_store
 from consumers.relay.position import read_positions
-from leadflow.bootstrap import open_application
+from leadflow.bootstrap import open_application, open_read_model, open_store_db
 from service.application import LeadflowApp
 from tests.e2e.cli.cli_runner import CliRun
 from tests.integration.consumers.stream_helpers import (
@@ -128,7 +126,7 @@ class Pipeline:
 
     @property
     def store_kind(self) -> str:
-        return "sqlite" if self.settings.postgres_dsn is None else "postgresql"
+        return "sqlite" if self.settings.store.dsn is None else "postgresql"
 
     @property
     def bootstrap(self) -> str:
@@ -180,12 +178,12 @@ class Pipeline:
 
     def ingest_counts(self) -> IngestCounts:
         group, topic = self.setup.stream.ingest_group, self.setup.stream.engagement_topic
-        with StoreDb(self.settings) as db:
+        with open_store_db(self.settings) as db:
             counts = IngestLedger(db).counts(group)
         return counts.get((group, topic), IngestCounts())
 
     def relay_position(self) -> int:
-        with StoreDb(self.settings) as db:
+        with open_store_db(self.settings) as db:
             return read_positions(db).get(self.setup.stream.events_topic, 0)
 
     def latest_notification(self) -> int:
@@ -193,7 +191,7 @@ class Pipeline:
             return app.recorder.max_notification_id() or 0
 
     def projector_positions(self) -> dict[int, int]:
-        with open_live_store(self.settings) as store:
+        with open_read_model(self.settings) as store:
             return store.positions(self.setup.stream.events_topic)
 
     def topic_ends(self, topic: str) -> dict[int, int]:

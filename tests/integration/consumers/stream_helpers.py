@@ -21,13 +21,18 @@ from uuid import UUID
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from adapters.settings import KafkaSettings, Settings
+from adapters.stopping import ProcessStop
+from adapters.store_db import StoreDb
 from adapters.stream_settings import StreamSettings
+from consumers.ingest.consumer import EngagementIngest
+from consumers.relay.publisher import Relay
 from domain import commands as c
 from domain.errors import DomainError
 from domain.events import Bant
-from leadflow.bootstrap import open_application
+from leadflow import bootstrap
 from service.application import LeadflowApp
 from tests.integration.consumers.engagement_samples import Sample
+from tests.settings_helpers import settings_with
 
 REPO = Path(__file__).resolve().parents[3]
 PARTITIONS = 3
@@ -46,17 +51,35 @@ class StreamSetup:
     env: dict[str, str] = field(default_factory=dict)
 
     def open_app(self, actor: str = "test") -> LeadflowApp:
-        return open_application(self.settings, default_actor=actor)
+        return bootstrap.open_application(self.settings, default_actor=actor)
+
+    def relay(
+        self,
+        app: LeadflowApp,
+        *,
+        stream: StreamSettings | None = None,
+        stop: ProcessStop | None = None,
+    ) -> Relay:
+        return bootstrap.relay(self.settings, stream or self.stream, app, stop=stop)
+
+    def ingest(
+        self,
+        app: LeadflowApp,
+        *,
+        stream: StreamSettings | None = None,
+        group: str | None = None,
+        stop: ProcessStop | None = None,
+    ) -> EngagementIngest:
+        return bootstrap.engagement_ingest(
+            self.settings, stream or self.stream, app, group=group, stop=stop
+        )
+
+    def store_db(self) -> StoreDb:
+        return bootstrap.open_store_db(self.settings)
 
 
-def stream_setup(tmp_path: Path, bootstrap: str, postgres_dsn: str | None = None) -> StreamSetup:
+def stream_setup(tmp_path: Path, broker: str, postgres_dsn: str | None = None) -> StreamSetup:
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        postgres_dsn=postgres_dsn,
-        postgres_schema=schema if postgres_dsn else "public",
-        kafka=KafkaSettings(bootstrap=bootstrap, partitions=PARTITIONS),
-    )
     stream = StreamSettings(
         events_topic=unique("events"),
         qualification_topic=unique("qualification"),
@@ -65,9 +88,15 @@ def stream_setup(tmp_path: Path, bootstrap: str, postgres_dsn: str | None = None
         ingest_group=unique("ingest"),
         standby_poll_seconds=0.2,
     )
+    settings = settings_with(
+        data_dir=tmp_path / "data",
+        postgres_dsn=postgres_dsn,
+        postgres_schema=schema if postgres_dsn else "public",
+        kafka=KafkaSettings(bootstrap=broker, partitions=PARTITIONS),
+    ).model_copy(update={"stream": stream})
     env = {
-        "LEADFLOW_DATA_DIR": str(settings.data_dir),
-        "LEADFLOW_KAFKA_BOOTSTRAP": bootstrap,
+        "LEADFLOW_DATA_DIR": str(settings.store.data_dir),
+        "LEADFLOW_KAFKA_BOOTSTRAP": broker,
         "LEADFLOW_KAFKA_PARTITIONS": str(PARTITIONS),
         "LEADFLOW_LOG_FORMAT": "json",
         "LEADFLOW_STREAM_EVENTS_TOPIC": stream.events_topic,

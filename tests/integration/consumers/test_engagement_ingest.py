@@ -12,8 +12,6 @@ from typing import Any
 import pytest
 
 from adapters.kafka_topics import ensure_topics
-from adapters.store_db import StoreDb
-from consumers.ingest.consumer import EngagementIngest
 from consumers.ingest.ledger import IngestCounts, IngestLedger
 from domain import commands as c
 from service.application import LeadflowApp
@@ -36,7 +34,7 @@ pytestmark = pytest.mark.kafka
 
 
 def ledger_counts(setup: StreamSetup, group: str) -> IngestCounts:
-    with StoreDb(setup.settings) as db:
+    with setup.store_db() as db:
         counts = IngestLedger(db).counts(group)
     return counts.get((group, setup.stream.engagement_topic), IngestCounts())
 
@@ -95,9 +93,7 @@ def test_a_mixed_stream_is_counted_exactly_dead_lettered_with_reasons_and_replay
 
     before = store_snapshot(app)
     replay_group = unique("replay")
-    replay = EngagementIngest(setup.settings, setup.stream, app, group=replay_group).run(
-        once=True, max_seconds=90
-    )
+    replay = setup.ingest(app, group=replay_group).run(once=True, max_seconds=90)
     assert store_snapshot(app) == before, "reading the topic again changes nothing"
     assert replay == counts
     assert ledger_counts(setup, replay_group) == counts
@@ -114,7 +110,7 @@ def test_ingest_into_a_postgres_event_store(
     ensure_topics(setup.settings.kafka, [topic])
     produce(kafka_bootstrap, topic, samples, 0)
     app = setup.open_app()
-    counts = EngagementIngest(setup.settings, setup.stream, app).run(once=True, max_seconds=60)
+    counts = setup.ingest(app).run(once=True, max_seconds=60)
     assert counts == expected_ingest_counts(samples)
     assert ledger_counts(setup, setup.stream.ingest_group) == counts
     assert len(read_topic(kafka_bootstrap, setup.stream.dlq_topic)) == counts.dead_lettered

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from pydantic import ValidationError
 
-from adapters.settings import Settings
 from consumers.contracts.engagement import (
     EngagementRecordV1,
     InvalidEngagement,
@@ -38,13 +37,14 @@ from tests.integration.consumers.engagement_samples import (
     valid_record,
     valid_samples,
 )
+from tests.settings_helpers import settings_with
 
 LIMITS = IngestLimits(max_bytes=64 * 1024, max_future=timedelta(days=1))
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> typing.Iterator[LeadflowApp]:
-    application = open_application(Settings(data_dir=tmp_path / "data"))
+    application = open_application(settings_with(data_dir=tmp_path / "data"))
     yield application
     application.close()
 

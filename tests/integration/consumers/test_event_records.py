@@ -18,13 +18,13 @@ from pydantic import SecretStr
 
 from adapters.event_envelope import EventEnvelope, envelope_from_notification
 from adapters.mapper import JSONTranscoder, PydanticMapper
-from adapters.settings import Settings
 from consumers.contracts.events_topic import KafkaRecord, from_kafka_value, to_kafka_record
 from consumers.relay.own_records import KeyHashPartitioner
 from domain.events import LeadCaptured
 from leadflow.bootstrap import open_application
 from service.application import LeadflowApp
 from tests.integration.consumers.stream_helpers import lifecycle
+from tests.settings_helpers import settings_with
 
 
 def reference_record(envelope: EventEnvelope) -> KafkaRecord:
@@ -53,7 +53,7 @@ def reference_record(envelope: EventEnvelope) -> KafkaRecord:
 
 
 def filled_app(tmp_path: Path, **options: Any) -> LeadflowApp:
-    app = open_application(Settings(data_dir=tmp_path, postgres_dsn=None, **options), "test")
+    app = open_application(settings_with(data_dir=tmp_path, postgres_dsn=None, **options), "test")
     for n in range(6):
         lifecycle(app, n)
     return app

@@ -18,10 +18,11 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
 from adapters.kafka_topics import ensure_topics
-from adapters.settings import KafkaSettings, Settings
+from adapters.settings import KafkaSettings
+from adapters.stopping import ProcessStop
 from consumers.contracts.engagement import EngagementRecordV1
 from consumers.ingest.apply import IngestLimits, apply_isolating
-from consumers.ingest.consumer import DLQ_COPY_BYTES, EngagementIngest
+from consumers.ingest.consumer import DLQ_COPY_BYTES
 from consumers.ingest.submit import submit_payload
 from domain.errors import DomainError
 from leadflow.bootstrap import open_application
@@ -36,6 +37,7 @@ from tests.integration.consumers.engagement_samples import (
     valid_samples,
 )
 from tests.integration.consumers.stream_helpers import produce, read_topic, stream_setup, unique
+from tests.settings_helpers import settings_with
 
 pytestmark = pytest.mark.kafka
 
@@ -81,7 +83,7 @@ def test_poison_records_are_dead_lettered_and_the_ingest_goes_on(
     samples += stamped
 
     app = setup.open_app()
-    counts = EngagementIngest(setup.settings, setup.stream, app).run(once=True, max_seconds=90)
+    counts = setup.ingest(app).run(once=True, max_seconds=90)
     assert counts == expected_ingest_counts(samples)
 
     letters = read_topic(kafka_bootstrap, dlq)
@@ -105,9 +107,7 @@ def test_poison_records_are_dead_lettered_and_the_ingest_goes_on(
     truncated = [r for r in letters if ("dlq.truncated", b"true") in r.headers]
     assert len(truncated) == 1
 
-    replay = EngagementIngest(setup.settings, setup.stream, app, group=unique("replay")).run(
-        once=True, max_seconds=90
-    )
+    replay = setup.ingest(app, group=unique("replay")).run(once=True, max_seconds=90)
     assert replay == counts, "the same verdicts on a replay, whatever the wall clock says"
     app.close()
 
@@ -116,8 +116,8 @@ def test_the_ingest_retries_connecting_instead_of_raising(tmp_path: Path) -> Non
     setup = stream_setup(tmp_path, "127.0.0.1:1")  # nothing listens there
     stream = setup.stream.model_copy(update={"send_timeout_seconds": 2.0})
     app = setup.open_app()
-    stop = threading.Event()
-    ingest = EngagementIngest(setup.settings, stream, app, stop=stop)
+    stop = ProcessStop()
+    ingest = setup.ingest(app, stream=stream, stop=stop)
     result: list[Any] = []
     thread = threading.Thread(target=lambda: result.append(ingest._connect()))
     thread.start()
@@ -135,7 +135,7 @@ def test_the_ingest_retries_connecting_instead_of_raising(tmp_path: Path) -> Non
 @pytest.fixture
 def sqlite_app(tmp_path: Path) -> typing.Iterator[LeadflowApp]:
     application = open_application(
-        Settings(data_dir=tmp_path / "data", kafka=KafkaSettings(bootstrap=None))
+        settings_with(data_dir=tmp_path / "data", kafka=KafkaSettings(bootstrap=None))
     )
     yield application
     application.close()

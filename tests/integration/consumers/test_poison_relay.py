@@ -14,10 +14,9 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 
 from adapters.mapper import PydanticMapper
-from adapters.store_db import StoreDb
 from consumers.projection.kafka import item_from_record
 from consumers.relay.position import RelayPosition
-from consumers.relay.publisher import MAX_RECORD_BYTES, Relay, RelayError
+from consumers.relay.publisher import MAX_RECORD_BYTES, RelayError
 from service.application import LeadflowApp
 from service.ids import lead_id_for
 from tests.integration.consumers.stream_helpers import (
@@ -48,7 +47,7 @@ def test_an_undecodable_event_goes_to_the_topic_for_the_projectors_to_dead_lette
     bogus_id = insert_raw(writer, bogus)
     lifecycle(writer, 1)
 
-    relay = Relay(setup.settings, setup.stream, setup.open_app("relay"))
+    relay = setup.relay(setup.open_app("relay"))
     stats = relay.run(once=True, max_seconds=60)
     stored = stored_keys(writer)
     assert stats.undecodable == 1
@@ -85,7 +84,7 @@ def test_an_event_too_large_for_kafka_stops_the_relay_naming_it(
     lifecycle(writer, 1)
 
     for attempt in range(2):  # a restarted relay stops at the same place, re-sending nothing
-        relay = Relay(setup.settings, setup.stream, setup.open_app("relay"))
+        relay = setup.relay(setup.open_app("relay"))
         with pytest.raises(RelayError) as caught:
             relay.run(max_seconds=60)
         assert f"notification {big_id} " in str(caught.value)
@@ -93,7 +92,7 @@ def test_an_event_too_large_for_kafka_stops_the_relay_naming_it(
         assert relay.stats.position == before
         records = read_topic(kafka_bootstrap, setup.stream.events_topic)
         assert len(records) == before, f"attempt {attempt}: only the events before it, once"
-    with StoreDb(setup.settings) as db:
+    with setup.store_db() as db:
         assert RelayPosition(db, setup.stream.events_topic).load() == before
 
     done = subprocess.run(

@@ -15,14 +15,13 @@ from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 from adapters.event_envelope import envelope_from_notification
 from adapters.mapper import PydanticMapper
-from adapters.settings import Settings
 from consumers.contracts import qualification as q
 from consumers.contracts.schema_files import REPO_SCHEMAS, expected_files, stale_files, write_files
 from consumers.relay.followed_states import FollowedStates
-from consumers.relay.publisher import Relay
 from leadflow.bootstrap import open_application
 from service.application import LeadflowApp
 from tests.integration.consumers.stream_helpers import lifecycle, stream_setup
+from tests.settings_helpers import settings_with
 
 SCHEMA_DIR = REPO_SCHEMAS / "qualification" / "v1"
 ALL_TYPES = {q.event_type(m) for m in q.EVENT_MODELS}
@@ -70,7 +69,7 @@ def test_every_committed_schema_is_valid_json_schema() -> None:
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[LeadflowApp]:
-    application = open_application(Settings(data_dir=tmp_path / "data"))
+    application = open_application(settings_with(data_dir=tmp_path / "data"))
     yield application
     application.close()
 
@@ -142,7 +141,7 @@ def test_a_consumer_that_knows_nothing_of_leadflow_validates_the_topic(
     app = setup.open_app()
     for n in range(10):
         lifecycle(app, n)
-    Relay(setup.settings, setup.stream, app).run(once=True, max_seconds=60)
+    setup.relay(app).run(once=True, max_seconds=60)
     app.close()
     script = Path(__file__).with_name("plain_qualification_consumer.py")
     done = subprocess.run(

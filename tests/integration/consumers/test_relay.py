@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.store_db import StoreDb
+from adapters.stopping import ProcessStop
 from consumers.relay.position import RelayPosition
-from consumers.relay.publisher import Relay
 from domain import commands as c
 from service.application import LeadflowApp
 from tests.integration.consumers.stream_helpers import (
@@ -53,8 +52,8 @@ def test_every_stored_event_reaches_the_topic_in_per_aggregate_order(setup: Stre
         lifecycle(writer, n)
 
     relay_app = setup.open_app("relay")
-    stop = threading.Event()
-    relay = Relay(setup.settings, setup.stream, relay_app, stop=stop)
+    stop = ProcessStop()
+    relay = setup.relay(relay_app, stop=stop)
     thread = threading.Thread(target=relay.run, name="relay")
     thread.start()
     try:
@@ -79,7 +78,7 @@ def test_every_stored_event_reaches_the_topic_in_per_aggregate_order(setup: Stre
         thread.join(timeout=30)
     assert not thread.is_alive()
     print(
-        f"\n{'postgres' if setup.settings.postgres_dsn else 'sqlite'}: publish latency after "
+        f"\n{'postgres' if setup.settings.store.postgres_dsn else 'sqlite'}: publish latency after "
         f"commit: median {statistics.median(latencies) * 1000:.0f} ms, "
         f"max {max(latencies) * 1000:.0f} ms"
     )
@@ -98,9 +97,9 @@ def test_every_stored_event_reaches_the_topic_in_per_aggregate_order(setup: Stre
         notification_ids.append(value["notification_id"])
     assert sorted(notification_ids) == list(range(1, len(stored) + 1))
 
-    with StoreDb(setup.settings) as db:
+    with setup.store_db() as db:
         assert RelayPosition(db, setup.stream.events_topic).load() == len(stored)
-    again = Relay(setup.settings, setup.stream, relay_app).run(once=True, max_seconds=30)
+    again = setup.relay(relay_app).run(once=True, max_seconds=30)
     assert again.published == 0, "a restarted relay starts from its saved position"
     writer.close()
     relay_app.close()
@@ -115,7 +114,7 @@ def stored_keys_count(app: LeadflowApp) -> int:
 
 
 def test_position_only_moves_forward(setup: StreamSetup) -> None:
-    with StoreDb(setup.settings) as db:
+    with setup.store_db() as db:
         position = RelayPosition(db, "some-topic")
         assert position.load() == 0
         position.save(10)

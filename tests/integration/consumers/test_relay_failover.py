@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from adapters.store_db import StoreDb
 from consumers.relay.position import RelayPosition
 from tests.integration.consumers.stream_helpers import (
     REPO,
@@ -56,7 +55,7 @@ class Writer(threading.Thread):
 
 def published(setup: StreamSetup) -> int:
     """The relay's saved position: everything up to it was acknowledged by the broker."""
-    with StoreDb(setup.settings) as db:
+    with setup.store_db() as db:
         return RelayPosition(db, setup.stream.events_topic).load()
 
 
@@ -131,7 +130,7 @@ def test_a_standby_takes_over_when_the_active_relay_dies(
         active.kill()
         standby.wait_for_log("relay_active", timeout=15)
         takeover = time.monotonic() - killed_at
-        store = "postgres" if setup.settings.postgres_dsn else "sqlite"
+        store = "postgres" if setup.settings.store.postgres_dsn else "sqlite"
         print(f"\n{store}: the standby took over {takeover:.2f} s after the SIGKILL")
 
         lifecycle(app, 1)  # published by the new active relay

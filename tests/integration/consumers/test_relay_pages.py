@@ -9,9 +9,7 @@ from typing import Any
 
 import pytest
 
-from adapters.store_db import StoreDb
 from consumers.relay.position import RelayPosition
-from consumers.relay.publisher import Relay
 from tests.integration.consumers.stream_helpers import (
     check_delivery,
     lifecycle,
@@ -45,11 +43,11 @@ def test_small_pages_publish_what_one_page_does(tmp_path: Path, kafka_bootstrap:
             "qualification_topic": unique("qualification-whole"),
         }
     )
-    relay = Relay(setup.settings, paged, setup.open_app("paged"))
+    relay = setup.relay(setup.open_app("paged"), stream=paged)
     stats = relay.run(once=True, max_seconds=60)
     assert stats.published == len(stored)
     assert stats.batches == -(-len(stored) // 7)
-    Relay(setup.settings, whole, setup.open_app("whole")).run(once=True, max_seconds=60)
+    setup.relay(setup.open_app("whole"), stream=whole).run(once=True, max_seconds=60)
 
     events = read_topic(kafka_bootstrap, paged.events_topic)
     assert check_delivery(stored, events) == {"records": len(stored), "duplicates": 0}
@@ -59,6 +57,6 @@ def test_small_pages_publish_what_one_page_does(tmp_path: Path, kafka_bootstrap:
     assert by_partition(public) == by_partition(
         read_topic(kafka_bootstrap, whole.qualification_topic)
     )
-    with StoreDb(setup.settings) as db:
+    with setup.store_db() as db:
         assert RelayPosition(db, paged.events_topic).load() == len(stored)
     writer.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from adapters.stopping import ProcessStop
 from consumers.relay.lock import advisory_key
 from consumers.relay.publisher import Relay
 from deploy.kafka.broker import Broker
@@ -30,8 +31,8 @@ pytestmark = pytest.mark.kafka
 @contextmanager
 def running_relay(setup: StreamSetup) -> Iterator[Relay]:
     app = setup.open_app("relay")
-    stop = threading.Event()
-    relay = Relay(setup.settings, setup.stream, app, stop=stop)
+    stop = ProcessStop()
+    relay = setup.relay(app, stop=stop)
     thread = threading.Thread(target=relay.run, name="relay")
     thread.start()
     try:
@@ -86,7 +87,7 @@ def test_the_relay_takes_the_lock_again_when_its_connection_drops(
     tmp_path: Path, kafka_bootstrap: str, postgres_dsn: str
 ) -> None:
     setup = stream_setup(tmp_path, kafka_bootstrap, postgres_dsn)
-    key = advisory_key(f"leadflow.relay:{setup.settings.postgres_schema}")
+    key = advisory_key(f"leadflow.relay:{setup.settings.store.postgres_schema}")
     writer = setup.open_app("writer")
     with running_relay(setup) as relay:
         lifecycle(writer, 0)

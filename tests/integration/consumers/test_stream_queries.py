@@ -9,18 +9,19 @@ from pathlib import Path
 import pytest
 
 from adapters.settings import Settings
-from adapters.store_db import StoreDb
 from consumers.ingest.ledger import IngestCounts, IngestLedger, LedgerEntry
 from consumers.relay.position import RelayPosition
+from leadflow.bootstrap import open_store_db
 from leadflow.cli.main import main
+from tests.settings_helpers import settings_with
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     if request.param == "sqlite":
-        return Settings(data_dir=tmp_path / "data")
+        return settings_with(data_dir=tmp_path / "data")
     dsn = request.getfixturevalue("postgres_dsn")
-    return Settings(postgres_dsn=dsn, postgres_schema=f"t_{uuid.uuid4().hex[:12]}")
+    return settings_with(postgres_dsn=dsn, postgres_schema=f"t_{uuid.uuid4().hex[:12]}")
 
 
 def entry(group: str, offset: int, status: str, **extra: str) -> LedgerEntry:
@@ -28,7 +29,7 @@ def entry(group: str, offset: int, status: str, **extra: str) -> LedgerEntry:
 
 
 def test_the_ledger_counts_each_record_once(settings: Settings) -> None:
-    with StoreDb(settings) as db:
+    with open_store_db(settings) as db:
         ledger = IngestLedger(db)
         first = [
             entry("g", 0, "accepted", event_id="e0"),
@@ -54,7 +55,7 @@ def test_stream_stats_and_dlq_commands(tmp_path: Path, monkeypatch, capsys) -> N
     monkeypatch.setenv("LEADFLOW_LOG_LEVEL", "error")
     monkeypatch.delenv("LEADFLOW_POSTGRES_DSN", raising=False)
     monkeypatch.delenv("LEADFLOW_KAFKA_BOOTSTRAP", raising=False)
-    with StoreDb(Settings(data_dir=tmp_path / "data")) as db:
+    with open_store_db(settings_with(data_dir=tmp_path / "data")) as db:
         IngestLedger(db).record(
             [
                 entry("g", 0, "accepted", event_id="e0"),

@@ -24,6 +24,7 @@ from leadflow.bootstrap import open_application
 from projections.schema import FACT_TABLES
 from projections.store import PostgresStore, ReadModelStore, SqliteStore
 from service.application import LeadflowApp
+from tests.settings_helpers import settings_with
 
 REPO = Path(__file__).resolve().parents[3]
 PYTHON = sys.executable
@@ -50,7 +51,7 @@ def apply_commands(app: LeadflowApp, commands: Sequence[c.Command], chunk: int =
 
 def embedded_settings(data_dir: Path) -> Settings:
     """SQLite stores under ``data_dir``, no Kafka, whatever the environment says."""
-    return Settings(data_dir=data_dir, postgres_dsn=None, kafka=KafkaSettings(bootstrap=None))
+    return settings_with(data_dir=data_dir, postgres_dsn=None, kafka=KafkaSettings(bootstrap=None))
 
 
 def event_store(data_dir: Path, commands: Sequence[c.Command] = ()) -> tuple[Settings, LeadflowApp]:

@@ -12,8 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from adapters.settings import Settings
-from leadflow.bootstrap import open_application
+from leadflow.bootstrap import load_settings, open_application
 from leadflow.cli.main import main
 from projections.catch_up import catch_up
 from projections.reports import funnel_report, kpi_report
@@ -177,7 +176,7 @@ def test_postgresql_stores_through_the_cli(
     schema = f"t_{uuid.uuid4().hex[:12]}"
     monkeypatch.setenv("LEADFLOW_POSTGRES_DSN", postgres_dsn)
     monkeypatch.setenv("LEADFLOW_POSTGRES_SCHEMA", schema)
-    app = open_application(Settings())
+    app = open_application(load_settings())
     try:
         apply_commands(app, FIRST)
         assert cli.json("funnel") == rebuilt_funnel(app)

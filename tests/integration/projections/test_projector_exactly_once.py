@@ -163,7 +163,7 @@ def test_a_read_model_of_another_schema_version_is_refused(
 def test_undecodable_and_unprojectable_events_become_dead_letters(tmp_path: Path) -> None:
     settings, app = event_store(tmp_path, generate_commands(seed=3, leads=12, direct_deals=1))
     try:
-        with sqlite3.connect(settings.sqlite_event_store) as conn:
+        with sqlite3.connect(settings.store.sqlite_event_store) as conn:
             conn.execute("UPDATE stored_events SET state = X'7b6e6f74206a736f6e' WHERE rowid = 5")
         with open_scratch_store(app.stage_model) as store:
             applied = catch_up(app, store)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaProducer
-from pydantic import SecretStr
 
 from domain.events import LeadCaptured
 from leadflow.bootstrap import open_application
@@ -249,18 +248,15 @@ def test_the_embedded_follower_rides_out_a_postgresql_restart(
         pytest.skip("the tests cannot restart an external PostgreSQL server")
     commands = generate_commands(seed=12, leads=40)
     half = len(commands) // 2
-    settings = embedded_settings(tmp_path).model_copy(
-        update={
-            "postgres_dsn": SecretStr(postgres_dsn),
-            "postgres_schema": f"t_{uuid.uuid4().hex[:12]}",
-        }
+    settings = embedded_settings(tmp_path).with_store(
+        postgres_dsn=postgres_dsn, postgres_schema=f"t_{uuid.uuid4().hex[:12]}"
     )
     app = open_application(settings)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEADFLOW_")}
     env.update(
         LEADFLOW_DATA_DIR=str(tmp_path),
         LEADFLOW_POSTGRES_DSN=postgres_dsn,
-        LEADFLOW_POSTGRES_SCHEMA=settings.postgres_schema,
+        LEADFLOW_POSTGRES_SCHEMA=settings.store.postgres_schema,
         LEADFLOW_PROJECTOR_FOLLOW_INTERVAL_S="0.2",
         LEADFLOW_LOG_LEVEL="info",
         LEADFLOW_LOG_FORMAT="json",
@@ -270,7 +266,7 @@ def test_the_embedded_follower_rides_out_a_postgresql_restart(
     try:
         apply_commands(app, commands[:half])
         follower = ProjectorProcess(env, tmp_path, "follower", "--follow")
-        with PostgresStore(postgres_dsn, settings.postgres_schema, model) as store:
+        with PostgresStore(postgres_dsn, settings.store.postgres_schema, model) as store:
             _wait_for_notification(store, app.recorder.max_notification_id() or 0)
         server.stop()
         try:
@@ -280,7 +276,7 @@ def test_the_embedded_follower_rides_out_a_postgresql_restart(
         app.close()
         app = open_application(settings)
         apply_commands(app, commands[half:])
-        with PostgresStore(postgres_dsn, settings.postgres_schema, model) as store:
+        with PostgresStore(postgres_dsn, settings.store.postgres_schema, model) as store:
             _wait_for_notification(store, app.recorder.max_notification_id() or 0)
             assert follower.events("read_model_available_again")
             with open_scratch_store(model) as rebuilt:

@@ -11,14 +11,17 @@ import pytest
 from adapters.settings import Settings
 from leadflow.bootstrap import open_application
 from service.application import LeadflowApp
+from tests.settings_helpers import settings_with
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     if request.param == "sqlite":
-        return Settings(data_dir=tmp_path)
+        return settings_with(data_dir=tmp_path)
     dsn = request.getfixturevalue("postgres_dsn")
-    return Settings(data_dir=tmp_path, postgres_dsn=dsn, postgres_schema=f"t_{uuid4().hex[:12]}")
+    return settings_with(
+        data_dir=tmp_path, postgres_dsn=dsn, postgres_schema=f"t_{uuid4().hex[:12]}"
+    )
 
 
 @pytest.fixture

@@ -278,7 +278,7 @@ def test_direct_deal_and_second_pipeline(app: LeadflowApp) -> None:
 
 
 def test_history_as_of_version_and_snapshots(store_settings: Any) -> None:
-    app = open_application(store_settings.model_copy(update={"snapshot_interval": 5}))
+    app = open_application(store_settings.with_store(snapshot_interval=5))
     try:
         run(
             app,
@@ -303,7 +303,7 @@ def test_history_as_of_version_and_snapshots(store_settings: Any) -> None:
         assert app.snapshots is not None
         assert list(app.snapshots.get(lead.id))  # snapshots were taken
         assert app.get_lead("gi@example.com", version=3).version == 3
-        fresh = open_application(store_settings.model_copy(update={"snapshot_interval": 5}))
+        fresh = open_application(store_settings.with_store(snapshot_interval=5))
         assert fresh.get_lead("gi@example.com").model_dump() == lead.model_dump()
         fresh.close()
     finally:
@@ -311,8 +311,8 @@ def test_history_as_of_version_and_snapshots(store_settings: Any) -> None:
 
 
 def test_encryption_and_compression_at_rest(store_settings: Any) -> None:
-    secure = store_settings.model_copy(
-        update={"cipher_key": SecretStr(AESCipher.create_key(16)), "compress_events": True}
+    secure = store_settings.with_store(
+        cipher_key=SecretStr(AESCipher.create_key(16)), compress_events=True
     )
     app = open_application(secure)
     try:

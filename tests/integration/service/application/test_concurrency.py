@@ -90,9 +90,11 @@ def test_processes_lose_no_update(store_settings: Settings) -> None:
 
 def _with_secrets(settings: Settings, payload: str) -> str:
     """model_dump_json masks secrets; put the DSN back for the workers."""
-    data: dict[str, Any] = Settings.model_validate_json(payload).model_dump()
-    if settings.postgres_dsn is not None:
-        data["postgres_dsn"] = settings.postgres_dsn.get_secret_value()
-    data["data_dir"] = str(settings.data_dir)
+    data: dict[str, Any] = json.loads(payload)
+    store = data["store"]
+    if settings.store.dsn is not None:
+        store["postgres_dsn"] = settings.store.dsn
+    store["data_dir"] = str(settings.store.data_dir)
+    data["store"] = {k: v for k, v in store.items() if v is not None}
     data.pop("kafka", None)
-    return json.dumps({k: v for k, v in data.items() if v is not None}, default=str)
+    return json.dumps(data)

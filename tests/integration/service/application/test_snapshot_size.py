@@ -49,7 +49,7 @@ def latest_snapshot(app: LeadflowApp, lead_id: UUID) -> tuple[int, bytes]:
 def test_snapshot_of_a_lead_with_many_anonymous_commands_stays_small(
     store_settings: Settings,
 ) -> None:
-    settings = store_settings.model_copy(update={"snapshot_interval": INTERVAL})
+    settings = store_settings.with_store(snapshot_interval=INTERVAL)
     with open_application(settings) as app:
         app.handle(c.CaptureLead(lead=LEAD, source="web", occurred_at=T0))
         app.handle_many([contact(n) for n in range(ANONYMOUS_CONTACTS)])
@@ -65,7 +65,7 @@ def test_snapshot_of_a_lead_with_many_anonymous_commands_stays_small(
 
 
 def test_command_ids_stay_idempotent_after_a_snapshot(store_settings: Settings) -> None:
-    settings = store_settings.model_copy(update={"snapshot_interval": INTERVAL})
+    settings = store_settings.with_store(snapshot_interval=INTERVAL)
     with open_application(settings) as app:
         app.handle(c.CaptureLead(lead=LEAD, source="web", occurred_at=T0, command_id="cap-1"))
         app.handle(contact(0, command_id="crm-call-1"))

@@ -11,7 +11,6 @@ from uuid import uuid4
 
 import pytest
 
-from adapters.settings import Settings
 from domain.commands import CaptureLead
 from domain.errors import DomainError, UnknownAggregate
 from leadflow.bootstrap import open_application
@@ -19,6 +18,7 @@ from leadflow.demo import generate_quarter
 from leadflow.demo.runner import run_demo
 from service.lead_history import LeadHistory, lead_history, parse_as_of
 from tests.e2e.demo.helpers import embedded_settings, run_leadflow
+from tests.settings_helpers import settings_with
 
 SEED = 42
 LEAD_RE = r"[a-z.]+@[a-z]+\.example"
@@ -229,7 +229,7 @@ def test_a_tampered_event_breaks_the_chain(
 
 @pytest.mark.postgres
 def test_history_on_postgresql(postgres_dsn: str) -> None:
-    settings = Settings(postgres_dsn=postgres_dsn, postgres_schema=f"t_{uuid4().hex[:12]}")
+    settings = settings_with(postgres_dsn=postgres_dsn, postgres_schema=f"t_{uuid4().hex[:12]}")
     run_demo(settings, seed=SEED, leads=3)
     first = generate_quarter(SEED, 1)[0]
     assert isinstance(first, CaptureLead)
