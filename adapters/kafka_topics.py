@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import structlog
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import (
     KafkaError,
@@ -37,6 +37,15 @@ def is_transient_kafka_error(error: KafkaError) -> bool:
     unclassified failure (e.g. a connection lost mid-request) and is retried too, since a
     permanent refusal always has its own class."""
     return bool(error.retriable) or type(error) is KafkaError
+
+
+def read_to_end(consumer: KafkaConsumer) -> bool:
+    """Whether the consumer has partitions and has read every one of them to its end."""
+    assigned = list(consumer.assignment())
+    if not assigned:
+        return False
+    ends = consumer.end_offsets(assigned)
+    return all(consumer.position(tp) >= ends[tp] for tp in assigned)
 
 
 def acknowledged_delivery(send_timeout_seconds: float) -> dict[str, Any]:

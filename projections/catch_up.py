@@ -31,15 +31,12 @@ def item_from_notification(mapper: PydanticMapper, notification: Notification) -
     try:
         envelope = envelope_from_notification(mapper, notification)
     except DECODE_ERRORS as error:
-        return Item(
-            part=0,
-            position=notification.id,
-            envelope=None,
-            problem=f"notification {notification.id} ({notification.topic} "
-            f"v{notification.originator_version}) cannot be decoded: "
-            f"{error_text(error)}",
-            payload=notification.state.decode("utf-8", errors="replace"),
-            aggregate_id=str(notification.originator_id),
+        problem = (
+            f"notification {notification.id} ({notification.topic} "
+            f"v{notification.originator_version}) cannot be decoded: {error_text(error)}"
+        )
+        return Item.undecodable(
+            0, notification.id, problem, notification.state, str(notification.originator_id)
         )
     return Item(part=0, position=notification.id, envelope=envelope)
 

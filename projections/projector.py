@@ -5,12 +5,15 @@ An event whose aggregate version is not newer than the one already applied is a
 duplicate and changes nothing. A record that cannot be decoded or applied is stored in
 ``rm_dead_letters`` (and logged) and the position moves past it: bad input never stops a
 projector and is never silently dropped. That includes a value the database refuses
-(a data error): the batch is then applied again item by item, each in a savepoint, and
-the item that fails is dead-lettered.
+(a data error): the batch is split in savepoints until the item that fails is found
+(``adapters.batch_isolation``); that item is dead-lettered and the others applied.
 
 A live (strict) projector never applies an event across a version gap: the event is
 dead-lettered as ``gap: expected version N, got M`` and the aggregate stays where it is,
 so a redelivery of the missing version followed by the held one applies both in order.
+An event that can never be applied freezes its aggregate: the log line
+``aggregate_frozen`` and ``leadflow verify`` name it, its cause and the way out
+(``projections.frozen_aggregates``).
 """
 
 from __future__ import annotations
@@ -20,10 +23,14 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
+from typing import Literal
 
 import structlog
 
+from adapters.batch_isolation import isolate
 from adapters.event_envelope import EventEnvelope
+from adapters.logging import error_text
+from adapters.storable_text import storable_reason, storable_text
 from domain.events import DEAL_EVENTS
 from projections.fact_store import load_deals, load_leads, save_deals, save_leads
 from projections.facts import (
@@ -33,8 +40,9 @@ from projections.facts import (
     apply_to_deal,
     apply_to_lead,
 )
+from projections.frozen_aggregates import WAY_OUT, frozen_aggregates, gap_problem
 from projections.schema import DEAD_LETTERS
-from projections.store import ReadModelStore, Tx, text_safe, utc_now_text
+from projections.store import ReadModelStore, Tx, utc_now_text
 
 log = structlog.get_logger("leadflow.projections.projector")
 
@@ -49,6 +57,14 @@ class Item:
     problem: str | None = None
     payload: str = ""
     aggregate_id: str | None = None
+
+    @classmethod
+    def undecodable(
+        cls, part: int, position: int, problem: str, raw: bytes, aggregate_id: str | None
+    ) -> Item:
+        """A record that cannot be decoded: dead-lettered with ``problem`` and its bytes."""
+        payload = raw.decode("utf-8", errors="replace")
+        return cls(part, position, None, problem, payload, aggregate_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,22 +93,7 @@ class Projector:
     def apply_batch(
         self, stream: str, items: Sequence[Item], next_positions: Mapping[int, int]
     ) -> BatchResult:
-        try:
-            result, dead = self.store.write(
-                lambda tx: self._apply(tx, stream, items, next_positions, one_by_one=False)
-            )
-        except Exception as error:
-            if not self.store.is_data_error(error):
-                raise
-            log.warning(
-                "batch_refused_applying_one_by_one",
-                stream=stream,
-                positions=dict(next_positions),
-                error=_describe(error),
-            )
-            result, dead = self.store.write(
-                lambda tx: self._apply(tx, stream, items, next_positions, one_by_one=True)
-            )
+        result, dead = self.store.write(lambda tx: self._apply(tx, stream, items, next_positions))
         for letter in dead:
             log.error(
                 "record_not_projected",
@@ -102,6 +103,8 @@ class Projector:
                 aggregate_id=letter.aggregate_id,
                 problem=letter.problem,
             )
+        if any(letter.gap for letter in dead):
+            self._log_frozen(stream, {d.aggregate_id for d in dead if d.gap and d.aggregate_id})
         log.debug(
             "batch_applied",
             stream=stream,
@@ -113,40 +116,40 @@ class Projector:
         return result
 
     def _apply(
-        self,
-        tx: Tx,
-        stream: str,
-        items: Sequence[Item],
-        next_positions: Mapping[int, int],
-        *,
-        one_by_one: bool,
+        self, tx: Tx, stream: str, items: Sequence[Item], next_positions: Mapping[int, int]
     ) -> tuple[BatchResult, list[_DeadLetter]]:
-        if one_by_one:
-            result, dead = BatchResult(), []
-            for item in items:
-                try:
-                    with tx.savepoint():
-                        applied, refused = self._apply_items(tx, stream, [item])
-                except Exception as error:
-                    if not self.store.is_data_error(error):
-                        raise
-                    applied, refused = (
-                        BatchResult(),
-                        [_DeadLetter.of(item, f"data error: {_describe(error)}")],
-                    )
-                result += applied
-                dead += refused
-            result = BatchResult(result.applied, result.duplicates, len(dead), result.skipped)
-        else:
-            result, dead = self._apply_items(tx, stream, items)
+        def attempt(chunk: Sequence[Item]) -> list[_Outcome]:
+            with tx.savepoint():
+                return self._apply_items(tx, chunk)
+
+        def split(size: int, error: Exception) -> None:
+            log.warning(
+                "batch_refused_isolating",
+                stream=stream,
+                items=size,
+                error=storable_reason(error_text(error)),
+            )
+
+        outcomes = isolate(
+            items,
+            attempt,
+            lambda item, error: _DeadLetter.of(item, f"data error: {error_text(error)}"),
+            is_items_fault=self.store.is_data_error,
+            on_split=split,
+        )
+        dead = [o for o in outcomes if isinstance(o, _DeadLetter)]
+        result = BatchResult(
+            applied=sum(o == "applied" for o in outcomes),
+            duplicates=sum(o == "duplicate" for o in outcomes),
+            dead_letters=len(dead),
+            skipped=sum(o == "skipped" for o in outcomes),
+        )
         _save_dead_letters(tx, stream, dead)
         self.store.save_positions(tx, stream, next_positions)
         return result, dead
 
-    def _apply_items(
-        self, tx: Tx, stream: str, items: Sequence[Item]
-    ) -> tuple[BatchResult, list[_DeadLetter]]:
-        """Apply ``items`` to the facts and save the facts; the dead letters are returned."""
+    def _apply_items(self, tx: Tx, items: Sequence[Item]) -> list[_Outcome]:
+        """Apply ``items`` to the facts and save the facts: what became of each item."""
         envelopes = [item.envelope for item in items if item.envelope is not None]
         deal_ids = {str(e.event.originator_id) for e in envelopes if _is_deal(e)}
         lead_ids = {str(e.event.originator_id) for e in envelopes if not _is_deal(e)}
@@ -154,11 +157,10 @@ class Projector:
         deals = load_deals(tx, deal_ids)
         touched_leads: dict[str, LeadFacts] = {}
         touched_deals: dict[str, DealFacts] = {}
-        dead: list[_DeadLetter] = []
-        applied = duplicates = skipped = 0
+        outcomes: list[_Outcome] = []
         for item in items:
             if item.envelope is None:
-                dead.append(_DeadLetter.of(item, item.problem or "undecodable record"))
+                outcomes.append(_DeadLetter.of(item, item.problem or "undecodable record"))
                 continue
             event = item.envelope.event
             aggregate_id = str(event.originator_id)
@@ -166,11 +168,11 @@ class Projector:
             current = deals.get(aggregate_id) if is_deal else leads.get(aggregate_id)
             stored_version = current.version if current is not None else 0
             if event.originator_version <= stored_version:
-                duplicates += 1
+                outcomes.append("duplicate")
                 continue
             if self.strict and event.originator_version != stored_version + 1:
-                gap = f"gap: expected version {stored_version + 1}, got {event.originator_version}"
-                dead.append(_DeadLetter.of(item, gap))
+                gap = gap_problem(stored_version + 1, event.originator_version)
+                outcomes.append(_DeadLetter.of(item, gap, gap=True))
                 continue
             try:
                 if is_deal:
@@ -180,60 +182,69 @@ class Projector:
                     lead = apply_to_lead(leads.get(aggregate_id), event)
                     leads[aggregate_id] = touched_leads[aggregate_id] = lead
             except UnprojectableEvent as problem:
-                if self.strict:
-                    dead.append(_DeadLetter.of(item, str(problem)))
-                else:
-                    skipped += 1
+                outcomes.append(_DeadLetter.of(item, str(problem)) if self.strict else "skipped")
                 continue
-            applied += 1
+            outcomes.append("applied")
         save_leads(tx, list(touched_leads.values()))
         save_deals(tx, list(touched_deals.values()))
-        return BatchResult(applied, duplicates, len(dead), skipped), dead
+        return outcomes
+
+    def _log_frozen(self, stream: str, aggregate_ids: set[str]) -> None:
+        """One error line per aggregate this batch found frozen: why, and the way out."""
+        with self.store.read() as tx:
+            frozen = frozen_aggregates(tx, aggregate_ids)
+        for aggregate in frozen:
+            if aggregate.stream != stream:
+                continue
+            log.bind(aggregate_id=aggregate.aggregate_id).error(
+                "aggregate_frozen",
+                stream=stream,
+                version=aggregate.version,
+                held=aggregate.held,
+                cause=aggregate.cause,
+                way_out=WAY_OUT,
+            )
 
 
 @dataclass(frozen=True, slots=True)
 class _DeadLetter:
+    """An item not projected; ``problem`` and ``payload`` are storable text."""
+
     part: int
     position: int
     aggregate_id: str | None
     problem: str
     payload: str
+    gap: bool = False
 
     @classmethod
-    def of(cls, item: Item, problem: str) -> _DeadLetter:
+    def of(cls, item: Item, problem: str, *, gap: bool = False) -> _DeadLetter:
         envelope = item.envelope
-        if envelope is None:
-            return cls(item.part, item.position, item.aggregate_id, problem, item.payload)
-        payload = item.payload or json.dumps(envelope.state, ensure_ascii=False)
-        return cls(item.part, item.position, str(envelope.event.originator_id), problem, payload)
+        aggregate_id = item.aggregate_id
+        payload = item.payload
+        if envelope is not None:
+            aggregate_id = str(envelope.event.originator_id)
+            payload = payload or json.dumps(envelope.state, ensure_ascii=False)
+        return cls(
+            item.part,
+            item.position,
+            None if aggregate_id is None else storable_text(aggregate_id),
+            storable_reason(problem),
+            storable_text(payload),
+            gap,
+        )
+
+
+_Outcome = Literal["applied", "duplicate", "skipped"] | _DeadLetter
 
 
 def _save_dead_letters(tx: Tx, stream: str, dead: list[_DeadLetter]) -> None:
     now = utc_now_text()
     tx.insert(
         DEAD_LETTERS,
-        [
-            (
-                stream,
-                d.part,
-                d.position,
-                _safe(d.aggregate_id),
-                text_safe(d.problem),
-                text_safe(d.payload),
-                now,
-            )
-            for d in dead
-        ],
+        [(stream, d.part, d.position, d.aggregate_id, d.problem, d.payload, now) for d in dead],
         "ON CONFLICT (stream, part, record_position) DO NOTHING",
     )
-
-
-def _safe(text: str | None) -> str | None:
-    return None if text is None else text_safe(text)
-
-
-def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {' '.join(text_safe(str(error)).split())}"
 
 
 @contextmanager

@@ -10,6 +10,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from adapters.store_db import psycopg_placeholders
+
 ColumnType = Literal["text", "int", "real"]
 _SQLITE_MAX_PARAMETERS = 30_000  # SQLite allows 32766 per statement
 
@@ -23,7 +25,7 @@ class Dialect:
 
     def sql(self, statement: str) -> str:
         """The statement with this dialect's placeholders (the SQL never contains a literal ?)."""
-        return statement if self.name == "sqlite" else statement.replace("?", "%s")
+        return statement if self.name == "sqlite" else psycopg_placeholders(statement)
 
     def column_type(self, kind: ColumnType) -> str:
         return {"text": "TEXT", "int": self.integer, "real": self.real}[kind]

@@ -26,6 +26,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from adapters.event_store import DDL_LOCK_KEY
 from adapters.settings import StoreSettings
+from adapters.storable_text import storable_text
 from domain.stage_model import StageModel
 from projections.schema import POSITIONS, SCHEMA_VERSION, TABLES, Table
 from projections.sql_dialect import POSTGRESQL, SQLITE, Dialect
@@ -50,13 +51,6 @@ class UnstorableValue(ValueError):
     """A value that not every read-model database can hold (a NUL character in text, an
     integer beyond 64 bits). Refused the same way by SQLite and PostgreSQL, so both
     stores, and the scratch rebuild of `leadflow verify`, dead-letter the same records."""
-
-
-def text_safe(text: str) -> str:
-    """``text`` storable anywhere: each NUL character written as the visible escape
-    ``\\u0000``, a lone surrogate (not encodable as UTF-8) as ``\\udXXX``."""
-    text = text.replace("\x00", "\\u0000")
-    return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _check_storable(params: Sequence[Any]) -> None:
@@ -99,7 +93,8 @@ def _check_values(position: int, values: Sequence[Any]) -> None:
     for value in values:
         if isinstance(value, str):
             if "\x00" in value:
-                msg = f"parameter {position} contains a NUL character: {text_safe(value)[:200]!r}"
+                shown = storable_text(value)[:200]
+                msg = f"parameter {position} contains a NUL character: {shown!r}"
                 raise UnstorableValue(msg)
             if not value.isascii():
                 try:

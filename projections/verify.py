@@ -1,7 +1,8 @@
 """`leadflow verify`: is the live read model what the events say, and is history intact?
 
 Rebuilds the read model from the event store into a scratch store, compares the fact
-tables row by row, and verifies every aggregate's hash chain.
+tables row by row, and verifies every aggregate's hash chain. It also names the
+aggregates the live projector holds at a version (``projections.frozen_aggregates``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import structlog
 from domain.hash_chain import ChainVerdict
 from projections.catch_up import catch_up
 from projections.compare import Difference, compare_stores
+from projections.frozen_aggregates import FrozenAggregate, frozen_aggregates
 from projections.store import ReadModelStore, open_scratch_store
 from service.application import LeadflowApp
 
@@ -39,12 +41,19 @@ class Verification:
     unreadable_events: list[str] = field(default_factory=list)
     """Stored events the rebuild could not decode or apply (from its dead letters)."""
     live_dead_letters: int = 0
+    frozen_aggregates: list[FrozenAggregate] = field(default_factory=list)
+    """Aggregates the live read model holds at a version, each with its cause."""
     aggregates: int = 0
     events_checked: int = 0
 
     @property
     def ok(self) -> bool:
-        return not (self.differences or self.broken_chains or self.unreadable_events)
+        return not (
+            self.differences
+            or self.broken_chains
+            or self.unreadable_events
+            or self.frozen_aggregates
+        )
 
 
 def verify_read_model(
@@ -72,6 +81,8 @@ def verify_read_model(
             ]
     with live.read() as tx:
         result.live_dead_letters = int(tx.execute("SELECT COUNT(*) FROM rm_dead_letters")[0][0])
+        if result.live_dead_letters:
+            result.frozen_aggregates = frozen_aggregates(tx)
     for aggregate_id in sorted(ids):
         verdict = app.verify_chain(UUID(aggregate_id))
         result.events_checked += verdict.events_checked
@@ -86,5 +97,6 @@ def verify_read_model(
         differences=len(result.differences),
         broken_chains=len(result.broken_chains),
         unreadable_events=len(result.unreadable_events),
+        frozen_aggregates=len(result.frozen_aggregates),
     )
     return result

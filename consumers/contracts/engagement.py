@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -42,6 +43,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from adapters.storable_text import storable_text
 from domain.commands import CaptureLead, RecordEngagement
 from domain.input_limits import JsonRefused, check_json_value, load_json, utc_timestamp
 from domain.scoring import EngagementKind
@@ -168,7 +170,7 @@ def _where(error: ErrorDetails) -> str:
 
 
 def _short(value: object, limit: int = 80) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
+    text = storable_text(json.dumps(value, ensure_ascii=False, default=str))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -219,7 +221,24 @@ def _decode(raw: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         reason = f"not a JSON object: the record is a JSON {_json_kind(data)}: {_short(data)}"
         raise InvalidEngagement("not_object", reason)
+    if _SURROGATE_ESCAPE.search(raw):
+        _reject_lone_surrogates(data)
     return data
+
+
+# the only way into decoded JSON for a surrogate code point (U+D800..U+DFFF) is an escape
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _reject_lone_surrogates(data: dict[str, Any]) -> None:
+    """A ``\\udXXX`` escape not part of a pair decodes to a code point no UTF-8 text
+    holds: no store nor Kafka header could take it."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as error:
+        code = ord(error.object[error.start])
+        reason = f"not Unicode text: the JSON escape \\u{code:04x} is a lone surrogate"
+        raise InvalidEngagement("not_utf8", reason) from None
 
 
 def parse_engagement(

@@ -14,10 +14,10 @@ new lead at once cannot overwrite each other. A record read again, or an old one
 must not undo newer data, and reading a topic again must change nothing. Corrections of
 known attributes go through the ``capture_lead`` command.
 
-``apply_isolating`` keeps a consumer moving: a failure that will not go away by itself
-(anything but a database or broker away, or a concurrent writer) is narrowed down by
-splitting the batch until the one record that causes it is found; that record is judged
-``unprocessable`` and the others apply.
+``apply_isolating`` keeps a consumer moving: a failure that is the record's fault
+(``consumers.failure_policy``: permanent) is narrowed down by splitting the batch until
+the one record that causes it is found; that record is judged ``unprocessable`` and the
+others apply.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from consumers.contracts.engagement import (
     parse_engagement,
     to_commands,
 )
-from consumers.failure_policy import is_transient
+from consumers.failure_policy import isolate_bad_items
 from domain.commands import Command, RecordEngagement
 from domain.errors import DomainError, UnknownAggregate
 from service.application import LeadflowApp
@@ -165,28 +165,15 @@ def apply_engagements(
 def apply_isolating(
     app: LeadflowApp, records: Sequence[tuple[EngagementRecordV1, str]], actor: str
 ) -> list[Applied | InvalidEngagement]:
-    """``apply_engagements``, narrowing a permanent failure down to the record causing it.
+    """``apply_engagements``, narrowing a permanent failure down to the record causing it
+    (``consumers.failure_policy.isolate_bad_items``): that one becomes
+    ``unprocessable: <ExceptionType>: <message>`` and the others apply. A transient or
+    fatal failure raises: the caller retries the batch, or stops."""
 
-    A transient failure (see ``is_transient``) raises: the caller retries the batch. Any
-    other failure splits the batch in halves, each applied on its own, until a single
-    record fails: that one becomes ``unprocessable: <ExceptionType>: <message>``.
-    """
-    if not records:
-        return []
-    try:
-        return apply_engagements(app, records, actor)
-    except Exception as error:
-        if is_transient(error):
-            raise
-        if len(records) == 1:
-            record, origin = records[0]
-            reason = f"unprocessable: {error_text(error)}"
-            log.error(
-                "engagement_unprocessable", event_id=record.event_id, origin=origin, error=reason
-            )
-            return [InvalidEngagement("unprocessable", reason)]
-        log.warning("engagement_batch_split", records=len(records), error=error_text(error))
-        middle = len(records) // 2
-        return apply_isolating(app, records[:middle], actor) + apply_isolating(
-            app, records[middle:], actor
-        )
+    def set_aside(item: tuple[EngagementRecordV1, str], why: str) -> InvalidEngagement:
+        record, origin = item
+        reason = f"unprocessable: {why}"
+        log.error("engagement_unprocessable", event_id=record.event_id, origin=origin, error=reason)
+        return InvalidEngagement("unprocessable", reason)
+
+    return isolate_bad_items(records, lambda batch: apply_engagements(app, batch, actor), set_aside)

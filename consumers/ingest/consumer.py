@@ -58,6 +58,7 @@ from adapters.kafka_topics import (
     QUICK_RECONNECT,
     acknowledged_delivery,
     ensure_topics_patiently,
+    read_to_end,
     topic_max_message_bytes,
 )
 from adapters.logging import error_text
@@ -66,7 +67,7 @@ from adapters.stopping import ProcessStop
 from adapters.store_db import StoreDb
 from adapters.stream_settings import StreamSettings
 from consumers.contracts.engagement import EngagementRecordV1, InvalidEngagement
-from consumers.failure_policy import is_transient
+from consumers.failure_policy import classify, is_transient, storable_reason, storable_text
 from consumers.ingest.apply import IngestLimits, apply_isolating
 from consumers.ingest.ledger import IngestCounts, IngestLedger, LedgerEntry, Status
 from service.application import LeadflowApp
@@ -225,7 +226,7 @@ class EngagementIngest:
                 backoff = min(backoff * 2, self.stream.retry_max_seconds)
                 continue
             if not batch:
-                if once and self._caught_up(consumer):
+                if once and read_to_end(consumer):
                     break
                 continue
             try:
@@ -236,7 +237,10 @@ class EngagementIngest:
                 # The group rebalanced: whoever owns the partitions now reads these records
                 # again, and the ledger and the commands absorb the repetition.
                 self._log.warning("ingest_commit_failed", error=str(error))
-            except Exception as error:  # noqa: BLE001 - a failed batch is retried, never skipped
+            except Exception as error:  # a failed batch is retried, never skipped
+                if classify(error) == "fatal":  # the store itself is wrong: say so and stop
+                    self._log.error("ingest_failed", error=storable_reason(error_text(error)))
+                    raise
                 self._log.error(
                     "ingest_batch_failed",
                     error=error_text(error),
@@ -248,13 +252,6 @@ class EngagementIngest:
                 backoff = min(backoff * 2, self.stream.retry_max_seconds)
             else:
                 backoff = 0.5
-
-    def _caught_up(self, consumer: KafkaConsumer) -> bool:
-        assigned = list(consumer.assignment())
-        if not assigned:
-            return False
-        ends = consumer.end_offsets(assigned)
-        return all(consumer.position(tp) >= ends[tp] for tp in assigned)
 
     def _rewind(self, consumer: KafkaConsumer, batch: dict[TopicPartition, list[Any]]) -> None:
         for tp, records in batch.items():
@@ -311,16 +308,17 @@ class EngagementIngest:
             verdict = item if isinstance(item, InvalidEngagement) else next(applied)
             event_id = item.event_id if isinstance(item, EngagementRecordV1) else None
             if isinstance(verdict, InvalidEngagement):
+                reason = storable_reason(verdict.reason)
                 self._log.warning(
                     "engagement_dead_lettered",
                     partition=record.partition,
                     offset=record.offset,
                     event_id=event_id,
                     problem=verdict.problem,
-                    reason=verdict.reason,
+                    reason=reason,
                 )
                 entries.append(
-                    self._entry(record, "dead_lettered", event_id, verdict.problem, verdict.reason)
+                    self._entry(record, "dead_lettered", event_id, verdict.problem, reason)
                 )
             else:
                 status: Status = "duplicate" if verdict == "duplicate" else "accepted"
@@ -435,8 +433,9 @@ def truncation_headers(value: bytes) -> list[tuple[str, bytes]]:
 
 
 def dlq_headers(entry: LedgerEntry, group: str) -> list[tuple[str, bytes]]:
+    """The ``dlq.*`` headers; every value is UTF-8 whatever the record held."""
     values: Sequence[tuple[str, str]] = (
-        ("dlq.reason", entry.reason or "unknown"),
+        ("dlq.reason", storable_reason(entry.reason or "unknown")),
         ("dlq.problem", entry.problem or "unknown"),
         ("dlq.source.topic", entry.topic),
         ("dlq.source.partition", str(entry.partition)),
@@ -444,4 +443,4 @@ def dlq_headers(entry: LedgerEntry, group: str) -> list[tuple[str, bytes]]:
         ("dlq.consumer.group", group),
         ("dlq.failed_at", datetime.now(UTC).isoformat()),
     )
-    return [(k, v.encode("utf-8")) for k, v in values]
+    return [(k, storable_text(v).encode("utf-8")) for k, v in values]

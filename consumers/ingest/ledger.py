@@ -5,8 +5,8 @@ Table ``leadflow_ingest_ledger`` in the event store's database, keyed by
 offset was not committed yet) maps to the same key and the same verdict, and the row is
 inserted only once; so accepted + duplicate + dead-lettered always equals the records
 the group consumed, across restarts. Dead letters keep their reason here as well as on
-the dead-letter topic, so ``leadflow dlq`` can show them. Text is stored with any NUL
-written as ``\\u0000`` (PostgreSQL text cannot hold NUL).
+the dead-letter topic, so ``leadflow dlq`` can show them. Text is stored as
+``adapters.storable_text`` makes it (no NUL, no lone surrogate; a reason bounded).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from adapters.storable_text import storable_reason, storable_text
 from adapters.store_db import StoreDb
 
 TABLE = "leadflow_ingest_ledger"
@@ -59,7 +60,7 @@ class IngestCounts:
 
 
 def _storable(text: str | None) -> str | None:
-    return None if text is None else text.replace("\x00", "\\u0000")
+    return None if text is None else storable_text(text)
 
 
 class IngestLedger:
@@ -94,7 +95,7 @@ class IngestLedger:
                 e.status,
                 _storable(e.event_id),
                 _storable(e.problem),
-                _storable(e.reason),
+                None if e.reason is None else storable_reason(e.reason),
                 now,
             )
             for e in entries

@@ -3,7 +3,8 @@
 The consumed position (the last applied notification id) is stored with the read model,
 in the same transaction as the changes, exactly as in Kafka mode. ``follow`` rides out a
 database outage (read model or event store): it reconnects with exponential backoff and
-catches up from the stored position.
+catches up from the stored position. Anything else (a table missing, a read-only
+database) stops it: retrying cannot help (``consumers.failure_policy``).
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from eventsourcing.persistence import InterfaceError as StoreInterfaceError
-from eventsourcing.persistence import OperationalError as StoreOperationalError
-
+from consumers.failure_policy import is_transient
 from projections.catch_up import DEFAULT_BATCH, catch_up
 from projections.reconnect import reconnect_with_backoff
 from projections.store import ReadModelStore
@@ -31,8 +30,7 @@ def follow(
     """Keep catching up until ``should_stop()``; the number of events applied."""
 
     def unavailable(error: BaseException) -> bool:
-        event_store_down = isinstance(error, StoreOperationalError | StoreInterfaceError)
-        return event_store_down or store.is_connection_error(error)
+        return is_transient(error) or store.is_connection_error(error)
 
     applied = 0
     while not should_stop():

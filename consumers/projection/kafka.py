@@ -25,7 +25,7 @@ import structlog
 from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError
 
-from adapters.kafka_topics import ensure_topics
+from adapters.kafka_topics import ensure_topics, read_to_end
 from adapters.logging import error_text
 from adapters.projector_settings import ProjectorSettings
 from adapters.retrying import (
@@ -63,16 +63,9 @@ def item_from_record(record: Any) -> Item:
             raise ValueError("the record has no value")
         envelope = from_kafka_value(record.value)
     except DECODE_ERRORS as error:
-        raw: bytes = record.value or b""
-        return Item(
-            part=record.partition,
-            position=record.offset,
-            envelope=None,
-            problem=f"record {record.topic}/{record.partition}@{record.offset} cannot be "
-            f"decoded: {error_text(error)}",
-            payload=raw.decode("utf-8", errors="replace"),
-            aggregate_id=key,
-        )
+        where = f"record {record.topic}/{record.partition}@{record.offset}"
+        problem = f"{where} cannot be decoded: {error_text(error)}"
+        return Item.undecodable(record.partition, record.offset, problem, record.value or b"", key)
     return Item(part=record.partition, position=record.offset, envelope=envelope)
 
 
@@ -170,7 +163,7 @@ class KafkaProjector:
                     if records:
                         idle_polls = 0
                         self._apply(consumer, records, stats)
-                    elif until_idle and _caught_up(consumer):
+                    elif until_idle and read_to_end(consumer):
                         idle_polls += 1
                         if idle_polls >= 2:
                             break
@@ -263,11 +256,3 @@ class KafkaProjector:
     def _on_commit(self, offsets: Any, response: Any) -> None:
         if isinstance(response, Exception | KafkaError):
             self._log.debug("monitoring_commit_failed", error=str(response))
-
-
-def _caught_up(consumer: KafkaConsumer) -> bool:
-    assigned = list(consumer.assignment())
-    if not assigned:
-        return False
-    ends = consumer.end_offsets(assigned)
-    return all(consumer.position(tp) >= ends[tp] for tp in assigned)

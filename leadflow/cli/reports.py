@@ -30,6 +30,7 @@ from leadflow.bootstrap import open_application, open_read_model, rebuild, run_p
 from leadflow.cli.tables import Cell, render_table
 from leadflow.errors import CliError
 from projections.catch_up import catch_up
+from projections.frozen_aggregates import WAY_OUT
 from projections.reports import (
     FunnelFilters,
     FunnelReport,
@@ -503,6 +504,9 @@ def render_verification(result: Verification, *, kafka_mode: bool = False) -> st
     lines = [f"difference: {d}" for d in result.differences]
     lines += [f"broken chain: {b}" for b in result.broken_chains]
     lines += [f"unreadable event: {u}" for u in result.unreadable_events]
+    lines += [f"frozen aggregate: {f}" for f in result.frozen_aggregates]
+    if result.frozen_aggregates:
+        lines.append(f"way out: {WAY_OUT}")
     if result.live_dead_letters:
         lines.append(
             f"note: {result.live_dead_letters:,} records the projector could not apply are "
@@ -517,6 +521,7 @@ def render_verification(result: Verification, *, kafka_mode: bool = False) -> st
         f"verify {verdict}: {result.aggregates:,} aggregates, {result.events_checked:,} events "
         f"checked; {len(result.differences):,} read-model differences, "
         f"{len(result.broken_chains):,} broken hash chains, "
-        f"{len(result.unreadable_events):,} unreadable events"
+        f"{len(result.unreadable_events):,} unreadable events, "
+        f"{len(result.frozen_aggregates):,} frozen aggregates"
     )
     return "\n".join(lines)
