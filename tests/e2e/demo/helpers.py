@@ -10,14 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from adapters.settings import KafkaSettings, Settings
+from adapters.settings import Settings
 from tests.settings_helpers import settings_with
 
 LEADFLOW = str(Path(sys.executable).with_name("leadflow"))
 
 
 def embedded_settings(data_dir: Path) -> Settings:
-    return settings_with(data_dir=data_dir, postgres_dsn=None, kafka=KafkaSettings(bootstrap=None))
+    return settings_with(data_dir=data_dir, postgres_dsn=None, kafka={"bootstrap": None})
 
 
 def embedded_env(data_dir: Path) -> dict[str, str]:

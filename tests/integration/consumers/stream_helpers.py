@@ -20,7 +20,7 @@ from uuid import UUID
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from adapters.settings import KafkaSettings, Settings
+from adapters.settings import Settings
 from adapters.stopping import ProcessStop
 from adapters.store_db import StoreDb
 from adapters.stream_settings import StreamSettings
@@ -80,20 +80,21 @@ class StreamSetup:
 
 def stream_setup(tmp_path: Path, broker: str, postgres_dsn: str | None = None) -> StreamSetup:
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    stream = StreamSettings(
-        events_topic=unique("events"),
-        qualification_topic=unique("qualification"),
-        engagement_topic=unique("engagement"),
-        dlq_topic=unique("dlq"),
-        ingest_group=unique("ingest"),
-        standby_poll_seconds=0.2,
-    )
     settings = settings_with(
         data_dir=tmp_path / "data",
         postgres_dsn=postgres_dsn,
         postgres_schema=schema if postgres_dsn else "public",
-        kafka=KafkaSettings(bootstrap=broker, partitions=PARTITIONS),
-    ).model_copy(update={"stream": stream})
+        kafka={"bootstrap": broker, "partitions": PARTITIONS},
+        stream={
+            "events_topic": unique("events"),
+            "qualification_topic": unique("qualification"),
+            "engagement_topic": unique("engagement"),
+            "dlq_topic": unique("dlq"),
+            "ingest_group": unique("ingest"),
+            "standby_poll_seconds": 0.2,
+        },
+    )
+    stream = settings.stream
     env = {
         "LEADFLOW_DATA_DIR": str(settings.store.data_dir),
         "LEADFLOW_KAFKA_BOOTSTRAP": broker,

@@ -18,7 +18,6 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
 from adapters.kafka_topics import ensure_topics
-from adapters.settings import KafkaSettings
 from adapters.stopping import ProcessStop
 from consumers.contracts.engagement import EngagementRecordV1
 from consumers.ingest.apply import IngestLimits, apply_isolating
@@ -135,7 +134,7 @@ def test_the_ingest_retries_connecting_instead_of_raising(tmp_path: Path) -> Non
 @pytest.fixture
 def sqlite_app(tmp_path: Path) -> typing.Iterator[LeadflowApp]:
     application = open_application(
-        settings_with(data_dir=tmp_path / "data", kafka=KafkaSettings(bootstrap=None))
+        settings_with(data_dir=tmp_path / "data", kafka={"bootstrap": None})
     )
     yield application
     application.close()

@@ -16,7 +16,7 @@ from kafka.admin import NewTopic
 
 from adapters.event_envelope import envelope_from_notification
 from adapters.mapper import PydanticMapper
-from adapters.settings import KafkaSettings, Settings
+from adapters.settings import Settings
 from consumers.contracts.events_topic import to_kafka_record
 from domain import commands as c
 from domain.stage_model import StageModel
@@ -51,7 +51,7 @@ def apply_commands(app: LeadflowApp, commands: Sequence[c.Command], chunk: int =
 
 def embedded_settings(data_dir: Path) -> Settings:
     """SQLite stores under ``data_dir``, no Kafka, whatever the environment says."""
-    return settings_with(data_dir=data_dir, postgres_dsn=None, kafka=KafkaSettings(bootstrap=None))
+    return settings_with(data_dir=data_dir, postgres_dsn=None, kafka={"bootstrap": None})
 
 
 def event_store(data_dir: Path, commands: Sequence[c.Command] = ()) -> tuple[Settings, LeadflowApp]:

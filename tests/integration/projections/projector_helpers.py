@@ -13,11 +13,10 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from adapters.projector_settings import ProjectorSettings
-from adapters.settings import KafkaSettings
 from consumers.projection.kafka import KafkaProjector
 from projections.store import ReadModelStore
 from tests.integration.projections.helpers import PYTHON, REPO
+from tests.settings_helpers import settings_with
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
@@ -92,7 +91,8 @@ def _json(line: str) -> dict[str, Any]:
 def in_process_projector(
     bootstrap: str, store: ReadModelStore, topic: str, group: str
 ) -> KafkaProjector:
-    options = ProjectorSettings(
-        topic=topic, group_id=group, batch_size=300, session_timeout_ms=6000
+    settings = settings_with(kafka={"bootstrap": bootstrap, "partitions": 4})
+    options = settings.projector.model_copy(
+        update={"topic": topic, "group_id": group, "batch_size": 300, "session_timeout_ms": 6000}
     )
-    return KafkaProjector(KafkaSettings(bootstrap=bootstrap, partitions=4), store, options)
+    return KafkaProjector(settings.kafka, store, options)
