@@ -150,7 +150,7 @@ def load_json(text: str) -> Any:
     digit limit raise ``JsonRefused``. The value returned can be walked recursively.
     """
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = _DECODER.decode(text)
     except json.JSONDecodeError:
         raise
     except RecursionError:
@@ -161,7 +161,8 @@ def load_json(text: str) -> Any:
         digits = sys.get_int_max_str_digits()
         reason = f"not acceptable JSON: a number has more than {digits} digits"
         raise JsonRefused(reason, beyond_limits=True) from None
-    if _deeper_than(value, MAX_DECODED_DEPTH):
+    brackets = text.count("[") + text.count("{")  # at least the depth: skips most walks
+    if brackets > MAX_DECODED_DEPTH and _deeper_than(value, MAX_DECODED_DEPTH):
         raise JsonRefused(_TOO_DEEP, beyond_limits=True)
     return value
 
@@ -171,6 +172,9 @@ _TOO_DEEP = f"not acceptable JSON: nested far deeper than {MAX_DEPTH} levels"
 
 def _reject_constant(name: str) -> object:
     raise JsonRefused(f"not JSON: {name} is not valid JSON", beyond_limits=False)
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # one, not one per call
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
