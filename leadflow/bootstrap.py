@@ -4,8 +4,6 @@ the values it needs (a DSN and schema, a topic, a section such as ``KafkaSetting
 
 from __future__ import annotations
 
-from typing import Any
-
 import psycopg
 import structlog
 from eventsourcing.persistence import OperationalError as StoreOperationalError
@@ -31,10 +29,9 @@ from service.application import LeadflowApp
 log = structlog.get_logger("leadflow.bootstrap")
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """The settings from the ``LEADFLOW_*`` environment; ``overrides`` replace whole
-    sections (``store=StoreSettings(...)``)."""
-    return Settings(**overrides)
+def load_settings() -> Settings:
+    """The settings from the ``LEADFLOW_*`` environment: the one place that reads it."""
+    return Settings()
 
 
 # --- stores -------------------------------------------------------------------------------
