@@ -1,13 +1,13 @@
 """The servers a run needs: the ones named in the environment, or throwaway local ones.
 
-``LEADFLOW_POSTGRES_DSN`` / ``LEADFLOW_KAFKA_BOOTSTRAP`` name servers to use as they are.
+``LEADFLOW_POSTGRES_DSN`` / ``LEADFLOW_KAFKA_BOOTSTRAP`` (read through the composition
+root) name servers to use as they are.
 Otherwise the runner starts its own with ``deploy/`` (in ``.run/benchmarks/``) and
 destroys it when the run ends, even when a benchmark fails.
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +16,7 @@ from pathlib import Path
 import structlog
 
 from deploy._common import RUN_DIR, claim
+from leadflow.bootstrap import load_settings
 
 log = structlog.get_logger("leadflow.benchmarks.servers")
 
@@ -32,7 +33,7 @@ def _work_dir(prefix: str) -> Path:
 @contextmanager
 def postgres() -> Iterator[str]:
     """A PostgreSQL DSN; raises deploy's ServerStartError when none can be started."""
-    given = os.environ.get("LEADFLOW_POSTGRES_DSN")
+    given = load_settings().store.dsn
     if given:
         log.info("benchmark_postgres_given", source="LEADFLOW_POSTGRES_DSN")
         yield given
@@ -50,7 +51,7 @@ def postgres() -> Iterator[str]:
 @contextmanager
 def kafka() -> Iterator[str]:
     """A Kafka bootstrap address; raises deploy's ServerStartError when none can be started."""
-    given = os.environ.get("LEADFLOW_KAFKA_BOOTSTRAP")
+    given = load_settings().kafka.bootstrap
     if given:
         log.info("benchmark_kafka_given", bootstrap=given)
         yield given
