@@ -12,8 +12,9 @@ from uuid import UUID
 
 import structlog
 
+from adapters.logging import error_text
 from domain.hash_chain import ChainVerdict
-from projections.catch_up import catch_up
+from projections.catch_up import DECODE_ERRORS, catch_up
 from projections.compare import Difference, compare_stores
 from projections.frozen_aggregates import FrozenAggregate, frozen_aggregates
 from projections.store import ReadModelStore, open_scratch_store
@@ -28,6 +29,8 @@ class BrokenChain:
     verdict: ChainVerdict
 
     def __str__(self) -> str:
+        if self.verdict.broken_at_version is None:
+            return f"aggregate {self.aggregate_id}: hash chain not checked: {self.verdict.problem}"
         return (
             f"aggregate {self.aggregate_id}: hash chain broken at version "
             f"{self.verdict.broken_at_version}: {self.verdict.problem}"
@@ -84,7 +87,11 @@ def verify_read_model(
         if result.live_dead_letters:
             result.frozen_aggregates = frozen_aggregates(tx)
     for aggregate_id in sorted(ids):
-        verdict = app.verify_chain(UUID(aggregate_id))
+        try:
+            verdict = app.verify_chain(UUID(aggregate_id))
+        except DECODE_ERRORS as error:  # reported as an unreadable event too
+            problem = f"an event cannot be decoded: {error_text(error)}"
+            verdict = ChainVerdict(False, 0, None, problem)
         result.events_checked += verdict.events_checked
         if not verdict.ok:
             result.broken_chains.append(BrokenChain(aggregate_id, verdict))
