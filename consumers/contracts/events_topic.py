@@ -5,7 +5,8 @@ value   JSON ``{"notification_id", "topic", "originator_id", "originator_version
         where ``state`` is the event's stored JSON state, before upcasting (consumers
         upcast, exactly as the event store does on read)
 headers event_id, event_type, aggregate_type, schema_version, aggregate_version,
-        notification_id (all UTF-8 text)
+        notification_id (all UTF-8 text); the relay adds relay_epoch (its fencing
+        epoch, ``consumers.relay.position``)
 
 The embedded mode reads the same envelopes straight from the notification log.
 

@@ -7,10 +7,15 @@ idempotent with acks=all. A batch is sent, flushed, every send confirmed, and on
 the position saved (``consumers.relay.position``): delivery is at least once, and a
 crash between the broker's ack and the save re-sends the batch, which consumers absorb
 (every record carries event id and notification id). While the broker confirms a batch
-the relay reads and encodes the next one; it is sent only once this one is saved.
+the relay reads and encodes the next one; it is sent only once this one is saved. That
+read has no effect of its own: what a page counts and logs is counted and logged once,
+after its position is saved, and an error reading it is raised when the page is used.
 
 Only the holder of the relay lock publishes (``consumers.relay.lock``); another relay
-waits as a hot standby and takes over when the lock frees. When the broker is away the
+waits as a hot standby and takes over when the lock frees. Each activation takes a
+new epoch (``consumers.relay.position``), carried in every record as ``relay_epoch``
+and checked before each batch and in the position save: a relay deposed while cut
+off from its database fails that check and stops publishing. When the broker is away the
 relay keeps its position and retries with back-off; when the database is away it lets
 go of the lock and starts over. Only failures known to be transient are retried
 (``adapters.kafka_topics.is_transient``); anything else stops the relay with a
@@ -19,8 +24,12 @@ go of the lock and starts over. Only failures known to be transient are retried
 A stored event the relay cannot decode does not stop it: it goes to the events topic as
 an undecodable-event record (``consumers.relay.own_records``) that the projectors dead-letter,
 exactly as the embedded projector dead-letters it, and is logged as an error. An event
-too large for Kafka (over ``MAX_MESSAGE_BYTES``), or any send the broker refuses for
-good, raises a ``RelayError`` naming the notification and its size.
+that cannot be mapped to the public contract is never skipped silently: a
+``relay.unmappable`` record takes its place on the qualification topic (a marker keeps
+the stream moving and tells sales systems which lead or deal to read afresh, where
+stopping would hold back every later change). An event too large for Kafka (over
+``MAX_MESSAGE_BYTES``), or any send the broker refuses for good, raises a ``RelayError``
+naming the notification and its size.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import structlog
 from eventsourcing.persistence import Notification
@@ -50,12 +59,16 @@ from adapters.stopping import ProcessStop
 from adapters.store_db import StoreDb
 from adapters.stream_settings import StreamSettings
 from consumers.contracts.events_topic import KafkaRecord, to_kafka_record
-from consumers.contracts.qualification import integration_event, to_public_record
-from consumers.failure_policy import is_transient
+from consumers.contracts.qualification import (
+    integration_event,
+    to_public_record,
+    unmappable_event,
+)
+from consumers.failure_policy import classify, is_transient, storable_reason
 from consumers.relay.followed_states import FollowedStates
 from consumers.relay.lock import RelayLock
 from consumers.relay.own_records import KeyHashPartitioner, record_size, undecodable_record
-from consumers.relay.position import RelayPosition
+from consumers.relay.position import RelayFenced, RelayPosition
 from consumers.relay.wakeup import NewEventsSignal
 from service.application import LeadflowApp
 
@@ -85,8 +98,23 @@ class Outgoing(NamedTuple):
     record: KafkaRecord
 
 
-# a page of the notification log: each notification's records, in order
-Page = list[list[Outgoing]]
+class Problem(NamedTuple):
+    """A notification published in a substitute form: counted and logged once published."""
+
+    kind: Literal["undecodable", "unmappable"]
+    event: str
+    fields: dict[str, Any]
+
+
+class Converted(NamedTuple):
+    """One notification's records, in order, and its problem if it has one."""
+
+    records: list[Outgoing]
+    problem: Problem | None
+
+
+# a page of the notification log, in order
+Page = list[Converted]
 
 
 @dataclass
@@ -98,7 +126,9 @@ class RelayStats:
     activations: int = 0
     lock_losses: int = 0
     publish_failures: int = 0
+    epoch: int = 0
     undecodable: int = 0
+    unmappable: int = 0
 
 
 class Relay:
@@ -123,6 +153,7 @@ class Relay:
         self._new_events = new_events
         self.stop = stop or ProcessStop()
         self.stats = RelayStats()
+        self._epoch_header = ("relay_epoch", b"0")
         self._states = FollowedStates(app)
         self._record_limits: dict[str, int] = {}
         assert isinstance(app.mapper, PydanticMapper)
@@ -158,6 +189,9 @@ class Relay:
                 except LockLost:
                     self.stats.lock_losses += 1
                     self._log.warning("relay_lock_lost", lock=lock.description)
+                except RelayFenced as error:
+                    self.stats.lock_losses += 1
+                    self._log.warning("relay_fenced", lock=lock.description, error=str(error))
                 except RelayError as error:
                     self._log.error("relay_failed", error=str(error), position=self.stats.position)
                     raise
@@ -213,20 +247,14 @@ class Relay:
         flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-flush")
         producer: KafkaProducer | None = None
         try:
-            position = RelayPosition(db, self.stream.events_topic)
-            self.stats.position = position.load()
-            self.stats.activations += 1
-            self._log.info(
-                "relay_active",
-                lock=lock.description,
-                position=self.stats.position,
-                store=db.location,
-            )
+            position = self._activate(lock, db)
             backoff = 0.5
-            pending: Page | None = None
+            pending: Page | Exception | None = None
             while not self.stop.is_set():
                 if not lock.still_held():
                     raise LockLost
+                if isinstance(pending, Exception):
+                    raise pending  # reading the next page failed: as if read now
                 page = pending if pending is not None else self._read_page(self.stats.position)
                 pending = None
                 if not page:
@@ -234,9 +262,10 @@ class Relay:
                         return True
                     signal.wait(self.stop)
                     continue
+                position.check_epoch()  # a successor may have started: publish nothing more
                 try:
                     producer = producer or self._producer()
-                    published, pending = self._publish(producer, flusher, page)
+                    published, done, pending = self._publish(producer, flusher, page)
                 except KafkaError as error:
                     self._publish_failed(error, producer, backoff)
                     producer = None
@@ -248,15 +277,33 @@ class Relay:
                     raise LockLost
                 position.save(published)
                 self.stats.position = published
+                self._account(done)
                 self._store_backoff = 0.5
             return True
         finally:
+            self._states.forget()  # it may hold states of a page read ahead and never sent
             signal.close()
             if producer is not None:
                 with suppress(KafkaError):
                     producer.close(timeout=self.stream.send_timeout_seconds)
             flusher.shutdown()
             db.close()
+
+    def _activate(self, lock: RelayLock, db: StoreDb) -> RelayPosition:
+        """The saved position, and a new epoch for the records this activation publishes."""
+        position = RelayPosition(db, self.stream.events_topic)
+        self.stats.position = position.load()
+        self.stats.epoch = position.take_epoch()
+        self._epoch_header = ("relay_epoch", str(self.stats.epoch).encode())
+        self.stats.activations += 1
+        self._log.info(
+            "relay_active",
+            lock=lock.description,
+            position=self.stats.position,
+            epoch=self.stats.epoch,
+            store=db.location,
+        )
+        return position
 
     def _publish_failed(
         self, error: KafkaError, producer: KafkaProducer | None, retry_in: float
@@ -301,33 +348,42 @@ class Relay:
         )
         return [self._records(notification) for notification in notifications]
 
+    def _read_ahead(self, after: int) -> Page | Exception:
+        """The next page, or the error reading it, to be raised when that page is used."""
+        try:
+            return self._read_page(after)
+        except Exception as error:  # noqa: BLE001 - kept, not swallowed
+            return error
+
     def _publish(
         self, producer: KafkaProducer, flusher: ThreadPoolExecutor, page: Page
-    ) -> tuple[int, Page | None]:
-        """Publish and confirm the page up to the first notification too large for Kafka;
-        the id of the last one published, and the next page when this one went out whole
-        (read while the broker confirms this one). Raises ``RelayError`` when the first
-        notification is too large."""
-        batch: list[Outgoing] = []
-        for records in page:
-            problem = self._too_large(records)
+    ) -> tuple[int, Page, Page | Exception | None]:
+        """Publish and confirm the page up to the first notification too large for Kafka:
+        the id of the last one published, the part published, and the next page when this
+        one went out whole (read while the broker confirms this one). Raises
+        ``RelayError`` when the first notification is too large."""
+        batch: Page = []
+        for converted in page:
+            problem = self._too_large(converted.records)
             if problem is not None:
                 if not batch:
                     raise RelayError(problem)
                 break  # the batch before it goes out; the next round stops at it
-            batch.extend(records)
-        sent = [(self._send(producer, out.topic, out.record), out) for out in batch]
+            batch.append(converted)
+        sent = [
+            (self._send(producer, out.topic, out.record), out)
+            for converted in batch
+            for out in converted.records
+        ]
         flushed = flusher.submit(producer.flush, timeout=self.stream.send_timeout_seconds)
-        following = None
+        following: Page | Exception | None = None
         try:
-            if len(batch) == sum(map(len, page)):
-                # a failure here recurs (and is raised) on reading it again, once saved
-                with suppress(Exception):
-                    following = self._read_page(page[-1][0].notification.id)
+            if len(batch) == len(page):
+                following = self._read_ahead(page[-1].records[0].notification.id)
         finally:
             wait([flushed])
         flushed.result()
-        return self._confirm(sent), following
+        return self._confirm(sent), batch, following
 
     def _confirm(self, sent: list[tuple[Any, Outgoing]]) -> int:
         """Raise the first send's error, if any; the id of the last notification sent."""
@@ -343,58 +399,74 @@ class Relay:
                     f"{error_text(error)}"
                 )
                 raise RelayError(msg) from error
-        events = [out.notification for _, out in sent if out.topic == self.stream.events_topic]
-        self.stats.published += len(events)
-        self.stats.public += len(sent) - len(events)
+        return sent[-1][1].notification.id
+
+    def _account(self, page: Page) -> None:
+        """Count and log a page once it is published and its position saved."""
+        records = sum(len(converted.records) for converted in page)
+        self.stats.published += len(page)
+        self.stats.public += records - len(page)
         self.stats.batches += 1
+        for converted in page:
+            if converted.problem is not None:
+                kind, event, fields = converted.problem
+                if kind == "undecodable":
+                    self.stats.undecodable += 1
+                else:
+                    self.stats.unmappable += 1
+                self._log.error(event, **fields)
         self._log.debug(
             "relay_published",
-            events=len(events),
-            public=len(sent) - len(events),
-            first=events[0].id,
-            last=events[-1].id,
+            events=len(page),
+            public=records - len(page),
+            first=page[0].records[0].notification.id,
+            last=page[-1].records[0].notification.id,
         )
-        return events[-1].id
 
-    def _records(self, notification: Notification) -> list[Outgoing]:
+    def _records(self, notification: Notification) -> Converted:
         """The events-topic record and the public one, if any."""
+        ids: dict[str, Any] = {
+            "notification_id": notification.id,
+            "event_topic": notification.topic,
+            "aggregate_id": str(notification.originator_id),
+            "aggregate_version": notification.originator_version,
+        }
         try:
             envelope = envelope_from_notification(self._mapper, notification)
         except Exception as error:
-            if is_transient(error):
+            if classify(error) != "permanent":
                 raise
-            self.stats.undecodable += 1
-            self._log.error(
-                "relay_event_undecodable",
-                notification_id=notification.id,
-                event_topic=notification.topic,
-                aggregate_id=str(notification.originator_id),
-                aggregate_version=notification.originator_version,
-                error=error_text(error),
-                action="published as an undecodable-event record; projectors dead-letter it",
-            )
             marker = undecodable_record(self._mapper, notification, error)
-            return [Outgoing(notification, self.stream.events_topic, marker)]
+            action = "published as an undecodable-event record; projectors dead-letter it"
+            fields = {**ids, "error": storable_reason(error_text(error)), "action": action}
+            return Converted(
+                [Outgoing(notification, self.stream.events_topic, marker)],
+                Problem("undecodable", "relay_event_undecodable", fields),
+            )
         records = [Outgoing(notification, self.stream.events_topic, to_kafka_record(envelope))]
+        problem: Problem | None = None
         try:
             self._states.observe(envelope.event)
             public_event = integration_event(envelope.event, self._states)
+            public = None if public_event is None else to_public_record(public_event)
         except Exception as error:
-            if is_transient(error):
+            if classify(error) != "permanent":
                 raise
-            self._log.error(
-                "relay_public_event_failed",
-                notification_id=notification.id,
-                event_topic=notification.topic,
-                aggregate_id=str(notification.originator_id),
-                error=error_text(error),
-                action="published on the events topic only",
+            reason = storable_reason(error_text(error))
+            public = to_public_record(unmappable_event(envelope.event, reason))
+            problem = Problem(
+                "unmappable",
+                "relay_public_event_unmappable",
+                {
+                    **ids,
+                    "event_id": str(envelope.event.event_id),
+                    "error": reason,
+                    "action": "published a relay.unmappable record on the qualification topic",
+                },
             )
-            return records
-        if public_event is not None:
-            public = to_public_record(public_event)
+        if public is not None:
             records.append(Outgoing(notification, self.stream.qualification_topic, public))
-        return records
+        return Converted(records, problem)
 
     def _too_large(self, records: list[Outgoing]) -> str | None:
         """Why one of a notification's records cannot go to Kafka, if it cannot."""
@@ -409,6 +481,6 @@ class Relay:
                 )
         return None
 
-    @staticmethod
-    def _send(producer: KafkaProducer, topic: str, record: KafkaRecord) -> Any:
-        return producer.send(topic, key=record.key, value=record.value, headers=record.headers)
+    def _send(self, producer: KafkaProducer, topic: str, record: KafkaRecord) -> Any:
+        headers = [*record.headers, self._epoch_header]
+        return producer.send(topic, key=record.key, value=record.value, headers=headers)

@@ -17,8 +17,8 @@ from adapters.mapper import PydanticMapper
 from consumers.projection.kafka import item_from_record
 from consumers.relay.position import RelayPosition
 from consumers.relay.publisher import MAX_RECORD_BYTES, RelayError
-from service.application import LeadflowApp
 from service.ids import lead_id_for
+from tests.integration.consumers.relay_helpers import insert_raw
 from tests.integration.consumers.stream_helpers import (
     REPO,
     check_delivery,
@@ -30,11 +30,6 @@ from tests.integration.consumers.stream_helpers import (
 )
 
 pytestmark = pytest.mark.kafka
-
-
-def insert_raw(app: LeadflowApp, stored: StoredEvent) -> int:
-    app.recorder.insert_events([stored])
-    return app.recorder.max_notification_id() or 0
 
 
 def test_an_undecodable_event_goes_to_the_topic_for_the_projectors_to_dead_letter(

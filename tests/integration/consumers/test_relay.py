@@ -35,6 +35,7 @@ HEADERS = {
     "schema_version",
     "aggregate_version",
     "notification_id",
+    "relay_epoch",  # the fencing epoch of the relay that published it
 }
 
 
