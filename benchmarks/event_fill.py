@@ -26,8 +26,8 @@ from benchmarks.framework import BenchmarkError
 from benchmarks.workload import lifecycle_stream
 from consumers.contracts.events_topic import KafkaRecord, to_kafka_record
 from consumers.contracts.qualification import integration_event, to_public_record
-from consumers.relay.followed_states import FollowedStates
 from consumers.relay.publisher import PRODUCER_TUNING
+from consumers.relay.states_at_version import StatesAtVersion
 from domain.errors import DomainError
 from service.application import LeadflowApp
 
@@ -77,7 +77,7 @@ def relay_records(app: LeadflowApp) -> list[tuple[bool, KafkaRecord]]:
     events-topic record, then the public (qualification-topic) record if there is one.
     The flag is True for a public record."""
     mapper = cast(PydanticMapper, app.mapper)
-    states = FollowedStates(app)
+    states = StatesAtVersion(app)
     records: list[tuple[bool, KafkaRecord]] = []
     for notification in stored_notifications(app):
         envelope = envelope_from_notification(mapper, notification)

@@ -10,22 +10,36 @@ headers event_id, event_type, aggregate_type, schema_version, aggregate_version,
 
 The embedded mode reads the same envelopes straight from the notification log.
 
+A stored event the relay cannot decode still comes, in its place in the aggregate's
+order, as an undecodable-event record (``undecodable_record``): the usual value with
+``state`` as far as it could be read (``null`` when not at all; then
+``stored_state_base64`` holds the stored bytes) plus ``undecodable`` (why); headers
+``event_topic``, ``aggregate_version``, ``notification_id`` and ``relay.undecodable``
+(the error). A projector decoding it fails exactly as the relay did and dead-letters it.
+
 The relay writes ``state`` as the stored JSON bytes themselves (no decode and re-encode).
 The store's transcoder (pydantic-core; ``json.dumps`` in older stores) writes exactly
 what ``json.dumps(state, separators=(",", ":"), ensure_ascii=False)`` gives, except that
 pydantic-core spells some floats differently (``1e-7``, ``0.00001``); a state that may
 hold such a float is re-encoded with ``json.dumps`` (``_state_json``), so every record is
-byte for byte what it always was (``tests/stream/test_event_records.py`` checks it).
+byte for byte what it always was (``tests/integration/consumers/test_event_records.py`` checks it).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
+
+from eventsourcing.persistence import Notification
 
 from adapters.event_envelope import EventEnvelope, event_from_state
+from adapters.logging import error_text
+from adapters.mapper import PydanticMapper
+from adapters.storable_text import storable_reason
 from domain.events import DomainEvent
 
 EVENTS_TOPIC = "leadflow.events.v1"
@@ -36,6 +50,12 @@ class KafkaRecord:
     key: bytes
     value: bytes
     headers: list[tuple[str, bytes]]
+
+
+def record_size(record: KafkaRecord) -> int:
+    """Bytes of key, value and headers: what the broker's message size limit counts."""
+    headers = sum([len(k.encode()) + len(v) for k, v in record.headers])
+    return len(record.key) + len(record.value) + headers
 
 
 # json.dumps spells two kinds of float differently from pydantic-core: with an exponent
@@ -109,3 +129,33 @@ def from_kafka_value(value: bytes) -> EventEnvelope:
         data["topic"], data["originator_id"], data["originator_version"], state
     )
     return EventEnvelope(int(data["notification_id"]), data["topic"], state, event)
+
+
+def undecodable_record(
+    mapper: PydanticMapper, notification: Notification, error: BaseException
+) -> KafkaRecord:
+    """The record standing for a stored event that cannot be decoded (see above)."""
+    problem = storable_reason(error_text(error))
+    value: dict[str, Any] = {
+        "notification_id": notification.id,
+        "topic": notification.topic,
+        "originator_id": str(notification.originator_id),
+        "originator_version": notification.originator_version,
+        "state": None,
+        "undecodable": problem,
+    }
+    try:
+        value["state"] = mapper.decode_state(notification)
+    except Exception:  # noqa: BLE001 - keep the stored bytes instead
+        value["stored_state_base64"] = base64.b64encode(notification.state).decode("ascii")
+    headers = {
+        "event_topic": notification.topic,
+        "aggregate_version": str(notification.originator_version),
+        "notification_id": str(notification.id),
+        "relay.undecodable": problem,
+    }
+    return KafkaRecord(
+        key=str(notification.originator_id).encode(),
+        value=json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode(),
+        headers=[(k, v.encode("utf-8")) for k, v in headers.items()],
+    )

@@ -15,8 +15,8 @@ published twice is published identically.
 
 Compatibility: within v1, fields are only ever added (consumers must ignore fields
 they do not know) and no field changes meaning or type; anything else is v2 on a new
-topic. ``tests/stream/test_qualification_schema.py`` fails when the models and the
-committed schema files disagree.
+topic. ``tests/integration/consumers/test_qualification_schema.py`` fails when the
+models and the committed schema files disagree.
 
 ``relay.unmappable`` is no business event: the relay could not map a domain event to
 this contract, so the change it stands for is not published in full. It comes in the

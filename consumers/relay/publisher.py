@@ -22,7 +22,7 @@ go of the lock and starts over. Only failures known to be transient are retried
 ``RelayError`` naming the notification (a supervisor restarts it, a standby takes over).
 
 A stored event the relay cannot decode does not stop it: it goes to the events topic as
-an undecodable-event record (``consumers.relay.own_records``) that the projectors dead-letter,
+an undecodable-event record (``consumers.contracts.events_topic``) that the projectors dead-letter,
 exactly as the embedded projector dead-letters it, and is logged as an error. An event
 that cannot be mapped to the public contract is never skipped silently: a
 ``relay.unmappable`` record takes its place on the qualification topic (a marker keeps
@@ -58,17 +58,22 @@ from adapters.settings import KafkaSettings
 from adapters.stopping import ProcessStop
 from adapters.store_db import StoreDb
 from adapters.stream_settings import StreamSettings
-from consumers.contracts.events_topic import KafkaRecord, to_kafka_record
+from consumers.contracts.events_topic import (
+    KafkaRecord,
+    record_size,
+    to_kafka_record,
+    undecodable_record,
+)
 from consumers.contracts.qualification import (
     integration_event,
     to_public_record,
     unmappable_event,
 )
 from consumers.failure_policy import classify, is_transient, storable_reason
-from consumers.relay.followed_states import FollowedStates
 from consumers.relay.lock import RelayLock
-from consumers.relay.own_records import KeyHashPartitioner, record_size, undecodable_record
+from consumers.relay.partitioner import KeyHashPartitioner
 from consumers.relay.position import RelayFenced, RelayPosition
+from consumers.relay.states_at_version import StatesAtVersion
 from consumers.relay.wakeup import NewEventsSignal
 from service.application import LeadflowApp
 
@@ -154,7 +159,7 @@ class Relay:
         self.stop = stop or ProcessStop()
         self.stats = RelayStats()
         self._epoch_header = ("relay_epoch", b"0")
-        self._states = FollowedStates(app)
+        self._states = StatesAtVersion(app)
         self._record_limits: dict[str, int] = {}
         assert isinstance(app.mapper, PydanticMapper)
         self._mapper = app.mapper

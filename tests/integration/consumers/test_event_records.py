@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from adapters.event_envelope import EventEnvelope, envelope_from_notification
 from adapters.mapper import JSONTranscoder, PydanticMapper
 from consumers.contracts.events_topic import KafkaRecord, from_kafka_value, to_kafka_record
-from consumers.relay.own_records import KeyHashPartitioner
+from consumers.relay.partitioner import KeyHashPartitioner
 from domain.events import LeadCaptured
 from leadflow.bootstrap import open_application
 from service.application import LeadflowApp

@@ -17,7 +17,7 @@ from adapters.event_envelope import envelope_from_notification
 from adapters.mapper import PydanticMapper
 from consumers.contracts import qualification as q
 from consumers.contracts.schema_files import REPO_SCHEMAS, expected_files, stale_files, write_files
-from consumers.relay.followed_states import FollowedStates
+from consumers.relay.states_at_version import StatesAtVersion
 from leadflow.bootstrap import open_application
 from service.application import LeadflowApp
 from tests.integration.consumers.stream_helpers import lifecycle, stream_setup
@@ -77,7 +77,7 @@ def app(tmp_path: Path) -> Iterator[LeadflowApp]:
 def test_every_public_event_type_maps_and_validates(app: LeadflowApp) -> None:
     for n in range(5):
         lifecycle(app, n)
-    lookup = FollowedStates(app)
+    lookup = StatesAtVersion(app)
     validators = {
         path.stem: Draft202012Validator(json.loads(path.read_text()))
         for path in SCHEMA_DIR.glob("*.json")
@@ -99,11 +99,11 @@ def test_every_public_event_type_maps_and_validates(app: LeadflowApp) -> None:
     assert seen == ALL_TYPES
 
 
-def test_followed_states_equal_states_read_from_the_store(app: LeadflowApp) -> None:
+def test_states_at_version_equal_states_read_from_the_store(app: LeadflowApp) -> None:
     for n in range(10):
         lifecycle(app, n)
-    followed = FollowedStates(app, capacity=4)  # small: some aggregates fall out
-    from_store = FollowedStates(app, capacity=0)
+    followed = StatesAtVersion(app, capacity=4)  # small: some aggregates fall out
+    from_store = StatesAtVersion(app, capacity=0)
     assert isinstance(app.mapper, PydanticMapper)
     public = 0
     for notification in app.recorder.select_notifications(0, 10_000):
@@ -119,7 +119,7 @@ def test_followed_states_equal_states_read_from_the_store(app: LeadflowApp) -> N
 def test_public_records_carry_the_state_as_of_the_event(app: LeadflowApp) -> None:
     lifecycle(app, 0)  # path 0: MQL, SAL, SQL, deal opened, moved, won
     lead = app.get_lead("lead-0@example.com")
-    lookup = FollowedStates(app)
+    lookup = StatesAtVersion(app)
     published = [q.integration_event(e, lookup) for e in app.events_of(lead.id)]
     sal = next(p for p in published if isinstance(p, q.LeadSalReached))
     assert (sal.lead.stage, sal.owner, sal.lead.owner) == ("sal", "sam", "sam")

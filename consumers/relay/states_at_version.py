@@ -26,7 +26,7 @@ A = TypeVar("A", bound=Aggregate)
 _PROJECT = cast(Callable[[Any, Iterable[Any]], Any], project_aggregate)
 
 
-class FollowedStates:
+class StatesAtVersion:
     """A ``qualification.StateLookup`` fed with every event in notification order."""
 
     def __init__(self, app: LeadflowApp, capacity: int = 10_000) -> None:
