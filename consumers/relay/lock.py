@@ -4,7 +4,8 @@ SQLite: an ``fcntl`` lock on a file beside the database. PostgreSQL: a session a
 lock on a dedicated connection. Either is released by the operating system or the
 server when its holder dies, even by SIGKILL, so a standby takes over. A PostgreSQL lock
 also vanishes when its connection drops; ``still_held`` notices, and the relay stops
-publishing until it holds the lock again.
+publishing until it holds the lock again. Until it notices (a relay cut off from the
+server: about 11 s) the fencing epoch stops it (``consumers.relay.position``).
 """
 
 from __future__ import annotations

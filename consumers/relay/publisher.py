@@ -18,12 +18,13 @@ and checked before each batch and in the position save: a relay deposed while cu
 off from its database fails that check and stops publishing. When the broker is away the
 relay keeps its position and retries with back-off; when the database is away it lets
 go of the lock and starts over. Only failures known to be transient are retried
-(``adapters.kafka_topics.is_transient``); anything else stops the relay with a
-``RelayError`` naming the notification (a supervisor restarts it, a standby takes over).
+(``consumers.failure_policy``); anything else stops the relay with a ``RelayError``
+naming the notification (a supervisor restarts it, a standby takes over).
 
 A stored event the relay cannot decode does not stop it: it goes to the events topic as
-an undecodable-event record (``consumers.contracts.events_topic``) that the projectors dead-letter,
-exactly as the embedded projector dead-letters it, and is logged as an error. An event
+an undecodable-event record (``consumers.contracts.events_topic``) that the projectors
+dead-letter, exactly as the embedded projector dead-letters it, and is logged as an
+error. An event
 that cannot be mapped to the public contract is never skipped silently: a
 ``relay.unmappable`` record takes its place on the qualification topic (a marker keeps
 the stream moving and tells sales systems which lead or deal to read afresh, where
