@@ -24,6 +24,7 @@ import structlog
 from psycopg import IsolationLevel, sql
 from psycopg.conninfo import conninfo_to_dict
 
+from adapters.driver_failures import driver_failure
 from adapters.event_store import DDL_LOCK_KEY
 from adapters.settings import StoreSettings
 from adapters.storable_text import storable_text
@@ -380,10 +381,8 @@ class SqliteStore(ReadModelStore):
         )
 
     def is_connection_error(self, error: BaseException) -> bool:
-        text = str(error)
-        return isinstance(error, sqlite3.OperationalError) and (
-            "locked" in text or "busy" in text or "unable to open" in text
-        )
+        # not "no such table", "readonly database": retrying those cannot help
+        return isinstance(error, sqlite3.OperationalError) and driver_failure(error) == "transient"
 
     def _lock_schema(self, tx: Tx) -> None:
         """BEGIN IMMEDIATE already holds the database's write lock."""
@@ -452,8 +451,8 @@ class PostgresStore(ReadModelStore):
         )
 
     def is_connection_error(self, error: BaseException) -> bool:
-        if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
-            return True
+        if driver_failure(error) == "transient" and not isinstance(error, psycopg.IntegrityError):
+            return True  # the server away or busy; not a refused password, say
         return isinstance(error, psycopg.Error) and (self._conn.closed or self._conn.broken)
 
     def _retryable(self, error: Exception) -> bool:
