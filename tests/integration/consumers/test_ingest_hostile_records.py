@@ -1,19 +1,27 @@
 """Records that once stalled ``leadflow ingest``, sent as a new user would (a plain Kafka
 client) between good records to the running process: each is dead-lettered with a
-reason every header and store takes, and every good record after it is accepted."""
+reason every header and store takes, and every good record after it is accepted. A
+broken store, though, is no record's fault: the ingest stops and says why, neither
+retrying for ever nor dead-lettering good records."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from adapters.kafka_topics import ensure_topics
 from adapters.storable_text import REASON_MAX_CHARS
+from consumers.contracts.engagement import EngagementRecordV1
+from consumers.ingest.apply import apply_isolating
 from consumers.ingest.ledger import IngestCounts, IngestLedger
 from tests.integration.consumers.engagement_samples import encode, valid_record
 from tests.integration.consumers.stream_helpers import (
@@ -25,8 +33,6 @@ from tests.integration.consumers.stream_helpers import (
     subprocess_env,
     wait_for,
 )
-
-pytestmark = pytest.mark.kafka
 
 GOOD = b'{"event_id": "%s", "email": "%s@example.com", "kind": "demo_request", "occurred_at": "2026-02-01T12:00:00Z"}'  # noqa: E501
 HOSTILE: dict[str, bytes] = {
@@ -118,6 +124,7 @@ def _assert_stream_stats(setup: StreamSetup, accepted: int, dead_lettered: int) 
     assert (ingest["accepted"], ingest["dead_lettered"]) == (accepted, dead_lettered)
 
 
+@pytest.mark.kafka
 def test_hostile_records_are_dead_lettered_and_the_good_ones_after_them_accepted(
     tmp_path: Path, kafka_bootstrap: str
 ) -> None:
@@ -126,9 +133,66 @@ def test_hostile_records_are_dead_lettered_and_the_good_ones_after_them_accepted
     )
 
 
+@pytest.mark.kafka
 @pytest.mark.postgres
 def test_the_same_with_a_postgres_event_store(
     tmp_path: Path, kafka_bootstrap: str, postgres_dsn: str
 ) -> None:
     setup = stream_setup(tmp_path, kafka_bootstrap, postgres_dsn)
     _hostile_between_good_records(tmp_path, setup, kafka_bootstrap)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        sqlite3.OperationalError("attempt to write a readonly database"),
+        sqlite3.OperationalError("no such table: stored_events"),
+        psycopg.errors.InsufficientPrivilege(),
+    ],
+    ids=str,
+)
+def test_a_broken_store_is_not_blamed_on_the_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    """Neither retried nor dead-lettered: the ingest stops and says why."""
+    app = stream_setup(tmp_path, "127.0.0.1:1").open_app()
+    records = [
+        (EngagementRecordV1.model_validate(valid_record(f"ro-{i}", f"ro-{i}@example.com")), f"o{i}")
+        for i in range(4)
+    ]
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise error
+
+    monkeypatch.setattr(app, "handle_many", broken)
+    try:
+        with pytest.raises(type(error)):
+            apply_isolating(app, records, "ingest")
+    finally:
+        app.close()
+
+
+@pytest.mark.kafka
+def test_the_ingest_stops_on_a_read_only_store_instead_of_retrying(
+    tmp_path: Path, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup = stream_setup(tmp_path, kafka_bootstrap)
+    ensure_topics(setup.settings.kafka, [setup.stream.engagement_topic])
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    producer.send(setup.stream.engagement_topic, value=GOOD % (b"ro-1", b"ro-1"))
+    producer.flush()
+    producer.close()
+    app = setup.open_app()
+
+    def read_only(*args: Any, **kwargs: Any) -> Any:
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(app, "handle_many", read_only)
+    started = time.monotonic()
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            setup.ingest(app).run(once=True, max_seconds=60)
+    finally:
+        app.close()
+    assert time.monotonic() - started < 30, "stopped at once, not after retrying"
+    assert _ledger(setup) == IngestCounts(), "no record judged, none dead-lettered"
