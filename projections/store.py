@@ -25,7 +25,7 @@ from psycopg import IsolationLevel, sql
 from psycopg.conninfo import conninfo_to_dict
 
 from adapters.driver_failures import driver_failure
-from adapters.event_store import DDL_LOCK_KEY
+from adapters.event_store import DDL_LOCK_KEY, connect_postgres
 from adapters.settings import StoreSettings
 from adapters.storable_text import storable_text
 from domain.stage_model import StageModel
@@ -417,7 +417,7 @@ class PostgresStore(ReadModelStore):
         self._conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self._schema)))
 
     def _connect(self) -> None:
-        self._conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
+        self._conn = connect_postgres(self._dsn)
         try:
             self._use_schema()
         except BaseException:

@@ -20,6 +20,8 @@ from typing import Any, Protocol
 import psycopg
 import structlog
 
+from adapters.event_store import connect_postgres
+
 log = structlog.get_logger("leadflow.relay_lock")
 
 # Server-side TCP keepalives: a relay cut off by the network loses the lock in ~11 s.
@@ -93,7 +95,7 @@ class PostgresRelayLock:
         if self._conn is not None and self.still_held():
             return True
         try:
-            conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
+            conn = connect_postgres(self._dsn)
         except psycopg.Error as error:
             self.problem = f"cannot connect: {' '.join(str(error).split())}"
             return False

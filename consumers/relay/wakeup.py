@@ -14,6 +14,8 @@ import psycopg
 import structlog
 from psycopg import sql
 
+from adapters.event_store import connect_postgres
+
 log = structlog.get_logger("leadflow.relay_wakeup")
 
 _LISTEN_SLICE = 0.25  # seconds; bounds how long a stop request waits
@@ -47,7 +49,7 @@ class PostgresListener:
         self._conn: psycopg.Connection[Any] | None = None
 
     def _connect(self) -> psycopg.Connection[Any]:
-        conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
+        conn = connect_postgres(self._dsn)
         conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
         return conn
 

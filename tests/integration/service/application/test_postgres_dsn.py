@@ -5,6 +5,7 @@ model alike."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from uuid import uuid4
 
@@ -54,3 +55,25 @@ def test_the_read_model_connects_with_the_whole_dsn(postgres_dsn: str, tmp_path:
     name = f"leadflow-dsn-test-{uuid4().hex[:8]}"
     with bootstrap.open_read_model(_settings(postgres_dsn, tmp_path, name)):
         assert _sessions_named(postgres_dsn, name) == 1
+
+
+def test_the_relay_lock_and_wake_up_connect_with_the_whole_dsn(
+    postgres_dsn: str, tmp_path: Path
+) -> None:
+    name = f"leadflow-dsn-test-{uuid4().hex[:8]}"
+    settings = _settings(postgres_dsn, tmp_path, name)
+    lock = bootstrap.relay_lock(settings)
+    assert lock.try_acquire(), lock.problem
+    try:
+        assert _sessions_named(postgres_dsn, name) == 1
+    finally:
+        lock.release()
+    with bootstrap.open_application(settings) as app:
+        signal = bootstrap.new_events_signal(settings, app, poll_interval=0.05)
+        stop = threading.Event()
+        stop.set()
+        try:
+            signal.wait(stop)
+            assert _sessions_named(postgres_dsn, name) >= 2  # the pool and the listener
+        finally:
+            signal.close()
