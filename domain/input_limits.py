@@ -238,4 +238,11 @@ def normalise_identifier(value: str) -> str:
     if not text:
         msg = "is empty"
         raise ValueError(msg)
+    return comparable_identifier(text)
+
+
+def comparable_identifier(value: str) -> str:
+    """The form in which two external ids are compared: NFKC, trimmed, emails case-folded.
+    Applied without checks, so a look-up by a malformed id simply finds nothing."""
+    text = unicodedata.normalize("NFKC", value).strip()
     return text.casefold() if "@" in text else text

@@ -11,14 +11,15 @@ from collections.abc import Callable
 from functools import lru_cache
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+from domain.input_limits import comparable_identifier
+
 _ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://leadflow.dev/ids")
 _UUID_TEXT_LENGTHS = frozenset({32, 36, 38, 45})  # hex, hyphenated, {braced}, urn:uuid:
 
 
 def normalise_ref(ref: str) -> str:
-    """External ids compare trimmed; emails compare case-insensitively."""
-    ref = ref.strip()
-    return ref.lower() if "@" in ref else ref
+    """External ids compare as ``domain.input_limits.comparable_identifier`` says."""
+    return comparable_identifier(ref)
 
 
 @lru_cache(maxsize=4096)

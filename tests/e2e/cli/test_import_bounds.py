@@ -163,3 +163,15 @@ def test_identifiers_are_normalised_and_invisible_characters_refused(
         assert app.get_lead("ada@example.com").stage == "mql"
     finally:
         app.close()
+
+
+def test_a_look_up_compares_identifiers_as_commands_do(
+    cli: Cli, data_dir: Path, tmp_path: Path
+) -> None:
+    fullwidth = "".join(chr(ord(c) + 0xFEE0) for c in "Ada@Example.com")
+    cli("import", str(write(tmp_path / "ids.jsonl", [capture("ada@example.com")])))
+
+    shown = cli("lead", "show", fullwidth)
+
+    assert shown.code == 0, shown.err
+    assert "ada@example.com" in shown.out
