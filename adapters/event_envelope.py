@@ -3,12 +3,13 @@ the notification log. Stored topics resolve only to leadflow's own event classes
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Notification
-from eventsourcing.utils import get_topic
+from eventsourcing.utils import TopicError, get_topic
 
 from adapters.mapper import PydanticMapper
 from domain.event_state import upcast
@@ -18,6 +19,10 @@ from domain.events import DEAL_EVENTS, EVENT_CLASSES, DomainEvent
 _EVENT_CLASS_BY_TOPIC: dict[str, type[DomainEvent]] = {
     get_topic(cls): cls for cls in EVENT_CLASSES.values()
 }
+
+# What decoding a stored event (decrypt, decompress, JSON, event class, validation) raises
+# when its bytes or topic are not what leadflow wrote.
+DECODE_ERRORS = (ValueError, KeyError, TypeError, TopicError, zlib.error)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,15 +6,13 @@ the position in the same transaction. Used by the embedded projector, ``rebuild`
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterator, Sequence
 from typing import cast
 
 import structlog
 from eventsourcing.persistence import Notification
-from eventsourcing.utils import TopicError
 
-from adapters.event_envelope import envelope_from_notification
+from adapters.event_envelope import DECODE_ERRORS, envelope_from_notification
 from adapters.logging import error_text
 from adapters.mapper import PydanticMapper
 from projections.projector import Item, Projector, gc_paused
@@ -24,7 +22,6 @@ from service.application import LeadflowApp
 log = structlog.get_logger("leadflow.projections.catch_up")
 
 DEFAULT_BATCH = 1000
-DECODE_ERRORS = (ValueError, KeyError, TypeError, TopicError, zlib.error)
 
 
 def item_from_notification(mapper: PydanticMapper, notification: Notification) -> Item:

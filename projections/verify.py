@@ -12,9 +12,10 @@ from uuid import UUID
 
 import structlog
 
+from adapters.event_envelope import DECODE_ERRORS
 from adapters.logging import error_text
 from domain.hash_chain import ChainVerdict
-from projections.catch_up import DECODE_ERRORS, catch_up
+from projections.catch_up import catch_up
 from projections.compare import Difference, compare_stores
 from projections.frozen_aggregates import FrozenAggregate, frozen_aggregates
 from projections.store import ReadModelStore, open_scratch_store

@@ -18,7 +18,6 @@ import heapq
 import json
 import os
 import tempfile
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, time
 from pathlib import Path
@@ -27,10 +26,9 @@ from uuid import UUID
 
 import structlog
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.utils import TopicError
 from pydantic import BaseModel, ConfigDict
 
-from adapters.event_envelope import event_from_state
+from adapters.event_envelope import DECODE_ERRORS, event_from_state
 from adapters.logging import error_text
 from adapters.mapper import PydanticMapper
 from domain.aggregate import Aggregate, project_aggregate
@@ -44,7 +42,6 @@ from service.ids import deal_id_for, lead_id_for, normalise_ref
 log = structlog.get_logger("leadflow.service.lead_history")
 
 AggregateKind = Literal["lead", "deal"]
-_DECODE_ERRORS = (ValueError, KeyError, TypeError, TopicError, zlib.error)
 _ENVELOPE = frozenset(DomainEvent.model_fields)
 # Bookkeeping sets that duplicate the event list and have no stable order.
 _STATE_NOISE = frozenset({"causations", "engagement_ids"})
@@ -154,7 +151,7 @@ class _Aggregate:
                 event = event_from_state(
                     stored.topic, stored.originator_id, stored.originator_version, state
                 )
-            except _DECODE_ERRORS as error:
+            except DECODE_ERRORS as error:
                 self.states.append(state)
                 self.events.append(None)
                 self.problems.append(f"cannot be decoded: {error_text(error)}")
@@ -340,7 +337,7 @@ def _not_a_lead(app: LeadflowApp, ref: str, mapper: PydanticMapper) -> DomainErr
     if first and first[0].topic.endswith(":DealOpened"):
         try:
             lead_ref = mapper.decode_state(first[0]).get("lead_external_id")
-        except _DECODE_ERRORS:
+        except DECODE_ERRORS:
             lead_ref = None
         if lead_ref:
             return DomainError(f"{ref!r} is a deal, not a lead: its lead is {lead_ref!r}")

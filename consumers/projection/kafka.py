@@ -25,6 +25,7 @@ import structlog
 from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError
 
+from adapters.event_envelope import DECODE_ERRORS
 from adapters.kafka_topics import ensure_topics, read_to_end
 from adapters.logging import error_text
 from adapters.projector_settings import ProjectorSettings
@@ -37,7 +38,6 @@ from adapters.retrying import (
 from adapters.settings import KafkaSettings
 from consumers.contracts.events_topic import from_kafka_value
 from consumers.failure_policy import is_transient
-from projections.catch_up import DECODE_ERRORS
 from projections.projector import Item, Projector, gc_paused
 from projections.reconnect import reconnect_with_backoff
 from projections.store import ReadModelStore
