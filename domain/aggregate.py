@@ -35,6 +35,9 @@ class EventContext:
     causation_id: str
     correlation_id: str
     actor: str = "system"
+    # The command asked for a change dated before the last stage change to be recorded
+    # at that change (see domain.business_time).
+    backdated: bool = False
 
 
 def utc_now() -> datetime:

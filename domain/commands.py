@@ -4,7 +4,8 @@ The same models parse the JSON Lines of ``leadflow import``, the CLI subcommands
 (later) HTTP bodies. ``lead`` and ``deal`` name the caller's external id (an email or a
 CRM id) or leadflow's own UUID; every command carries it normalised. Timestamps are
 ISO 8601, one without an offset is UTC, and every command carries them in UTC. The
-bounds (ranges, identifier rules) are those of ``domain.input_limits``.
+bounds (ranges, identifier rules) are those of ``domain.input_limits``. ``backdated``
+applies the business-time rule of ``domain.business_time``.
 """
 
 from __future__ import annotations
@@ -65,6 +66,12 @@ class Command(BaseModel):
     correlation_id: Token | None = None
     actor: Token | None = None
     occurred_at: Timestamp
+    backdated: bool = Field(
+        default=False,
+        description="a stage or deal change dated before the last stage change is recorded "
+        "at that change, keeping this occurred_at in the event's backdated_from (without "
+        "it, such a change is refused)",
+    )
 
     @field_validator("command_id")
     @classmethod

@@ -3,6 +3,10 @@
 An open deal moves to any stage its pipeline allows (backwards too), is won or lost
 from any open stage, and changes amount and expected close date. A closed deal changes
 only by being reopened.
+
+Business time: a change dated before the deal's latest stage change (its opening, a move,
+a win, a loss or a reopening) is refused unless backdated (see ``domain.business_time``).
+A deal opened from a lead opens no earlier than the lead's conversion.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from decimal import Decimal
 from typing import ClassVar, Literal, Self
 from uuid import UUID
 
-from domain.aggregate import Aggregate, EventContext
+from domain.aggregate import EventContext
+from domain.business_time import ChangeTime, StagedAggregate, StageLine
 from domain.errors import IllegalTransition
 from domain.events import (
     DealAmountChanged,
@@ -29,7 +34,7 @@ from domain.stage_model import Pipeline
 DealStatus = Literal["open", "won", "lost"]
 
 
-class Deal(Aggregate):
+class Deal(StagedAggregate):
     KIND: ClassVar[str] = "deal"
     CREATED_BY: ClassVar[type[DomainEvent]] = DealOpened
 
@@ -66,12 +71,22 @@ class Deal(Aggregate):
         expected_close_date: date | None,
         ctx: EventContext,
         occurred_at: datetime,
+        *,
+        converted_at: datetime | None = None,
     ) -> Self:
+        """``converted_at``: when the lead's conversion into this deal was recorded (a
+        backdated conversion moves it forward; the deal then opens at the same time)."""
+        when = (
+            ChangeTime(converted_at, backdated_from=occurred_at)
+            if converted_at is not None and converted_at > occurred_at
+            else ChangeTime(occurred_at)
+        )
         return cls._new(
             DealOpened,
             deal_id,
             ctx,
-            occurred_at,
+            when.at,
+            **when.payload,
             external_id=external_id,
             lead_id=lead_id,
             lead_external_id=lead_external_id,
@@ -100,7 +115,14 @@ class Deal(Aggregate):
             return False
         if not pipeline.can_move(self.stage, to_stage):
             self._refuse(attempted, f"pipeline {pipeline.name!r} does not allow this move")
-        self.trigger(DealStageChanged, ctx, occurred_at, from_stage=self.stage, to_stage=to_stage)
+        self._change(
+            DealStageChanged,
+            f"move it to {to_stage!r}",
+            ctx,
+            occurred_at,
+            from_stage=self.stage,
+            to_stage=to_stage,
+        )
         return True
 
     def win(
@@ -111,8 +133,9 @@ class Deal(Aggregate):
         occurred_at: datetime,
     ) -> None:
         self._require_open("win")
-        self.trigger(
+        self._change(
             DealWon,
+            "win it",
             ctx,
             occurred_at,
             from_stage=self.stage,
@@ -129,8 +152,9 @@ class Deal(Aggregate):
         occurred_at: datetime,
     ) -> None:
         self._require_open("lose")
-        self.trigger(
+        self._change(
             DealLost,
+            "lose it",
             ctx,
             occurred_at,
             from_stage=self.stage,
@@ -153,8 +177,14 @@ class Deal(Aggregate):
             self._refuse(attempted, "the deal is open")
         if target not in {s.name for s in pipeline.open_stages}:
             self._refuse(attempted, f"{target!r} is not an open stage of {pipeline.name!r}")
-        self.trigger(
-            DealReopened, ctx, occurred_at, from_stage=self.stage, to_stage=target, reason=reason
+        self._change(
+            DealReopened,
+            f"reopen it into {target!r}",
+            ctx,
+            occurred_at,
+            from_stage=self.stage,
+            to_stage=target,
+            reason=reason,
         )
 
     def change_amount(
@@ -164,7 +194,14 @@ class Deal(Aggregate):
         currency = currency or self.currency
         if amount == self.amount and currency == self.currency:
             return False
-        self.trigger(DealAmountChanged, ctx, occurred_at, amount=amount, currency=currency)
+        self._change(
+            DealAmountChanged,
+            "change its amount",
+            ctx,
+            occurred_at,
+            amount=amount,
+            currency=currency,
+        )
         return True
 
     def change_close_date(
@@ -173,7 +210,13 @@ class Deal(Aggregate):
         self._require_open("change the expected close date")
         if expected == self.expected_close_date:
             return False
-        self.trigger(DealCloseDateChanged, ctx, occurred_at, expected_close_date=expected)
+        self._change(
+            DealCloseDateChanged,
+            "change its expected close date",
+            ctx,
+            occurred_at,
+            expected_close_date=expected,
+        )
         return True
 
     # --- guards ---------------------------------------------------------------------
@@ -181,6 +224,9 @@ class Deal(Aggregate):
     def _require_open(self, attempted: str) -> None:
         if self.status != "open":
             self._refuse(attempted, f"the deal is closed ({self.status}); reopen it first")
+
+    def _line(self) -> StageLine:
+        return StageLine("deal", self.external_id, self.id, self.stage, self.entered_stage_at)
 
     def _refuse(self, attempted: str, why: str) -> None:
         raise IllegalTransition("deal", self.external_id, self.id, self.stage, attempted, why)

@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from domain.events import OMITTED_WHEN_NONE
+
 _ID_FIELDS = ("originator_id", "originator_version")
 
 
@@ -14,6 +16,9 @@ def stored_state(model: BaseModel) -> dict[str, Any]:
     state = model.model_dump(mode="json")  # then dropping two keys beats ``exclude=``
     for field in _ID_FIELDS:
         state.pop(field, None)
+    for field in OMITTED_WHEN_NONE:
+        if field in state and state[field] is None:
+            del state[field]
     return state
 
 

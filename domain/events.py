@@ -8,6 +8,10 @@ its ``schema_version``, and the hash chain (``prev_hash`` / ``hash``).
 Changing a payload: bump ``SCHEMA_VERSION`` on the class and add a static
 ``upcast_vN_vN1(state: dict) -> None`` that rewrites a stored state of version N
 into version N+1. Stored events are upcast on read (see ``domain.mapper``).
+
+Adding an optional envelope field: default it to None and list it in
+``OMITTED_WHEN_NONE``, so an event without it is stored (and hashed) byte for byte as
+before the field existed, and older stored events load unchanged.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from domain.input_limits import check_text
+
+# Envelope fields added after events were stored: left out of the stored state when None.
+OMITTED_WHEN_NONE: tuple[str, ...] = ("backdated_from",)
 
 LeadStage = Literal["new", "mql", "sal", "sql", "converted", "recycled", "disqualified"]
 
@@ -45,6 +52,11 @@ class DomainEvent(BaseModel):
     schema_version: int = 1
     prev_hash: str
     hash: str
+    backdated_from: datetime | None = Field(
+        default=None,
+        description="the business time the source gave, when a backdated command was "
+        "recorded at the aggregate's last stage change instead (see domain.business_time)",
+    )
 
     @property
     def recorded_at(self) -> datetime:

@@ -11,6 +11,9 @@ Rules (each refusal names the lead, its stage and the attempted change):
   the reason and the skipped stages.
 - ``recycled`` and ``disqualified`` are side exits; a disqualified lead can be reopened
   into the stage it left.
+- Business time: a stage change dated before the lead's latest stage change is refused
+  unless backdated; an automatic MQL takes place no earlier than the latest stage change
+  (see ``domain.business_time``). Engagements, contacts and attribute updates may come late.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
-from domain.aggregate import Aggregate, EventContext
+from domain.aggregate import EventContext
+from domain.business_time import StagedAggregate, StageLine
 from domain.errors import IllegalTransition
 from domain.events import (
     Bant,
@@ -71,7 +75,7 @@ def skipped_stages(from_stage: str, to_stage: LeadStage) -> tuple[LeadStage, ...
     return LIFECYCLE_ORDER[_main_line_position(from_stage) + 1 : LIFECYCLE_ORDER.index(to_stage)]
 
 
-class Lead(Aggregate):
+class Lead(StagedAggregate):
     KIND: ClassVar[str] = "lead"
     CREATED_BY: ClassVar[type[DomainEvent]] = LeadCaptured
 
@@ -171,8 +175,9 @@ class Lead(Aggregate):
 
     def mark_mql(self, reason: str | None, ctx: EventContext, occurred_at: datetime) -> None:
         self._require(_NURTURING, "mark as MQL", "only a new or recycled lead becomes an MQL")
-        self.trigger(
+        self._change(
             LeadQualifiedAsMQL,
+            "mark it as MQL",
             ctx,
             occurred_at,
             via="manual",
@@ -185,11 +190,13 @@ class Lead(Aggregate):
         self, owner: str | None, reason: str | None, ctx: EventContext, occurred_at: datetime
     ) -> None:
         self._require(("mql",), "accept", "sales accepts only an MQL")
-        self.trigger(LeadAccepted, ctx, occurred_at, owner=owner or ctx.actor, reason=reason)
+        self._change(
+            LeadAccepted, "accept it", ctx, occurred_at, owner=owner or ctx.actor, reason=reason
+        )
 
     def reject(self, reason: str, ctx: EventContext, occurred_at: datetime) -> None:
         self._require(("mql",), "reject", "sales rejects only an MQL")
-        self.trigger(LeadRejected, ctx, occurred_at, reason=reason)
+        self._change(LeadRejected, "reject it", ctx, occurred_at, reason=reason)
 
     def qualify(self, bant: Bant, ctx: EventContext, occurred_at: datetime) -> None:
         self._require(
@@ -197,7 +204,7 @@ class Lead(Aggregate):
             "qualify as SQL",
             "an SQL must first be accepted by sales (SAL); use fast_track to skip stages",
         )
-        self.trigger(LeadQualifiedAsSQL, ctx, occurred_at, bant=bant)
+        self._change(LeadQualifiedAsSQL, "qualify it as SQL", ctx, occurred_at, bant=bant)
 
     def fast_track(
         self, to_stage: LeadStage, reason: str, ctx: EventContext, occurred_at: datetime
@@ -210,8 +217,9 @@ class Lead(Aggregate):
         if LIFECYCLE_ORDER.index(to_stage) <= _main_line_position(self.stage):
             self._refuse(attempted, "fast-track only moves a lead forward")
         skipped = skipped_stages(self.stage, to_stage)
-        self.trigger(
+        self._change(
             LeadFastTracked,
+            f"fast-track it to {to_stage!r}",
             ctx,
             occurred_at,
             from_stage=self.stage,
@@ -224,17 +232,27 @@ class Lead(Aggregate):
         self._require(
             ("mql", "sal", "sql"), "recycle", "only an MQL, SAL or SQL goes back to nurturing"
         )
-        self.trigger(LeadRecycled, ctx, occurred_at, from_stage=self.stage, reason=reason)
+        self._change(
+            LeadRecycled, "recycle it", ctx, occurred_at, from_stage=self.stage, reason=reason
+        )
 
     def disqualify(self, reason: str, ctx: EventContext, occurred_at: datetime) -> None:
         if self.stage in ("converted", "disqualified"):
             self._refuse("disqualify", f"the lead is already {self.stage}")
-        self.trigger(LeadDisqualified, ctx, occurred_at, from_stage=self.stage, reason=reason)
+        self._change(
+            LeadDisqualified,
+            "disqualify it",
+            ctx,
+            occurred_at,
+            from_stage=self.stage,
+            reason=reason,
+        )
 
     def reopen(self, reason: str | None, ctx: EventContext, occurred_at: datetime) -> None:
         self._require(("disqualified",), "reopen", "only a disqualified lead can be reopened")
-        self.trigger(
+        self._change(
             LeadReopened,
+            "reopen it",
             ctx,
             occurred_at,
             to_stage=self.stage_before_exit or "new",
@@ -248,12 +266,16 @@ class Lead(Aggregate):
         fast_track: bool,
         ctx: EventContext,
         occurred_at: datetime,
-    ) -> None:
-        """Open a deal from this lead. Without ``fast_track`` the lead must be an SQL."""
+    ) -> datetime:
+        """Open a deal from this lead. Without ``fast_track`` the lead must be an SQL.
+
+        Returns the business time the conversion was recorded at (the deal opens then).
+        """
         attempted = f"open deal {deal_external_id!r}"
         if self.stage == "converted":
-            self.trigger(
+            return self._change(
                 LeadConverted,
+                f"open deal {deal_external_id!r} from it",
                 ctx,
                 occurred_at,
                 deal_id=deal_id,
@@ -261,13 +283,13 @@ class Lead(Aggregate):
                 from_stage=self.stage,
                 fast_tracked=False,
             )
-            return
         if self.stage == "disqualified":
             self._refuse(attempted, "reopen the lead first")
         if self.stage != "sql" and not fast_track:
             self._refuse(attempted, "the lead must be an SQL (or the command must fast-track)")
-        self.trigger(
+        return self._change(
             LeadConverted,
+            f"convert it into deal {deal_external_id!r}",
             ctx,
             occurred_at,
             deal_id=deal_id,
@@ -324,7 +346,7 @@ class Lead(Aggregate):
         self.trigger(
             LeadQualifiedAsMQL,
             ctx,
-            occurred_at,
+            self._line().automatic_at(occurred_at),
             via="score",
             score=result.total,
             reason=f"score {result.total} reached threshold {threshold} "
@@ -333,6 +355,9 @@ class Lead(Aggregate):
         )
 
     # --- guards ---------------------------------------------------------------------
+
+    def _line(self) -> StageLine:
+        return StageLine("lead", self.external_id, self.id, self.stage, self.entered_stage_at)
 
     def _require(self, stages: tuple[LeadStage, ...], attempted: str, why: str) -> None:
         if self.stage not in stages:
