@@ -5,7 +5,9 @@ Definitions:
 - ``avg_deal_size``: mean amount of won deals (null when none is won).
 - ``win_rate`` = won / (won + lost) (null when no deal is closed).
 - ``avg_sales_cycle_days``: mean days from the deal's opening to its win, over won deals,
-  in business time (``occurred_at``); null when none is won.
+  in business time (``occurred_at``); null when none is won. A deal won "before" it was
+  opened (a store written before business time was kept in order) counts as 0 days, so
+  neither the cycle nor the velocity is ever negative.
 - ``sales_velocity_per_day`` = open_deals x avg_deal_size x win_rate / avg_sales_cycle_days
   (null when any factor is null or the cycle is 0 days).
 - ``weighted_pipeline``: sum over open deals of amount x their stage's probability in the
@@ -63,6 +65,11 @@ def stage_probability(model: StageModel, pipeline: str, stage: str) -> float | N
         return None
 
 
+def cycle_days(opened_at: str, closed_at: str) -> float:
+    """Days from opening to closing in business time, never below 0."""
+    return max((from_utc_text(closed_at) - from_utc_text(opened_at)).total_seconds(), 0.0) / 86_400
+
+
 def _model_stages(model: StageModel) -> Iterator[tuple[str, str]]:
     for name, pipeline in model.pipelines.items():
         for stage in pipeline.stages:
@@ -87,15 +94,7 @@ def kpi_report(store: ReadModelStore) -> KpiReport:
     open_deals, won, lost = (by_status.get(s, 0) for s in ("open", "won", "lost"))
     avg_size = sum(r[0] for r in won_rows) / 100 / won if won else None
     win_rate = won / (won + lost) if won + lost else None
-    cycle = (
-        sum(
-            (from_utc_text(closed) - from_utc_text(opened)).total_seconds() / 86_400
-            for _, opened, closed in won_rows
-        )
-        / won
-        if won
-        else None
-    )
+    cycle = sum(cycle_days(opened, closed) for _, opened, closed in won_rows) / won if won else None
     velocity = (
         open_deals * avg_size * win_rate / cycle
         if avg_size is not None and win_rate is not None and cycle

@@ -3,6 +3,7 @@
   ``mql_acceptance_sla_hours`` of becoming one;
 - an open deal whose last activity (any event of the deal) is longer ago than its stage's
   ``stall_after_days``.
+Waiting hours and idle days are never negative.
 """
 
 from __future__ import annotations
@@ -73,6 +74,10 @@ def mql_cutoff(model: StageModel, now: datetime) -> str:
     return utc_text(now - timedelta(hours=model.mql_acceptance_sla_hours))
 
 
+def _seconds_since(moment: str, now: datetime) -> float:
+    return max((now - from_utc_text(moment)).total_seconds(), 0.0)
+
+
 def stalled_report(store: ReadModelStore, now: datetime | None = None) -> StalledReport:
     now = aware_now(now)
     model = store.stage_model
@@ -99,7 +104,7 @@ def stalled_report(store: ReadModelStore, now: datetime | None = None) -> Stalle
                 campaign=campaign,
                 score=score,
                 mql_since=from_utc_text(since),
-                hours_waiting=round((now - from_utc_text(since)).total_seconds() / 3600, 1),
+                hours_waiting=round(_seconds_since(since, now) / 3600, 1),
                 sla_hours=model.mql_acceptance_sla_hours,
             )
             for lead_id, external_id, source, campaign, score, since in leads
@@ -114,7 +119,7 @@ def stalled_report(store: ReadModelStore, now: datetime | None = None) -> Stalle
                 amount=amount / 100,
                 currency=currency,
                 last_activity_at=from_utc_text(last),
-                days_idle=round((now - from_utc_text(last)).total_seconds() / 86_400, 1),
+                days_idle=round(_seconds_since(last, now) / 86_400, 1),
                 stall_after_days=model.pipeline(pipeline).stage(stage).stall_after_days or 0,
             )
             for deal_id, external_id, pipeline, stage, owner, amount, currency, last in deals

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 from uuid import uuid4
@@ -11,7 +12,7 @@ from eventsourcing.utils import get_topic
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.aggregate import Aggregate, project_aggregate
+from domain.aggregate import Aggregate, EventContext, project_aggregate
 from domain.errors import IllegalTransition
 from domain.event_state import stored_state
 from domain.events import DomainEvent, LeadConverted, LeadFastTracked
@@ -36,27 +37,29 @@ DEAL_OPS = st.one_of(
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def apply_lead_op(lead: Any, op: tuple[Any, ...], step: int) -> None:
+def apply_lead_op(
+    lead: Any, op: tuple[Any, ...], step: int, context: Callable[[], EventContext] = ctx
+) -> None:
     when = at(step)
     name = op[0]
     if name == "engage":
-        lead.record_engagement(f"e{op[2]}", op[1], {}, None, None, RULES, ctx(), when)
+        lead.record_engagement(f"e{op[2]}", op[1], {}, None, None, RULES, context(), when)
     elif name == "mark_mql":
-        lead.mark_mql(None, ctx(), when)
+        lead.mark_mql(None, context(), when)
     elif name == "accept":
-        lead.accept("sam", None, ctx(), when)
+        lead.accept("sam", None, context(), when)
     elif name == "qualify":
-        lead.qualify(BANT, ctx(), when)
+        lead.qualify(BANT, context(), when)
     elif name == "reopen":
-        lead.reopen(None, ctx(), when)
+        lead.reopen(None, context(), when)
     elif name == "contact":
-        lead.log_contact("call", None, ctx(), when)
+        lead.log_contact("call", None, context(), when)
     elif name in ("reject", "recycle", "disqualify"):
-        getattr(lead, name)("reason", ctx(), when)
+        getattr(lead, name)("reason", context(), when)
     elif name == "fast_track":
-        lead.fast_track(op[1], "perfect fit", ctx(), when)
+        lead.fast_track(op[1], "perfect fit", context(), when)
     else:
-        lead.convert(uuid4(), f"d{step}", op[1], ctx(), when)
+        lead.convert(uuid4(), f"d{step}", op[1], context(), when)
 
 
 def drive(lead: Any, ops: list[tuple[Any, ...]]) -> None:
