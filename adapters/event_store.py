@@ -14,6 +14,7 @@ from eventsourcing.utils import Environment, EnvType
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from adapters.command_ledger import ledger_recorder_topic
 from adapters.settings import StoreSettings
 
 _DSN_PARTS = ("dbname", "host", "port", "user", "password")
@@ -41,7 +42,10 @@ class DsnPostgresFactory(PostgresFactory):
 
 def event_store_env(store: StoreSettings) -> dict[str, str]:
     """eventsourcing's environment for the configured store, cipher and compressor."""
-    env: dict[str, str] = {"AGGREGATE_CACHE_MAXSIZE": "5000"}
+    env: dict[str, str] = {
+        "AGGREGATE_CACHE_MAXSIZE": "5000",
+        "APPLICATION_RECORDER_TOPIC": ledger_recorder_topic(postgres=store.dsn is not None),
+    }
     if store.dsn is not None:
         parts = conninfo_to_dict(store.dsn)
         env.update(

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Self, TypeVar
 from uuid import UUID, uuid4
 
 from eventsourcing.utils import get_topic, resolve_topic
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
 
 from domain.event_state import remember_stored_state, stored_state
 from domain.events import DomainEvent
@@ -59,10 +59,16 @@ class Aggregate(BaseModel):
     created_on: datetime
     modified_on: datetime
     last_hash: str = GENESIS_HASH
-    # Command ids seen, for idempotency; generated ones can never come again, so they
-    # are left out (they would grow every snapshot and every load without bound).
-    causations: set[str] = Field(default_factory=set)
     _pending: list[DomainEvent] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_retired_fields(cls, data: Any) -> Any:
+        """Snapshots taken before the command ledger hold the ids seen (``causations``);
+        idempotency is the ledger's now, so they are ignored."""
+        if isinstance(data, dict) and "causations" in data:
+            return {k: v for k, v in data.items() if k != "causations"}
+        return data
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -110,8 +116,6 @@ class Aggregate(BaseModel):
         self.version = event.originator_version
         self.last_hash = event.hash
         self.modified_on = event.timestamp
-        if not is_generated_causation(event.causation_id):
-            self.causations.add(event.causation_id)
 
     def collect_events(self) -> list[DomainEvent]:
         events, self._pending = self._pending, []

@@ -14,8 +14,9 @@ from typing import Any, ClassVar, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import Mapper, Transcoder
+from eventsourcing.persistence import ApplicationRecorder, Mapper, Transcoder
 
+from adapters.command_ledger import CommandLedger, LedgerEntry
 from adapters.mapper import JSONTranscoder, PydanticMapper
 from domain import commands as c
 from domain.aggregate import Aggregate, Snapshot, project_aggregate
@@ -69,6 +70,23 @@ class LeadflowApp(Application[UUID]):
 
     def construct_transcoder(self) -> Transcoder:
         return JSONTranscoder()
+
+    def construct_recorder(self) -> ApplicationRecorder:
+        """The store's recorder, which must keep the command ledger (``event_store_env``
+        chooses one of ``adapters.command_ledger``'s recorders)."""
+        recorder = super().construct_recorder()
+        if not isinstance(recorder, CommandLedger):
+            msg = (
+                f"the event store's recorder {type(recorder).__name__} keeps no command "
+                "ledger; open the application with adapters.event_store.event_store_env"
+            )
+            raise TypeError(msg)
+        return recorder
+
+    def ledger_entries(self, command_ids: Iterable[str]) -> dict[str, LedgerEntry]:
+        """The command ledger's entries of these ids (those it holds)."""
+        ledger = cast(CommandLedger, self.recorder)
+        return ledger.ledger_entries(command_ids)
 
     def construct_mapper(self) -> Mapper[UUID]:
         return self.factory.mapper(

@@ -2,9 +2,9 @@
 
 A handler decides on the aggregates of the batch it is given (see ``service.unit_of_work``)
 and returns the ids of the aggregates it touched. A refusal raises its DomainError before
-anything changes. A command whose id (``command_id``, the causation id of its events) the
-aggregate has seen before is a duplicate and changes nothing; a command without an id
-gets a generated causation id that is never remembered.
+anything changes. A command's id (``command_id``) is the causation id of its events; a
+command without one gets a generated causation id. Whether an id was seen before is the
+command ledger's business (``service.unit_of_work``), not the handlers'.
 """
 
 from __future__ import annotations
@@ -72,11 +72,10 @@ def capture_lead(app: Setup, cmd: c.CaptureLead, batch: Aggregates) -> Ids:
         batch.add(lead)
         return (lead_id,)
     lead = batch.load(Lead, lead_id, cmd.lead)
-    if ctx.causation_id not in lead.causations:
-        attributes = cmd.attributes
-        if cmd.fill_missing_only:
-            attributes = {k: v for k, v in attributes.items() if k not in lead.attributes}
-        lead.update_attributes(attributes, app.scoring_rules, ctx, cmd.occurred_at)
+    attributes = cmd.attributes
+    if cmd.fill_missing_only:
+        attributes = {k: v for k, v in attributes.items() if k not in lead.attributes}
+    lead.update_attributes(attributes, app.scoring_rules, ctx, cmd.occurred_at)
     return (lead_id,)
 
 
@@ -168,8 +167,6 @@ def open_deal(app: Setup, cmd: c.OpenDeal, batch: Aggregates) -> Ids:
     pipeline = _pipeline(app, cmd.pipeline)
     if batch.exists(deal_id):
         existing = batch.load(Deal, deal_id, cmd.deal)
-        if ctx.causation_id in existing.causations:
-            return (deal_id,)
         raise AlreadyExists("deal", cmd.deal, f"opened as {existing.id}")
     lead = (
         batch.load(Lead, resolve_ref(cmd.lead, lead_id_for, batch.exists), cmd.lead)
@@ -328,6 +325,5 @@ def _on_aggregate(
 ) -> Ids:
     ctx = _context(app, cmd)
     aggregate = batch.load(kind, aggregate_id, ref)
-    if ctx.causation_id not in aggregate.causations:
-        action(aggregate, ctx)
+    action(aggregate, ctx)
     return (aggregate_id,)

@@ -1,9 +1,13 @@
 """Bulk import: apply a JSON Lines file of commands, in order, idempotently.
 
 Each non-blank line is one command object (see ``domain.commands``). A line without a
-``command_id`` gets one from a hash of its canonical JSON, so importing the same file again
-changes nothing: every line that was applied is then reported as a duplicate (and two
-identical lines in one file are one command: the second is a duplicate). A bad line
+``command_id`` gets one from the fingerprint of the parsed command
+(``service.command_fingerprint``: the same command written with ``Z`` or ``+00:00``, with
+or without ``"actor": null``, is one command). Every command is recorded in the command
+ledger with its outcome, so importing the same file again changes nothing: every line
+that was applied is then reported as a duplicate, and every line that was refused is
+rejected again with its original reason (two identical lines in one file are one
+command: the second is a duplicate). A bad line
 (not UTF-8, not JSON, not a valid command, refused by the domain) is rejected with its line
 number and reason, and the import goes on unless ``strict``; so is a line beyond the
 bounds of ``domain.input_limits`` (nested too deep, a number too long, a timestamp out of
@@ -12,7 +16,6 @@ range), never an abort.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -25,6 +28,7 @@ from pydantic import BaseModel, ValidationError, computed_field
 from domain.commands import COMMAND_ADAPTER, COMMAND_NAMES, Command
 from domain.errors import DomainError
 from domain.input_limits import JsonRefused, load_json
+from service import command_fingerprint
 from service.application import LeadflowApp
 
 log = structlog.get_logger("leadflow.service.importer")
@@ -238,16 +242,18 @@ def parse_line(text: str) -> Command:
         raise LineRejected(str(error)) from None
     if not isinstance(data, dict):
         raise LineRejected(f"not a JSON object: the line is {_JSON_TYPE_NAMES[type(data)]}")
-    if data.get("command_id") is None:
-        data["command_id"] = content_command_id(data)
     command: Command = COMMAND_ADAPTER.validate_python(data)
+    if command.command_id is None:
+        command_id = command_fingerprint.content_command_id(command)
+        command = command.model_copy(update={"command_id": command_id})
     return command
 
 
 def content_command_id(data: dict[str, Any]) -> str:
-    """A stable id for a command object: the hash of its canonical JSON (sorted keys)."""
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    """The id a command object without ``command_id`` gets: its parsed command's
+    fingerprint (``service.command_fingerprint``)."""
+    command: Command = COMMAND_ADAPTER.validate_python({**data, "command_id": None})
+    return command_fingerprint.content_command_id(command)
 
 
 def describe_validation_error(error: ValidationError) -> str:

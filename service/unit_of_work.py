@@ -5,6 +5,14 @@ cached aggregates without asking the store for newer events; a stale one shows u
 conflict on save or, where nothing was to be stored, by a version check of the cached
 aggregates. Either way the batch is evicted from the cache and recomputed on fresh state
 (optimistic concurrency); after repeated conflicts it is split into single commands.
+
+Every command with an id (``command_id``) is recorded once in the command ledger
+(``adapters.command_ledger``), in the transaction of its events, with the fingerprint of
+its content (``service.command_fingerprint``) and its outcome. The batch reads the ledger
+entries of its ids in one query: an id seen with the same content gets its recorded
+outcome without being decided again (applied: a duplicate; refused: the same refusal);
+an id seen with other content is refused and nothing is recorded. A command without an
+id is not recorded: its generated causation id can never come again.
 """
 
 from __future__ import annotations
@@ -12,7 +20,8 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterable, Sequence
-from typing import Literal, Protocol, TypeVar
+from dataclasses import replace
+from typing import Any, Literal, Protocol, TypeVar
 from uuid import UUID
 
 import structlog
@@ -20,9 +29,11 @@ from eventsourcing.persistence import AggregateRecorder, IntegrityError
 from pydantic import BaseModel, ConfigDict
 
 from adapters.aggregate_versions import latest_versions
+from adapters.command_ledger import LEDGER_KWARG, LedgerEntry
 from domain import commands as c
 from domain.aggregate import Aggregate
 from domain.errors import DomainError
+from service.command_fingerprint import fingerprint, summary
 from service.handlers import HANDLERS, Setup
 from service.ids import as_uuid, deal_id_for, lead_id_for
 from service.queries import of_kind
@@ -34,11 +45,29 @@ A = TypeVar("A", bound=Aggregate)
 
 
 class Outcome(BaseModel):
+    """``replayed``: the command ledger already held this command (its id and content);
+    ``events`` is then what it stored when it was applied."""
+
     model_config = ConfigDict(frozen=True)
 
     status: Literal["applied", "duplicate"]
     aggregate_ids: tuple[UUID, ...] = ()
     events: int = 0
+    replayed: bool = False
+
+
+class RefusedBefore(DomainError):
+    """A command the ledger recorded as refused, sent again: refused with its reason."""
+
+
+class CommandIdReused(DomainError):
+    """A command id the ledger holds for a command with other content."""
+
+    def __init__(self, command_id: str, earlier: str) -> None:
+        super().__init__(
+            f"command id {command_id!r} was already used for a different command "
+            f"({earlier}); send a new id"
+        )
 
 
 class ConcurrencyConflict(DomainError):
@@ -59,7 +88,9 @@ class CommandStore(Setup, Protocol):
 
     def evict(self, aggregate_ids: Iterable[UUID]) -> None: ...
 
-    def save(self, *objs: Aggregate) -> object: ...
+    def save(self, *objs: Aggregate, **kwargs: Any) -> object: ...
+
+    def ledger_entries(self, command_ids: Iterable[str]) -> dict[str, LedgerEntry]: ...
 
 
 def handle_many(
@@ -72,11 +103,12 @@ def handle_many(
     results stop there and only the commands before it are stored). After a conflict the
     batch is recomputed after a short random pause; after repeated conflicts each command
     is stored in its own transaction. The batch asks the store once which of the
-    aggregates it may create or address by UUID exist.
+    aggregates it may create or address by UUID exist, and the ledger once for the
+    entries of its command ids.
     """
     may_exist = _ids_to_probe(commands)
     for number in range(1, MAX_ATTEMPTS + 1):
-        batch = _Batch(app, may_exist)
+        batch = _Batch(app, may_exist, _command_ids(commands))
         results: list[Outcome | DomainError] = []
         for command in commands:
             results.append(_apply(app, command, batch))
@@ -112,6 +144,10 @@ def _ids_to_probe(commands: Sequence[c.Command]) -> set[UUID]:
     return ids
 
 
+def _command_ids(commands: Sequence[c.Command]) -> set[str]:
+    return {command.command_id for command in commands if command.command_id is not None}
+
+
 def _one_by_one(
     app: CommandStore, commands: Sequence[c.Command], stop_at_refusal: bool
 ) -> list[Outcome | DomainError]:
@@ -124,6 +160,34 @@ def _one_by_one(
 
 
 def _apply(app: CommandStore, command: c.Command, batch: _Batch) -> Outcome | DomainError:
+    command_id = command.command_id
+    if command_id is None:
+        return _decide(app, command, batch)
+    content = fingerprint(command)
+    seen = batch.ledger.get(command_id)
+    if seen is not None:
+        return _recorded_outcome(seen, content)
+    result = _decide(app, command, batch)
+    entry = LedgerEntry(command_id, content, summary(command))
+    if isinstance(result, DomainError):
+        entry = replace(entry, refusal=str(result))
+    else:
+        entry = replace(entry, aggregate_ids=result.aggregate_ids, events=result.events)
+    batch.record(entry)
+    return result
+
+
+def _recorded_outcome(seen: LedgerEntry, content: bytes) -> Outcome | DomainError:
+    if seen.fingerprint != content:
+        return CommandIdReused(seen.command_id, seen.command)
+    if seen.refusal is not None:
+        return RefusedBefore(seen.refusal)
+    return Outcome(
+        status="duplicate", aggregate_ids=seen.aggregate_ids, events=seen.events, replayed=True
+    )
+
+
+def _decide(app: CommandStore, command: c.Command, batch: _Batch) -> Outcome | DomainError:
     batch.start_command()
     try:
         ids = HANDLERS[type(command)](app, command, batch)
@@ -143,8 +207,10 @@ class _StaleBatch(Exception):
 class _Batch:
     """The aggregates a batch of commands works on, saved together in one transaction."""
 
-    def __init__(self, app: CommandStore, may_exist: set[UUID]) -> None:
+    def __init__(self, app: CommandStore, may_exist: set[UUID], command_ids: set[str]) -> None:
         self.app = app
+        self.ledger = app.ledger_entries(command_ids) if command_ids else {}
+        self._new_entries: list[LedgerEntry] = []
         self.aggregates: dict[UUID, Aggregate] = {}
         self._cache_hits: dict[UUID, int] = {}  # version of each aggregate the cache gave
         self._probed = may_exist
@@ -185,12 +251,18 @@ class _Batch:
         self.aggregates[aggregate.id] = aggregate
         self._touched.setdefault(aggregate.id, 0)
 
+    def record(self, entry: LedgerEntry) -> None:
+        """A command's ledger entry, stored with the batch's events."""
+        self.ledger[entry.command_id] = entry
+        self._new_entries.append(entry)
+
     def commit(self) -> None:
-        """Save in one transaction; the store's unique (id, version) refuses stale writes."""
+        """Save events and ledger entries in one transaction; the store's unique
+        (id, version) refuses stale writes, the ledger's unique id a racing twin."""
         dirty = [a for a in self.aggregates.values() if a.pending_events]
         self._check_unchanged_are_current()
-        if dirty:
-            self.app.save(*dirty)
+        if dirty or self._new_entries:
+            self.app.save(*dirty, **{LEDGER_KWARG: tuple(self._new_entries)})
 
     @property
     def used_cache(self) -> bool:

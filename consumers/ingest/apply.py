@@ -125,17 +125,16 @@ class _Planner:
         return _Planned((capture.model_copy(update={"attributes": missing}), engage), engage)
 
 
-def _verdict(
-    app: LeadflowApp, planned: _Planned, results: Sequence[Outcome | DomainError]
-) -> Applied | InvalidEngagement:
+def _verdict(results: Sequence[Outcome | DomainError]) -> Applied | InvalidEngagement:
+    """The engagement's outcome; one the command ledger had recorded as stored by this
+    same origin is ``redelivered``."""
     engage_result = results[-1]
     if isinstance(engage_result, DomainError):
         why = "; ".join(str(r) for r in results if isinstance(r, DomainError))
         return InvalidEngagement("refused", f"refused by the domain: {why}")
     if engage_result.status == "applied":
         return "applied"
-    lead = app.get_lead(planned.engage.lead)
-    return "redelivered" if planned.engage.command_id in lead.causations else "duplicate"
+    return "redelivered" if engage_result.replayed and engage_result.events else "duplicate"
 
 
 def apply_engagements(
@@ -158,7 +157,7 @@ def apply_engagements(
             continue
         mine = results[cursor : cursor + len(plan.commands)]
         cursor += len(plan.commands)
-        verdicts.append(_verdict(app, plan, mine))
+        verdicts.append(_verdict(mine))
     return verdicts
 
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from consumers.ingest.ledger import TABLE as LEDGER_TABLE
-from domain.aggregate import Aggregate
 from domain.events import EngagementRecorded
 from leadflow.bootstrap import open_store_db
 from service.application import LeadflowApp
@@ -104,20 +103,22 @@ def check_engagements(app: LeadflowApp, records: list[TopicRecord], leads: list[
 
 
 def check_imports(app: LeadflowApp, lines: list[str]) -> Check:
-    cache: dict[tuple[str, str], Aggregate] = {}
-    missing: list[str] = []
+    targets: set[tuple[str, str]] = set()
+    ids: dict[int, str] = {}
     for number, line in enumerate(lines, start=1):
         data: dict[str, Any] = json.loads(line)
-        command_id = content_command_id(data)
-        target = ("deal", data["deal"]) if "deal" in data else ("lead", data["lead"])
-        if target not in cache:
-            cache[target] = (app.get_deal if target[0] == "deal" else app.get_lead)(target[1])
-        if command_id not in cache[target].causations:
-            missing.append(f"line {number} ({data['command']} {target[1]})")
+        ids[number] = content_command_id(data)
+        targets.add(("deal", data["deal"]) if "deal" in data else ("lead", data["lead"]))
+    recorded = app.ledger_entries(ids.values())
+    missing: list[str] = []
+    for number, command_id in ids.items():
+        entry = recorded.get(command_id)
+        if entry is None or entry.refusal is not None:
+            missing.append(f"line {number} ({entry.command if entry else command_id})")
     return Check(
         "(a) every imported command applied",
         not missing,
-        f"{len(lines)} commands over {len(cache)} leads and deals"
+        f"{len(lines)} commands over {len(targets)} leads and deals"
         + (f"; NOT APPLIED: {missing[:SHOWN]} ({len(missing)} in all)" if missing else ""),
     )
 

@@ -1,0 +1,211 @@
+"""The command ledger table: one row per command id, written in the transaction of the
+command's events (see the recorders of ``adapters.event_store``).
+
+A row holds the id, a 32-byte fingerprint of the command's canonical content, a short
+summary naming the command (``open_deal D-9``) and its outcome: the aggregates it
+touched (16 bytes each) and how many events it stored, or the reason it was refused.
+Rows are kept for ever; a typical row is about 100 to 150 bytes (an id of up to 64
+characters, the fingerprint, one or two aggregate ids, a summary of some 30 characters),
+so a million commands take some 150 MB.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from eventsourcing.utils import get_topic
+from psycopg import Cursor, sql
+from psycopg.rows import DictRow
+
+LEDGER_KWARG = "command_ledger"
+TABLE = "leadflow_command_ledger"
+_SELECT_CHUNK = 500
+_SQLITE_INSERT = (
+    "INSERT INTO leadflow_command_ledger "
+    "(command_id, fingerprint, command, aggregate_ids, events, refusal) "
+    "VALUES (?,?,?,?,?,?)"
+)
+_SQLITE_SELECT = (
+    "SELECT command_id, fingerprint, command, aggregate_ids, events, refusal "
+    "FROM leadflow_command_ledger WHERE command_id IN (SELECT value FROM json_each(?))"
+)
+_POSTGRES_INSERT = sql.SQL(
+    "INSERT INTO {}.{} "
+    "(command_id, fingerprint, command, aggregate_ids, events, refusal) "
+    "VALUES (%s,%s,%s,%s,%s,%s)"
+)
+_POSTGRES_SELECT = sql.SQL(
+    "SELECT command_id, fingerprint, command, aggregate_ids, events, refusal "
+    "FROM {}.{} WHERE command_id = ANY(%s)"
+)
+
+SQLITE_DDL = (
+    "CREATE TABLE IF NOT EXISTS leadflow_command_ledger ("
+    "command_id TEXT PRIMARY KEY, "
+    "fingerprint BLOB NOT NULL, "
+    "command TEXT NOT NULL, "
+    "aggregate_ids BLOB NOT NULL, "
+    "events INTEGER NOT NULL, "
+    "refusal TEXT"
+    ") WITHOUT ROWID"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """What the ledger knows of one command id. ``refusal`` is None when it applied."""
+
+    command_id: str
+    fingerprint: bytes
+    command: str
+    aggregate_ids: tuple[UUID, ...] = ()
+    events: int = 0
+    refusal: str | None = None
+
+    def as_row(self) -> tuple[str, bytes, str, bytes, int, str | None]:
+        ids = b"".join(i.bytes for i in self.aggregate_ids)
+        return (self.command_id, self.fingerprint, self.command, ids, self.events, self.refusal)
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> LedgerEntry:
+        command_id, fingerprint, command, ids, events, refusal = row
+        raw = bytes(ids)
+        return cls(
+            command_id=command_id,
+            fingerprint=bytes(fingerprint),
+            command=command,
+            aggregate_ids=tuple(UUID(bytes=raw[n : n + 16]) for n in range(0, len(raw), 16)),
+            events=events,
+            refusal=refusal,
+        )
+
+
+@runtime_checkable
+class CommandLedger(Protocol):
+    """The ledger as the unit of work sees it (implemented by the event store's recorder)."""
+
+    def ledger_entries(self, command_ids: Iterable[str]) -> dict[str, LedgerEntry]: ...
+
+
+class _Cursor(Protocol):
+    def execute(self, query: Any, params: Any = ..., /) -> Any: ...
+
+    def executemany(self, query: Any, params_seq: Any, /) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+def entries_to_write(kwargs: dict[str, Any]) -> Sequence[LedgerEntry]:
+    entries: Sequence[LedgerEntry] = kwargs.get(LEDGER_KWARG, ())
+    return entries
+
+
+def chunks(command_ids: Iterable[str]) -> Iterable[list[str]]:
+    ids = sorted(set(command_ids))
+    for start in range(0, len(ids), _SELECT_CHUNK):
+        yield ids[start : start + _SELECT_CHUNK]
+
+
+# --- SQLite -------------------------------------------------------------------------------
+
+
+def sqlite_insert(cursor: _Cursor, entries: Sequence[LedgerEntry]) -> None:
+    if entries:
+        cursor.executemany(_SQLITE_INSERT, [e.as_row() for e in entries])
+
+
+def sqlite_select(cursor: _Cursor, command_ids: list[str]) -> list[LedgerEntry]:
+    cursor.execute(_SQLITE_SELECT, (json.dumps(command_ids),))
+    return [LedgerEntry.from_row(tuple(row)) for row in cursor.fetchall()]
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+
+def postgres_ddl(schema: str) -> sql.Composed:
+    return sql.SQL(
+        "CREATE TABLE IF NOT EXISTS {}.{} ("
+        "command_id text PRIMARY KEY, "
+        "fingerprint bytea NOT NULL, "
+        "command text NOT NULL, "
+        "aggregate_ids bytea NOT NULL, "
+        "events integer NOT NULL, "
+        "refusal text)"
+    ).format(sql.Identifier(schema), sql.Identifier(TABLE))
+
+
+def postgres_insert(cursor: _Cursor, schema: str, entries: Sequence[LedgerEntry]) -> None:
+    if entries:
+        query = _POSTGRES_INSERT.format(sql.Identifier(schema), sql.Identifier(TABLE))
+        cursor.executemany(query, [e.as_row() for e in entries])
+
+
+def postgres_select(cursor: _Cursor, schema: str, command_ids: list[str]) -> list[LedgerEntry]:
+    query = _POSTGRES_SELECT.format(sql.Identifier(schema), sql.Identifier(TABLE))
+    cursor.execute(query, (command_ids,))
+    rows = cursor.fetchall()
+    return [LedgerEntry.from_row(tuple(r.values()) if isinstance(r, dict) else r) for r in rows]
+
+
+# --- the event store's recorders, with the ledger ------------------------------------------
+
+
+class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
+    """SQLite's application recorder that also writes the ledger rows passed to
+    ``insert_events`` as ``command_ledger=...``, in the same transaction (also when
+    there are no events)."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), SQLITE_DDL]
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        notification_ids = super()._insert_events(c, stored_events, **kwargs)
+        sqlite_insert(c, entries_to_write(kwargs))
+        return notification_ids
+
+    def ledger_entries(self, command_ids: Iterable[str]) -> dict[str, LedgerEntry]:
+        found: dict[str, LedgerEntry] = {}
+        for chunk in chunks(command_ids):
+            with self.datastore.transaction(commit=False) as c:
+                found.update((e.command_id, e) for e in sqlite_select(c, chunk))
+        return found
+
+
+class LedgerPostgresRecorder(PostgresApplicationRecorder):
+    """PostgreSQL's application recorder that also writes the ledger rows passed to
+    ``insert_events`` as ``command_ledger=...``, in the same transaction (also when
+    there are no events). Its table is created with the event store's (under the DDL
+    lock the application is opened with)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sql_create_statements.append(postgres_ddl(self.datastore.schema))
+
+    def _insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        super()._insert_events(curs, stored_events, **kwargs)
+        postgres_insert(curs, self.datastore.schema, entries_to_write(kwargs))
+
+    def ledger_entries(self, command_ids: Iterable[str]) -> dict[str, LedgerEntry]:
+        found: dict[str, LedgerEntry] = {}
+        for chunk in chunks(command_ids):
+            with self.datastore.get_connection() as conn, conn.cursor() as curs:
+                found.update(
+                    (e.command_id, e) for e in postgres_select(curs, self.datastore.schema, chunk)
+                )
+        return found
+
+
+def ledger_recorder_topic(*, postgres: bool) -> str:
+    """eventsourcing's APPLICATION_RECORDER_TOPIC for the store in use."""
+    return get_topic(LedgerPostgresRecorder if postgres else LedgerSQLiteRecorder)
