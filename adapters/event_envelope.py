@@ -9,16 +9,11 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Notification
-from eventsourcing.utils import TopicError, get_topic
+from eventsourcing.utils import TopicError
 
-from adapters.mapper import PydanticMapper
+from adapters.mapper import EVENT_CLASS_BY_TOPIC, PydanticMapper
 from domain.event_state import upcast
-from domain.events import DEAL_EVENTS, EVENT_CLASSES, DomainEvent
-
-# A record names its event class; it is looked up here, never imported from the name.
-_EVENT_CLASS_BY_TOPIC: dict[str, type[DomainEvent]] = {
-    get_topic(cls): cls for cls in EVENT_CLASSES.values()
-}
+from domain.events import DEAL_EVENTS, DomainEvent
 
 # What decoding a stored event (decrypt, decompress, JSON, event class, validation) raises
 # when its bytes or topic are not what leadflow wrote.
@@ -44,7 +39,7 @@ class EventEnvelope:
 def event_from_state(
     topic: str, originator_id: UUID | str, originator_version: int, state: dict[str, Any]
 ) -> DomainEvent:
-    cls = _EVENT_CLASS_BY_TOPIC.get(topic)
+    cls = EVENT_CLASS_BY_TOPIC.get(topic)  # looked up, never imported from the name
     if cls is None:
         msg = f"topic {topic!r} is not a leadflow domain event"
         raise ValueError(msg)

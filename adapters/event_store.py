@@ -4,6 +4,10 @@ whole DSN, and the lock that serialises schema creation on PostgreSQL."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,6 +22,50 @@ from adapters.command_ledger import ledger_recorder_topic
 from adapters.settings import StoreSettings
 
 _DSN_PARTS = ("dbname", "host", "port", "user", "password")
+_AES_KEY_SIZES = (16, 24, 32)
+_FINGERPRINT_LABEL = b"leadflow cipher key fingerprint v1\x00"
+
+
+class StoreSettingsError(Exception):
+    """The store settings cannot be used as they are (a malformed key, a missing extra,
+    settings that disagree with the store): one line naming the setting."""
+
+
+def cipher_key_bytes(store: StoreSettings) -> bytes | None:
+    """The configured AES key, checked: base64 of 16, 24 or 32 bytes, with the
+    ``cryptography`` package installed. None when events are not encrypted."""
+    if store.cipher_key is None:
+        return None
+    text = store.cipher_key.get_secret_value().strip()
+    try:
+        key = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        msg = (
+            "LEADFLOW_CIPHER_KEY is not valid base64 "
+            "(expected a base64 AES key of 16, 24 or 32 bytes)"
+        )
+        raise StoreSettingsError(msg) from None
+    if len(key) not in _AES_KEY_SIZES:
+        msg = (
+            f"LEADFLOW_CIPHER_KEY decodes to {len(key)} bytes; an AES key has 16, 24 or 32 "
+            "bytes (base64)"
+        )
+        raise StoreSettingsError(msg)
+    try:
+        importlib.import_module("cryptography")
+    except ImportError:
+        msg = (
+            "LEADFLOW_CIPHER_KEY is set but the 'cryptography' package is not installed: "
+            "pip install 'leadflow[crypto]'"
+        )
+        raise StoreSettingsError(msg) from None
+    return key
+
+
+def key_fingerprint(key: bytes) -> str:
+    """A short public name of a cipher key (never the key): 16 hex of SHA-256 over a fixed
+    label and the key."""
+    return hashlib.sha256(_FINGERPRINT_LABEL + key).hexdigest()[:16]
 
 
 class DsnPostgresFactory(PostgresFactory):
@@ -41,7 +89,8 @@ class DsnPostgresFactory(PostgresFactory):
 
 
 def event_store_env(store: StoreSettings) -> dict[str, str]:
-    """eventsourcing's environment for the configured store, cipher and compressor."""
+    """eventsourcing's environment for the configured store, cipher and compressor (the
+    cipher key checked first: StoreSettingsError names what is wrong with it)."""
     env: dict[str, str] = {
         "AGGREGATE_CACHE_MAXSIZE": "5000",
         "APPLICATION_RECORDER_TOPIC": ledger_recorder_topic(postgres=store.dsn is not None),
@@ -65,9 +114,10 @@ def event_store_env(store: StoreSettings) -> dict[str, str]:
             SQLITE_DBNAME=str(store.sqlite_event_store),
             SQLITE_LOCK_TIMEOUT="30",
         )
-    if store.cipher_key is not None:
+    key = cipher_key_bytes(store)
+    if key is not None:
         env["CIPHER_TOPIC"] = "eventsourcing.cryptography:AESCipher"
-        env["CIPHER_KEY"] = store.cipher_key.get_secret_value()
+        env["CIPHER_KEY"] = base64.b64encode(key).decode("ascii")
     if store.compress_events:
         env["COMPRESSOR_TOPIC"] = "eventsourcing.compressor:ZlibCompressor"
     return env

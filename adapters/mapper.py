@@ -1,19 +1,63 @@
-"""Mapping pydantic events to stored events and back, with upcasting on read."""
+"""Mapping pydantic events to stored events and back, with upcasting on read.
+
+A stored topic names a class by text; it is looked up among leadflow's own event classes
+and the snapshot class (``STORED_CLASS_BY_TOPIC``), never imported from the name."""
 
 from __future__ import annotations
 
 import json
-from typing import Any, cast
+import zlib
+from collections.abc import Mapping
+from typing import Any, ClassVar, cast
 from uuid import UUID
 
 import pydantic_core
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, ProgrammingError, StoredEvent, Transcoder, Transcoding
-from eventsourcing.utils import get_topic, resolve_topic
+from eventsourcing.utils import get_topic
 from pydantic import BaseModel
 
+from domain.aggregate import Snapshot
 from domain.event_state import stored_state, upcast
-from domain.events import DomainEvent
+from domain.events import EVENT_CLASSES, DomainEvent
+
+EVENT_CLASS_BY_TOPIC: dict[str, type[DomainEvent]] = {
+    get_topic(cls): cls for cls in EVENT_CLASSES.values()
+}
+STORED_CLASS_BY_TOPIC: dict[str, type[BaseModel]] = {
+    **EVENT_CLASS_BY_TOPIC,
+    get_topic(Snapshot): Snapshot,
+}
+
+
+class StoredEventError(ValueError):
+    """A stored event leadflow cannot read back: the store is damaged, not leadflow."""
+
+    def __init__(self, stored: StoredEvent, problem: str) -> None:
+        self.originator_id = stored.originator_id
+        self.originator_version = stored.originator_version
+        super().__init__(
+            f"stored event {stored.originator_version} of aggregate {stored.originator_id} "
+            f"{problem}"
+        )
+
+
+class UnknownStoredTopic(StoredEventError):
+    """A stored event's topic that names no leadflow class: nothing is imported."""
+
+    def __init__(self, stored: StoredEvent) -> None:
+        self.topic = stored.topic
+        super().__init__(stored, f"has topic {stored.topic!r}, which is not a leadflow event")
+
+
+def stored_class(
+    stored: StoredEvent, classes: Mapping[str, type[BaseModel]] = STORED_CLASS_BY_TOPIC
+) -> type[BaseModel]:
+    """The leadflow class a stored event's topic names (UnknownStoredTopic otherwise)."""
+    cls = classes.get(stored.topic)
+    if cls is None:
+        raise UnknownStoredTopic(stored)
+    return cls
 
 
 class JSONTranscoder(Transcoder):
@@ -43,6 +87,9 @@ class JSONTranscoder(Transcoder):
 
 
 class PydanticMapper(Mapper[UUID]):
+    # the classes a stored topic may name (a subclass may add its own, e.g. in tests)
+    stored_classes: ClassVar[Mapping[str, type[BaseModel]]] = STORED_CLASS_BY_TOPIC
+
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
         model = cast(BaseModel, domain_event)
         state = getattr(model, "_stored_state", None)
@@ -72,10 +119,14 @@ class PydanticMapper(Mapper[UUID]):
         return cast(dict[str, Any], self.transcoder.decode(self.plain_state(stored)))
 
     def to_domain_event(self, stored: StoredEvent) -> DomainEventProtocol[UUID]:
-        cls = resolve_topic(stored.topic)
-        state = self.decode_state(stored)
-        if issubclass(cls, DomainEvent):
-            state = upcast(cls, state)
-        state["originator_id"] = stored.originator_id
-        state["originator_version"] = stored.originator_version
-        return cast(DomainEventProtocol[UUID], cls.model_validate(state))
+        cls = stored_class(stored, self.stored_classes)
+        try:
+            state = self.decode_state(stored)
+            if issubclass(cls, DomainEvent):
+                state = upcast(cls, state)
+            state["originator_id"] = stored.originator_id
+            state["originator_version"] = stored.originator_version
+            return cast(DomainEventProtocol[UUID], cls.model_validate(state))
+        except (ValueError, KeyError, TypeError, zlib.error) as error:
+            problem = f"cannot be decoded: {type(error).__name__}: {error}"
+            raise StoredEventError(stored, problem) from error

@@ -14,6 +14,7 @@ from adapters.retrying import retry_while_unavailable
 from adapters.settings import Settings
 from adapters.stopping import ProcessStop
 from adapters.store_db import StoreDb
+from adapters.store_integrity import check_store_integrity
 from adapters.stream_settings import StreamSettings
 from consumers.ingest.consumer import EngagementIngest
 from consumers.projection import runner
@@ -38,7 +39,9 @@ def load_settings() -> Settings:
 
 
 def open_application(settings: Settings, default_actor: str = "leadflow") -> LeadflowApp:
-    """The application on the configured event store (its tables created if missing)."""
+    """The application on the configured event store (its tables created if missing),
+    refused (StoreSettingsError) when the settings disagree with the store's recorded
+    integrity settings."""
     store = settings.store
     if store.dsn is None:
         return _construct(settings, default_actor)
@@ -48,13 +51,20 @@ def open_application(settings: Settings, default_actor: str = "leadflow") -> Lea
 
 def _construct(settings: Settings, default_actor: str) -> LeadflowApp:
     store = settings.store
-    return LeadflowApp(
+    app = LeadflowApp(
         event_store_env(store),
         stage_model=load_stage_model(store.stage_model_file),
         scoring_rules=load_scoring_rules(store.scoring_rules_file),
         snapshot_interval=store.snapshot_interval,
         default_actor=default_actor,
     )
+    try:
+        # settings that disagree with the store are refused before anything is written
+        check_store_integrity(store, app.recorder, app.mapper.cipher)
+    except BaseException:
+        app.close()
+        raise
+    return app
 
 
 def open_application_patiently(

@@ -10,7 +10,9 @@ from collections.abc import Sequence
 import structlog
 from pydantic import ValidationError
 
+from adapters.event_store import StoreSettingsError
 from adapters.logging import configure_logging
+from adapters.mapper import StoredEventError
 from domain.config_file import ConfigFileError
 from domain.errors import DomainError
 from leadflow.bootstrap import load_settings
@@ -26,6 +28,8 @@ COMMAND_MODULES = (
 )
 
 log = structlog.get_logger("leadflow.cli")
+
+EXIT_STORE_DAMAGED = 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,9 +62,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log.level, settings.log.format)
     try:
         return int(args.handler(args, settings) or 0)
-    except (CliError, DomainError, ConfigFileError, ValidationError, OSError) as error:
+    except (
+        CliError,
+        DomainError,
+        ConfigFileError,
+        StoreSettingsError,
+        ValidationError,
+        OSError,
+    ) as error:
         print(f"leadflow {args.subcommand}: {_one_line(error)}", file=sys.stderr)
         return 1
+    except StoredEventError as error:  # the store is damaged: as verify and history say it
+        print(f"leadflow {args.subcommand}: {_one_line(error)}", file=sys.stderr)
+        return EXIT_STORE_DAMAGED
     except KeyboardInterrupt:
         print(f"leadflow {args.subcommand}: interrupted", file=sys.stderr)
         return 130

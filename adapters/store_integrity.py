@@ -1,0 +1,192 @@
+"""The integrity settings recorded in the event store: whether its events are encrypted
+(with the key's fingerprint, never the key), whether they are compressed, and the audit
+key id (room for the signed log).
+
+The first process on a store records them; every later one compares its own settings
+with what is recorded and refuses to start, before it writes anything, when they
+disagree. A store that predates the record has it inferred once from its first stored
+event, read with the configured settings. Changing the cipher key of an existing store
+is refused; rotation is not supported yet.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from eventsourcing.persistence import ApplicationRecorder, Cipher
+
+from adapters.event_store import StoreSettingsError, cipher_key_bytes, key_fingerprint
+from adapters.settings import StoreSettings
+from adapters.store_db import StoreDb
+
+TABLE = "leadflow_store_integrity"
+
+_CREATE = """
+CREATE TABLE IF NOT EXISTS {t} (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    encrypted BOOLEAN NOT NULL,
+    key_fingerprint TEXT,
+    compressed BOOLEAN NOT NULL,
+    audit_key_id TEXT,
+    recorded_at TEXT NOT NULL
+)"""
+_KEY = "LEADFLOW_CIPHER_KEY"
+_COMPRESS = "LEADFLOW_COMPRESS_EVENTS"
+
+
+@dataclass(frozen=True, slots=True)
+class IntegritySettings:
+    encrypted: bool
+    key_fingerprint: str | None
+    compressed: bool
+    audit_key_id: str | None = None
+
+
+def configured_integrity(store: StoreSettings) -> IntegritySettings:
+    """What the settings say (the cipher key checked: StoreSettingsError when malformed)."""
+    key = cipher_key_bytes(store)
+    return IntegritySettings(
+        encrypted=key is not None,
+        key_fingerprint=None if key is None else key_fingerprint(key),
+        compressed=store.compress_events,
+    )
+
+
+def check_store_integrity(
+    store: StoreSettings, recorder: ApplicationRecorder, cipher: Cipher | None
+) -> IntegritySettings:
+    """Refuse (StoreSettingsError, one line naming the setting) when ``store``'s settings
+    disagree with what the event store records; record them when nothing is recorded
+    yet. On PostgreSQL, call it under the DDL lock. Returns what is recorded."""
+    wanted = configured_integrity(store)
+    with StoreDb(store) as db:
+        recorded = _read(db)
+        if recorded is None:
+            first = recorder.select_notifications(start=None, limit=1)
+            if first:
+                _check_first_event(db.location, first[0].state, wanted, cipher)
+            db.execute(_CREATE, t=TABLE)
+            db.execute(
+                "INSERT INTO {t} (id, encrypted, key_fingerprint, compressed, audit_key_id, "
+                "recorded_at) VALUES (1, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                (
+                    wanted.encrypted,
+                    wanted.key_fingerprint,
+                    wanted.compressed,
+                    wanted.audit_key_id,
+                    datetime.now(UTC).isoformat(),
+                ),
+                t=TABLE,
+            )
+            recorded = _read(db)
+            assert recorded is not None
+        _compare(db.location, recorded, wanted)
+    return recorded
+
+
+def _read(db: StoreDb) -> IntegritySettings | None:
+    if not _table_exists(db):
+        return None
+    rows = db.execute(
+        "SELECT encrypted, key_fingerprint, compressed, audit_key_id FROM {t} WHERE id = 1",
+        t=TABLE,
+    )
+    if not rows:
+        return None
+    encrypted, fingerprint, compressed, audit_key_id = rows[0]
+    return IntegritySettings(bool(encrypted), fingerprint, bool(compressed), audit_key_id)
+
+
+def _table_exists(db: StoreDb) -> bool:
+    if db.dialect == "sqlite":
+        query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+        return bool(db.execute(query, (TABLE,)))
+    return db.execute("SELECT to_regclass(?) IS NOT NULL", (db.table(TABLE),))[0][0] is True
+
+
+def _compare(location: str, recorded: IntegritySettings, wanted: IntegritySettings) -> None:
+    where = f"the event store at {location}"
+    if recorded.encrypted and not wanted.encrypted:
+        msg = (
+            f"{_KEY}: {where} is encrypted (key fingerprint {recorded.key_fingerprint}); "
+            f"{_KEY} is not set"
+        )
+        raise StoreSettingsError(msg)
+    if wanted.encrypted and not recorded.encrypted:
+        msg = (
+            f"{_KEY}: {where} is not encrypted; {_KEY} is set "
+            "(encrypting an existing store is not supported)"
+        )
+        raise StoreSettingsError(msg)
+    if recorded.encrypted and recorded.key_fingerprint != wanted.key_fingerprint:
+        msg = (
+            f"{_KEY}: {where} is encrypted with key fingerprint {recorded.key_fingerprint}; "
+            f"this key's fingerprint is {wanted.key_fingerprint} "
+            "(changing the key of an existing store is refused)"
+        )
+        raise StoreSettingsError(msg)
+    if recorded.compressed != wanted.compressed:
+        msg = (
+            f"{_COMPRESS}: the events of {where} are "
+            f"{'' if recorded.compressed else 'not '}compressed; the setting says "
+            f"{str(wanted.compressed).lower()}"
+        )
+        raise StoreSettingsError(msg)
+
+
+def _check_first_event(
+    location: str, state: bytes, wanted: IntegritySettings, cipher: Cipher | None
+) -> None:
+    """Infer the settings of a store that predates the record from its first stored event
+    and refuse, naming the likely setting, when they are not the configured ones."""
+    where = f"the event store at {location}"
+    if _plain_or_compressed(state) is not None:
+        if wanted.encrypted:
+            msg = f"{_KEY}: {where} is not encrypted; {_KEY} is set"
+            raise StoreSettingsError(msg)
+        plain = state
+    elif cipher is None:
+        msg = f"{_KEY}: {where} is encrypted; {_KEY} is not set"
+        raise StoreSettingsError(msg)
+    else:
+        try:
+            plain = cipher.decrypt(state)
+        except ValueError:
+            msg = (
+                f"{_KEY}: {where} is encrypted with another key "
+                f"(its first event cannot be decrypted with fingerprint {wanted.key_fingerprint})"
+            )
+            raise StoreSettingsError(msg) from None
+    compressed = _plain_or_compressed(plain)
+    if compressed is None:
+        msg = f"{where}: its first stored event is not leadflow JSON under any setting"
+        raise StoreSettingsError(msg)
+    if compressed != wanted.compressed:
+        msg = (
+            f"{_COMPRESS}: the events of {where} are {'' if compressed else 'not '}compressed; "
+            f"the setting says {str(wanted.compressed).lower()}"
+        )
+        raise StoreSettingsError(msg)
+
+
+def _plain_or_compressed(data: bytes) -> bool | None:
+    """False for a JSON object, True for a zlib-compressed one, None for anything else."""
+    if _json_object(data):
+        return False
+    try:
+        inflated = zlib.decompress(data)
+    except zlib.error:
+        return None
+    return True if _json_object(inflated) else None
+
+
+def _json_object(data: bytes) -> bool:
+    try:
+        value: Any = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(value, dict)
