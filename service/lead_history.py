@@ -33,7 +33,14 @@ from adapters.logging import error_text
 from adapters.mapper import EVENT_CLASS_BY_TOPIC, PydanticMapper, stored_class
 from domain.aggregate import Aggregate, project_aggregate
 from domain.errors import DomainError, UnknownAggregate
-from domain.events import DealOpened, DomainEvent, LeadCaptured, LeadConverted
+from domain.event_state import stored_state
+from domain.events import (
+    OMITTED_WHEN_NONE,
+    DealOpened,
+    DomainEvent,
+    LeadCaptured,
+    LeadConverted,
+)
 from domain.hash_chain import ChainVerdict, StoredLink, verify_chain
 from domain.input_limits import TIME_RANGE, in_time_range
 from service.application import LeadflowApp
@@ -42,7 +49,8 @@ from service.ids import deal_id_for, lead_id_for, normalise_ref
 log = structlog.get_logger("leadflow.service.lead_history")
 
 AggregateKind = Literal["lead", "deal"]
-_ENVELOPE = frozenset(DomainEvent.model_fields)
+# A backdated event's original time (``backdated_from``) is shown with its data.
+_ENVELOPE = frozenset(DomainEvent.model_fields) - set(OMITTED_WHEN_NONE)
 # Bookkeeping sets that duplicate the event list and have no stable order.
 _STATE_NOISE = frozenset({"causations", "engagement_ids"})
 _CREATED: dict[AggregateKind, type[DomainEvent]] = {"lead": LeadCaptured, "deal": DealOpened}
@@ -269,7 +277,7 @@ def _audited(
         causation_id=event.causation_id,
         correlation_id=event.correlation_id,
         schema_version=event.schema_version,
-        data=event.model_dump(mode="json", exclude=set(_ENVELOPE)),
+        data={k: v for k, v in stored_state(event).items() if k not in _ENVELOPE},
     )
 
 

@@ -94,6 +94,10 @@ def test_backdated_lines_are_recorded_at_the_last_change_with_their_own_time(
         app.close()
     kpis = json.loads(cli("kpis", "--json").out)
     assert (kpis["won_deals"], kpis["avg_sales_cycle_days"]) == (1, 0.0)
+    history = json.loads(cli("history", "ada@example.com", "--json").out)
+    shown = [e for e in history["events"] if e["type"] == "LeadAccepted"]
+    assert [e["data"]["backdated_from"] for e in shown] == ["2025-12-31T09:00:00Z"]
+    assert all("backdated_from" not in e["data"] for e in history["events"] if e not in shown)
 
 
 def test_kpis_of_a_store_already_holding_a_deal_won_before_it_opened_are_never_negative(
