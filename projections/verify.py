@@ -8,13 +8,15 @@ aggregates the live projector holds at a version (``projections.frozen_aggregate
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 from uuid import UUID
 
 import structlog
 
 from adapters.event_envelope import DECODE_ERRORS
 from adapters.logging import error_text
-from domain.hash_chain import ChainVerdict
+from adapters.mapper import PydanticMapper, stored_class
+from domain.hash_chain import ChainVerdict, StoredLink, verify_chain
 from projections.catch_up import catch_up
 from projections.compare import Difference, compare_stores
 from projections.frozen_aggregates import FrozenAggregate, frozen_aggregates
@@ -60,6 +62,29 @@ class Verification:
         )
 
 
+def _verify_chain(app: LeadflowApp, aggregate_id: UUID) -> ChainVerdict:
+    """The aggregate's hash chain; an event that cannot be decoded (its topic is not a
+    leadflow event, or its bytes cannot be decrypted, decompressed or parsed) breaks the
+    chain at its version, with why."""
+    mapper = cast(PydanticMapper, app.mapper)
+    links: list[StoredLink] = []
+    for stored in app.recorder.select_events(aggregate_id):
+        try:
+            stored_class(stored)
+            state = mapper.decode_state(stored)
+        except DECODE_ERRORS as error:
+            verdict = verify_chain(links)
+            if not verdict.ok:
+                return verdict
+            version = stored.originator_version
+            problem = f"event {version} cannot be decoded: {error_text(error)}"
+            return ChainVerdict(False, verdict.events_checked, version, problem)
+        links.append(
+            StoredLink(stored.topic, str(stored.originator_id), stored.originator_version, state)
+        )
+    return verify_chain(links)
+
+
 def verify_read_model(
     app: LeadflowApp, live: ReadModelStore, *, until: int | None = None
 ) -> Verification:
@@ -88,11 +113,7 @@ def verify_read_model(
         if result.live_dead_letters:
             result.frozen_aggregates = frozen_aggregates(tx)
     for aggregate_id in sorted(ids):
-        try:
-            verdict = app.verify_chain(UUID(aggregate_id))
-        except DECODE_ERRORS as error:  # reported as an unreadable event too
-            problem = f"an event cannot be decoded: {error_text(error)}"
-            verdict = ChainVerdict(False, 0, None, problem)
+        verdict = _verify_chain(app, UUID(aggregate_id))
         result.events_checked += verdict.events_checked
         if not verdict.ok:
             result.broken_chains.append(BrokenChain(aggregate_id, verdict))
