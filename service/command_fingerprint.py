@@ -4,7 +4,9 @@ Canonical: the command's fields without ``command_id`` and ``correlation_id``, a
 field and a null one alike (except where null means "clear it", as ``expected_close_date``
 of ``update_deal``), timestamps in UTC, amounts without trailing zeros, keys sorted. So
 the same command written with ``Z`` or ``+00:00``, with ``"actor": null`` or without
-``actor``, has one fingerprint.
+``actor``, has one fingerprint. A time the sender did not give, stamped when the command
+was received (the CLI's default "now", see ``stamped_on_receipt``), is not content: the
+same command sent again with its id is the same command.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import hashlib
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from domain import commands as c
@@ -25,8 +27,21 @@ _NULL_MEANS_CLEAR: dict[type[c.Command], frozenset[str]] = {
 }
 
 
+C = TypeVar("C", bound=c.Command)
+
+
+def stamped_on_receipt(command: C) -> C:
+    """The command with its ``occurred_at`` marked as stamped on receipt, not sent."""
+    copy = command.model_copy()
+    copy.__pydantic_fields_set__.discard("occurred_at")
+    return copy
+
+
 def canonical_content(command: c.Command) -> str:
-    content = command.model_dump(mode="python", exclude_none=True, exclude=set(_NOT_CONTENT))
+    left_out = set(_NOT_CONTENT)
+    if "occurred_at" not in command.model_fields_set:
+        left_out.add("occurred_at")
+    content = command.model_dump(mode="python", exclude_none=True, exclude=left_out)
     for name in _NULL_MEANS_CLEAR.get(type(command), frozenset()):
         if name in command.model_fields_set and getattr(command, name) is None:
             content[name] = None

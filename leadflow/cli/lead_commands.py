@@ -30,6 +30,7 @@ from domain.scoring import ENGAGEMENT_KINDS
 from leadflow.bootstrap import open_application
 from leadflow.errors import CliError
 from service.application import LeadflowApp
+from service.command_fingerprint import stamped_on_receipt
 from service.importer import ImportAborted, ImportReport, ProgressPrinter, import_commands
 from service.unit_of_work import Outcome
 
@@ -247,11 +248,8 @@ def _register_import(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def build_command(spec: Subcommand, args: argparse.Namespace) -> c.Command:
     """The command model from the parsed arguments; bad values name the option."""
-    data: dict[str, Any] = {
-        spec.target: args.ref,
-        "actor": args.actor,
-        "occurred_at": datetime.now(UTC),
-    }
+    now = datetime.now(UTC)
+    data: dict[str, Any] = {spec.target: args.ref, "actor": args.actor, "occurred_at": now}
     for option in (*spec.options, *COMMON_OPTIONS):
         value = option.value(args)
         if value is not None:
@@ -261,7 +259,7 @@ def build_command(spec: Subcommand, args: argparse.Namespace) -> c.Command:
                 node = node.setdefault(parent, {})
             node[leaf] = value
     try:
-        return spec.model.model_validate(data)
+        command = spec.model.model_validate(data)
     except ValidationError as error:
         flags = {o.path: o.flag for o in (*spec.options, *COMMON_OPTIONS)}
         flags[spec.target] = spec.target.upper()
@@ -270,6 +268,8 @@ def build_command(spec: Subcommand, args: argparse.Namespace) -> c.Command:
             path = ".".join(str(p) for p in item["loc"])
             problems.append(f"{flags.get(path, path)}: {item['msg']}")
         raise CliError("; ".join(problems)) from None
+    # without --at the time is "now": sent again with its --command-id, the same command
+    return stamped_on_receipt(command) if data["occurred_at"] is now else command
 
 
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
