@@ -198,6 +198,11 @@ COMMON_OPTIONS: tuple[Option, ...] = (
     Option("--at", "occurred_at", metavar="T", help="when it happened, ISO 8601 (default: now)"),
     Option("--command-id", help="idempotency key: repeating a command id changes nothing"),
     Option("--correlation-id"),
+    Option(
+        "--backdated",
+        kind="switch",
+        help="dated before the last stage change: record it at that change, keeping --at",
+    ),
 )
 
 

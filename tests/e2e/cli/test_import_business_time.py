@@ -136,3 +136,20 @@ def test_kpis_of_a_store_already_holding_a_deal_won_before_it_opened_are_never_n
 
 def _second_deal() -> str:
     return line("open_deal", "2026-02-02T09:00:00Z", deal="D-10", amount="500")
+
+
+def test_subcommands_refuse_an_out_of_order_change_in_one_line_and_take_backdated(
+    cli: Cli,
+) -> None:
+    assert cli("open-deal", "D-9", "--amount", "10", "--at", "2026-02-01T09:00:00Z").code == 0
+
+    refused = cli("win-deal", "D-9", "--at", "2026-01-01T09:00:00Z")
+    backdated = cli("win-deal", "D-9", "--at", "2026-01-01T09:00:00Z", "--backdated")
+
+    assert refused.code != 0
+    assert refused.messages == [
+        f"leadflow win-deal: deal 'D-9' ({D9}) is in stage 'qualification' since "
+        "2026-02-01T09:00:00Z: cannot win it at 2026-01-01T09:00:00Z, before its last stage change; send it with "
+        "backdated=true to record it at the last change"
+    ]
+    assert backdated.code == 0
