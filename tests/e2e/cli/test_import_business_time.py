@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.aggregate import EventContext
-from domain.events import DealWon, EngagementRecorded, LeadAccepted
+from domain.events import DealOpened, DealWon, EngagementRecorded, LeadAccepted, LeadConverted
 from leadflow.bootstrap import open_application
 from service.ids import deal_id_for, lead_id_for
 from tests.e2e.cli.conftest import Cli
@@ -149,7 +149,45 @@ def test_subcommands_refuse_an_out_of_order_change_in_one_line_and_take_backdate
     assert refused.code != 0
     assert refused.messages == [
         f"leadflow win-deal: deal 'D-9' ({D9}) is in stage 'qualification' since "
-        "2026-02-01T09:00:00Z: cannot win it at 2026-01-01T09:00:00Z, before its last stage change; send it with "
-        "backdated=true to record it at the last change"
+        "2026-02-01T09:00:00Z: cannot win it at 2026-01-01T09:00:00Z, before its last stage "
+        "change; send it with backdated=true to record it at the last change"
     ]
     assert backdated.code == 0
+
+
+def test_a_backdated_conversion_opens_its_deal_at_the_conversion_time(
+    cli: Cli, data_dir: Path, tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path / "in.jsonl",
+        line("capture_lead", "2026-01-01T09:00:00Z", lead="ada@example.com", source="web"),
+        line(
+            "fast_track",
+            "2026-01-05T09:00:00Z",
+            lead="ada@example.com",
+            to_stage="sql",
+            reason="referral",
+        ),
+        line(
+            "open_deal",
+            "2026-01-03T09:00:00Z",
+            deal="D-9",
+            lead="ada@example.com",
+            amount="10",
+            backdated=True,
+        ),
+    )
+
+    assert cli("import", str(path)).code == 0
+
+    app = open_application(settings_with(data_dir=data_dir))
+    try:
+        converted = app.events_of(ADA)[-1]
+        opened = app.events_of(D9)[0]
+        assert isinstance(converted, LeadConverted)
+        assert isinstance(opened, DealOpened)
+        jan5, jan3 = datetime(2026, 1, 5, 9, tzinfo=UTC), datetime(2026, 1, 3, 9, tzinfo=UTC)
+        assert (converted.occurred_at, converted.backdated_from) == (jan5, jan3)
+        assert (opened.occurred_at, opened.backdated_from) == (jan5, jan3)
+    finally:
+        app.close()
