@@ -17,7 +17,7 @@ from eventsourcing.persistence import Mapper, ProgrammingError, StoredEvent, Tra
 from eventsourcing.utils import get_topic
 from pydantic import BaseModel
 
-from domain.aggregate import Snapshot
+from domain.aggregate import Snapshot, snapshot_class
 from domain.event_state import stored_state, upcast
 from domain.events import EVENT_CLASSES, DomainEvent
 
@@ -33,11 +33,11 @@ STORED_CLASS_BY_TOPIC: dict[str, type[BaseModel]] = {
 class StoredEventError(ValueError):
     """A stored event leadflow cannot read back: the store is damaged, not leadflow."""
 
-    def __init__(self, stored: StoredEvent, problem: str) -> None:
+    def __init__(self, stored: StoredEvent, problem: str, what: str = "event") -> None:
         self.originator_id = stored.originator_id
         self.originator_version = stored.originator_version
         super().__init__(
-            f"stored event {stored.originator_version} of aggregate {stored.originator_id} "
+            f"stored {what} {stored.originator_version} of aggregate {stored.originator_id} "
             f"{problem}"
         )
 
@@ -126,7 +126,11 @@ class PydanticMapper(Mapper[UUID]):
                 state = upcast(cls, state)
             state["originator_id"] = stored.originator_id
             state["originator_version"] = stored.originator_version
-            return cast(DomainEventProtocol[UUID], cls.model_validate(state))
+            decoded = cls.model_validate(state)
+            if isinstance(decoded, Snapshot):
+                snapshot_class(decoded)  # its aggregate is looked up, never imported
+            return cast(DomainEventProtocol[UUID], decoded)
         except (ValueError, KeyError, TypeError, zlib.error) as error:
             problem = f"cannot be decoded: {type(error).__name__}: {error}"
-            raise StoredEventError(stored, problem) from error
+            what = "snapshot" if cls is Snapshot else "event"
+            raise StoredEventError(stored, problem, what) from error

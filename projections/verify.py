@@ -103,9 +103,12 @@ def verify_read_model(
                 )
             ]
             result.unreadable_events = [
-                f"notification {position}: {problem}"
-                for position, problem in tx.execute(
-                    "SELECT record_position, error FROM rm_dead_letters ORDER BY record_position"
+                f"notification {position}"
+                + (f" of aggregate {aggregate_id}" if aggregate_id else "")
+                + f": {problem}"
+                for position, aggregate_id, problem in tx.execute(
+                    "SELECT record_position, aggregate_id, error FROM rm_dead_letters "
+                    "ORDER BY record_position"
                 )
             ]
     with live.read() as tx:

@@ -183,9 +183,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "compare the read model with a rebuild; verify every hash chain",
         "Rebuilds the read model from the event store into a scratch store, compares the\n"
         "fact tables row by row and verifies every aggregate's hash chain. Exit status 0\n"
-        f"when all agree, {EXIT_VERIFY_FAILED} on any difference (each is printed), 1 on "
-        "errors.\nIn Kafka mode run the relay and `leadflow project --until-idle` first: a "
-        "lagging\nread model shows up as differences.",
+        f"when all agree, {EXIT_VERIFY_FAILED} on any difference or damaged stored event "
+        "(each is printed:\na damaged event with its aggregate, version and cause), 1 only "
+        "on leadflow's own errors.\nIn Kafka mode run the relay and `leadflow project "
+        "--until-idle` first: a lagging\nread model shows up as differences.",
     )
     verify.set_defaults(handler=_cli_errors(verify_command))
 

@@ -5,6 +5,7 @@ line before anything is written."""
 from __future__ import annotations
 
 import base64
+import json
 import sqlite3
 import sys
 from pathlib import Path
@@ -204,4 +205,37 @@ def test_a_key_without_the_crypto_extra_names_the_extra(
     assert refused.messages == [
         "leadflow capture-lead: LEADFLOW_CIPHER_KEY is set but the 'cryptography' package "
         "is not installed: pip install 'leadflow[crypto]'"
+    ]
+
+
+def test_a_snapshot_naming_a_foreign_class_is_refused_and_never_imported(
+    cli: Cli, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEADFLOW_SNAPSHOT_INTERVAL", "2")
+    assert cli("capture-lead", ADA, "--source", "web").code == 0
+    assert cli("log-contact", ADA, "--channel", "email").code == 0
+    lead_id = lead_id_for(ADA)
+    [(version, state)] = _sql(
+        data_dir,
+        "SELECT originator_version, state FROM stored_snapshots WHERE originator_id = ?",
+        lead_id.hex,
+    )
+    forged = json.loads(state)
+    forged["topic"] = "this:s"
+    _sql(
+        data_dir,
+        "UPDATE stored_snapshots SET state = ? WHERE originator_id = ?",
+        json.dumps(forged).encode(),
+        lead_id.hex,
+    )
+    sys.modules.pop("this", None)
+
+    shown = cli("lead", "show", ADA)
+
+    assert "this" not in sys.modules
+    assert shown.code == 3
+    assert shown.messages == [
+        f"leadflow lead: stored snapshot {version} of aggregate {lead_id} cannot be decoded: "
+        f"ValueError: snapshot at version {version} of aggregate {lead_id} has topic 'this:s', "
+        "which is not a leadflow aggregate"
     ]
