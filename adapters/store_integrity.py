@@ -5,7 +5,7 @@ key id (room for the signed log).
 The first process on a store records them; every later one compares its own settings
 with what is recorded and refuses to start, before it writes anything, when they
 disagree. A store that predates the record has it inferred once from its first stored
-event, read with the configured settings. Changing the cipher key of an existing store
+events, read with the configured settings. Changing the cipher key of an existing store
 is refused; rotation is not supported yet.
 """
 
@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from eventsourcing.persistence import ApplicationRecorder, Cipher
 
@@ -34,6 +35,7 @@ CREATE TABLE IF NOT EXISTS {t} (
     audit_key_id TEXT,
     recorded_at TEXT NOT NULL
 )"""
+_SAMPLE = 20  # first stored events read to infer the settings of an older store
 _KEY = "LEADFLOW_CIPHER_KEY"
 _COMPRESS = "LEADFLOW_COMPRESS_EVENTS"
 
@@ -66,9 +68,9 @@ def check_store_integrity(
     with StoreDb(store) as db:
         recorded = _read(db)
         if recorded is None:
-            first = recorder.select_notifications(start=None, limit=1)
+            first = recorder.select_notifications(start=None, limit=_SAMPLE)
             if first:
-                _check_first_event(db.location, first[0].state, wanted, cipher)
+                _check_first_events(db.location, [n.state for n in first], wanted, cipher)
             db.execute(_CREATE, t=TABLE)
             db.execute(
                 "INSERT INTO {t} (id, encrypted, key_fingerprint, compressed, audit_key_id, "
@@ -138,33 +140,34 @@ def _compare(location: str, recorded: IntegritySettings, wanted: IntegritySettin
         raise StoreSettingsError(msg)
 
 
-def _check_first_event(
-    location: str, state: bytes, wanted: IntegritySettings, cipher: Cipher | None
+def _check_first_events(
+    location: str, states: Sequence[bytes], wanted: IntegritySettings, cipher: Cipher | None
 ) -> None:
-    """Infer the settings of a store that predates the record from its first stored event
-    and refuse, naming the likely setting, when they are not the configured ones."""
+    """Infer the settings of a store that predates the record from its first stored events
+    (the first one readable decides, so one damaged event does not mislead) and refuse,
+    naming the likely setting, when they are not the configured ones."""
     where = f"the event store at {location}"
-    if _plain_or_compressed(state) is not None:
+    form = next((f for f in map(stored_form, states) if f is not None), None)
+    if form is not None:
         if wanted.encrypted:
             msg = f"{_KEY}: {where} is not encrypted; {_KEY} is set"
             raise StoreSettingsError(msg)
-        plain = state
     elif cipher is None:
         msg = f"{_KEY}: {where} is encrypted; {_KEY} is not set"
         raise StoreSettingsError(msg)
     else:
-        try:
-            plain = cipher.decrypt(state)
-        except ValueError:
+        decrypted = [plain for plain in map(_decrypted(cipher), states) if plain is not None]
+        if not decrypted:
             msg = (
-                f"{_KEY}: {where} is encrypted with another key "
-                f"(its first event cannot be decrypted with fingerprint {wanted.key_fingerprint})"
+                f"{_KEY}: {where} is encrypted with another key (its first events cannot be "
+                f"decrypted with key fingerprint {wanted.key_fingerprint})"
             )
-            raise StoreSettingsError(msg) from None
-    compressed = _plain_or_compressed(plain)
-    if compressed is None:
-        msg = f"{where}: its first stored event is not leadflow JSON under any setting"
-        raise StoreSettingsError(msg)
+            raise StoreSettingsError(msg)
+        form = next((f for f in map(stored_form, decrypted) if f is not None), None)
+        if form is None:
+            msg = f"{where}: its first stored events are not leadflow JSON under any setting"
+            raise StoreSettingsError(msg)
+    compressed = form == "zlib"
     if compressed != wanted.compressed:
         msg = (
             f"{_COMPRESS}: the events of {where} are {'' if compressed else 'not '}compressed; "
@@ -173,15 +176,26 @@ def _check_first_event(
         raise StoreSettingsError(msg)
 
 
-def _plain_or_compressed(data: bytes) -> bool | None:
-    """False for a JSON object, True for a zlib-compressed one, None for anything else."""
+def _decrypted(cipher: Cipher) -> Callable[[bytes], bytes | None]:
+    def decrypt(state: bytes) -> bytes | None:
+        try:
+            return cipher.decrypt(state)
+        except ValueError:
+            return None
+
+    return decrypt
+
+
+def stored_form(data: bytes) -> Literal["json", "zlib"] | None:
+    """How unencrypted stored bytes hold an event: a JSON object, a zlib-compressed one, or
+    neither (encrypted, or damaged)."""
     if _json_object(data):
-        return False
+        return "json"
     try:
         inflated = zlib.decompress(data)
     except zlib.error:
         return None
-    return True if _json_object(inflated) else None
+    return "zlib" if _json_object(inflated) else None
 
 
 def _json_object(data: bytes) -> bool:

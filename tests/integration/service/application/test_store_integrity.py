@@ -128,3 +128,32 @@ def test_an_older_store_with_matching_settings_is_recorded(store_settings: Setti
     events, recorded = _rows(store_settings)
     assert events == 4
     assert [row[1:4] for row in recorded] in ([(1, FP, 1)], [(True, FP, True)])
+
+
+@pytest.mark.parametrize(
+    ("then", "refusal"),
+    [
+        (PLAIN, None),
+        (ENCRYPTED, "LEADFLOW_CIPHER_KEY: "),
+        (COMPRESSED, "LEADFLOW_COMPRESS_EVENTS: "),
+    ],
+)
+def test_a_damaged_first_event_does_not_mislead_the_inference(
+    store_settings: Settings, then: dict[str, Any], refusal: str | None
+) -> None:
+    _capture(store_settings, "ada@example.com")
+    _drop_record(store_settings)
+    with StoreDb(store_settings.store) as db:
+        db.execute(
+            "UPDATE {t} SET state = ? WHERE originator_version = 1",
+            (b"\x00damaged",),
+            t=_events_table(db),
+        )
+    if refusal is None:
+        _capture(store_settings.with_store(**then), "bob@example.com")
+        assert _rows(store_settings)[0] == 4
+        return
+    with pytest.raises(StoreSettingsError, match=f"^{refusal}"):
+        _capture(store_settings.with_store(**then), "bob@example.com")
+    with StoreDb(store_settings.store) as db:
+        assert db.execute("SELECT COUNT(*) FROM {t}", t=_events_table(db))[0][0] == 2
