@@ -1,9 +1,9 @@
-"""Snapshots stay small however many anonymous commands a lead got; command ids still count.
+"""Snapshots stay small however many commands a lead got, with ids or without.
 
 A command without ``command_id`` gets a generated causation id that nobody can send
-again, so the aggregate does not remember it. Explicit command ids are remembered, in
-snapshots too, and a resent one is still a duplicate after the lead was loaded from a
-snapshot by a fresh application.
+again, and is not recorded. Explicit command ids are kept by the command ledger, not by
+the aggregate: a resent one is still a duplicate after the lead was loaded from a
+snapshot by a fresh application, and the snapshot does not grow with them.
 """
 
 from __future__ import annotations
@@ -120,3 +120,25 @@ def test_a_batch_asks_once_which_leads_exist_and_still_decides_right(
     assert [getattr(r, "status", r) for r in results] == ["applied"] * 4
     assert known.attributes == {"industry": "saas"} and known.version > 1
     assert new.stage == "mql"
+
+
+def test_command_ids_do_not_grow_the_snapshot(store_settings: Settings) -> None:
+    """Each command carries its own id, as the ingest's do: the ledger keeps them, the
+    lead does not, so its snapshot is as small as without ids."""
+    settings = store_settings.with_store(snapshot_interval=INTERVAL)
+    with open_application(settings) as app:
+        app.handle(c.CaptureLead(lead=LEAD, source="web", occurred_at=T0, command_id="cap"))
+        app.handle_many(
+            [contact(n, command_id=f"kafka:engagement/0/{n}/crm-{n}") for n in range(400)]
+        )
+        _, with_ids = latest_snapshot(app, lead_id_for(LEAD))
+        recorded = app.ledger_entries([f"kafka:engagement/0/{n}/crm-{n}" for n in range(400)])
+    with open_application(store_settings.with_store(snapshot_interval=INTERVAL)) as app:
+        other = "other@example.com"
+        app.handle(c.CaptureLead(lead=other, source="web", occurred_at=T0))
+        app.handle_many([contact(n).model_copy(update={"lead": other}) for n in range(400)])
+        _, without_ids = latest_snapshot(app, lead_id_for(other))
+
+    assert len(recorded) == 400
+    assert len(with_ids) < 4096, f"snapshot of {len(with_ids)} bytes"
+    assert abs(len(with_ids) - len(without_ids)) < 64
