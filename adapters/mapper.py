@@ -108,6 +108,9 @@ class PydanticMapper(Mapper[UUID]):
     def plain_state(self, stored: StoredEvent) -> bytes:
         """The stored state's JSON bytes: decrypted and decompressed, not decoded."""
         data = stored.state
+        if data is None:  # a damaged row (NULL state)
+            msg = "the stored state is empty"
+            raise ValueError(msg)
         if self.cipher:
             data = self.cipher.decrypt(data)
         if self.compressor:
@@ -115,8 +118,12 @@ class PydanticMapper(Mapper[UUID]):
         return data
 
     def decode_state(self, stored: StoredEvent) -> dict[str, Any]:
-        """The stored state as it was written, before upcasting."""
-        return cast(dict[str, Any], self.transcoder.decode(self.plain_state(stored)))
+        """The stored state as it was written, before upcasting (a JSON object)."""
+        state = self.transcoder.decode(self.plain_state(stored))
+        if not isinstance(state, dict):
+            msg = f"the stored state is a JSON {type(state).__name__}, not an object"
+            raise ValueError(msg)
+        return state
 
     def to_domain_event(self, stored: StoredEvent) -> DomainEventProtocol[UUID]:
         cls = stored_class(stored, self.stored_classes)

@@ -32,9 +32,8 @@ def item_from_notification(mapper: PydanticMapper, notification: Notification) -
             f"notification {notification.id} ({notification.topic} "
             f"v{notification.originator_version}) cannot be decoded: {error_text(error)}"
         )
-        return Item.undecodable(
-            0, notification.id, problem, notification.state, str(notification.originator_id)
-        )
+        raw = notification.state or b""  # a damaged row may hold no state at all
+        return Item.undecodable(0, notification.id, problem, raw, str(notification.originator_id))
     return Item(part=0, position=notification.id, envelope=envelope)
 
 

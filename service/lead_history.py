@@ -245,7 +245,7 @@ def _audited(
     state: dict[str, Any] | None,
     problem: str | None,
 ) -> AuditedEvent:
-    event_type = stored.topic.rpartition(":")[2]
+    event_type = str(stored.topic).rpartition(":")[2]
     if event is None:
         raw = state if state is not None else {"stored": _raw_text(stored.state)}
         return AuditedEvent(
@@ -281,8 +281,8 @@ def _audited(
     )
 
 
-def _raw_text(data: bytes) -> str:
-    return data.decode("utf-8", errors="replace")
+def _raw_text(data: bytes | None) -> str:
+    return "" if data is None else data.decode("utf-8", errors="replace")
 
 
 def resolve_lead_id(app: LeadflowApp, ref: str) -> UUID:
