@@ -24,6 +24,16 @@ from eventsourcing.utils import get_topic
 from psycopg import Cursor, sql
 from psycopg.rows import DictRow
 
+from adapters.audit_log import (
+    HEADS_KWARG,
+    AuditConfig,
+    SignedHead,
+    heads_to_witness,
+    write_chain,
+)
+from adapters.audit_log import SQLITE_DDL as CHAIN_SQLITE_DDL
+from adapters.audit_log import postgres_ddl as chain_postgres_ddl
+
 LEDGER_KWARG = "command_ledger"
 TABLE = "leadflow_command_ledger"
 _SELECT_CHUNK = 500
@@ -157,19 +167,46 @@ def postgres_select(cursor: _Cursor, schema: str, command_ids: list[str]) -> lis
 # --- the event store's recorders, with the ledger ------------------------------------------
 
 
-class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
+class _AuditedInserts:
+    """The recorders' audit part: ``audit`` is set by the composition root; signed heads
+    written in a transaction are appended to the witness once it has committed."""
+
+    audit: AuditConfig = AuditConfig()
+
+    def _insert_then_witness(
+        self, insert: Any, stored_events: Sequence[StoredEvent], kwargs: dict[str, Any]
+    ) -> Sequence[int] | None:
+        heads: list[SignedHead] = []
+        notification_ids: Sequence[int] | None = insert(
+            stored_events, **kwargs, **{HEADS_KWARG: heads}
+        )
+        if heads and self.audit.witness is not None:
+            self.audit.witness.append(heads)
+        return notification_ids
+
+
+class LedgerSQLiteRecorder(_AuditedInserts, SQLiteApplicationRecorder):
     """SQLite's application recorder that also writes the ledger rows passed to
-    ``insert_events`` as ``command_ledger=...``, in the same transaction (also when
-    there are no events)."""
+    ``insert_events`` as ``command_ledger=...`` and the log chain entries of the events
+    (``adapters.audit_log``), in the same transaction (the ledger also when there are
+    no events)."""
 
     def construct_create_table_statements(self) -> list[str]:
-        return [*super().construct_create_table_statements(), SQLITE_DDL]
+        return [*super().construct_create_table_statements(), SQLITE_DDL, *CHAIN_SQLITE_DDL]
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        return self._insert_then_witness(super().insert_events, stored_events, kwargs)
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         notification_ids = super()._insert_events(c, stored_events, **kwargs)
         sqlite_insert(c, entries_to_write(kwargs))
+        assert notification_ids is not None
+        heads = heads_to_witness(kwargs)
+        write_chain(c, None, stored_events, notification_ids, self.audit, heads)
         return notification_ids
 
     def ledger_entries(self, command_ids: Iterable[str]) -> dict[str, LedgerEntry]:
@@ -180,15 +217,33 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         return found
 
 
-class LedgerPostgresRecorder(PostgresApplicationRecorder):
+class LedgerPostgresRecorder(_AuditedInserts, PostgresApplicationRecorder):
     """PostgreSQL's application recorder that also writes the ledger rows passed to
-    ``insert_events`` as ``command_ledger=...``, in the same transaction (also when
-    there are no events). Its table is created with the event store's (under the DDL
-    lock the application is opened with)."""
+    ``insert_events`` as ``command_ledger=...`` and the log chain entries of the events
+    (``adapters.audit_log``: after the insert, under its table lock), in the same
+    transaction (the ledger also when there are no events). Its tables are created
+    with the event store's (under the DDL lock the application is opened with)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sql_create_statements.append(postgres_ddl(self.datastore.schema))
+        self.sql_create_statements.extend(chain_postgres_ddl(self.datastore.schema))
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        return self._insert_then_witness(super().insert_events, stored_events, kwargs)
+
+    def _fetch_ids_after_insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        notification_ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        assert notification_ids is not None
+        schema = sql.Identifier(self.datastore.schema)
+        write_chain(
+            curs, schema, stored_events, notification_ids, self.audit, heads_to_witness(kwargs)
+        )
+        return notification_ids
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -204,6 +259,14 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                     (e.command_id, e) for e in postgres_select(curs, self.datastore.schema, chunk)
                 )
         return found
+
+
+def attach_audit(recorder: object, audit: AuditConfig) -> None:
+    """Have the event store's recorder sign heads with ``audit``'s key and witness them."""
+    if not isinstance(recorder, _AuditedInserts):
+        msg = f"the event store's recorder {type(recorder).__name__} does not chain the log"
+        raise TypeError(msg)
+    recorder.audit = audit
 
 
 def ledger_recorder_topic(*, postgres: bool) -> str:

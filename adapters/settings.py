@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from adapters.audit_settings import AuditSettings
 from adapters.projector_settings import ProjectorSettings
 from adapters.stream_settings import StreamSettings
 
@@ -109,6 +110,7 @@ class Settings(BaseModel):
     stream: StreamSettings = Field(default_factory=StreamSettings)
     projector: ProjectorSettings = Field(default_factory=ProjectorSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
 
     @model_validator(mode="after")
     def _projector_follows_the_relay(self) -> Settings:

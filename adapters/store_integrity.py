@@ -1,6 +1,6 @@
 """The integrity settings recorded in the event store: whether its events are encrypted
 (with the key's fingerprint, never the key), whether they are compressed, and the audit
-key id (room for the signed log).
+key id of the signed log (``adapters.audit_log``).
 
 The first process on a store records them; every later one compares its own settings
 with what is recorded and refuses to start, before it writes anything, when they
@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS {t} (
 _SAMPLE = 20  # first stored events read to infer the settings of an older store
 _KEY = "LEADFLOW_CIPHER_KEY"
 _COMPRESS = "LEADFLOW_COMPRESS_EVENTS"
+_AUDIT_KEY = "LEADFLOW_AUDIT_KEY_FILE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +60,16 @@ def configured_integrity(store: StoreSettings) -> IntegritySettings:
 
 
 def check_store_integrity(
-    store: StoreSettings, recorder: ApplicationRecorder, cipher: Cipher | None
+    store: StoreSettings,
+    recorder: ApplicationRecorder,
+    cipher: Cipher | None,
+    audit_key_id: str | None = None,
 ) -> IntegritySettings:
     """Refuse (StoreSettingsError, one line naming the setting) when ``store``'s settings
-    disagree with what the event store records; record them when nothing is recorded
-    yet. On PostgreSQL, call it under the DDL lock. Returns what is recorded."""
-    wanted = configured_integrity(store)
+    (and the audit key ``audit_key_id``) disagree with what the event store records;
+    record them when nothing is recorded yet (the audit key id also when a store starts
+    being signed). On PostgreSQL, call it under the DDL lock. Returns what is recorded."""
+    wanted = replace(configured_integrity(store), audit_key_id=audit_key_id)
     with StoreDb(store) as db:
         recorded = _read(db)
         if recorded is None:
@@ -87,6 +92,11 @@ def check_store_integrity(
             recorded = _read(db)
             assert recorded is not None
         _compare(db.location, recorded, wanted)
+        if recorded.audit_key_id is None and wanted.audit_key_id is not None:
+            db.execute(
+                "UPDATE {t} SET audit_key_id = ? WHERE id = 1", (wanted.audit_key_id,), t=TABLE
+            )
+            recorded = replace(recorded, audit_key_id=wanted.audit_key_id)
     return recorded
 
 
@@ -131,6 +141,7 @@ def _compare(location: str, recorded: IntegritySettings, wanted: IntegritySettin
             "(changing the key of an existing store is refused)"
         )
         raise StoreSettingsError(msg)
+    _compare_audit_key(where, recorded.audit_key_id, wanted.audit_key_id)
     if recorded.compressed != wanted.compressed:
         msg = (
             f"{_COMPRESS}: the events of {where} are "
@@ -138,6 +149,22 @@ def _compare(location: str, recorded: IntegritySettings, wanted: IntegritySettin
             f"{str(wanted.compressed).lower()}"
         )
         raise StoreSettingsError(msg)
+
+
+def _compare_audit_key(where: str, recorded: str | None, wanted: str | None) -> None:
+    if recorded is None or recorded == wanted:
+        return
+    if wanted is None:
+        msg = (
+            f"{_AUDIT_KEY}: the log of {where} is signed with audit key id {recorded}; "
+            f"{_AUDIT_KEY} is not set"
+        )
+    else:
+        msg = (
+            f"{_AUDIT_KEY}: the log of {where} is signed with audit key id {recorded}; "
+            f"this key's id is {wanted} (changing the audit key of a store is refused)"
+        )
+    raise StoreSettingsError(msg)
 
 
 def _check_first_events(

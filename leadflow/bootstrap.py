@@ -8,6 +8,8 @@ import psycopg
 import structlog
 from eventsourcing.persistence import OperationalError as StoreOperationalError
 
+from adapters.audit_config import audit_config
+from adapters.command_ledger import attach_audit
 from adapters.event_store import event_store_env, postgres_ddl_lock
 from adapters.logging import error_text
 from adapters.retrying import retry_while_unavailable
@@ -51,6 +53,7 @@ def open_application(settings: Settings, default_actor: str = "leadflow") -> Lea
 
 def _construct(settings: Settings, default_actor: str) -> LeadflowApp:
     store = settings.store
+    audit = audit_config(settings.audit, store.data_dir)
     app = LeadflowApp(
         event_store_env(store),
         stage_model=load_stage_model(store.stage_model_file),
@@ -60,7 +63,9 @@ def _construct(settings: Settings, default_actor: str) -> LeadflowApp:
     )
     try:
         # settings that disagree with the store are refused before anything is written
-        check_store_integrity(store, app.recorder, app.mapper.cipher)
+        audit_key_id = None if audit.key is None else audit.key.key_id
+        check_store_integrity(store, app.recorder, app.mapper.cipher, audit_key_id)
+        attach_audit(app.recorder, audit)
     except BaseException:
         app.close()
         raise

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "leadflow.cli.stream",
     "leadflow.cli.reports",
     "leadflow.cli.audit",
+    "leadflow.cli.audit_keys",
     "leadflow.cli.demo",
 )
 
