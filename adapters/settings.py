@@ -94,6 +94,23 @@ class LogSettings(BaseSettings):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+class ApiSettings(BaseSettings):
+    """The HTTP API of ``leadflow serve`` (``LEADFLOW_API_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="LEADFLOW_API_", extra="ignore")
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1, description="larger bodies get 413")
+    rate_per_second: float = Field(
+        default=100.0, ge=0, description="requests per second per API key; 0 disables the limit"
+    )
+    rate_burst: int = Field(default=200, ge=1, description="requests a key may send at once")
+    key_cache_seconds: float = Field(
+        default=5.0, ge=0, description="how long a checked token is trusted before re-reading it"
+    )
+    max_batch: int = Field(default=500, ge=1, description="engagement records per request")
+    sse_poll_seconds: float = Field(default=0.5, gt=0, description="how often /v1/events looks")
+
+
 class Settings(BaseModel):
     """Everything leadflow reads from its environment, one section per concern.
 
@@ -111,6 +128,7 @@ class Settings(BaseModel):
     projector: ProjectorSettings = Field(default_factory=ProjectorSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @model_validator(mode="after")
     def _projector_follows_the_relay(self) -> Settings:

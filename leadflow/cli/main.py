@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "leadflow.cli.audit",
     "leadflow.cli.audit_keys",
     "leadflow.cli.demo",
+    "leadflow.cli.serve",
 )
 
 log = structlog.get_logger("leadflow.cli")

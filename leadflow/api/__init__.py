@@ -1,0 +1,1 @@
+"""The HTTP API of ``leadflow serve`` (FastAPI): ``create_app(settings)`` builds it."""

@@ -1,0 +1,90 @@
+"""The app factory: ``create_app(settings)`` builds the whole HTTP API.
+
+The app opens the application on the event store (the same composition root as every
+other process) and the API keys table when it starts, and closes them when it stops.
+Routers: commands, intake, reads, keys, events (SSE); open paths: ``/healthz``,
+``/openapi.json``, ``/docs``. A ``/metrics`` endpoint joins the open paths later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+
+from adapters.api_keys import ApiKeys
+from adapters.settings import Settings
+from consumers.contracts.engagement import EngagementRecordV1
+from leadflow.api import commands, docs, intake, keys, problems, reads
+from leadflow.api.auth import Gate
+from leadflow.api.middleware import RequestMiddleware
+from leadflow.api.state import ApiState
+from leadflow.bootstrap import open_application, open_store_db
+
+API_ACTOR = "api"
+BEARER = "bearer"
+
+
+class Health(BaseModel):
+    status: str
+    store: str
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        application = open_application(settings, default_actor=API_ACTOR)
+        db = open_store_db(settings)
+        try:
+            app.state.api = ApiState(settings, application)
+            app.state.gate = Gate(ApiKeys(db), settings.api)
+            yield
+        finally:
+            db.close()
+            application.close()
+
+    app = FastAPI(
+        title="leadflow",
+        version="1",
+        summary="Event-sourced lead lifecycle engine: commands, queries and live updates.",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    docs.install(app)
+    app.add_middleware(RequestMiddleware, max_body_bytes=settings.api.max_body_bytes)
+    app.include_router(commands.router())
+    app.include_router(intake.routes)
+    app.include_router(reads.routes)
+    app.include_router(keys.routes)
+
+    @app.get("/healthz", tags=["health"], operation_id="healthz")
+    def healthz() -> Health:
+        return Health(status="ok", store="postgresql" if settings.store.dsn else "sqlite")
+
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with the problem and engagement record schemas it refers to."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    document = get_openapi(
+        title=app.title,
+        version=app.version,
+        summary=app.summary,
+        routes=app.routes,
+    )
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = problems.Problem.model_json_schema()
+    record = EngagementRecordV1.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(record.pop("$defs", {}))
+    schemas[intake.ENGAGEMENT_SCHEMA] = record
+    app.openapi_schema = document
+    return document

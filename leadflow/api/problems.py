@@ -1,0 +1,198 @@
+"""Errors as ``application/problem+json`` (RFC 9457), one stable ``type`` per kind.
+
+Every refusal of the domain keeps what it names: an illegal transition gives the lead or
+deal, its stage and the attempted change as members of the problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from adapters.api_keys import ApiKeyError
+from adapters.mapper import StoredEventError
+from domain.errors import AlreadyExists, DomainError, IllegalTransition, UnknownAggregate
+from service.unit_of_work import CommandIdReused, ConcurrencyConflict
+
+log = structlog.get_logger("leadflow.api")
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_PREFIX = "urn:leadflow:problem:"
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details; extra members name what the problem is about."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+
+
+class ApiProblem(Exception):
+    """Raised by the API's own checks; answered as a problem."""
+
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        title: str,
+        detail: str | None = None,
+        headers: dict[str, str] | None = None,
+        **members: Any,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.kind = kind
+        self.title = title
+        self.detail = detail
+        self.headers = headers or {}
+        self.members = members
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    kind: str,
+    title: str,
+    detail: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **members: Any,
+) -> JSONResponse:
+    body = Problem(
+        type=TYPE_PREFIX + kind,
+        title=title,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        **members,
+    )
+    return JSONResponse(
+        body.model_dump(mode="json", exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def problem_from_domain(error: DomainError) -> ApiProblem:
+    """The problem a refusal of the service layer is answered with."""
+    if isinstance(error, IllegalTransition):
+        return ApiProblem(
+            409,
+            "illegal-transition",
+            "Illegal transition",
+            str(error),
+            aggregate=error.kind,
+            external_id=error.external_id,
+            aggregate_id=str(error.aggregate_id),
+            stage=error.stage,
+            attempted=error.attempted,
+            why=error.why,
+        )
+    if isinstance(error, UnknownAggregate):
+        return ApiProblem(
+            404, "unknown-aggregate", f"Unknown {error.kind}", str(error), aggregate=error.kind
+        )
+    if isinstance(error, AlreadyExists):
+        return ApiProblem(409, "already-exists", f"{error.kind.title()} already exists", str(error))
+    if isinstance(error, CommandIdReused):
+        return ApiProblem(422, "idempotency-key-reused", "Idempotency key reused", str(error))
+    if isinstance(error, ConcurrencyConflict):
+        return ApiProblem(
+            503,
+            "concurrency-conflict",
+            "Too many concurrent updates",
+            str(error),
+            headers={"Retry-After": "1"},
+        )
+    return ApiProblem(422, "command-refused", "Command refused", str(error))
+
+
+def validation_problem(error: ValidationError | RequestValidationError) -> ApiProblem:
+    errors = [
+        {"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
+        for e in error.errors()
+    ]
+    first = errors[0] if errors else {"loc": [], "msg": "invalid"}
+    where = ".".join(first["loc"]) or "body"
+    return ApiProblem(
+        422, "invalid-input", "Invalid input", f"{where}: {first['msg']}", errors=errors
+    )
+
+
+_HTTP_KINDS = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+}
+
+
+def install(app: FastAPI) -> None:
+    """Answer every error as a problem; nothing a client sends gives a 500."""
+
+    async def on_problem(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, ApiProblem)
+        return problem_response(
+            request,
+            error.status,
+            error.kind,
+            error.title,
+            error.detail,
+            error.headers,
+            **error.members,
+        )
+
+    async def on_domain(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, DomainError)
+        return await on_problem(request, problem_from_domain(error))
+
+    async def on_validation(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, ValidationError | RequestValidationError)
+        return await on_problem(request, validation_problem(error))
+
+    async def on_key_error(request: Request, error: Exception) -> JSONResponse:
+        return await on_problem(
+            request, ApiProblem(422, "invalid-input", "Invalid input", str(error))
+        )
+
+    async def on_http(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, StarletteHTTPException)
+        kind = _HTTP_KINDS.get(error.status_code, f"http-{error.status_code}")
+        return problem_response(
+            request, error.status_code, kind, str(error.detail), headers=error.headers
+        )
+
+    async def on_damaged(request: Request, error: Exception) -> JSONResponse:
+        log.error("stored_event_damaged", error=str(error))
+        return problem_response(request, 500, "store-damaged", "Stored event damaged", str(error))
+
+    async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.error("unexpected_error", error_type=type(error).__name__, exc_info=error)
+        return problem_response(
+            request, 500, "internal", "Internal error", "see the server log for this request id"
+        )
+
+    app.add_exception_handler(ApiProblem, on_problem)
+    app.add_exception_handler(DomainError, on_domain)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(ValidationError, on_validation)
+    app.add_exception_handler(ApiKeyError, on_key_error)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(StoredEventError, on_damaged)
+    app.add_exception_handler(Exception, on_unexpected)

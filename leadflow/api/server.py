@@ -1,0 +1,20 @@
+"""Run the API on uvicorn (``leadflow serve``)."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from adapters.settings import Settings
+from leadflow.api.app import create_app
+
+
+def serve(settings: Settings, host: str, port: int) -> None:
+    """Serve until SIGINT/SIGTERM; leadflow's logging (structlog) stays in charge."""
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,  # the API logs one line per request, with its request id
+        server_header=False,
+    )
