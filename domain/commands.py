@@ -55,7 +55,8 @@ Key = Annotated[  # an event id or a stage name
 Token = Annotated[str, StringConstraints(max_length=200), AfterValidator(check_text)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(check_json_object)]
 # Amounts as CRMs export them (e.g. quantity x price: 9225.225), kept exactly.
-Amount = Annotated[Decimal, Field(ge=0, max_digits=22, decimal_places=6)]
+# 14 digits before the point: any amount fits a read model's 64-bit integer in minor units.
+Amount = Annotated[Decimal, Field(ge=0, max_digits=20, decimal_places=6)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 
 

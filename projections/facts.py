@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Generic, TypeVar
 
 import structlog
@@ -43,6 +42,7 @@ from domain.events import (
     LeadScored,
 )
 from domain.lead import skipped_stages
+from projections.money import to_minor
 from projections.segments import employee_count, segment_of
 from projections.store import utc_text
 
@@ -53,16 +53,6 @@ E = TypeVar("E", bound=DomainEvent)
 
 class UnprojectableEvent(Exception):
     """An event these facts cannot take (no handler, or no aggregate to apply it to)."""
-
-
-def money_minor(amount: Decimal, *, deal_id: str) -> int:
-    """Amount in cents, whatever the currency, rounded half to even (commands carry up to
-    six decimals, the events keep them exactly)."""
-    cents = amount * 100
-    whole = int(cents.to_integral_value(rounding=ROUND_HALF_EVEN))
-    if whole != cents:
-        log.warning("amount_rounded_to_cents", deal_id=deal_id, amount=str(amount))
-    return whole
 
 
 @dataclass(slots=True)
@@ -295,7 +285,7 @@ def new_deal(e: DealOpened) -> DealFacts:
         stage=e.stage,
         status="open",
         owner=e.owner,
-        amount_minor=money_minor(e.amount, deal_id=deal_id),
+        amount_minor=to_minor(e.amount, e.currency, deal_id=deal_id),
         currency=e.currency,
         expected_close_date=e.expected_close_date.isoformat() if e.expected_close_date else None,
         opened_at=at,
@@ -305,7 +295,7 @@ def new_deal(e: DealOpened) -> DealFacts:
 
 
 def _amount(f: DealFacts, e: DealAmountChanged, at: str) -> None:
-    f.amount_minor = money_minor(e.amount, deal_id=f.deal_id)
+    f.amount_minor = to_minor(e.amount, e.currency, deal_id=f.deal_id)
     f.currency = e.currency
 
 
@@ -315,7 +305,7 @@ def _close_date(f: DealFacts, e: DealCloseDateChanged, at: str) -> None:
 
 def _won(f: DealFacts, e: DealWon, at: str) -> None:
     f.status = "won"
-    f.amount_minor = money_minor(e.amount, deal_id=f.deal_id)
+    f.amount_minor = to_minor(e.amount, f.currency, deal_id=f.deal_id)
     f.closed_at = at
     f.enter(e.to_stage, at)
 

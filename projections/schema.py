@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from projections.sql_dialect import ColumnType, Dialect
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: amount_minor in the currency's ISO 4217 minor unit
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,17 +16,20 @@ Definitions:
   and summed amount of the deals in it now and that value x the stage's probability. Deals
   in a stage the stage model no longer has get their own row with a null weighted value
   and are left out of ``weighted_pipeline``.
-Amounts are summed as recorded, without currency conversion (``currencies`` lists them).
+Amounts are summed as recorded, without currency conversion (``currencies`` lists them);
+each is read in its currency's minor unit (see ``projections.money``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import structlog
 from pydantic import BaseModel, ConfigDict
 
 from domain.stage_model import StageModel
+from projections.money import major_sum
 from projections.store import ReadModelStore, from_utc_text
 
 log = structlog.get_logger("leadflow.projections.kpis")
@@ -70,6 +73,16 @@ def cycle_days(opened_at: str, closed_at: str) -> float:
     return max((from_utc_text(closed_at) - from_utc_text(opened_at)).total_seconds(), 0.0) / 86_400
 
 
+@dataclass(slots=True)
+class _StageSums:
+    count: int = 0
+    minor: dict[str, int] = field(default_factory=dict)
+
+    def add(self, currency: str, amount: int) -> None:
+        self.count += 1
+        self.minor[currency] = self.minor.get(currency, 0) + amount
+
+
 def _model_stages(model: StageModel) -> Iterator[tuple[str, str]]:
     for name, pipeline in model.pipelines.items():
         for stage in pipeline.stages:
@@ -84,45 +97,58 @@ def kpi_report(store: ReadModelStore) -> KpiReport:
             for status, count in tx.execute("SELECT status, COUNT(*) FROM rm_deals GROUP BY status")
         }
         won_rows = tx.execute(
-            "SELECT amount_minor, opened_at, closed_at FROM rm_deals WHERE status = ?", ("won",)
+            "SELECT amount_minor, currency, opened_at, closed_at FROM rm_deals WHERE status = ?",
+            ("won",),
         )
-        groups = tx.execute(
-            "SELECT pipeline, stage, status, COUNT(*), SUM(amount_minor) FROM rm_deals "
-            "GROUP BY pipeline, stage, status"
+        # Summed here, not with SQL SUM: SQLite's integer SUM stops at 2**63.
+        deal_rows = tx.execute(
+            "SELECT pipeline, stage, status, currency, amount_minor FROM rm_deals"
         )
         currencies = sorted(str(c) for (c,) in tx.execute("SELECT DISTINCT currency FROM rm_deals"))
     open_deals, won, lost = (by_status.get(s, 0) for s in ("open", "won", "lost"))
-    avg_size = sum(r[0] for r in won_rows) / 100 / won if won else None
+    won_minor: dict[str, int] = {}
+    for amount, currency, _, _ in won_rows:
+        won_minor[currency] = won_minor.get(currency, 0) + int(amount)
+    avg_size = major_sum(won_minor) / won if won else None
     win_rate = won / (won + lost) if won + lost else None
-    cycle = sum(cycle_days(opened, closed) for _, opened, closed in won_rows) / won if won else None
+    cycle = (
+        sum(cycle_days(opened, closed) for _, _, opened, closed in won_rows) / won if won else None
+    )
     velocity = (
         open_deals * avg_size * win_rate / cycle
         if avg_size is not None and win_rate is not None and cycle
         else None
     )
-    counts: dict[tuple[str, str], list[int]] = {key: [0, 0] for key in _model_stages(model)}
-    weighted_minor = 0.0
-    for pipeline, stage, status, count, amount in groups:
-        entry = counts.setdefault((str(pipeline), str(stage)), [0, 0])
-        entry[0] += int(count)
-        entry[1] += int(amount or 0)
-        probability = stage_probability(model, pipeline, stage)
-        if status == "open" and probability is not None:
-            weighted_minor += int(amount or 0) * probability
-        elif probability is None:
-            log.warning("deals_in_unknown_stage", pipeline=pipeline, stage=stage, deals=count)
+    counts: dict[tuple[str, str], _StageSums] = {key: _StageSums() for key in _model_stages(model)}
+    unknown: dict[tuple[str, str], int] = {}
+    open_minor: dict[tuple[str, str], dict[str, int]] = {}
+    for pipeline, stage, status, currency, amount in deal_rows:
+        key = (str(pipeline), str(stage))
+        sums = counts.setdefault(key, _StageSums())
+        sums.add(str(currency), int(amount))
+        if status == "open":
+            by_currency = open_minor.setdefault(key, {})
+            by_currency[currency] = by_currency.get(currency, 0) + int(amount)
+        if stage_probability(model, *key) is None:
+            unknown[key] = unknown.get(key, 0) + 1
+    for (pipeline, stage), deals in unknown.items():
+        log.warning("deals_in_unknown_stage", pipeline=pipeline, stage=stage, deals=deals)
+    weighted = 0.0
+    for key, by_currency in open_minor.items():
+        probability = stage_probability(model, *key)
+        if probability is not None:
+            weighted += major_sum(by_currency) * probability
     by_stage = []
-    for (pipeline, stage), (count, amount) in counts.items():
+    for (pipeline, stage), sums in counts.items():
         probability = stage_probability(model, pipeline, stage)
+        value = major_sum(sums.minor)
         by_stage.append(
             StageValue(
                 pipeline=pipeline,
                 stage=stage,
-                count=count,
-                value=amount / 100,
-                weighted_value=None
-                if probability is None
-                else round(amount * probability / 100, 2),
+                count=sums.count,
+                value=value,
+                weighted_value=None if probability is None else round(value * probability, 2),
             )
         )
     return KpiReport(
@@ -133,7 +159,7 @@ def kpi_report(store: ReadModelStore) -> KpiReport:
         win_rate=None if win_rate is None else round(win_rate, 4),
         avg_sales_cycle_days=None if cycle is None else round(cycle, 2),
         sales_velocity_per_day=None if velocity is None else round(velocity, 2),
-        weighted_pipeline=round(weighted_minor / 100, 2),
+        weighted_pipeline=round(weighted, 2),
         by_stage=by_stage,
         currencies=currencies,
     )

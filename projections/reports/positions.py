@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from domain.stage_model import StageModel
+from projections.money import major
 from projections.reports.kpis import stage_probability
 from projections.reports.stalled import aware_now, mql_cutoff
 from projections.store import ReadModelStore, from_utc_text
@@ -132,9 +133,11 @@ def _deal_position(model: StageModel, row: tuple[Any, ...], now: datetime) -> Po
         score=None,
         pipeline=pipeline,
         status=status,
-        amount=amount / 100,
+        amount=major(amount, currency),
         currency=currency,
-        weighted_amount=None if probability is None else round(amount * probability / 100, 2),
+        weighted_amount=None
+        if probability is None
+        else round(major(amount, currency) * probability, 2),
         entered_stage_at=entered,
         last_activity_at=last,
         stalled=stalled,

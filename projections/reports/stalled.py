@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from domain.stage_model import StageModel
+from projections.money import major
 from projections.store import ReadModelStore, from_utc_text, utc_text
 
 
@@ -116,7 +117,7 @@ def stalled_report(store: ReadModelStore, now: datetime | None = None) -> Stalle
                 pipeline=pipeline,
                 stage=stage,
                 owner=owner,
-                amount=amount / 100,
+                amount=major(amount, currency),
                 currency=currency,
                 last_activity_at=from_utc_text(last),
                 days_idle=round(_seconds_since(last, now) / 86_400, 1),

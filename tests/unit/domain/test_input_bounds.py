@@ -123,7 +123,7 @@ def test_as_of_keeps_its_offset_within_the_range() -> None:
 
 
 @pytest.mark.parametrize(
-    "amount", ["9225.225", "0.0001", "12.345678", "1200.50", "9999999999999999.99"]
+    "amount", ["9225.225", "0.0001", "12.345678", "1200.50", "99999999999999.999999"]
 )
 def test_amounts_keep_the_precision_crms_export(amount: str) -> None:
     opened = command({**DEAL, "amount": amount})
@@ -136,7 +136,7 @@ def test_an_amount_in_a_json_number_is_kept_exactly() -> None:
     assert COMMAND_ADAPTER.validate_json(line).amount == Decimal("9225.225")  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("amount", ["1.0000001", "-1", "10000000000000000.00"])
+@pytest.mark.parametrize("amount", ["1.0000001", "-1", "100000000000000.00"])
 def test_amounts_beyond_the_bounds_are_refused(amount: str) -> None:
     with pytest.raises(ValidationError, match="amount"):
         command({**DEAL, "amount": amount})
