@@ -159,7 +159,11 @@ def build_event(
 
 
 class Snapshot(BaseModel):
-    """An aggregate's state at a version, to avoid replaying long histories."""
+    """An aggregate's state at a version, to avoid replaying long histories.
+
+    ``chain_hash`` is its chain position: the hash of the event at its version (None in
+    snapshots taken before it was recorded). A snapshot is a cache, proven against its
+    events before use (``service.snapshot_proof``)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -168,6 +172,7 @@ class Snapshot(BaseModel):
     timestamp: datetime
     topic: str
     state: dict[str, Any]
+    chain_hash: str | None = None
 
     @classmethod
     def take(cls, aggregate: Aggregate) -> Snapshot:
@@ -177,6 +182,7 @@ class Snapshot(BaseModel):
             timestamp=utc_now(),
             topic=get_topic(type(aggregate)),
             state=aggregate.model_dump(mode="json"),
+            chain_hash=aggregate.last_hash,
         )
 
 

@@ -49,6 +49,8 @@ class Verification:
     live_dead_letters: int = 0
     frozen_aggregates: list[FrozenAggregate] = field(default_factory=list)
     """Aggregates the live read model holds at a version, each with its cause."""
+    forged_snapshots: list[str] = field(default_factory=list)
+    """Stored snapshots that are unreadable or not what their events give."""
     aggregates: int = 0
     events_checked: int = 0
 
@@ -59,6 +61,7 @@ class Verification:
             or self.broken_chains
             or self.unreadable_events
             or self.frozen_aggregates
+            or self.forged_snapshots
         )
 
 
@@ -120,6 +123,7 @@ def verify_read_model(
         result.events_checked += verdict.events_checked
         if not verdict.ok:
             result.broken_chains.append(BrokenChain(aggregate_id, verdict))
+        result.forged_snapshots += app.snapshot_problems(UUID(aggregate_id))
     result.aggregates = len(ids)
     log.info(
         "verified",
@@ -130,5 +134,6 @@ def verify_read_model(
         broken_chains=len(result.broken_chains),
         unreadable_events=len(result.unreadable_events),
         frozen_aggregates=len(result.frozen_aggregates),
+        forged_snapshots=len(result.forged_snapshots),
     )
     return result

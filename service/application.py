@@ -14,7 +14,7 @@ from typing import Any, ClassVar, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import ApplicationRecorder, Mapper, Transcoder
+from eventsourcing.persistence import ApplicationRecorder, EventStore, Mapper, Transcoder
 
 from adapters.command_ledger import CommandLedger, LedgerEntry
 from adapters.mapper import JSONTranscoder, PydanticMapper
@@ -29,6 +29,7 @@ from domain.scoring import ScoringRules, load_scoring_rules
 from domain.stage_model import StageModel, load_stage_model
 from service import queries, unit_of_work
 from service.ids import deal_id_for, lead_id_for, resolve_ref
+from service.snapshot_proof import ProvenSnapshots, snapshot_problems
 from service.unit_of_work import Outcome
 
 A = TypeVar("A", bound=Aggregate)
@@ -88,6 +89,11 @@ class LeadflowApp(Application[UUID]):
         ledger = cast(CommandLedger, self.recorder)
         return ledger.ledger_entries(command_ids)
 
+    def construct_snapshot_store(self) -> EventStore[UUID]:
+        """Snapshots proven against the events on every load (``service.snapshot_proof``)."""
+        recorder = self.factory.aggregate_recorder(purpose="snapshots")
+        return ProvenSnapshots(self.mapper, recorder, self.events)
+
     def construct_mapper(self) -> Mapper[UUID]:
         return self.factory.mapper(
             transcoder=self.construct_transcoder(), mapper_class=PydanticMapper
@@ -144,6 +150,12 @@ class LeadflowApp(Application[UUID]):
 
     def verify_chain(self, aggregate_id: UUID) -> ChainVerdict:
         return verify_chain(self.stored_links(aggregate_id))
+
+    def snapshot_problems(self, aggregate_id: UUID) -> list[str]:
+        """The aggregate's stored snapshots that are unreadable or not what its events give."""
+        if self.snapshots is None:
+            return []
+        return snapshot_problems(self.snapshots, self.events, aggregate_id)
 
     # --- the aggregate cache, for the unit of work ------------------------------------
 

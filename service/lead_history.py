@@ -123,10 +123,12 @@ class LeadHistory(_Model):
     chains: tuple[ChainReport, ...]
     events: tuple[AuditedEvent, ...]
     as_of: AsOfState
+    forged_snapshots: tuple[str, ...] = ()
+    """Stored snapshots of these aggregates that are not what their events give."""
 
     @property
     def verified(self) -> bool:
-        return all(chain.ok for chain in self.chains)
+        return all(chain.ok for chain in self.chains) and not self.forged_snapshots
 
     def document(self) -> dict[str, Any]:
         """The whole history as one JSON-ready document."""
@@ -333,6 +335,7 @@ def lead_history(app: LeadflowApp, ref: str, as_of: datetime | None = None) -> L
         as_of=AsOfState(
             at=as_of, events_included=len(applied), recorded_after=late, aggregates=states
         ),
+        forged_snapshots=tuple(p for a in aggregates for p in app.snapshot_problems(a.id)),
     )
 
 

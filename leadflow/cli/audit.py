@@ -113,6 +113,7 @@ def render_history(history: LeadHistory) -> str:
     out = [f"lead {history.external_id} ({history.lead_id})", ""]
     for chain in history.chains:
         out.append(f"hash chain of {chain.aggregate} {chain.external_id}: {chain.describe()}")
+    out += [f"forged snapshot: {problem}" for problem in history.forged_snapshots]
     out += ["", *_render_events(history), "", *_render_state(history)]
     return "\n".join(out)
 

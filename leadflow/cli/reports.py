@@ -506,6 +506,7 @@ def render_verification(result: Verification, *, kafka_mode: bool = False) -> st
     lines += [f"broken chain: {b}" for b in result.broken_chains]
     lines += [f"unreadable event: {u}" for u in result.unreadable_events]
     lines += [f"frozen aggregate: {f}" for f in result.frozen_aggregates]
+    lines += [f"forged snapshot: {s}" for s in result.forged_snapshots]
     if result.frozen_aggregates:
         lines.append(f"way out: {WAY_OUT}")
     if result.live_dead_letters:
@@ -524,5 +525,6 @@ def render_verification(result: Verification, *, kafka_mode: bool = False) -> st
         f"{len(result.broken_chains):,} broken hash chains, "
         f"{len(result.unreadable_events):,} unreadable events, "
         f"{len(result.frozen_aggregates):,} frozen aggregates"
+        + (f", {len(result.forged_snapshots):,} forged snapshots" * bool(result.forged_snapshots))
     )
     return "\n".join(lines)

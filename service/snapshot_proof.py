@@ -1,0 +1,129 @@
+"""Snapshots are a cache, never a source: each is proven against its events before use.
+
+Anyone who can write the database can edit a snapshot and recompute any digest stored
+beside it, so a snapshot is proven by replaying its aggregate's events up to its version
+and comparing: the replay must reach exactly that version, end at the event hash the
+snapshot records as its chain position, and give the same state. A snapshot that fails
+is refused (``ForgedSnapshot``, a damaged store: exit 3 from the CLI) and never feeds a
+read or a new event. ``ProvenSnapshots`` is the application's snapshot store doing this
+on every load; ``snapshot_problems`` checks every stored snapshot of an aggregate for
+``leadflow verify``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, cast
+from uuid import UUID
+
+from eventsourcing.persistence import AggregateRecorder, EventStore, Mapper
+
+from adapters.event_envelope import DECODE_ERRORS
+from adapters.logging import error_text
+from adapters.mapper import StoredEventError
+from domain.aggregate import Aggregate, Snapshot, project_aggregate, snapshot_class
+
+
+class ForgedSnapshot(StoredEventError):
+    """A stored snapshot that does not match its aggregate's events."""
+
+    def __init__(self, snapshot: Snapshot, problem: str) -> None:
+        self.originator_id = snapshot.originator_id
+        self.originator_version = snapshot.originator_version
+        ValueError.__init__(
+            self,
+            f"stored snapshot {snapshot.originator_version} of aggregate "
+            f"{snapshot.originator_id} {problem} (the snapshot was altered or its events "
+            "were; it is not used)",
+        )
+
+
+def snapshot_mismatch(snapshot: Snapshot, replayed: Aggregate | None) -> str | None:
+    """Why ``snapshot`` is not the state its events give (``replayed``: those events up
+    to its version folded), or None when it is. Names fields, never their values."""
+    version = snapshot.originator_version
+    if replayed is None or replayed.version != version:
+        found = 0 if replayed is None else replayed.version
+        return f"claims version {version} but its aggregate's events end at version {found}"
+    if snapshot.chain_hash is not None and snapshot.chain_hash != replayed.last_hash:
+        return (
+            f"claims chain position {snapshot.chain_hash[:12]}… but event {version} has "
+            f"hash {replayed.last_hash[:12]}…"
+        )
+    try:
+        claimed = snapshot_class(snapshot).model_validate(snapshot.state).model_dump(mode="json")
+    except ValueError as error:
+        return f"holds a state that is not its aggregate's: {error_text(error)}"
+    actual = replayed.model_dump(mode="json")
+    differing = sorted(k for k in claimed.keys() | actual.keys() if claimed.get(k) != actual.get(k))
+    if differing:
+        return f"differs from its events in {', '.join(differing)}"
+    return None
+
+
+def prove_snapshot(snapshot: Snapshot, events: EventStore[UUID]) -> None:
+    """ForgedSnapshot unless ``snapshot`` is what its aggregate's stored events give."""
+    replayed = project_aggregate(
+        None, events.get(snapshot.originator_id, lte=snapshot.originator_version)
+    )
+    problem = snapshot_mismatch(snapshot, replayed)
+    if problem is not None:
+        raise ForgedSnapshot(snapshot, problem)
+
+
+class ProvenSnapshots(EventStore[UUID]):
+    """The snapshot store: every snapshot read is proven against ``events`` first."""
+
+    def __init__(
+        self, mapper: Mapper[UUID], recorder: AggregateRecorder, events: EventStore[UUID]
+    ) -> None:
+        super().__init__(mapper, recorder)
+        self.events = events
+
+    def get(
+        self,
+        originator_id: UUID,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[Any]:
+        for snapshot in super().get(originator_id, gt=gt, lte=lte, desc=desc, limit=limit):
+            prove_snapshot(cast(Snapshot, snapshot), self.events)
+            yield snapshot
+
+
+def snapshot_problems(
+    snapshots: EventStore[UUID], events: EventStore[UUID], aggregate_id: UUID
+) -> list[str]:
+    """Every stored snapshot of the aggregate that is unreadable or not what its events
+    give, each as one line; the events are replayed once. An event that cannot be read
+    ends the check (the hash chain check names it)."""
+    problems: list[str] = []
+    mapper = snapshots.mapper
+    pending: list[Snapshot] = []
+    for stored in snapshots.recorder.select_events(aggregate_id):
+        try:
+            pending.append(cast(Snapshot, mapper.to_domain_event(stored)))
+        except StoredEventError as error:
+            problems.append(str(error))
+    if not pending:
+        return problems
+    replayed: Aggregate | None = None
+    try:
+        for event in events.get(aggregate_id, lte=pending[-1].originator_version):
+            replayed = project_aggregate(replayed, [event])
+            while pending and replayed and pending[0].originator_version == replayed.version:
+                _compare(pending.pop(0), replayed, problems)
+    except DECODE_ERRORS:  # includes StoredEventError
+        return problems
+    for snapshot in pending:  # beyond the aggregate's last event
+        _compare(snapshot, replayed, problems)
+    return problems
+
+
+def _compare(snapshot: Snapshot, replayed: Aggregate | None, problems: list[str]) -> None:
+    problem = snapshot_mismatch(snapshot, replayed)
+    if problem is not None:
+        problems.append(str(ForgedSnapshot(snapshot, problem)))
