@@ -9,6 +9,7 @@ import structlog
 from eventsourcing.persistence import OperationalError as StoreOperationalError
 
 from adapters.audit_config import audit_config
+from adapters.audit_witness import FileWitness, WitnessError
 from adapters.command_ledger import attach_audit
 from adapters.event_store import event_store_env, postgres_ddl_lock
 from adapters.logging import error_text
@@ -26,6 +27,7 @@ from consumers.relay.publisher import Relay
 from consumers.relay.wakeup import NewEventsSignal, Polling, PostgresListener
 from domain.scoring import load_scoring_rules
 from domain.stage_model import load_stage_model
+from projections.log_verify import LogVerification, verify_log
 from projections.store import ReadModelStore, open_read_model_store
 from service.application import LeadflowApp
 
@@ -104,6 +106,25 @@ def open_read_model(settings: Settings) -> ReadModelStore:
 def open_store_db(settings: Settings) -> StoreDb:
     """A connection to the event store's database, for the stream's side tables."""
     return StoreDb(settings.store)
+
+
+def verify_signed_log(settings: Settings, app: LeadflowApp) -> LogVerification:
+    """The event log of ``app`` checked against its signed heads and the latest witnessed
+    head (``projections.log_verify``); an unreadable witness is one more problem."""
+    audit = audit_config(settings.audit, settings.store.data_dir)
+    witnessed, unreadable = None, None
+    if isinstance(audit.witness, FileWitness):
+        try:
+            witnessed = audit.witness.latest()
+        except WitnessError as error:
+            unreadable = str(error)
+    with open_store_db(settings) as db:
+        result = verify_log(
+            app.recorder, db, audit.key, witnessed, witness_configured=audit.witness is not None
+        )
+    if unreadable is not None:
+        result.problems.insert(0, unreadable)
+    return result
 
 
 # --- the relay's parts --------------------------------------------------------------------

@@ -26,7 +26,14 @@ from pydantic import BaseModel
 from adapters.settings import Settings
 from adapters.stopping import ProcessStop
 from consumers.projection.runner import add_run_arguments
-from leadflow.bootstrap import open_application, open_read_model, rebuild, run_projector
+from leadflow.bootstrap import (
+    open_application,
+    open_read_model,
+    rebuild,
+    run_projector,
+    verify_signed_log,
+)
+from leadflow.cli.signed_log import render_log_verification
 from leadflow.cli.tables import Cell, render_table
 from leadflow.errors import CliError
 from projections.catch_up import catch_up
@@ -497,8 +504,10 @@ def verify_command(args: argparse.Namespace, settings: Settings) -> int:
             catch_up(app, live)
             until = live.last_notification_id()
         result = verify_read_model(app, live, until=until)
+        signed_log = verify_signed_log(settings, app)
+    _write(render_log_verification(signed_log))
     _write(render_verification(result, kafka_mode=settings.kafka_mode))
-    return 0 if result.ok else EXIT_VERIFY_FAILED
+    return 0 if result.ok and signed_log.ok else EXIT_VERIFY_FAILED
 
 
 def render_verification(result: Verification, *, kafka_mode: bool = False) -> str:

@@ -1,0 +1,242 @@
+"""Is the event log what its signed heads say? (``leadflow verify``, issue 12)
+
+Walks the stored events and the log chain (``adapters.audit_log``) in notification
+order. Each event must have its chain entry and match it (else it was inserted, edited
+or moved); each chain entry must have its event (else it was deleted). Independently of
+the stored chain, the chain is recomputed from the events alone and compared with every
+signed head and with the latest witnessed head: a re-chained store (an attacker who
+edited events and recomputed every hash) cannot produce a head the audit key signed.
+After each head the recomputation restarts from the signed link, so each problem is
+pinned to the events between two heads (usually one transaction). A store that ends
+before a signed or witnessed head was truncated or rolled back; events after the last
+head were written without the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from uuid import UUID
+
+import structlog
+from eventsourcing.persistence import ApplicationRecorder, Notification
+
+from adapters.audit_keys import AuditKey
+from adapters.audit_log import CHAIN_TABLE, GENESIS, HEADS_TABLE, SignedHead, link_for
+from adapters.store_db import StoreDb
+
+log = structlog.get_logger("leadflow.projections.log_verify")
+
+_PAGE = 1000
+
+
+@dataclass(slots=True)
+class LogVerification:
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    affected_aggregates: set[UUID] = field(default_factory=set)
+    """Aggregates with an event named by a problem (a deleted event's is not known)."""
+    events_checked: int = 0
+    signed_up_to: int | None = None
+    """The position of the latest head that matches the events (None: none does)."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _describe(event: Notification) -> str:
+    return f"aggregate {event.originator_id} version {event.originator_version}"
+
+
+def _events(recorder: ApplicationRecorder) -> Iterator[Notification]:
+    start = 1
+    while page := recorder.select_notifications(start=start, limit=_PAGE):
+        yield from page
+        start = page[-1].id + 1
+
+
+def _chain_entries(db: StoreDb) -> Iterator[tuple[int, bytes]]:
+    after = 0
+    while rows := db.execute(
+        "SELECT position, link FROM {t} WHERE position > ? ORDER BY position LIMIT ?",
+        (after, _PAGE),
+        t=CHAIN_TABLE,
+    ):
+        for position, link in rows:
+            yield int(position), bytes(link)
+        after = int(rows[-1][0])
+
+
+def _merged(
+    events: Iterator[Notification], chain: Iterator[tuple[int, bytes]]
+) -> Iterator[tuple[int, Notification | None, bytes | None]]:
+    """(position, event or None, chain link or None) in position order."""
+    event, entry = next(events, None), next(chain, None)
+    while event is not None or entry is not None:
+        if entry is None or (event is not None and event.id < entry[0]):
+            assert event is not None
+            yield event.id, event, None
+            event = next(events, None)
+        elif event is None or entry[0] < event.id:
+            yield entry[0], None, entry[1]
+            entry = next(chain, None)
+        else:
+            yield event.id, event, entry[1]
+            event, entry = next(events, None), next(chain, None)
+
+
+def _link(previous: bytes, event: Notification) -> bytes:
+    return link_for(
+        previous,
+        event.id,
+        event.topic,
+        event.originator_id,
+        event.originator_version,
+        event.state,
+    )
+
+
+@dataclass(slots=True)
+class _Walk:
+    key: AuditKey | None
+    heads: dict[int, list[tuple[str, SignedHead]]]
+    result: LogVerification = field(default_factory=LogVerification)
+    recomputed: bytes = GENESIS
+    since_head: list[Notification] = field(default_factory=list)
+    last_head: int = 0
+    mismatch_at: int | None = None
+
+    def problem(self, text: str, *events: Notification) -> None:
+        self.result.problems.append(text)
+        for event in events:
+            self.result.affected_aggregates.add(UUID(str(event.originator_id)))
+
+    def check_heads(self, position: int) -> None:
+        for name, head in self.heads.pop(position, []):
+            self.check_head(name, head)
+
+    def check_head(self, name: str, head: SignedHead) -> None:
+        if self.key is None:
+            return
+        since = f"notifications {self.last_head + 1} to {head.position}"
+        if head.key_id != self.key.key_id or not self.key.verifies(head.message(), head.signature):
+            self.problem(
+                f"the {name} at notification {head.position} (signed at {head.signed_at}) does "
+                f"not verify with audit key {self.key.key_id}: forged, or signed by another key"
+            )
+            return
+        if self.recomputed != head.link:
+            aggregates = sorted({str(e.originator_id) for e in self.since_head})
+            self.problem(
+                f"the events of {since} do not match the {name} at notification "
+                f"{head.position} (signed at {head.signed_at}): an event was edited, "
+                "inserted, deleted or reordered, or its aggregate re-chained"
+                + (f" (aggregates there now: {', '.join(aggregates)})" if aggregates else ""),
+                *self.since_head,
+            )
+            self.mismatch_at = head.position
+        elif self.mismatch_at != head.position:
+            self.result.signed_up_to = head.position
+        self.recomputed = head.link
+        self.since_head = []
+        self.last_head = head.position
+
+
+def verify_log(
+    recorder: ApplicationRecorder,
+    db: StoreDb,
+    key: AuditKey | None,
+    witnessed: SignedHead | None,
+    *,
+    witness_configured: bool,
+) -> LogVerification:
+    """Check the stored events against the log chain, the signed heads and the latest
+    witnessed head (see the module's description)."""
+    heads: dict[int, list[tuple[str, SignedHead]]] = {}
+    for row in db.execute(
+        "SELECT position, link, key_id, signature, signed_at FROM {t} ORDER BY position",
+        t=HEADS_TABLE,
+    ):
+        head = SignedHead.from_row(row)
+        heads.setdefault(head.position, []).append(("signed head", head))
+    if witnessed is not None:
+        heads.setdefault(witnessed.position, []).append(("witnessed head", witnessed))
+    last_signed = max(heads, default=0)
+    walk = _Walk(key, heads)
+    stored_previous = GENESIS
+    last_event: Notification | None = None
+    for position, event, stored in _merged(_events(recorder), _chain_entries(db)):
+        if event is None:
+            walk.problem(
+                f"notification {position} is in the log chain but its event is not in the "
+                "store: deleted"
+            )
+        else:
+            walk.result.events_checked += 1
+            walk.recomputed = _link(walk.recomputed, event)
+            walk.since_head.append(event)
+            last_event = event
+            if stored is None:
+                walk.problem(
+                    f"notification {position} ({_describe(event)}) has no log chain entry: "
+                    "inserted outside leadflow",
+                    event,
+                )
+            elif _link(stored_previous, event) != stored:
+                walk.problem(
+                    f"notification {position} ({_describe(event)}) does not match its log "
+                    "chain entry: edited, or moved from another position",
+                    event,
+                )
+        if stored is not None:
+            stored_previous = stored
+        walk.check_heads(position)
+    end = 0 if last_event is None else last_event.id
+    for position in sorted(walk.heads):
+        for name, head in walk.heads[position]:
+            walk.problem(
+                f"the {name} at notification {position} (signed at {head.signed_at}) names "
+                f"an event that is not in the store (the store ends at notification {end}): "
+                "events deleted, or the store rolled back to an earlier copy"
+            )
+    _anchoring(walk, key, last_signed, end, witnessed, witness_configured=witness_configured)
+    log.info(
+        "log_verified",
+        events_checked=walk.result.events_checked,
+        problems=len(walk.result.problems),
+        signed_up_to=walk.result.signed_up_to,
+    )
+    return walk.result
+
+
+def _anchoring(
+    walk: _Walk,
+    key: AuditKey | None,
+    last_signed: int,
+    end: int,
+    witnessed: SignedHead | None,
+    *,
+    witness_configured: bool,
+) -> None:
+    result = walk.result
+    if key is None:
+        result.notes.append(
+            "WARNING: the event log is NOT ANCHORED: LEADFLOW_AUDIT_KEY_FILE is not set, so "
+            "nothing proves that the store was not rewritten (see leadflow audit keygen)"
+        )
+        return
+    unsigned = [e for e in walk.since_head if e.id > last_signed]
+    if unsigned:
+        walk.problem(
+            f"notifications {unsigned[0].id} to {end} ({len(unsigned)} events) are not "
+            "covered by any signed head: written without the audit key",
+            *unsigned,
+        )
+    if not witness_configured:
+        result.notes.append(
+            "WARNING: no witness (LEADFLOW_AUDIT_WITNESS is not set): a rollback of the "
+            "store to an earlier copy of itself cannot be detected"
+        )
+    elif witnessed is None and end:
+        result.notes.append("WARNING: the witness holds no signed head yet")
