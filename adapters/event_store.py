@@ -19,6 +19,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from adapters.command_ledger import ledger_recorder_topic
+from adapters.private_files import private_file
 from adapters.settings import StoreSettings
 
 _DSN_PARTS = ("dbname", "host", "port", "user", "password")
@@ -108,7 +109,7 @@ def event_store_env(store: StoreSettings) -> dict[str, str]:
         )
         env[DsnPostgresFactory.POSTGRES_DSN] = store.dsn
     else:
-        store.data_dir.mkdir(parents=True, exist_ok=True)
+        private_file(store.sqlite_event_store)
         env.update(
             PERSISTENCE_MODULE="eventsourcing.sqlite",
             SQLITE_DBNAME=str(store.sqlite_event_store),

@@ -19,6 +19,7 @@ import psycopg
 from psycopg import sql
 
 from adapters.event_store import connect_postgres, postgres_ddl_lock
+from adapters.private_files import private_file
 from adapters.settings import StoreSettings
 
 Dialect = Literal["sqlite", "postgres"]
@@ -38,9 +39,8 @@ class StoreDb:
         self._pg: psycopg.Connection[tuple[Any, ...]] | None = None
         self._dsn = ""
         if store.dsn is None:
-            store.data_dir.mkdir(parents=True, exist_ok=True)
             self._sqlite = sqlite3.connect(
-                store.sqlite_event_store, timeout=30, isolation_level=None
+                private_file(store.sqlite_event_store), timeout=30, isolation_level=None
             )
             self.location = str(store.sqlite_event_store)
         else:

@@ -26,6 +26,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from adapters.driver_failures import driver_failure
 from adapters.event_store import DDL_LOCK_KEY, connect_postgres
+from adapters.private_files import private_file
 from adapters.settings import StoreSettings
 from adapters.storable_text import storable_text
 from domain.stage_model import StageModel
@@ -313,7 +314,7 @@ class SqliteStore(ReadModelStore):
         super().__init__(stage_model, f"sqlite:{path}" if path else "sqlite::memory:")
         self._path = path
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(path)
         self._connect()
         try:
             self.ensure_schema()

@@ -21,6 +21,7 @@ import psycopg
 import structlog
 
 from adapters.event_store import connect_postgres
+from adapters.private_files import PRIVATE_FILE, private_dir
 
 log = structlog.get_logger("leadflow.relay_lock")
 
@@ -56,8 +57,8 @@ class FileRelayLock:
     def try_acquire(self) -> bool:
         if self._fd is not None:
             return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        private_dir(self.path.parent)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

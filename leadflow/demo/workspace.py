@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from adapters.private_files import private_file
 from adapters.settings import Settings
 from leadflow.bootstrap import open_application, open_read_model
 from leadflow.errors import CliError
@@ -61,7 +62,8 @@ def read_marker(settings: Settings) -> DemoMarker | None:
 def write_marker(settings: Settings, marker: DemoMarker) -> None:
     if settings.store.postgres_dsn is None:
         document: dict[str, Any] = {"written_by": "leadflow demo", **marker.model_dump()}
-        marker_path(settings).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        path = private_file(marker_path(settings))
+        path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
 
 def leadflow_files(settings: Settings) -> list[Path]:
