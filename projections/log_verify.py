@@ -86,6 +86,10 @@ def _merged(
             event, entry = next(events, None), next(chain, None)
 
 
+def _span(first: int, last: int) -> str:
+    return f"notification {last}" if first >= last else f"notifications {first} to {last}"
+
+
 def _link(previous: bytes, event: Notification) -> bytes:
     return link_for(
         previous,
@@ -112,14 +116,16 @@ class _Walk:
         for event in events:
             self.result.affected_aggregates.add(UUID(str(event.originator_id)))
 
-    def check_heads(self, position: int) -> None:
-        for name, head in self.heads.pop(position, []):
-            self.check_head(name, head)
+    def check_heads(self, up_to: int) -> None:
+        """Check the heads at positions up to ``up_to`` (also those whose event is gone)."""
+        for position in sorted(p for p in self.heads if p <= up_to):
+            for name, head in self.heads.pop(position):
+                self.check_head(name, head)
 
     def check_head(self, name: str, head: SignedHead) -> None:
         if self.key is None:
             return
-        since = f"notifications {self.last_head + 1} to {head.position}"
+        since = _span(self.last_head + 1, head.position)
         if head.key_id != self.key.key_id or not self.key.verifies(head.message(), head.signature):
             self.problem(
                 f"the {name} at notification {head.position} (signed at {head.signed_at}) does "
@@ -167,6 +173,7 @@ def verify_log(
     stored_previous = GENESIS
     last_event: Notification | None = None
     for position, event, stored in _merged(_events(recorder), _chain_entries(db)):
+        walk.check_heads(position - 1)
         if event is None:
             walk.problem(
                 f"notification {position} is in the log chain but its event is not in the "
@@ -229,8 +236,8 @@ def _anchoring(
     unsigned = [e for e in walk.since_head if e.id > last_signed]
     if unsigned:
         walk.problem(
-            f"notifications {unsigned[0].id} to {end} ({len(unsigned)} events) are not "
-            "covered by any signed head: written without the audit key",
+            f"the events of {_span(unsigned[0].id, end)} ({len(unsigned)}) are not covered "
+            "by any signed head: written without the audit key",
             *unsigned,
         )
     if not witness_configured:

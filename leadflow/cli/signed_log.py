@@ -12,7 +12,7 @@ def render_log_verification(result: LogVerification) -> str:
     anchored = (
         "not anchored by a signed head"
         if result.signed_up_to is None
-        else f"signed heads match up to notification {result.signed_up_to:,}"
+        else f"the latest signed head that matches is at notification {result.signed_up_to:,}"
     )
     lines.append(
         f"signed log {verdict}: {result.events_checked:,} events checked against the log "

@@ -1,0 +1,210 @@
+"""The signed log against an attacker with file or database access but without the
+audit key (issue 12), on SQLite and PostgreSQL: every attack, followed by
+``leadflow rebuild``, makes ``leadflow verify`` exit 3 naming the problem."""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+
+from service.ids import deal_id_for, lead_id_for
+from tests.e2e.cli.conftest import Cli
+from tests.e2e.cli.log_attacker import Attacker, copy_of_store, restore
+
+ADA, BOB = "ada@example.com", "bob@example.com"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def signed(
+    request: pytest.FixtureRequest, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """A store (SQLite or a PostgreSQL schema of its own) signed by a new audit key and
+    witnessed outside the data dir; yields the witness file."""
+    if request.param == "postgres":
+        monkeypatch.setenv("LEADFLOW_POSTGRES_DSN", request.getfixturevalue("postgres_dsn"))
+        monkeypatch.setenv("LEADFLOW_POSTGRES_SCHEMA", f"t_{uuid4().hex[:12]}")
+    (tmp_path / "keys").mkdir()
+    key = tmp_path / "keys" / "audit.pem"
+    assert cli("audit", "keygen", "--out", str(key)).code == 0
+    witness = tmp_path / "witness.jsonl"
+    monkeypatch.setenv("LEADFLOW_AUDIT_KEY_FILE", str(key))
+    monkeypatch.setenv("LEADFLOW_AUDIT_WITNESS", str(witness))
+    yield witness
+
+
+@pytest.fixture
+def attacker(signed: Path) -> Iterator[Attacker]:
+    del signed
+    attacker = Attacker()
+    yield attacker
+    attacker.close()
+
+
+def _two_leads(cli: Cli) -> None:
+    """Bob (first in the log), then Ada with a won deal of 32,000."""
+    for argv in (
+        ("capture-lead", BOB, "--source", "web"),
+        ("capture-lead", ADA, "--source", "web"),
+        ("fast-track", ADA, "--to", "sql", "--reason", "demo request"),
+        ("open-deal", "D-1", "--amount", "32000", "--lead", ADA),
+        ("win-deal", "D-1"),
+    ):
+        run = cli(*argv)
+        assert run.code == 0, run.err
+
+
+def _verify_fails(cli: Cli, *expected: str) -> str:
+    assert cli("rebuild").code == 0
+    verify = cli("verify")
+    assert verify.code == 3, verify.out + verify.err
+    for text in expected:
+        assert text in verify.out, verify.out
+    return verify.out
+
+
+def test_keygen_writes_a_private_key_only_its_owner_reads(cli: Cli, tmp_path: Path) -> None:
+    out = tmp_path / "k.pem"
+    run = cli("audit", "keygen", "--out", str(out))
+
+    assert run.code == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert b"PUBLIC KEY" in (tmp_path / "k.pem.pub").read_bytes()
+    again = cli("audit", "keygen", "--out", str(out))
+    assert again.code == 1
+    assert "already exists" in again.err
+
+
+def test_an_untouched_signed_store_verifies_and_every_head_is_witnessed(
+    cli: Cli, signed: Path
+) -> None:
+    _two_leads(cli)
+
+    verify = cli("verify")
+
+    assert verify.code == 0, verify.out
+    assert "signed log OK" in verify.out
+    heads = [json.loads(line) for line in signed.read_text().splitlines()]
+    assert len(heads) == 5
+    assert f"matches is at notification {heads[-1]['position']}" in verify.out
+
+
+def test_without_a_key_verify_says_the_log_is_not_anchored(cli: Cli) -> None:
+    _two_leads(cli)
+
+    verify = cli("verify")
+
+    assert verify.code == 0
+    assert "NOT ANCHORED" in verify.out
+
+
+def test_an_edited_and_rechained_aggregate_is_reported(cli: Cli, attacker: Attacker) -> None:
+    _two_leads(cli)
+    deal = deal_id_for("D-1")
+    opened = next(r for r in attacker.rows() if r.originator_id == deal and r.version == 1)
+    data = opened.data()
+    data["amount"] = "1.00"
+    data["actor"] = "someone-else"
+    attacker.write_state(deal, 1, data)
+    attacker.rechain_aggregate(deal)
+    attacker.rechain_log()
+
+    out = _verify_fails(cli, "do not match the signed head", str(deal))
+
+    assert "broken chain" not in out  # the aggregate's own chain was recomputed
+
+
+def test_an_aggregate_last_event_deleted_is_reported(cli: Cli, attacker: Attacker) -> None:
+    _two_leads(cli)
+    position = attacker.delete_event(deal_id_for("D-1"), 2)  # DealWon, the last event
+
+    _verify_fails(cli, f"notification {position} is in the log chain but its event is not")
+
+
+def test_a_deleted_last_event_with_its_chain_and_head_is_reported(
+    cli: Cli, attacker: Attacker
+) -> None:
+    _two_leads(cli)
+    position = attacker.delete_event(deal_id_for("D-1"), 2)
+    attacker.sql("DELETE FROM {chain} WHERE position >= ?", (position,))
+    attacker.sql("DELETE FROM {heads} WHERE position >= ?", (position,))
+
+    _verify_fails(cli, f"witnessed head at notification {position}", "rolled back")
+
+
+def test_a_whole_lead_deleted_and_the_log_rechained_is_reported(
+    cli: Cli, attacker: Attacker
+) -> None:
+    _two_leads(cli)
+    attacker.sql("DELETE FROM {events} WHERE originator_id = ?", (attacker._id(lead_id_for(BOB)),))
+    attacker.rechain_log()
+
+    _verify_fails(cli, "do not match the signed head at notification 2")
+
+
+def test_two_swapped_events_are_reported(cli: Cli, attacker: Attacker) -> None:
+    _two_leads(cli)
+    rows = attacker.rows()
+    attacker.swap_positions(rows[0].position, rows[1].position)
+    attacker.rechain_log()
+
+    _verify_fails(cli, "do not match the signed head")
+
+
+def test_a_rollback_to_an_earlier_consistent_copy_is_reported(cli: Cli, attacker: Attacker) -> None:
+    _two_leads(cli)
+    earlier = copy_of_store(attacker)
+    assert cli("capture-lead", "cy@example.com", "--source", "web").code == 0
+    restore(attacker, earlier)
+
+    _verify_fails(cli, "witnessed head", "rolled back to an earlier copy")
+
+
+def test_an_event_appended_without_the_key_is_reported(cli: Cli, attacker: Attacker) -> None:
+    _two_leads(cli)
+    last = attacker.rows()[-1]
+    data = last.data()
+    data["originator_version"] = last.version + 1
+    attacker.sql(
+        "INSERT INTO {events} (originator_id, originator_version, topic, state) "
+        "VALUES (?, ?, ?, ?)",
+        (attacker._id(last.originator_id), last.version + 1, last.topic, last.state),
+    )
+    attacker.rechain_log()
+
+    _verify_fails(cli, "not covered by any signed head")
+
+
+def test_a_start_with_another_audit_key_is_refused(
+    cli: Cli, signed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    del signed
+    _two_leads(cli)
+    other = tmp_path / "keys" / "other.pem"
+    assert cli("audit", "keygen", "--out", str(other)).code == 0
+    monkeypatch.setenv("LEADFLOW_AUDIT_KEY_FILE", str(other))
+
+    run = cli("capture-lead", "cy@example.com", "--source", "web")
+
+    assert run.code == 1
+    assert "LEADFLOW_AUDIT_KEY_FILE" in run.err
+    assert "signed with audit key id" in run.err
+
+
+def test_a_witness_inside_the_data_dir_is_refused(
+    cli: Cli, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = tmp_path / "k.pem"
+    assert cli("audit", "keygen", "--out", str(key)).code == 0
+    monkeypatch.setenv("LEADFLOW_AUDIT_KEY_FILE", str(key))
+    monkeypatch.setenv("LEADFLOW_AUDIT_WITNESS", str(data_dir / "witness.jsonl"))
+
+    run = cli("capture-lead", ADA, "--source", "web")
+
+    assert run.code == 1
+    assert "LEADFLOW_AUDIT_WITNESS" in run.err
+    assert "inside the data directory" in run.err
