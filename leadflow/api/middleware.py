@@ -9,6 +9,7 @@ import time
 import uuid
 
 import structlog
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from leadflow.api.problems import PROBLEM_JSON, TYPE_PREFIX
@@ -19,13 +20,74 @@ REQUEST_ID = "x-request-id"
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """A body that grew past the limit while read (no Content-Length told its size)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(413, detail)
 
 
-def _problem(status: int, kind: str, title: str, detail: str, path: str) -> bytes:
-    body = {"type": TYPE_PREFIX + kind, "title": title, "status": status, "detail": detail}
-    return json.dumps({**body, "instance": path}).encode()
+class _Exchange:
+    """One request and its answer, as the middleware sees them."""
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        self.scope = scope
+        self._receive = receive
+        self._send = send
+        self.limit = limit
+        self.received = 0
+        self.answered = False
+        self.started = time.perf_counter()
+        headers = dict(scope["headers"])
+        given = headers.get(REQUEST_ID.encode(), b"").decode("latin-1")
+        self.request_id = given if _SANE_ID.fullmatch(given) else uuid.uuid4().hex
+        self.declared_length = headers.get(b"content-length", b"")
+
+    @property
+    def too_large(self) -> str:
+        return f"the body exceeds {self.limit} bytes (LEADFLOW_API_MAX_BODY_BYTES)"
+
+    def declared_too_large(self) -> bool:
+        return self.declared_length.isdigit() and int(self.declared_length) > self.limit
+
+    def log_line(self, status: int) -> None:
+        log.info(
+            "http_request",
+            method=self.scope["method"],
+            path=self.scope["path"],
+            status=status,
+            ms=round((time.perf_counter() - self.started) * 1000, 2),
+        )
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self.limit:
+                raise _TooLarge(self.too_large)
+        return message
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.answered = True
+            message["headers"] = [
+                *message.get("headers", []),
+                (REQUEST_ID.encode(), self.request_id.encode()),
+            ]
+            self.log_line(message["status"])  # before the client can have its answer
+        await self._send(message)
+
+    async def problem(self, status: int, kind: str, title: str, detail: str) -> None:
+        body = {"type": TYPE_PREFIX + kind, "title": title, "status": status, "detail": detail}
+        content = json.dumps({**body, "instance": self.scope["path"]}).encode()
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", PROBLEM_JSON.encode())],
+            }
+        )
+        await self.send({"type": "http.response.body", "body": content})
 
 
 class RequestMiddleware:
@@ -37,70 +99,27 @@ class RequestMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        given = headers.get(REQUEST_ID.encode(), b"").decode("latin-1")
-        request_id = given if _SANE_ID.fullmatch(given) else uuid.uuid4().hex
+        exchange = _Exchange(scope, receive, send, self.max_body_bytes)
         structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        started = time.perf_counter()
-        status = 500
-        sent_start = False
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status, sent_start
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                sent_start = True
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (REQUEST_ID.encode(), request_id.encode()),
-                ]
-            await send(message)
-
-        async def answer(code: int, kind: str, title: str, detail: str) -> None:
-            body = _problem(code, kind, title, detail, scope["path"])
-            await send_with_id(
-                {
-                    "type": "http.response.start",
-                    "status": code,
-                    "headers": [(b"content-type", PROBLEM_JSON.encode())],
-                }
-            )
-            await send_with_id({"type": "http.response.body", "body": body})
-
-        limit = self.max_body_bytes
-        too_large = f"the body exceeds {limit} bytes (LEADFLOW_API_MAX_BODY_BYTES)"
-        length = headers.get(b"content-length", b"")
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise _TooLarge
-            return message
-
+        structlog.contextvars.bind_contextvars(request_id=exchange.request_id)
         try:
-            if length.isdigit() and int(length) > limit:
-                await answer(413, "payload-too-large", "Payload too large", too_large)
+            if exchange.declared_too_large():
+                await exchange.problem(
+                    413, "payload-too-large", "Payload too large", exchange.too_large
+                )
             else:
-                await self.app(scope, limited_receive, send_with_id)
+                await self.app(scope, exchange.receive, exchange.send)
         except _TooLarge:
-            if not sent_start:
-                await answer(413, "payload-too-large", "Payload too large", too_large)
+            if not exchange.answered:
+                await exchange.problem(
+                    413, "payload-too-large", "Payload too large", exchange.too_large
+                )
         except Exception as error:  # last line of defence: a problem, never a traceback
             log.error("unexpected_error", error_type=type(error).__name__, exc_info=error)
-            if not sent_start:
-                detail = f"see the server log for request id {request_id}"
-                await answer(500, "internal", "Internal error", detail)
+            if not exchange.answered:
+                detail = f"see the server log for request id {exchange.request_id}"
+                await exchange.problem(500, "internal", "Internal error", detail)
         finally:
-            log.info(
-                "http_request",
-                method=scope["method"],
-                path=scope["path"],
-                status=status,
-                ms=round((time.perf_counter() - started) * 1000, 2),
-            )
+            if not exchange.answered:
+                exchange.log_line(499)  # the client went away before an answer
             structlog.contextvars.clear_contextvars()

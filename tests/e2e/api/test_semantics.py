@@ -1,0 +1,169 @@
+"""Idempotency-Key, If-Match, problem+json, request ids, body and rate limits, through a
+real ``leadflow serve``."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.api.served import Served, serving
+
+PROBLEM = "application/problem+json"
+
+
+def _capture(client: httpx.Client, lead: str) -> httpx.Response:
+    answer = client.post("/v1/leads", json={"lead": lead, "source": "web"})
+    assert answer.status_code == 200, answer.text
+    return answer
+
+
+def _problem(answer: httpx.Response, status: int, kind: str) -> dict[str, object]:
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"].startswith(PROBLEM)
+    body: dict[str, object] = answer.json()
+    assert body["type"] == f"urn:leadflow:problem:{kind}"
+    assert body["status"] == status
+    return body
+
+
+def test_the_same_key_and_body_returns_the_recorded_outcome(served: Served) -> None:
+    with served.client("sales") as sales:
+        _capture(sales, "idem@example.com")
+        headers = {"Idempotency-Key": "idem-mql-1"}
+        first = sales.post("/v1/leads/idem@example.com/mql", json={}, headers=headers)
+        again = sales.post("/v1/leads/idem@example.com/mql", json={}, headers=headers)
+        assert first.status_code == again.status_code == 200
+        assert first.json()["replayed"] is False
+        assert again.json()["replayed"] is True
+        assert again.headers["Idempotent-Replayed"] == "true"
+        assert again.json()["events"] == first.json()["events"]
+        assert again.json()["aggregates"][0]["version"] == first.json()["aggregates"][0]["version"]
+        other = sales.post(
+            "/v1/leads/idem@example.com/mql", json={"reason": "other"}, headers=headers
+        )
+        body = _problem(other, 422, "idempotency-key-reused")
+        assert "idem-mql-1" in str(body["detail"])
+
+
+def test_the_same_command_sent_concurrently_with_one_key_is_applied_once(served: Served) -> None:
+    with served.client("sales") as sales:
+        version = _capture(sales, "race@example.com").json()["aggregates"][0]["version"]
+
+        def send(_: int) -> dict[str, object]:
+            with served.client("sales") as client:
+                answer = client.post(
+                    "/v1/leads/race@example.com/contacts",
+                    json={"channel": "call", "outcome": "left a message"},
+                    headers={"Idempotency-Key": "race-contact-1"},
+                )
+                assert answer.status_code == 200, answer.text
+                result: dict[str, object] = answer.json()
+                return result
+
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(send, range(8)))
+        assert sum(not r["replayed"] for r in results) == 1
+        lead = sales.get("/v1/leads/race@example.com").json()
+        assert lead["version"] == version + 1
+
+
+def test_if_match_refuses_a_moved_lead_with_412(served: Served) -> None:
+    with served.client("sales") as sales:
+        tag = _capture(sales, "etag@example.com").headers["ETag"]
+        assert sales.get("/v1/leads/etag@example.com").headers["ETag"] == tag
+        moved = sales.post("/v1/leads/etag@example.com/mql", json={}, headers={"If-Match": tag})
+        assert moved.status_code == 200
+        assert moved.headers["ETag"] != tag
+        stale = sales.post(
+            "/v1/leads/etag@example.com/disqualify",
+            json={"reason": "spam"},
+            headers={"If-Match": tag},
+        )
+        body = _problem(stale, 412, "precondition-failed")
+        assert body["current_version"] == int(moved.headers["ETag"].strip('"'))
+        unknown = sales.post(
+            "/v1/leads/nobody@example.com/mql", json={}, headers={"If-Match": '"1"'}
+        )
+        _problem(unknown, 412, "precondition-failed")
+
+
+def test_refusals_are_problems_naming_what_they_are_about(served: Served) -> None:
+    with served.client("sales") as sales:
+        _capture(sales, "prob@example.com")
+        illegal = _problem(
+            sales.post("/v1/leads/prob@example.com/accept", json={}), 409, "illegal-transition"
+        )
+        assert illegal["aggregate"] == "lead"
+        assert illegal["external_id"] == "prob@example.com"
+        assert illegal["stage"] == "new"
+        assert illegal["attempted"] == "accept"
+        unknown = _problem(sales.get("/v1/leads/nobody@example.com"), 404, "unknown-aggregate")
+        assert "nobody@example.com" in str(unknown["detail"])
+        invalid = _problem(
+            sales.post("/v1/leads/prob@example.com/contacts", json={"channel": "pigeon"}),
+            422,
+            "invalid-input",
+        )
+        assert "channel" in str(invalid["detail"])
+        _problem(
+            sales.post(
+                "/v1/leads", content=b"{not json", headers={"content-type": "application/json"}
+            ),
+            422,
+            "invalid-input",
+        )
+        _problem(
+            sales.post("/v1/deals", json={"deal": "D-x", "amount": "1", "pipeline": "nope"}),
+            422,
+            "command-refused",
+        )
+        _problem(sales.get("/v1/no-such-thing"), 404, "not-found")
+        _problem(sales.delete("/v1/leads/prob@example.com"), 405, "method-not-allowed")
+        _problem(
+            sales.post("/v1/leads", content=b"x" * (1024 * 1024 + 1)), 413, "payload-too-large"
+        )
+        chunked = iter([b"x" * 700_000, b"x" * 700_000])  # no Content-Length: counted as read
+        _problem(sales.post("/v1/leads", content=chunked), 413, "payload-too-large")
+
+
+def test_every_response_carries_a_request_id_that_is_in_the_log(served: Served) -> None:
+    with served.client() as anonymous:
+        given = anonymous.get("/healthz", headers={"X-Request-ID": "trace-me-42"})
+        made = anonymous.get("/v1/reports/kpis")
+    assert given.headers["X-Request-ID"] == "trace-me-42"
+    assert len(made.headers["X-Request-ID"]) == 32
+    lines = [
+        json.loads(line) for line in served.log.read_text().splitlines() if line.startswith("{")
+    ]
+    logged = {(line.get("request_id"), line.get("status")) for line in lines}
+    assert ("trace-me-42", 200) in logged
+    assert (made.headers["X-Request-ID"], 401) in logged
+
+
+def test_a_key_over_its_rate_gets_429(tmp_path: Path) -> None:
+    with serving(tmp_path / "data", api_rate_per_second="0.01", api_rate_burst="3") as server:
+        with server.client("sales") as sales:
+            codes = [sales.get("/v1/pipeline").status_code for _ in range(5)]
+            limited = sales.get("/v1/pipeline")
+        with server.client("manager") as manager:  # another key has its own budget
+            assert manager.get("/v1/pipeline").status_code == 200
+    assert codes[:3] == [200, 200, 200]
+    assert codes[3:] == [429, 429]
+    _problem(limited, 429, "rate-limited")
+    assert int(limited.headers["Retry-After"]) >= 1
+
+
+@pytest.mark.parametrize(
+    "path", ["/openapi.json", "/docs", "/healthz", "/docs/assets/swagger-ui.css"]
+)
+def test_open_paths_need_no_token_and_the_docs_need_no_internet(served: Served, path: str) -> None:
+    with served.client() as anonymous:
+        answer = anonymous.get(path)
+    assert answer.status_code == 200
+    if path == "/docs":
+        assert "/docs/assets/swagger-ui-bundle.js" in answer.text
+        assert "https://" not in answer.text.replace("https://swagger.io", "")
