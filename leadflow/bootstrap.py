@@ -27,7 +27,7 @@ from consumers.relay.publisher import Relay
 from consumers.relay.wakeup import NewEventsSignal, Polling, PostgresListener
 from domain.scoring import load_scoring_rules
 from domain.stage_model import load_stage_model
-from projections.log_verify import LogVerification, verify_log
+from projections.log_verify import LogProblem, LogVerification, verify_log
 from projections.store import ReadModelStore, open_read_model_store
 from service.application import LeadflowApp
 
@@ -123,7 +123,7 @@ def verify_signed_log(settings: Settings, app: LeadflowApp) -> LogVerification:
             app.recorder, db, audit.key, witnessed, witness_configured=audit.witness is not None
         )
     if unreadable is not None:
-        result.problems.insert(0, unreadable)
+        result.problems.insert(0, LogProblem(unreadable))
     return result
 
 

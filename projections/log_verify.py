@@ -14,7 +14,7 @@ head were written without the key.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -30,12 +30,21 @@ log = structlog.get_logger("leadflow.projections.log_verify")
 _PAGE = 1000
 
 
+@dataclass(frozen=True, slots=True)
+class LogProblem:
+    text: str
+    aggregates: frozenset[UUID] = frozenset()
+    """The aggregates of the events it names; empty when they are not known (a deleted
+    event, an unreadable witness): then it may concern any aggregate."""
+
+    def __str__(self) -> str:
+        return self.text
+
+
 @dataclass(slots=True)
 class LogVerification:
-    problems: list[str] = field(default_factory=list)
+    problems: list[LogProblem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    affected_aggregates: set[UUID] = field(default_factory=set)
-    """Aggregates with an event named by a problem (a deleted event's is not known)."""
     events_checked: int = 0
     signed_up_to: int | None = None
     """The position of the latest head that matches the events (None: none does)."""
@@ -43,6 +52,12 @@ class LogVerification:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def problems_for(self, aggregate_ids: Iterable[UUID]) -> list[LogProblem]:
+        """The problems that concern any of ``aggregate_ids`` (or may: those whose
+        aggregates are not known), e.g. to tell whether one lead's history is proven."""
+        wanted = frozenset(aggregate_ids)
+        return [p for p in self.problems if not p.aggregates or p.aggregates & wanted]
 
 
 def _describe(event: Notification) -> str:
@@ -112,9 +127,8 @@ class _Walk:
     mismatch_at: int | None = None
 
     def problem(self, text: str, *events: Notification) -> None:
-        self.result.problems.append(text)
-        for event in events:
-            self.result.affected_aggregates.add(UUID(str(event.originator_id)))
+        aggregates = frozenset(UUID(str(e.originator_id)) for e in events)
+        self.result.problems.append(LogProblem(text, aggregates))
 
     def check_heads(self, up_to: int) -> None:
         """Check the heads at positions up to ``up_to`` (also those whose event is gone)."""
@@ -208,7 +222,7 @@ def verify_log(
                 "events deleted, or the store rolled back to an earlier copy"
             )
     _anchoring(walk, key, last_signed, end, witnessed, witness_configured=witness_configured)
-    log.info(
+    log.debug(
         "log_verified",
         events_checked=walk.result.events_checked,
         problems=len(walk.result.problems),

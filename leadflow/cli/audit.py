@@ -12,7 +12,9 @@ from typing import Any
 import structlog
 
 from adapters.settings import Settings
-from leadflow.bootstrap import open_application
+from domain.errors import UnknownAggregate
+from leadflow.bootstrap import open_application, verify_signed_log
+from leadflow.cli.signed_log import render_log_problems, render_unknown_lead_in_damaged_log
 from leadflow.errors import CliError
 from service.lead_history import (
     AggregateState,
@@ -84,9 +86,17 @@ def history_command(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError(msg)
     app = open_application(settings)
     try:
-        history = lead_history(app, args.lead, args.as_of)
+        signed_log = verify_signed_log(settings, app)
+        try:
+            history = lead_history(app, args.lead, args.as_of)
+        except UnknownAggregate:
+            if not signed_log.ok:  # the lead may be gone because the log was damaged
+                sys.stderr.write(render_unknown_lead_in_damaged_log(args.lead, signed_log))
+                return EXIT_CHAIN_BROKEN
+            raise
     finally:
         app.close()
+    log_problems = signed_log.problems_for(chain.aggregate_id for chain in history.chains)
     if args.export is not None:
         lines = export_jsonl(history, args.export)
         sys.stderr.write(f"exported {lines - 1} events and a summary line to {args.export}\n")
@@ -94,7 +104,8 @@ def history_command(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.write(json.dumps(history.document(), indent=2, ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(render_history(history) + "\n")
-    if not history.verified:
+    (sys.stderr if args.json else sys.stdout).write(render_log_problems(log_problems))
+    if not history.verified or log_problems:
         log.warning("history_not_verified", lead_id=str(history.lead_id))
         return EXIT_CHAIN_BROKEN
     return 0

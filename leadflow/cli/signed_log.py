@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from projections.log_verify import LogVerification
+from collections.abc import Sequence
+
+from projections.log_verify import LogProblem, LogVerification
 
 
 def render_log_verification(result: LogVerification) -> str:
@@ -19,3 +21,16 @@ def render_log_verification(result: LogVerification) -> str:
         f"chain, {len(result.problems):,} problems; {anchored}"
     )
     return "\n".join(lines)
+
+
+def render_log_problems(problems: Sequence[LogProblem]) -> str:
+    """The signed log's problems that concern one history, one line each."""
+    return "".join(f"signed log: {p}\n" for p in problems)
+
+
+def render_unknown_lead_in_damaged_log(ref: str, result: LogVerification) -> str:
+    return (
+        f"leadflow history: no lead {ref!r} in the event store, and the signed log is "
+        f"damaged ({len(result.problems)} problems; the first: {result.problems[0]}); "
+        "run leadflow verify\n"
+    )

@@ -1,6 +1,7 @@
 """The signed log against an attacker with file or database access but without the
 audit key (issue 12), on SQLite and PostgreSQL: every attack, followed by
-``leadflow rebuild``, makes ``leadflow verify`` exit 3 naming the problem."""
+``leadflow rebuild``, makes ``leadflow verify`` exit 3 naming the problem, and
+``leadflow history`` of an affected lead exit 3."""
 
 from __future__ import annotations
 
@@ -58,6 +59,12 @@ def _two_leads(cli: Cli) -> None:
         assert run.code == 0, run.err
 
 
+def _history_fails(cli: Cli, lead: str) -> None:
+    history = cli("history", lead)
+    assert history.code == 3, history.out + history.err
+    assert "signed log" in history.out + history.err
+
+
 def _verify_fails(cli: Cli, *expected: str) -> str:
     assert cli("rebuild").code == 0
     verify = cli("verify")
@@ -88,6 +95,7 @@ def test_an_untouched_signed_store_verifies_and_every_head_is_witnessed(
 
     assert verify.code == 0, verify.out
     assert "signed log OK" in verify.out
+    assert cli("history", ADA).code == 0
     heads = [json.loads(line) for line in signed.read_text().splitlines()]
     assert len(heads) == 5
     assert f"matches is at notification {heads[-1]['position']}" in verify.out
@@ -114,6 +122,7 @@ def test_an_edited_and_rechained_aggregate_is_reported(cli: Cli, attacker: Attac
     attacker.rechain_log()
 
     out = _verify_fails(cli, "do not match the signed head", str(deal))
+    _history_fails(cli, ADA)
 
     assert "broken chain" not in out  # the aggregate's own chain was recomputed
 
@@ -123,6 +132,7 @@ def test_an_aggregate_last_event_deleted_is_reported(cli: Cli, attacker: Attacke
     position = attacker.delete_event(deal_id_for("D-1"), 2)  # DealWon, the last event
 
     _verify_fails(cli, f"notification {position} is in the log chain but its event is not")
+    _history_fails(cli, ADA)
 
 
 def test_a_deleted_last_event_with_its_chain_and_head_is_reported(
@@ -134,6 +144,7 @@ def test_a_deleted_last_event_with_its_chain_and_head_is_reported(
     attacker.sql("DELETE FROM {heads} WHERE position >= ?", (position,))
 
     _verify_fails(cli, f"witnessed head at notification {position}", "rolled back")
+    _history_fails(cli, ADA)
 
 
 def test_a_whole_lead_deleted_and_the_log_rechained_is_reported(
@@ -144,6 +155,7 @@ def test_a_whole_lead_deleted_and_the_log_rechained_is_reported(
     attacker.rechain_log()
 
     _verify_fails(cli, "do not match the signed head at notification 2")
+    _history_fails(cli, BOB)
 
 
 def test_two_swapped_events_are_reported(cli: Cli, attacker: Attacker) -> None:
@@ -153,6 +165,7 @@ def test_two_swapped_events_are_reported(cli: Cli, attacker: Attacker) -> None:
     attacker.rechain_log()
 
     _verify_fails(cli, "do not match the signed head")
+    _history_fails(cli, BOB)
 
 
 def test_a_rollback_to_an_earlier_consistent_copy_is_reported(cli: Cli, attacker: Attacker) -> None:
@@ -162,6 +175,7 @@ def test_a_rollback_to_an_earlier_consistent_copy_is_reported(cli: Cli, attacker
     restore(attacker, earlier)
 
     _verify_fails(cli, "witnessed head", "rolled back to an earlier copy")
+    _history_fails(cli, "cy@example.com")
 
 
 def test_an_event_appended_without_the_key_is_reported(cli: Cli, attacker: Attacker) -> None:
@@ -177,6 +191,7 @@ def test_an_event_appended_without_the_key_is_reported(cli: Cli, attacker: Attac
     attacker.rechain_log()
 
     _verify_fails(cli, "not covered by any signed head")
+    _history_fails(cli, ADA)
 
 
 def test_a_start_with_another_audit_key_is_refused(
