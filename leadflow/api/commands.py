@@ -24,7 +24,7 @@ from domain.deal import Deal
 from domain.errors import UnknownAggregate
 from domain.lead import Lead
 from leadflow.api.auth import require
-from leadflow.api.problems import ApiProblem
+from leadflow.api.problems import AUTHENTICATED, ApiProblem, documented
 from leadflow.api.roles import Permission
 from leadflow.api.state import ApiState, api_state
 from leadflow.api.views import CommandResult, etag, parse_if_match, view
@@ -245,24 +245,6 @@ def router() -> APIRouter:
             operation_id=route.operation_id,
             tags=["deals" if route.target == "deal" else "leads"],
             response_model=CommandResult,
-            responses=COMMAND_PROBLEMS,
+            responses=documented(*AUTHENTICATED, 404, 409, 412, 503),
         )
     return routes
-
-
-_PROBLEM = {
-    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-}
-COMMAND_PROBLEMS: dict[int | str, dict[str, Any]] = {
-    status: {"description": why, **_PROBLEM}
-    for status, why in (
-        (401, "no valid API key"),
-        (403, "the key's role may not do this"),
-        (404, "unknown lead or deal"),
-        (409, "illegal transition, or the deal already exists"),
-        (412, "If-Match: the lead or deal moved on"),
-        (413, "body too large"),
-        (422, "invalid input, a refused command or a reused Idempotency-Key"),
-        (429, "rate limit"),
-    )
-}

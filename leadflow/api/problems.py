@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from adapters.api_keys import ApiKeyError
 from adapters.mapper import StoredEventError
 from domain.errors import AlreadyExists, DomainError, IllegalTransition, UnknownAggregate
+from projections.store import UnstorableValue
 from service.unit_of_work import CommandIdReused, ConcurrencyConflict
 
 log = structlog.get_logger("leadflow.api")
@@ -132,7 +133,6 @@ def validation_problem(error: ValidationError | RequestValidationError) -> ApiPr
 
 
 _HTTP_KINDS = {
-    400: "bad-request",
     401: "unauthorized",
     403: "forbidden",
     404: "not-found",
@@ -167,12 +167,16 @@ def install(app: FastAPI) -> None:
         return await on_problem(request, validation_problem(error))
 
     async def on_key_error(request: Request, error: Exception) -> JSONResponse:
+        """A value refused below the API's own checks (a key name, a filter's text)."""
         return await on_problem(
             request, ApiProblem(422, "invalid-input", "Invalid input", str(error))
         )
 
     async def on_http(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, StarletteHTTPException)
+        if error.status_code == 400:  # a body FastAPI could not read: invalid input
+            why = f"body: {error.detail} (send UTF-8 JSON)"
+            return problem_response(request, 422, "invalid-input", "Invalid input", why)
         kind = _HTTP_KINDS.get(error.status_code, f"http-{error.status_code}")
         return problem_response(
             request, error.status_code, kind, str(error.detail), headers=error.headers
@@ -193,6 +197,33 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(ValidationError, on_validation)
     app.add_exception_handler(ApiKeyError, on_key_error)
+    app.add_exception_handler(UnstorableValue, on_key_error)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(StoredEventError, on_damaged)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these problem statuses (a ``Problem`` body)."""
+    return {
+        status: {
+            "description": _WHY[status],
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
+
+
+_WHY = {
+    401: "no valid API key",
+    403: "the key's role may not do this",
+    404: "unknown lead or deal",
+    409: "illegal transition, or the deal already exists",
+    412: "If-Match: the lead or deal moved on",
+    413: "body too large",
+    422: "invalid input, a refused command or a reused Idempotency-Key",
+    429: "rate limit: wait Retry-After seconds",
+    500: "a damaged stored event (named), or a fault of the server",
+    503: "too many concurrent updates: retry",
+}
+AUTHENTICATED = (401, 403, 413, 422, 429, 500)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from adapters.api_keys import ApiKey
+from domain import commands as c
 from leadflow.api.auth import require
 from leadflow.api.problems import ApiProblem
 from leadflow.api.reading import as_of_moment, report_store
@@ -112,8 +113,8 @@ def board(
     state: State,
     key: ReadBoard,
     kind: Literal["lead", "deal"] | None = None,
-    stage: Annotated[str | None, Query(max_length=320)] = None,
-    owner: Annotated[str | None, Query(max_length=2000)] = None,
+    stage: Annotated[c.Key | None, Query()] = None,
+    owner: Annotated[c.Text | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
     as_of: AsOf = None,
@@ -135,8 +136,8 @@ def funnel(
     state: State,
     key: ReadReports,
     cohort: Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] = None,
-    source: Annotated[str | None, Query(max_length=2000)] = None,
-    campaign: Annotated[str | None, Query(max_length=2000)] = None,
+    source: Annotated[c.Text | None, Query()] = None,
+    campaign: Annotated[c.Text | None, Query()] = None,
     segment: Segment | None = None,
     as_of: AsOf = None,
 ) -> FunnelReport:
