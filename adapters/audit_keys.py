@@ -45,11 +45,14 @@ class AuditKey:
 
     public: Ed25519PublicKey
     private: Ed25519PrivateKey | None
-    source: Path
+    source: Path | None
 
     @property
     def key_id(self) -> str:
         return key_id_of(self.public)
+
+    def public_only(self) -> AuditKey:
+        return AuditKey(self.public, None, self.source)
 
     def sign(self, message: bytes) -> bytes:
         if self.private is None:

@@ -64,11 +64,15 @@ def check_store_integrity(
     recorder: ApplicationRecorder,
     cipher: Cipher | None,
     audit_key_id: str | None = None,
+    *,
+    audit_key_verifies_only: bool = False,
 ) -> IntegritySettings:
     """Refuse (StoreSettingsError, one line naming the setting) when ``store``'s settings
     (and the audit key ``audit_key_id``) disagree with what the event store records;
     record them when nothing is recorded yet (the audit key id also when a store starts
-    being signed). On PostgreSQL, call it under the DDL lock. Returns what is recorded."""
+    being signed). A process whose audit key only verifies (a public key) never signs,
+    so its key is not compared: the signed log's verification judges it. On PostgreSQL,
+    call it under the DDL lock. Returns what is recorded."""
     wanted = replace(configured_integrity(store), audit_key_id=audit_key_id)
     with StoreDb(store) as db:
         recorded = _read(db)
@@ -91,6 +95,8 @@ def check_store_integrity(
             )
             recorded = _read(db)
             assert recorded is not None
+        if audit_key_verifies_only:
+            wanted = replace(wanted, audit_key_id=recorded.audit_key_id)
         _compare(db.location, recorded, wanted)
         if recorded.audit_key_id is None and wanted.audit_key_id is not None:
             db.execute(
@@ -162,7 +168,7 @@ def _compare_audit_key(where: str, recorded: str | None, wanted: str | None) -> 
     else:
         msg = (
             f"{_AUDIT_KEY}: the log of {where} is signed with audit key id {recorded}; "
-            f"this key's id is {wanted} (changing the audit key of a store is refused)"
+            f"this key's id is {wanted} (change it with leadflow audit rotate-key)"
         )
     raise StoreSettingsError(msg)
 

@@ -4,14 +4,18 @@ the values it needs (a DSN and schema, a topic, a section such as ``KafkaSetting
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
 import structlog
 from eventsourcing.persistence import OperationalError as StoreOperationalError
 
 from adapters.audit_config import audit_config
+from adapters.audit_keys import load_audit_key
+from adapters.audit_rotation import Rotation, key_ring, read_rotations, rotate
 from adapters.audit_witness import FileWitness, WitnessError
 from adapters.command_ledger import attach_audit
-from adapters.event_store import event_store_env, postgres_ddl_lock
+from adapters.event_store import StoreSettingsError, event_store_env, postgres_ddl_lock
 from adapters.logging import error_text
 from adapters.retrying import retry_while_unavailable
 from adapters.settings import Settings
@@ -66,7 +70,13 @@ def _construct(settings: Settings, default_actor: str) -> LeadflowApp:
     try:
         # settings that disagree with the store are refused before anything is written
         audit_key_id = None if audit.key is None else audit.key.key_id
-        check_store_integrity(store, app.recorder, app.mapper.cipher, audit_key_id)
+        check_store_integrity(
+            store,
+            app.recorder,
+            app.mapper.cipher,
+            audit_key_id,
+            audit_key_verifies_only=audit.key is not None and audit.key.private is None,
+        )
         attach_audit(app.recorder, audit)
     except BaseException:
         app.close()
@@ -119,12 +129,32 @@ def verify_signed_log(settings: Settings, app: LeadflowApp) -> LogVerification:
         except WitnessError as error:
             unreadable = str(error)
     with open_store_db(settings) as db:
+        keys = None if audit.key is None else key_ring(audit.key, read_rotations(db))
         result = verify_log(
-            app.recorder, db, audit.key, witnessed, witness_configured=audit.witness is not None
+            app.recorder, db, keys, witnessed, witness_configured=audit.witness is not None
         )
     if unreadable is not None:
         result.problems.insert(0, LogProblem(unreadable))
     return result
+
+
+def rotate_audit_key(settings: Settings, new_key_file: Path) -> Rotation:
+    """Change the store's audit key from the configured one to ``new_key_file``'s (both
+    private keys), recorded in the store and signed by both."""
+    audit = audit_config(settings.audit, settings.store.data_dir)
+    if audit.key is None or audit.key.private is None:
+        msg = "LEADFLOW_AUDIT_KEY_FILE must name the store's current private audit key"
+        raise StoreSettingsError(msg)
+    new = load_audit_key(new_key_file.expanduser())
+    if new.private is None:
+        raise StoreSettingsError(f"--new-key {new_key_file}: a private key is needed")
+    if new.key_id == audit.key.key_id:
+        raise StoreSettingsError(f"--new-key {new_key_file} is the current audit key")
+    open_application(settings).close()  # the current key must be the store's
+    with open_store_db(settings) as db:
+        rotation = rotate(db, audit.key, new)
+    log.info("audit_key_rotated", old_key_id=audit.key.key_id, new_key_id=new.key_id)
+    return rotation
 
 
 # --- the relay's parts --------------------------------------------------------------------

@@ -9,7 +9,8 @@ edited events and recomputed every hash) cannot produce a head the audit key sig
 After each head the recomputation restarts from the signed link, so each problem is
 pinned to the events between two heads (usually one transaction). A store that ends
 before a signed or witnessed head was truncated or rolled back; events after the last
-head were written without the key.
+head were written without the key. Heads verify with the audit key given or any key
+the rotation records tie to it, each for its own positions.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from uuid import UUID
 import structlog
 from eventsourcing.persistence import ApplicationRecorder, Notification
 
-from adapters.audit_keys import AuditKey
 from adapters.audit_log import CHAIN_TABLE, GENESIS, HEADS_TABLE, SignedHead, link_for
+from adapters.audit_rotation import KeyRing
 from adapters.store_db import StoreDb
 
 log = structlog.get_logger("leadflow.projections.log_verify")
@@ -106,19 +107,23 @@ def _span(first: int, last: int) -> str:
 
 
 def _link(previous: bytes, event: Notification) -> bytes:
+    """The event's link; a damaged row (NULL topic or state) links as empty, so it
+    mismatches instead of crashing."""
+    topic: str | None = event.topic
+    state: bytes | None = event.state
     return link_for(
         previous,
         event.id,
-        event.topic,
+        topic or "",
         event.originator_id,
         event.originator_version,
-        event.state,
+        state or b"",
     )
 
 
 @dataclass(slots=True)
 class _Walk:
-    key: AuditKey | None
+    keys: KeyRing | None
     heads: dict[int, list[tuple[str, SignedHead]]]
     result: LogVerification = field(default_factory=LogVerification)
     recomputed: bytes = GENESIS
@@ -137,15 +142,22 @@ class _Walk:
                 self.check_head(name, head)
 
     def check_head(self, name: str, head: SignedHead) -> None:
-        if self.key is None:
+        if self.keys is None:
             return
         since = _span(self.last_head + 1, head.position)
-        if head.key_id != self.key.key_id or not self.key.verifies(head.message(), head.signature):
+        span = self.keys.get(head.key_id)
+        if span is None or not span.key.verifies(head.message(), head.signature):
             self.problem(
                 f"the {name} at notification {head.position} (signed at {head.signed_at}) does "
-                f"not verify with audit key {self.key.key_id}: forged, or signed by another key"
+                f"not verify with the audit keys ({', '.join(self.keys)}): forged, or signed "
+                "by another key"
             )
             return
+        if not span.covers(head.position):
+            self.problem(
+                f"the {name} at notification {head.position} is signed by audit key "
+                f"{head.key_id}, which the key rotations do not let sign there"
+            )
         if self.recomputed != head.link:
             aggregates = sorted({str(e.originator_id) for e in self.since_head})
             self.problem(
@@ -166,7 +178,7 @@ class _Walk:
 def verify_log(
     recorder: ApplicationRecorder,
     db: StoreDb,
-    key: AuditKey | None,
+    keys: KeyRing | None,
     witnessed: SignedHead | None,
     *,
     witness_configured: bool,
@@ -183,7 +195,7 @@ def verify_log(
     if witnessed is not None:
         heads.setdefault(witnessed.position, []).append(("witnessed head", witnessed))
     last_signed = max(heads, default=0)
-    walk = _Walk(key, heads)
+    walk = _Walk(keys, heads)
     stored_previous = GENESIS
     last_event: Notification | None = None
     for position, event, stored in _merged(_events(recorder), _chain_entries(db)):
@@ -221,7 +233,7 @@ def verify_log(
                 f"an event that is not in the store (the store ends at notification {end}): "
                 "events deleted, or the store rolled back to an earlier copy"
             )
-    _anchoring(walk, key, last_signed, end, witnessed, witness_configured=witness_configured)
+    _anchoring(walk, keys, last_signed, end, witnessed, witness_configured=witness_configured)
     log.debug(
         "log_verified",
         events_checked=walk.result.events_checked,
@@ -233,7 +245,7 @@ def verify_log(
 
 def _anchoring(
     walk: _Walk,
-    key: AuditKey | None,
+    keys: KeyRing | None,
     last_signed: int,
     end: int,
     witnessed: SignedHead | None,
@@ -241,7 +253,7 @@ def _anchoring(
     witness_configured: bool,
 ) -> None:
     result = walk.result
-    if key is None:
+    if keys is None:
         result.notes.append(
             "WARNING: the event log is NOT ANCHORED: LEADFLOW_AUDIT_KEY_FILE is not set, so "
             "nothing proves that the store was not rewritten (see leadflow audit keygen)"

@@ -1,4 +1,4 @@
-"""``leadflow audit keygen``: the Ed25519 key pair that signs the event log."""
+"""``leadflow audit keygen`` and ``rotate-key``: the Ed25519 keys that sign the event log."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import structlog
 
 from adapters.audit_keys import generate_key_pair, public_key_path
 from adapters.settings import Settings
+from leadflow.bootstrap import rotate_audit_key
 from leadflow.errors import CliError
 
 log = structlog.get_logger("leadflow.cli.audit_keys")
@@ -38,6 +39,19 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     keygen.add_argument("--out", type=Path, required=True, metavar="FILE")
     keygen.set_defaults(handler=keygen_command)
+    rotate = commands.add_parser(
+        "rotate-key",
+        help="make another key the store's audit key (recorded, signed by both keys)",
+        description="Record in the event store that the audit key changes from the one "
+        "LEADFLOW_AUDIT_KEY_FILE names to the one in --new-key (both private keys, from "
+        "leadflow audit keygen), signed by both, at the log's current head. Stop every "
+        "process that writes events first, and start them again with "
+        "LEADFLOW_AUDIT_KEY_FILE set to the new key; a start with the old key is refused. "
+        "verify checks the heads signed before the rotation with the old key, those after "
+        "with the new one, given either.",
+    )
+    rotate.add_argument("--new-key", type=Path, required=True, metavar="FILE")
+    rotate.set_defaults(handler=rotate_key_command)
 
 
 def keygen_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -53,5 +67,15 @@ def keygen_command(args: argparse.Namespace, settings: Settings) -> int:
     sys.stdout.write(
         f"audit key {key.key_id}: private key {out} (mode 0600), "
         f"public key {public_key_path(out)}\n"
+    )
+    return 0
+
+
+def rotate_key_command(args: argparse.Namespace, settings: Settings) -> int:
+    rotation = rotate_audit_key(settings, args.new_key)
+    old, new = rotation.keys()
+    sys.stdout.write(
+        f"audit key rotated from {old.key_id} to {new.key_id} after notification "
+        f"{rotation.up_to}; set LEADFLOW_AUDIT_KEY_FILE={args.new_key} for every process\n"
     )
     return 0

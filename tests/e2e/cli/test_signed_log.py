@@ -223,3 +223,43 @@ def test_a_witness_inside_the_data_dir_is_refused(
     assert run.code == 1
     assert "LEADFLOW_AUDIT_WITNESS" in run.err
     assert "inside the data directory" in run.err
+
+
+def test_a_rotated_key_signs_on_and_verify_checks_across_the_rotation(
+    cli: Cli, signed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    del signed
+    old = tmp_path / "keys" / "audit.pem"
+    new = tmp_path / "keys" / "next.pem"
+    _two_leads(cli)
+    assert cli("audit", "keygen", "--out", str(new)).code == 0
+
+    rotated = cli("audit", "rotate-key", "--new-key", str(new))
+
+    assert rotated.code == 0, rotated.err
+    assert "rotated" in rotated.out
+    assert cli("capture-lead", "cy@example.com", "--source", "web").code == 1  # old key
+    monkeypatch.setenv("LEADFLOW_AUDIT_KEY_FILE", str(new))
+    assert cli("capture-lead", "cy@example.com", "--source", "web").code == 0
+    for auditor_key in (f"{new}.pub", f"{old}.pub"):
+        monkeypatch.setenv("LEADFLOW_AUDIT_KEY_FILE", auditor_key)
+        verify = cli("verify")
+        assert verify.code == 0, verify.out
+        assert "signed log OK" in verify.out
+
+
+def test_heads_signed_with_an_attacker_key_are_reported(
+    cli: Cli, attacker: Attacker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _two_leads(cli)
+    mine = tmp_path / "keys" / "mine.pem"
+    assert cli("audit", "keygen", "--out", str(mine)).code == 0
+    monkeypatch.setenv("LEADFLOW_AUDIT_KEY_FILE", str(mine))
+    attacker.db.execute("UPDATE {t} SET audit_key_id = NULL", t="leadflow_store_integrity")
+    assert cli("capture-lead", "cy@example.com", "--source", "web").code == 0
+
+    monkeypatch.setenv("LEADFLOW_AUDIT_KEY_FILE", str(tmp_path / "keys" / "audit.pem.pub"))
+    verify = cli("verify")
+
+    assert verify.code == 3, verify.out + verify.err
+    assert "does not verify with the audit keys" in verify.out
