@@ -410,6 +410,20 @@ def parse_as_of(text: str) -> datetime:
         raise ValueError(f"{text!r} is outside the accepted range, {TIME_RANGE}") from None
 
 
+def write_whole(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that the file appears complete or not at all."""
+    path = path.expanduser()
+    target_dir = path.parent if str(path.parent) else Path()
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=target_dir)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        Path(temp).replace(path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
 def export_jsonl(history: LeadHistory, path: Path) -> int:
     """Write the history as JSON Lines: one ``{"record": "event", ...}`` line per event in
     history order, then one ``{"record": "summary", ...}`` line (chains, as-of state,
@@ -422,16 +436,7 @@ def export_jsonl(history: LeadHistory, path: Path) -> int:
     summary = {"record": "summary", "verified": history.verified, **summary}
     summary["events"] = len(history.events)
     lines.append(json.dumps(summary, ensure_ascii=False))
-    path = path.expanduser()
-    target_dir = path.parent if str(path.parent) else Path()
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=target_dir)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write("\n".join(lines) + "\n")
-        Path(temp).replace(path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_whole(path, ("\n".join(lines) + "\n").encode("utf-8"))
     log.info("history_exported", lead_id=str(history.lead_id), path=str(path), lines=len(lines))
     return len(lines)
 
@@ -446,4 +451,5 @@ __all__ = [
     "lead_history",
     "parse_as_of",
     "resolve_lead_id",
+    "write_whole",
 ]

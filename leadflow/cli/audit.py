@@ -14,6 +14,7 @@ import structlog
 from adapters.settings import Settings
 from domain.errors import UnknownAggregate
 from leadflow.bootstrap import open_application, verify_signed_log
+from leadflow.cli.lead_proof import add_proof_option, export_proof
 from leadflow.cli.signed_log import render_log_problems, render_unknown_lead_in_damaged_log
 from leadflow.errors import CliError
 from service.lead_history import (
@@ -39,6 +40,10 @@ date means the end of that day. Without --as-of the state is the current one.
 
 --export FILE writes JSON Lines: one {"record": "event", ...} line per event, then one
 {"record": "summary", ...} line with the hash chains, the as-of state and "verified".
+
+--proof FILE writes the lead's proof for an auditor (needs LEADFLOW_AUDIT_KEY_FILE): its
+events as stored and the log links and signed heads that anchor them; check it offline
+with: python -m leadflow_verify FILE --public-key KEY.pub
 
 Exit status: 0 when every hash chain verifies, 3 when one is broken (the history is still
 printed), 1 on any other error.
@@ -70,6 +75,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--export", type=Path, metavar="FILE", help="write JSON Lines to FILE")
+    add_proof_option(parser)
     parser.set_defaults(handler=history_command)
 
 
@@ -81,9 +87,11 @@ def history_command(args: argparse.Namespace, settings: Settings) -> int:
             "(set LEADFLOW_DATA_DIR, or run leadflow demo / leadflow import first)"
         )
         raise CliError(msg)
-    if args.export is not None and not args.export.expanduser().parent.is_dir():
-        msg = f"cannot export to {args.export}: directory {args.export.parent} does not exist"
-        raise CliError(msg)
+    for target in (args.export, args.proof):
+        if target is not None and not target.expanduser().parent.is_dir():
+            msg = f"cannot export to {target}: directory {target.parent} does not exist"
+            raise CliError(msg)
+    proof_problem = None
     app = open_application(settings)
     try:
         signed_log = verify_signed_log(settings, app)
@@ -94,6 +102,8 @@ def history_command(args: argparse.Namespace, settings: Settings) -> int:
                 sys.stderr.write(render_unknown_lead_in_damaged_log(args.lead, signed_log))
                 return EXIT_CHAIN_BROKEN
             raise
+        if args.proof is not None:
+            proof_problem = export_proof(args.proof, settings, app, history)
     finally:
         app.close()
     log_problems = signed_log.problems_for(chain.aggregate_id for chain in history.chains)
@@ -105,10 +115,12 @@ def history_command(args: argparse.Namespace, settings: Settings) -> int:
     else:
         sys.stdout.write(render_history(history) + "\n")
     (sys.stderr if args.json else sys.stdout).write(render_log_problems(log_problems))
+    if proof_problem is not None:
+        sys.stderr.write(f"leadflow history: no proof written: {proof_problem}\n")
     if not history.verified or log_problems:
         log.warning("history_not_verified", lead_id=str(history.lead_id))
         return EXIT_CHAIN_BROKEN
-    return 0
+    return 0 if proof_problem is None else 1
 
 
 # --- rendering ------------------------------------------------------------------------

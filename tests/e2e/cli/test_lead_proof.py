@@ -1,0 +1,147 @@
+"""A lead's proof (``leadflow history LEAD --proof FILE``) checked by the standalone
+verifier with the public key only: it verifies, and no single changed byte of it does;
+a store an attacker edited gets no proof. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import leadflow_verify
+from leadflow_verify import ProofError, load_public_key, verify_proof
+from service.ids import deal_id_for, lead_id_for
+from tests.e2e.cli.conftest import Cli
+from tests.e2e.cli.log_attacker import Attacker
+from tests.e2e.cli.test_signed_log import ADA, BOB, _two_leads, signed
+
+__all__ = ["signed"]  # the fixture: a store signed by a new audit key
+# the session's PostgreSQL is looked up before ``data_dir`` clears LEADFLOW_* variables
+pytestmark = pytest.mark.usefixtures("postgres_dsn")
+
+
+def _public_key(tmp_path: Path) -> Path:
+    return tmp_path / "keys" / "audit.pem.pub"
+
+
+@pytest.fixture
+def proof(cli: Cli, signed: Path, tmp_path: Path) -> Path:
+    """Ada's proof, her lead and won deal interleaved with Bob's events."""
+    del signed
+    _two_leads(cli)
+    assert cli("log-contact", BOB, "--channel", "email").code == 0
+    assert cli("log-contact", ADA, "--channel", "call").code == 0
+    out = tmp_path / "ada.proof.json"
+    history = cli("history", ADA, "--proof", str(out))
+    assert history.code == 0, history.err
+    assert f"wrote the proof of 2 aggregates to {out}" in history.err
+    return out
+
+
+def _standalone(*argv: str) -> subprocess.CompletedProcess[str]:
+    """``python -m leadflow_verify`` in a fresh interpreter."""
+    return subprocess.run(
+        [sys.executable, "-m", "leadflow_verify", *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_a_lead_proof_verifies_with_the_public_key_only(proof: Path, tmp_path: Path) -> None:
+    done = _standalone(str(proof), "--public-key", str(_public_key(tmp_path)))
+    assert done.returncode == 0, done.stderr
+    [line] = done.stdout.splitlines()
+    assert line.startswith(f"OK: lead {lead_id_for(ADA)}: 7 events of 2 aggregates")
+    text = proof.read_text()
+    assert str(deal_id_for("D-1")) in text
+    assert BOB not in text  # Bob's events are in other transactions: not in Ada's proof
+
+
+def test_the_verifier_names_the_first_problem(proof: Path, tmp_path: Path) -> None:
+    data = proof.read_bytes()
+    edited = data.replace(b'"events":2,', b'"events":3,', 1)
+    assert edited != data
+    forged = tmp_path / "forged.json"
+    forged.write_bytes(edited)
+    done = _standalone(str(forged), "--public-key", str(_public_key(tmp_path)))
+    assert done.returncode == 1
+    assert done.stderr.startswith("FAILED: aggregate ")
+    assert "holds versions [1, 2], not 1 to 3" in done.stderr
+
+
+@pytest.fixture
+def proof_bytes(proof: Path, tmp_path: Path) -> Iterator[tuple[bytes, Ed25519PublicKey]]:
+    yield proof.read_bytes(), load_public_key(_public_key(tmp_path))
+
+
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(where=st.floats(min_value=0, max_value=1, exclude_max=True), mask=st.integers(1, 255))
+def test_any_changed_byte_fails_verification(
+    proof_bytes: tuple[bytes, Ed25519PublicKey], where: float, mask: int
+) -> None:
+    data, public = proof_bytes
+    assert verify_proof(data, public).startswith("OK: ")
+    position = int(where * len(data))
+    changed = bytearray(data)
+    changed[position] ^= mask
+    with pytest.raises(ProofError):
+        verify_proof(bytes(changed), public)
+
+
+def test_a_store_an_attacker_edited_gets_no_proof(cli: Cli, signed: Path, tmp_path: Path) -> None:
+    del signed
+    _two_leads(cli)
+    attacker = Attacker()
+    try:
+        [row] = [
+            r for r in attacker.rows() if r.originator_id == deal_id_for("D-1") and r.version == 1
+        ]
+        forged = row.data()
+        forged["amount"] = "1.00"
+        attacker.write_state(deal_id_for("D-1"), 1, forged)
+    finally:
+        attacker.close()
+    out = tmp_path / "ada.proof.json"
+    history = cli("history", ADA, "--proof", str(out))
+    assert history.code == 3
+    assert "leadflow history: no proof written: the proof does not verify: " in history.err
+    assert not out.exists()
+
+
+@pytest.mark.usefixtures("data_dir")
+def test_without_an_audit_key_no_proof_is_written(cli: Cli, tmp_path: Path) -> None:
+    assert cli("capture-lead", ADA, "--source", "web").code == 0
+    out = tmp_path / "ada.proof.json"
+    history = cli("history", ADA, "--proof", str(out))
+    assert history.code == 1
+    assert history.messages == [
+        "leadflow history: no proof written: a proof needs the signed log: set "
+        "LEADFLOW_AUDIT_KEY_FILE"
+    ]
+    assert not out.exists()
+
+
+def test_the_verifier_imports_only_the_standard_library_and_cryptography() -> None:
+    allowed = set(sys.stdlib_module_names) | {"cryptography", "leadflow_verify"}
+    for source in Path(leadflow_verify.__file__).parent.glob("*.py"):
+        tree = ast.parse(source.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                assert name.partition(".")[0] in allowed, f"{source.name} imports {name}"
