@@ -8,7 +8,8 @@ public audit key and nothing else of leadflow. It checks, and says which check f
 2. each segment: starting from its ``start_link``, every entry's log link
    SHA-256(label, previous link, position, topic, originator, version, stored bytes) is
    recomputed, and the last one must be its head's link; the head's Ed25519 signature
-   over (label, position, link, key id, signed at) must verify with the public key, and
+   over (label, position, link, key id, signed at) must verify with one of the public
+   keys given (after a key rotation, the old and the new key), and
    the head's key id must be that key's;
 3. each event of the lead and its deals (stored bytes decoded, zlib first when
    ``compressed``): its own hash over (topic, id, version, state without ``hash``) and
@@ -141,10 +142,9 @@ def _uuid(where: str, value: Any) -> str:
 
 
 class _Check:
-    def __init__(self, proof: dict[str, Any], public: Ed25519PublicKey) -> None:
+    def __init__(self, proof: dict[str, Any], keys: Sequence[Ed25519PublicKey]) -> None:
         self.proof = proof
-        self.public = public
-        self.key_id = key_id(public)
+        self.keys = {key_id(public): public for public in keys}
         self.events: dict[str, dict[int, tuple[dict[str, Any], dict[str, Any]]]] = {}
         self.kinds: dict[str, str] = {}
 
@@ -170,7 +170,8 @@ class _Check:
         total = sum(counts.values())
         return (
             f"OK: lead {lead_id}: {total} events of {len(counts)} aggregates, their hash "
-            f"chains intact and tied to {len(heads)} signed heads of key {self.key_id} "
+            f"chains intact and tied to {len(heads)} signed heads of key "
+            f"{', '.join(sorted({h['key_id'] for h in heads}))} "
             f"(the newest signed at {heads[-1]['signed_at']}, notification {last})"
         )
 
@@ -227,15 +228,16 @@ class _Check:
             )
         if _hex(f"{where}: head link", head["link"], 32) != link:
             raise ProofError(f"{where}: the entries do not lead to the head's link")
-        if head["key_id"] != self.key_id:
+        public = self.keys.get(head["key_id"]) if isinstance(head["key_id"], str) else None
+        if public is None:
             raise ProofError(
-                f"{where}: the head is signed by key {head['key_id']!r}, not {self.key_id}"
+                f"{where}: the head is signed by key {head['key_id']!r}, not by a key given"
             )
         if not isinstance(head["signed_at"], str):
             raise ProofError(f"{where}: signed_at is not text")
         signature = _b64(f"{where}: signature", head["signature"])
         try:
-            self.public.verify(signature, head_message(head, link))
+            public.verify(signature, head_message(head, link))
         except InvalidSignature:
             raise ProofError(f"{where}: the head's signature does not verify") from None
 
@@ -287,7 +289,7 @@ class _Check:
                 raise ProofError(f"deal {ident} is not a deal the lead converted into")
 
 
-def verify_proof(data: bytes, public: Ed25519PublicKey) -> str:
+def verify_proof(data: bytes, keys: Sequence[Ed25519PublicKey]) -> str:
     """The one-line OK of a proof, or ProofError naming its first problem."""
     try:
         proof = json.loads(data)
@@ -295,7 +297,7 @@ def verify_proof(data: bytes, public: Ed25519PublicKey) -> str:
         raise ProofError(f"not JSON: {error}") from None
     if canonical(proof) != data:
         raise ProofError("not in canonical form (sorted keys, no spaces, ASCII, one newline)")
-    return _Check(proof, public).run()
+    return _Check(proof, keys).run()
 
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
@@ -317,13 +319,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("proof", type=Path, help="the proof file")
     parser.add_argument(
-        "--public-key", type=Path, required=True, help="the audit key's public part (PEM)"
+        "--public-key",
+        type=Path,
+        action="append",
+        required=True,
+        help="the audit key's public part (PEM); repeat it for each key after a rotation",
     )
     args = parser.parse_args(argv)
     try:
-        public = load_public_key(args.public_key)
+        keys = [load_public_key(path) for path in args.public_key]
         data = args.proof.read_bytes()
-        sys.stdout.write(verify_proof(data, public) + "\n")
+        sys.stdout.write(verify_proof(data, keys) + "\n")
     except OSError as error:
         sys.stderr.write(f"FAILED: cannot read {args.proof}: {error.strerror or error}\n")
         return 1

@@ -23,6 +23,7 @@ from eventsourcing.persistence import Notification
 
 from adapters.audit_keys import AuditKey
 from adapters.audit_log import CHAIN_TABLE, GENESIS, HEADS_TABLE, SignedHead
+from adapters.audit_rotation import key_ring, read_rotations
 from adapters.mapper import PydanticMapper
 from adapters.store_db import StoreDb
 from leadflow_verify import FORMAT, ProofError, canonical, verify_proof
@@ -83,8 +84,9 @@ def lead_proof(
         "segments": segments,
     }
     data = canonical(proof)
+    keys = [span.key.public for span in key_ring(key, read_rotations(db)).values()]
     try:
-        verify_proof(data, key.public)
+        verify_proof(data, keys)
     except ProofError as error:
         raise ProofUnavailable(f"the proof does not verify: {error}") from None
     log.info(

@@ -79,8 +79,8 @@ def test_the_verifier_names_the_first_problem(proof: Path, tmp_path: Path) -> No
 
 
 @pytest.fixture
-def proof_bytes(proof: Path, tmp_path: Path) -> Iterator[tuple[bytes, Ed25519PublicKey]]:
-    yield proof.read_bytes(), load_public_key(_public_key(tmp_path))
+def proof_bytes(proof: Path, tmp_path: Path) -> Iterator[tuple[bytes, list[Ed25519PublicKey]]]:
+    yield proof.read_bytes(), [load_public_key(_public_key(tmp_path))]
 
 
 @settings(
@@ -88,7 +88,7 @@ def proof_bytes(proof: Path, tmp_path: Path) -> Iterator[tuple[bytes, Ed25519Pub
 )
 @given(where=st.floats(min_value=0, max_value=1, exclude_max=True), mask=st.integers(1, 255))
 def test_any_changed_byte_fails_verification(
-    proof_bytes: tuple[bytes, Ed25519PublicKey], where: float, mask: int
+    proof_bytes: tuple[bytes, list[Ed25519PublicKey]], where: float, mask: int
 ) -> None:
     data, public = proof_bytes
     assert verify_proof(data, public).startswith("OK: ")
@@ -145,3 +145,28 @@ def test_the_verifier_imports_only_the_standard_library_and_cryptography() -> No
                 continue
             for name in names:
                 assert name.partition(".")[0] in allowed, f"{source.name} imports {name}"
+
+
+def test_after_a_key_rotation_the_proof_needs_both_keys(
+    cli: Cli, signed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    del signed
+    _two_leads(cli)
+    new_key = tmp_path / "keys" / "new.pem"
+    assert cli("audit", "keygen", "--out", str(new_key)).code == 0
+    rotated = cli("audit", "rotate-key", "--new-key", str(new_key))
+    assert rotated.code == 0, rotated.err
+    monkeypatch.setenv("LEADFLOW_AUDIT_KEY_FILE", str(new_key))
+    assert cli("log-contact", ADA, "--channel", "call").code == 0
+    out = tmp_path / "ada.proof.json"
+    history = cli("history", ADA, "--proof", str(out))
+    assert history.code == 0, history.err
+
+    new_only = _standalone(str(out), "--public-key", f"{new_key}.pub")
+    both = _standalone(
+        str(out), "--public-key", str(_public_key(tmp_path)), "--public-key", f"{new_key}.pub"
+    )
+
+    assert new_only.returncode == 1
+    assert "not by a key given" in new_only.stderr
+    assert both.returncode == 0, both.stderr
