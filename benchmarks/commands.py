@@ -5,7 +5,10 @@ Two paths, each against its own floor on the same recorder:
 - ``commands.handle``: ``app.handle(cmd)``, one command per transaction (an interactive
   caller), versus the floor saving one minimal event per transaction;
 - ``commands.handle_many``: ``app.handle_many(batch)`` (import, demo), versus the floor
-  saving as many minimal events per transaction as the batch has commands.
+  saving as many minimal events per transaction as the batch has commands;
+- ``commands.handle_signed``: ``app.handle(cmd)`` with the signed log on (each
+  transaction's head signed and appended to a witness file), versus ``commands.handle``
+  (signing off) on the same app: the cost of signing.
 
 The workload is whole lead lifecycles (capture, engagement, contact, MQL, SAL, SQL, deal
 opened, moved, won): 9 commands and about 12 events each. The floor's events are padded
@@ -19,7 +22,13 @@ from __future__ import annotations
 import itertools
 import statistics
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from uuid import uuid4
 
+from adapters.audit_keys import generate_key_pair
+from adapters.audit_log import AuditConfig
+from adapters.audit_witness import FileWitness
+from adapters.command_ledger import attach_audit
 from adapters.event_store import event_store_env
 from benchmarks.floor import FloorApp, Note
 from benchmarks.framework import (
@@ -76,8 +85,9 @@ def run(ctx: BenchContext) -> list[Result]:
     kind = ctx.store_kind
     single, batched = ctx.int_param("single"), ctx.int_param("batched")
     batch_size = ctx.int_param("batch_size")
-    counters = {"single": EventCounter(), "batched": EventCounter()}
+    counters = {"single": EventCounter(), "batched": EventCounter(), "signed": EventCounter()}
     with fresh_store(ctx, kind, "commands") as settings, opened(settings) as app:
+        audit = _signing(ctx.work_dir / f"audit_{uuid4().hex[:10]}")
         floor = FloorApp(event_store_env(settings.store), recorder=app.recorder)
         try:
             event_bytes = _mean_event_bytes(app)
@@ -89,6 +99,10 @@ def run(ctx: BenchContext) -> list[Result]:
                 return {
                     "floor_single": _floor_steps(floor, text, [len(c) for c in one_by_one], 1),
                     "handle": [_handle_step(app, c, counters["single"]) for c in one_by_one],
+                    "handle_signed": [
+                        _signed_step(app, c, counters["signed"], audit)
+                        for c in _chunks(lifecycle_commands(f"g{number}", single), SINGLE_STEP)
+                    ],
                     "floor_batched": _floor_steps(
                         floor, text, [len(c) for c in in_batches], batch_size
                     ),
@@ -124,6 +138,28 @@ def run(ctx: BenchContext) -> list[Result]:
         ),
         Result(
             benchmark="commands",
+            name="commands.handle_signed",
+            store=kind,
+            measured=Series(
+                "app.handle with LEADFLOW_AUDIT_KEY_FILE and a witness file: each transaction's "
+                "head signed (Ed25519) and appended to the witness",
+                "commands/s",
+                figures["handle_signed"],
+            ),
+            baseline=Series(
+                "app.handle without signing (the commands.handle figures), same app",
+                "commands/s",
+                figures["handle"],
+            ),
+            higher_is_better=True,
+            details={
+                **details,
+                "commands_per_round": single,
+                "events_per_command": round(counters["signed"].per_command, 3),
+            },
+        ),
+        Result(
+            benchmark="commands",
             name="commands.handle_many",
             store=kind,
             measured=Series(
@@ -154,6 +190,28 @@ def _chunks(commands: list[c.Command], size: int) -> list[list[c.Command]]:
 
 def _handle_step(app: LeadflowApp, commands: list[c.Command], counter: EventCounter) -> Step:
     return lambda: counter.add([app.handle(command) for command in commands])
+
+
+def _signing(directory: Path) -> AuditConfig:
+    """A new audit key and a witness file in ``directory`` (outside the store)."""
+    directory.mkdir(parents=True)
+    key = generate_key_pair(directory / "audit.pem")
+    return AuditConfig(key, FileWitness(directory / "witness.jsonl"))
+
+
+def _signed_step(
+    app: LeadflowApp, commands: list[c.Command], counter: EventCounter, audit: AuditConfig
+) -> Step:
+    """``_handle_step`` with the recorder signing and witnessing heads meanwhile."""
+
+    def step() -> int:
+        attach_audit(app.recorder, audit)
+        try:
+            return counter.add([app.handle(command) for command in commands])
+        finally:
+            attach_audit(app.recorder, AuditConfig())
+
+    return step
 
 
 def _handle_many_step(app: LeadflowApp, commands: list[c.Command], counter: EventCounter) -> Step:
