@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from adapters.api_keys import ApiKeys
 from adapters.settings import Settings
 from consumers.contracts.engagement import EngagementRecordV1
-from leadflow.api import commands, docs, intake, keys, problems, reads
+from leadflow.api import commands, docs, events, intake, keys, problems, reads
 from leadflow.api.auth import Gate
 from leadflow.api.middleware import RequestMiddleware
 from leadflow.api.state import ApiState
@@ -63,6 +63,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(intake.routes, responses=authenticated)
     app.include_router(reads.routes, responses=problems.documented(*problems.AUTHENTICATED, 404))
     app.include_router(keys.routes, responses=authenticated)
+    app.include_router(events.routes, responses=authenticated)
 
     @app.get("/healthz", tags=["health"], operation_id="healthz")
     def healthz() -> Health:
@@ -87,5 +88,18 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     record = EngagementRecordV1.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(record.pop("$defs", {}))
     schemas[intake.ENGAGEMENT_SCHEMA] = record
+    _stream_as_text(document)
     app.openapi_schema = document
     return document
+
+
+def _stream_as_text(document: dict[str, Any]) -> None:
+    """OpenAPI 3.1 has no ``itemSchema`` (3.2's, for one event of a stream): a stream of
+    Server-Sent Events is described as text."""
+    for methods in document["paths"].values():
+        for operation in methods.values():
+            for response in operation.get("responses", {}).values():
+                for media in response.get("content", {}).values():
+                    if "itemSchema" in media:
+                        del media["itemSchema"]
+                        media["schema"] = {"type": "string", "description": "Server-Sent Events"}

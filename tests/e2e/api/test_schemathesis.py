@@ -23,7 +23,7 @@ def test_every_operation_with_an_admin_key(served: Served) -> None:
     with served.client("sales") as sales:  # something for the generated requests to find
         sales.post("/v1/leads", json={"lead": "st@example.com", "source": "web"})
         paths = sales.get("/openapi.json").json()["paths"]
-    operations = sum(len(methods) for methods in paths.values())
+    operations = sum(len(methods) for methods in paths.values()) - 1  # all but the stream
     done = subprocess.run(
         [
             str(ST),
@@ -40,6 +40,8 @@ def test_every_operation_with_an_admin_key(served: Served) -> None:
             "--workers",
             "1",
             "--no-color",
+            "--exclude-operation-id",
+            "events",  # a stream that never ends: tests/e2e/api/test_events.py
         ],
         capture_output=True,
         text=True,
@@ -47,4 +49,4 @@ def test_every_operation_with_an_admin_key(served: Served) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
-    assert f"{operations} selected / {operations} total" in done.stdout
+    assert f"{operations} selected / {operations + 1} total" in done.stdout
