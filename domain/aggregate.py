@@ -162,8 +162,9 @@ class Snapshot(BaseModel):
     """An aggregate's state at a version, to avoid replaying long histories.
 
     ``chain_hash`` is its chain position: the hash of the event at its version (None in
-    snapshots taken before it was recorded). A snapshot is a cache, proven against its
-    events before use (``service.snapshot_proof``)."""
+    snapshots taken before it was recorded). With an audit key, ``seal`` is the key's
+    signature over it (``seal_key_id`` names the key). A snapshot is a cache, proven
+    before use (``service.snapshot_proof``)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -173,6 +174,8 @@ class Snapshot(BaseModel):
     topic: str
     state: dict[str, Any]
     chain_hash: str | None = None
+    seal: str | None = None
+    seal_key_id: str | None = None
 
     @classmethod
     def take(cls, aggregate: Aggregate) -> Snapshot:

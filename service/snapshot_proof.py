@@ -6,22 +6,25 @@ and comparing: the replay must reach exactly that version, end at the event hash
 snapshot records as its chain position, and give the same state. A snapshot that fails
 is refused (``ForgedSnapshot``, a damaged store: exit 3 from the CLI) and never feeds a
 read or a new event. ``ProvenSnapshots`` is the application's snapshot store doing this
-on every load; ``snapshot_problems`` checks every stored snapshot of an aggregate for
-``leadflow verify``.
+on every load, except for a snapshot the audit key sealed (``service.snapshot_seal``):
+its seal and chain position are checked instead. ``snapshot_problems`` replays every
+stored snapshot of an aggregate for ``leadflow verify``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.persistence import AggregateRecorder, EventStore, Mapper
 
+from adapters.audit_keys import AuditKey
 from adapters.event_envelope import DECODE_ERRORS
 from adapters.logging import error_text
 from adapters.mapper import StoredEventError
 from domain.aggregate import Aggregate, Snapshot, project_aggregate, snapshot_class
+from service.snapshot_seal import audit_key_of, seal_verdict, sealed
 
 
 class ForgedSnapshot(StoredEventError):
@@ -72,7 +75,8 @@ def prove_snapshot(snapshot: Snapshot, events: EventStore[UUID]) -> None:
 
 
 class ProvenSnapshots(EventStore[UUID]):
-    """The snapshot store: every snapshot read is proven against ``events`` first."""
+    """The snapshot store: every snapshot read is proven first; each one written is
+    sealed when the process holds the audit key."""
 
     def __init__(
         self, mapper: Mapper[UUID], recorder: AggregateRecorder, events: EventStore[UUID]
@@ -90,8 +94,27 @@ class ProvenSnapshots(EventStore[UUID]):
         limit: int | None = None,
     ) -> Iterator[Any]:
         for snapshot in super().get(originator_id, gt=gt, lte=lte, desc=desc, limit=limit):
-            prove_snapshot(cast(Snapshot, snapshot), self.events)
+            self._prove(cast(Snapshot, snapshot))
             yield snapshot
+
+    def put(self, domain_events: Sequence[Any], **kwargs: Any) -> list[Any]:
+        key = audit_key_of(self.events.recorder)
+        return super().put([sealed(s, key) for s in domain_events], **kwargs)
+
+    def _prove(self, snapshot: Snapshot) -> None:
+        verdict = seal_verdict(snapshot, audit_key_of(self.events.recorder))
+        if verdict is None:
+            prove_snapshot(snapshot, self.events)
+            return
+        if not verdict:
+            raise ForgedSnapshot(snapshot, "has a seal the audit key did not make")
+        version = snapshot.originator_version
+        found = list(self.events.get(snapshot.originator_id, gt=version - 1, lte=version))
+        stored_hash = getattr(found[0], "hash", None) if found else None
+        if stored_hash != snapshot.chain_hash:
+            raise ForgedSnapshot(
+                snapshot, f"is sealed at a chain position that is not event {version}'s"
+            )
 
 
 def snapshot_problems(
@@ -101,6 +124,7 @@ def snapshot_problems(
     give, each as one line; the events are replayed once. An event that cannot be read
     ends the check (the hash chain check names it)."""
     problems: list[str] = []
+    key = audit_key_of(events.recorder)
     mapper = snapshots.mapper
     pending: list[Snapshot] = []
     for stored in snapshots.recorder.select_events(aggregate_id):
@@ -115,15 +139,19 @@ def snapshot_problems(
         for event in events.get(aggregate_id, lte=pending[-1].originator_version):
             replayed = project_aggregate(replayed, [event])
             while pending and replayed and pending[0].originator_version == replayed.version:
-                _compare(pending.pop(0), replayed, problems)
+                _compare(pending.pop(0), replayed, problems, key)
     except DECODE_ERRORS:  # includes StoredEventError
         return problems
     for snapshot in pending:  # beyond the aggregate's last event
-        _compare(snapshot, replayed, problems)
+        _compare(snapshot, replayed, problems, key)
     return problems
 
 
-def _compare(snapshot: Snapshot, replayed: Aggregate | None, problems: list[str]) -> None:
+def _compare(
+    snapshot: Snapshot, replayed: Aggregate | None, problems: list[str], key: AuditKey | None
+) -> None:
     problem = snapshot_mismatch(snapshot, replayed)
+    if problem is None and seal_verdict(snapshot, key) is False:
+        problem = "has a seal the audit key did not make"
     if problem is not None:
         problems.append(str(ForgedSnapshot(snapshot, problem)))

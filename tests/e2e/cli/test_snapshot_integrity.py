@@ -22,6 +22,11 @@ pytestmark = pytest.mark.usefixtures("postgres_dsn")
 @pytest.fixture
 def snapshotted_deal(cli: Cli, store: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """Deal D-1 owned by alice at version 2, with a snapshot at version 2."""
+    build_snapshotted_deal(cli, monkeypatch)
+    return store
+
+
+def build_snapshotted_deal(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEADFLOW_SNAPSHOT_INTERVAL", "2")
     assert cli("capture-lead", ADA, "--source", "web").code == 0
     assert cli("fast-track", ADA, "--to", "sql", "--reason", "demo request").code == 0
@@ -29,7 +34,6 @@ def snapshotted_deal(cli: Cli, store: str, monkeypatch: pytest.MonkeyPatch) -> s
     assert opened.code == 0, opened.err
     assert cli("update-deal", "D-1", "--amount", "200").code == 0
     assert _snapshot_versions() == [2]
-    return store
 
 
 def _snapshot_versions() -> list[int]:
