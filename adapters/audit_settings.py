@@ -20,3 +20,8 @@ class AuditSettings(BaseSettings):
         default=None,
         description="JSON Lines file every signed head is appended to; outside the data dir",
     )
+    topic: str = Field(
+        default="leadflow.audit.v1",
+        pattern=r"^[a-zA-Z0-9._-]{1,249}$",
+        description="Kafka mode: the topic the relay publishes signed heads to",
+    )

@@ -12,7 +12,9 @@ from eventsourcing.persistence import OperationalError as StoreOperationalError
 
 from adapters.audit_config import audit_config
 from adapters.audit_keys import load_audit_key
+from adapters.audit_log import SignedHead
 from adapters.audit_rotation import Rotation, key_ring, read_rotations, rotate
+from adapters.audit_topic import latest_head_on_topic
 from adapters.audit_witness import FileWitness, WitnessError
 from adapters.command_ledger import attach_audit
 from adapters.event_store import StoreSettingsError, event_store_env, postgres_ddl_lock
@@ -122,16 +124,27 @@ def verify_signed_log(settings: Settings, app: LeadflowApp) -> LogVerification:
     """The event log of ``app`` checked against its signed heads and the latest witnessed
     head (``projections.log_verify``); an unreadable witness is one more problem."""
     audit = audit_config(settings.audit, settings.store.data_dir)
-    witnessed, unreadable = None, None
+    witnessed: list[tuple[str, SignedHead]] = []
+    unreadable = None
     if isinstance(audit.witness, FileWitness):
         try:
-            witnessed = audit.witness.latest()
+            head = audit.witness.latest()
         except WitnessError as error:
             unreadable = str(error)
+        else:
+            witnessed += [("witnessed head", head)] if head is not None else []
+    on_topic = settings.kafka_mode and audit.key is not None
+    if on_topic:
+        head = latest_head_on_topic(settings.kafka, settings.audit.topic)
+        witnessed += [(f"head witnessed on {settings.audit.topic}", head)] if head else []
     with open_store_db(settings) as db:
         keys = None if audit.key is None else key_ring(audit.key, read_rotations(db))
         result = verify_log(
-            app.recorder, db, keys, witnessed, witness_configured=audit.witness is not None
+            app.recorder,
+            db,
+            keys,
+            witnessed,
+            witness_configured=audit.witness is not None or on_topic,
         )
     if unreadable is not None:
         result.problems.insert(0, LogProblem(unreadable))
@@ -197,6 +210,7 @@ def relay(
         open_db=lambda: open_store_db(settings),
         new_events=lambda: new_events_signal(settings, app, stream.relay_poll_seconds),
         stop=stop,
+        audit_topic=settings.audit.topic if settings.audit.key_file is not None else None,
     )
 
 

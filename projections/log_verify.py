@@ -15,7 +15,7 @@ the rotation records tie to it, each for its own positions.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -179,12 +179,13 @@ def verify_log(
     recorder: ApplicationRecorder,
     db: StoreDb,
     keys: KeyRing | None,
-    witnessed: SignedHead | None,
+    witnessed: Sequence[tuple[str, SignedHead]],
     *,
     witness_configured: bool,
 ) -> LogVerification:
     """Check the stored events against the log chain, the signed heads and the latest
-    witnessed head (see the module's description)."""
+    head of each witness, named (``("witnessed head", head)``; see the module's
+    description)."""
     heads: dict[int, list[tuple[str, SignedHead]]] = {}
     for row in db.execute(
         "SELECT position, link, key_id, signature, signed_at FROM {t} ORDER BY position",
@@ -192,8 +193,8 @@ def verify_log(
     ):
         head = SignedHead.from_row(row)
         heads.setdefault(head.position, []).append(("signed head", head))
-    if witnessed is not None:
-        heads.setdefault(witnessed.position, []).append(("witnessed head", witnessed))
+    for name, head in witnessed:
+        heads.setdefault(head.position, []).append((name, head))
     last_signed = max(heads, default=0)
     walk = _Walk(keys, heads)
     stored_previous = GENESIS
@@ -248,7 +249,7 @@ def _anchoring(
     keys: KeyRing | None,
     last_signed: int,
     end: int,
-    witnessed: SignedHead | None,
+    witnessed: Sequence[tuple[str, SignedHead]],
     *,
     witness_configured: bool,
 ) -> None:
@@ -271,5 +272,5 @@ def _anchoring(
             "WARNING: no witness (LEADFLOW_AUDIT_WITNESS is not set): a rollback of the "
             "store to an earlier copy of itself cannot be detected"
         )
-    elif witnessed is None and end:
+    elif not witnessed and end:
         result.notes.append("WARNING: the witness holds no signed head yet")

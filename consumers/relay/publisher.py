@@ -46,6 +46,9 @@ from eventsourcing.persistence import Notification
 from kafka import KafkaProducer
 from kafka.errors import KafkaConfigurationError, KafkaError
 
+from adapters.audit_log import HEADS_TABLE, SignedHead
+from adapters.audit_topic import RECORD_KEY as AUDIT_RECORD_KEY
+from adapters.audit_witness import head_to_json
 from adapters.event_envelope import envelope_from_notification
 from adapters.kafka_topics import (
     MAX_MESSAGE_BYTES,
@@ -148,10 +151,14 @@ class Relay:
         open_db: Callable[[], StoreDb],
         new_events: Callable[[], NewEventsSignal],
         stop: ProcessStop | None = None,
+        audit_topic: str | None = None,
     ) -> None:
         """Built by ``leadflow.bootstrap.relay``: the lock, the side-table connection and
-        the wake-up signal match the event store's database."""
+        the wake-up signal match the event store's database. With ``audit_topic`` (the
+        log is signed), the latest signed head each page reaches is published there."""
         self.kafka = kafka
+        self.audit_topic = audit_topic
+        self._head_published = 0
         self.stream = stream
         self.app = app
         self.lock = lock
@@ -175,6 +182,7 @@ class Relay:
         is set after that long)."""
         with self.stop.within(max_seconds):
             topics = [self.stream.events_topic, self.stream.qualification_topic]
+            topics += [self.audit_topic] if self.audit_topic else []
             if ensure_topics_patiently(
                 self.kafka, topics, self.stop, self.stream.retry_max_seconds
             ):
@@ -272,6 +280,7 @@ class Relay:
                 try:
                     producer = producer or self._producer()
                     published, done, pending = self._publish(producer, flusher, page)
+                    self._publish_head(producer, db, published)
                 except KafkaError as error:
                     self._publish_failed(error, producer, backoff)
                     producer = None
@@ -390,6 +399,26 @@ class Relay:
             wait([flushed])
         flushed.result()
         return self._confirm(sent), batch, following
+
+    def _publish_head(self, producer: KafkaProducer, db: StoreDb, published: int) -> None:
+        """Publish (and wait for) the latest signed head at or before ``published`` when
+        it is newer than the last one published: the Kafka witness of the signed log."""
+        if self.audit_topic is None:
+            return
+        rows = db.execute(
+            "SELECT position, link, key_id, signature, signed_at FROM {t} "
+            "WHERE position <= ? AND position > ? ORDER BY position DESC LIMIT 1",
+            (published, self._head_published),
+            t=HEADS_TABLE,
+        )
+        if not rows:
+            return
+        head = SignedHead.from_row(rows[0])
+        value = head_to_json(head).encode("ascii")
+        future = producer.send(self.audit_topic, key=AUDIT_RECORD_KEY, value=value)
+        future.get(timeout=self.stream.send_timeout_seconds)
+        self._head_published = head.position
+        self._log.debug("signed_head_published", position=head.position, key_id=head.key_id)
 
     def _confirm(self, sent: list[tuple[Any, Outgoing]]) -> int:
         """Raise the first send's error, if any; the id of the last notification sent."""

@@ -1,0 +1,54 @@
+"""Kafka mode with a signed log: the relay publishes the signed heads it reaches to the
+audit topic, and verify checks the store against the latest head there (a truncated
+store is reported naming the topic's head)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from adapters.audit_keys import generate_key_pair
+from adapters.audit_settings import AuditSettings
+from adapters.audit_topic import latest_head_on_topic
+from domain import commands as c
+from leadflow.bootstrap import verify_signed_log
+from tests.integration.consumers.stream_helpers import stream_setup, unique
+
+pytestmark = pytest.mark.kafka
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def test_the_relay_witnesses_heads_on_the_audit_topic_and_verify_reads_them(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str
+) -> None:
+    setup = stream_setup(tmp_path, kafka_bootstrap)
+    keys = tmp_path_factory.mktemp("keys")
+    generate_key_pair(keys / "audit.pem")
+    audit = AuditSettings(key_file=keys / "audit.pem", topic=unique("audit"))
+    setup.settings = setup.settings.model_copy(update={"audit": audit})
+    app = setup.open_app()
+    try:
+        for lead in ("ada@example.com", "bob@example.com"):
+            app.handle(c.CaptureLead(lead=lead, source="web", occurred_at=T0))
+        setup.relay(app).run(once=True)
+        last = app.recorder.max_notification_id()
+
+        head = latest_head_on_topic(setup.settings.kafka, audit.topic)
+        intact = verify_signed_log(setup.settings, app)
+        with setup.store_db() as db:
+            for table in ("leadflow_log_chain", "leadflow_signed_heads"):
+                db.execute("DELETE FROM {t} WHERE position > 2", t=table)
+            db.execute("DELETE FROM {t} WHERE rowid > 2", t="stored_events")
+        truncated = verify_signed_log(setup.settings, app)
+    finally:
+        app.close()
+
+    assert head is not None
+    assert head.position == last
+    assert intact.ok, intact.problems
+    assert intact.signed_up_to == last
+    assert not truncated.ok
+    assert f"head witnessed on {audit.topic} at notification {last}" in str(truncated.problems[0])
