@@ -64,21 +64,21 @@ class FileWitness:
             os.close(descriptor)
         log.debug("heads_witnessed", witness=str(self.path), position=heads[-1].position)
 
-    def latest(self) -> SignedHead | None:
-        """The last witnessed head (a torn last line, from a crash while appending, is
-        skipped); None when nothing is witnessed yet."""
+    def heads(self) -> list[SignedHead]:
+        """Every witnessed head, in the order appended (a torn last line, from a crash
+        while appending, is skipped); WitnessError names any other unreadable line."""
         if not self.path.exists():
-            return None
+            return []
         lines = self.path.read_text(encoding="ascii", errors="replace").splitlines()
-        for number in range(len(lines), 0, -1):
-            text = lines[number - 1].strip()
-            if not text:
+        heads: list[SignedHead] = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
                 continue
             try:
-                return head_from_json(text)
+                heads.append(head_from_json(line))
             except (ValueError, KeyError, TypeError) as error:
                 if number == len(lines):
                     continue
                 msg = f"{WITNESS_SETTING}: {self.path} line {number} is not a signed head: {error}"
                 raise WitnessError(msg) from None
-        return None
+        return heads

@@ -121,18 +121,17 @@ def open_store_db(settings: Settings) -> StoreDb:
 
 
 def verify_signed_log(settings: Settings, app: LeadflowApp) -> LogVerification:
-    """The event log of ``app`` checked against its signed heads and the latest witnessed
-    head (``projections.log_verify``); an unreadable witness is one more problem."""
+    """The event log of ``app`` checked against its signed heads, every head in the
+    witness file and the latest head on the audit topic (``projections.log_verify``);
+    an unreadable witness is one more problem."""
     audit = audit_config(settings.audit, settings.store.data_dir)
     witnessed: list[tuple[str, SignedHead]] = []
     unreadable = None
     if isinstance(audit.witness, FileWitness):
         try:
-            head = audit.witness.latest()
+            witnessed += [("witnessed head", head) for head in audit.witness.heads()]
         except WitnessError as error:
             unreadable = str(error)
-        else:
-            witnessed += [("witnessed head", head)] if head is not None else []
     on_topic = settings.kafka_mode and audit.key is not None
     if on_topic:
         head = latest_head_on_topic(settings.kafka, settings.audit.topic)

@@ -4,7 +4,7 @@ Walks the stored events and the log chain (``adapters.audit_log``) in notificati
 order. Each event must have its chain entry and match it (else it was inserted, edited
 or moved); each chain entry must have its event (else it was deleted). Independently of
 the stored chain, the chain is recomputed from the events alone and compared with every
-signed head and with the latest witnessed head: a re-chained store (an attacker who
+signed head and with every witnessed head: a re-chained store (an attacker who
 edited events and recomputed every hash) cannot produce a head the audit key signed.
 After each head the recomputation restarts from the signed link, so each problem is
 pinned to the events between two heads (usually one transaction). A store that ends
@@ -183,8 +183,8 @@ def verify_log(
     *,
     witness_configured: bool,
 ) -> LogVerification:
-    """Check the stored events against the log chain, the signed heads and the latest
-    head of each witness, named (``("witnessed head", head)``; see the module's
+    """Check the stored events against the log chain, the signed heads and the
+    ``witnessed`` heads, each named (``("witnessed head", head)``; see the module's
     description)."""
     heads: dict[int, list[tuple[str, SignedHead]]] = {}
     for row in db.execute(
@@ -194,7 +194,9 @@ def verify_log(
         head = SignedHead.from_row(row)
         heads.setdefault(head.position, []).append(("signed head", head))
     for name, head in witnessed:
-        heads.setdefault(head.position, []).append((name, head))
+        at = heads.setdefault(head.position, [])
+        if all(head != known for _, known in at):  # the store's own copy is checked once
+            at.append((name, head))
     last_signed = max(heads, default=0)
     walk = _Walk(keys, heads)
     stored_previous = GENESIS

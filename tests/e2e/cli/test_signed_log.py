@@ -263,3 +263,22 @@ def test_heads_signed_with_an_attacker_key_are_reported(
 
     assert verify.code == 3, verify.out + verify.err
     assert "does not verify with the audit keys" in verify.out
+
+
+def test_a_rechained_log_signed_over_by_a_later_write_is_reported(
+    cli: Cli, attacker: Attacker
+) -> None:
+    """The attacker rewrites history, removes the store's signed heads and lets leadflow
+    sign its next write on top: the earlier witnessed heads still tell."""
+    _two_leads(cli)
+    deal = deal_id_for("D-1")
+    data = next(r for r in attacker.rows() if r.originator_id == deal and r.version == 1).data()
+    data["amount"] = "1.00"
+    attacker.write_state(deal, 1, data)
+    attacker.rechain_aggregate(deal)
+    attacker.rechain_log()
+    attacker.sql("DELETE FROM {heads}")
+    assert cli("capture-lead", "cy@example.com", "--source", "web").code == 0
+
+    _verify_fails(cli, "do not match the witnessed head", str(deal))
+    _history_fails(cli, ADA)
