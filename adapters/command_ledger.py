@@ -25,7 +25,9 @@ from psycopg import Cursor, sql
 from psycopg.rows import DictRow
 
 from adapters.audit_log import (
+    CHAIN_TABLE,
     HEADS_KWARG,
+    HEADS_TABLE,
     AuditConfig,
     SignedHead,
     heads_to_witness,
@@ -209,6 +211,25 @@ class LedgerSQLiteRecorder(_AuditedInserts, SQLiteApplicationRecorder):
         write_chain(c, None, stored_events, notification_ids, self.audit, heads)
         return notification_ids
 
+    def chain_existing_events(self) -> int:
+        """Chain the events of a store written before the log chain (none chained, none
+        signed yet), in pages; the next signed head anchors them. How many were chained."""
+        chained, after = 0, 0
+        with self.datastore.transaction(commit=True) as c:
+            if not _unchained(c, _SQLITE_ANY_CHAINED):
+                return 0
+            while True:
+                c.execute(
+                    "SELECT rowid, originator_id, originator_version, topic, state FROM "  # noqa: S608
+                    f"{self.events_table_name} WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                    (after, BACKFILL_PAGE),
+                )
+                rows = [tuple(row) for row in c.fetchall()]
+                if not rows:
+                    return chained
+                _chain_rows(c, None, rows)
+                chained, after = chained + len(rows), rows[-1][0]
+
     def ledger_entries(self, command_ids: Iterable[str]) -> dict[str, LedgerEntry]:
         found: dict[str, LedgerEntry] = {}
         for chunk in chunks(command_ids):
@@ -251,6 +272,33 @@ class LedgerPostgresRecorder(_AuditedInserts, PostgresApplicationRecorder):
         super()._insert_events(curs, stored_events, **kwargs)
         postgres_insert(curs, self.datastore.schema, entries_to_write(kwargs))
 
+    def chain_existing_events(self) -> int:
+        """Chain the events of a store written before the log chain (none chained, none
+        signed yet), in pages, under the events table's lock; the next signed head
+        anchors them. How many were chained."""
+        schema = sql.Identifier(self.datastore.schema)
+        any_chained = [
+            sql.SQL("SELECT 1 FROM {}.{} LIMIT 1").format(schema, sql.Identifier(table))
+            for table in (CHAIN_TABLE, HEADS_TABLE)
+        ]
+        events = sql.SQL(".").join([schema, sql.Identifier(self.events_table_name)])
+        select = sql.SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {} "
+            "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+        ).format(events)
+        chained, after = 0, 0
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            self._lock_table(curs)
+            if not _unchained(curs, any_chained):
+                return 0
+            while True:
+                curs.execute(select, (after, BACKFILL_PAGE))
+                rows = [tuple(row.values()) for row in curs.fetchall()]
+                if not rows:
+                    return chained
+                _chain_rows(curs, schema, rows)
+                chained, after = chained + len(rows), rows[-1][0]
+
     def ledger_entries(self, command_ids: Iterable[str]) -> dict[str, LedgerEntry]:
         found: dict[str, LedgerEntry] = {}
         for chunk in chunks(command_ids):
@@ -259,6 +307,40 @@ class LedgerPostgresRecorder(_AuditedInserts, PostgresApplicationRecorder):
                     (e.command_id, e) for e in postgres_select(curs, self.datastore.schema, chunk)
                 )
         return found
+
+
+BACKFILL_PAGE = 5000
+
+
+def _unchained(cursor: Any, queries: Sequence[Any]) -> bool:
+    """None of ``queries`` (one ``SELECT 1 ... LIMIT 1`` per table) finds a row."""
+    for query in queries:
+        cursor.execute(query)
+        if cursor.fetchone() is not None:
+            return False
+    return True
+
+
+_SQLITE_ANY_CHAINED = (
+    f"SELECT 1 FROM {CHAIN_TABLE} LIMIT 1",  # noqa: S608 - constant table names
+    f"SELECT 1 FROM {HEADS_TABLE} LIMIT 1",  # noqa: S608
+)
+
+
+def _chain_rows(cursor: Any, schema: sql.Composable | None, rows: list[tuple[Any, ...]]) -> None:
+    """Chain stored rows (position, originator id, version, topic, state), unsigned."""
+    events = [
+        StoredEvent(UUID(str(originator)), int(version), str(topic), bytes(state))
+        for _, originator, version, topic, state in rows
+    ]
+    write_chain(cursor, schema, events, [int(r[0]) for r in rows], AuditConfig(), None)
+
+
+def chain_existing_events(recorder: object) -> int:
+    """Chain the events of a store written before the log chain (see the recorders)."""
+    if not isinstance(recorder, LedgerSQLiteRecorder | LedgerPostgresRecorder):
+        return 0
+    return recorder.chain_existing_events()
 
 
 def attach_audit(recorder: object, audit: AuditConfig) -> None:

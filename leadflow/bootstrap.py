@@ -16,7 +16,7 @@ from adapters.audit_log import SignedHead
 from adapters.audit_rotation import Rotation, key_ring, read_rotations, rotate
 from adapters.audit_topic import latest_head_on_topic
 from adapters.audit_witness import FileWitness, WitnessError
-from adapters.command_ledger import attach_audit
+from adapters.command_ledger import attach_audit, chain_existing_events
 from adapters.event_store import StoreSettingsError, event_store_env, postgres_ddl_lock
 from adapters.logging import error_text
 from adapters.retrying import retry_while_unavailable
@@ -80,6 +80,9 @@ def _construct(settings: Settings, default_actor: str) -> LeadflowApp:
             audit_key_verifies_only=audit.key is not None and audit.key.private is None,
         )
         attach_audit(app.recorder, audit)
+        chained = chain_existing_events(app.recorder)
+        if chained:
+            log.info("log_chain_backfilled", events=chained, store=store.data_dir.name)
     except BaseException:
         app.close()
         raise

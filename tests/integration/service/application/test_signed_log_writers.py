@@ -118,3 +118,24 @@ def test_any_single_changed_byte_is_reported(
 
     assert not result.ok
     assert f"notification {row + 1}" in " ".join(str(p) for p in result.problems)
+
+
+def test_a_store_written_before_the_chain_is_chained_at_start(
+    store_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    _write(store_settings, 0)
+    with StoreDb(store_settings.store) as db:
+        db.execute("DELETE FROM {t}", t="leadflow_log_chain")  # as before the chain existed
+    signed = _signed(store_settings, tmp_path_factory.mktemp("audit"))
+
+    _write(signed, 1)
+
+    app = open_application(signed)
+    try:
+        result = verify_signed_log(signed, app)
+        stored = app.recorder.max_notification_id()
+    finally:
+        app.close()
+    assert result.ok, result.problems
+    assert result.events_checked == 2 * 2 * PER_WRITER
+    assert result.signed_up_to == stored
