@@ -5,6 +5,7 @@ a store an attacker edited gets no proof. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -170,3 +171,37 @@ def test_after_a_key_rotation_the_proof_needs_both_keys(
     assert new_only.returncode == 1
     assert "not by a key given" in new_only.stderr
     assert both.returncode == 0, both.stderr
+
+
+def test_a_proof_of_a_lead_imported_with_others_holds_their_bytes_only(
+    cli: Cli, signed: Path, tmp_path: Path
+) -> None:
+    """One import transaction holds Bob's and Ada's events interleaved: Ada's proof
+    carries Bob's stored bytes (for the links) but never his decoded data; any changed
+    byte still fails."""
+    del signed
+    at = {"occurred_at": "2026-01-05T09:00:00Z"}
+    lines = [
+        {"command": "capture_lead", "lead": ADA, "source": "web", **at},
+        {"command": "capture_lead", "lead": BOB, "source": "import", **at},
+        {"command": "log_contact", "lead": ADA, "channel": "call", **at},
+        {"command": "log_contact", "lead": BOB, "channel": "email", **at},
+    ]
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert cli("import", str(batch)).code == 0
+    out = tmp_path / "ada.proof.json"
+    assert cli("history", ADA, "--proof", str(out)).code == 0
+    proof = json.loads(out.read_bytes())
+    [segment] = proof["segments"]
+    foreign = [e for e in segment["entries"] if e["originator_id"] == str(lead_id_for(BOB))]
+    assert foreign  # Bob's events stored in the same transaction, up to its head
+    assert all("data" not in e for e in foreign)
+    keys = [load_public_key(_public_key(tmp_path))]
+    data = out.read_bytes()
+    assert verify_proof(data, keys).startswith("OK: ")
+    for position in range(0, len(data), 97):
+        changed = bytearray(data)
+        changed[position] ^= 0x01
+        with pytest.raises(ProofError):
+            verify_proof(bytes(changed), keys)
