@@ -1,0 +1,168 @@
+"""The signed log's parts on their own: key files, the file witness, the key ring that
+rotation records build, and the link (which commits to every stored byte)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.audit_keys import generate_key_pair, load_audit_key
+from adapters.audit_log import GENESIS, link_for, sign_head
+from adapters.audit_rotation import Rotation, key_ring
+from adapters.audit_witness import FileWitness, WitnessError, head_to_json
+from adapters.event_store import StoreSettingsError
+
+
+def test_a_generated_key_loads_and_its_public_part_only_verifies(tmp_path: Path) -> None:
+    made = generate_key_pair(tmp_path / "k.pem")
+    private = load_audit_key(tmp_path / "k.pem")
+    public = load_audit_key(tmp_path / "k.pem.pub")
+    head = sign_head(private, 7, bytes(32))
+
+    assert private.key_id == public.key_id == made.key_id
+    assert public.verifies(head.message(), head.signature)
+    with pytest.raises(StoreSettingsError, match=r"LEADFLOW_AUDIT_KEY_FILE: .* only a public key"):
+        sign_head(public, 8, bytes(32))
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"not a key", "is not a PEM key"),
+        (b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "is not a PEM key"),
+        (
+            rsa.generate_private_key(public_exponent=65537, key_size=1024).private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+            "is not an Ed25519 key",
+        ),
+    ],
+)
+def test_a_bad_key_file_is_named(tmp_path: Path, content: bytes, expected: str) -> None:
+    path = tmp_path / "k.pem"
+    path.write_bytes(content)
+
+    with pytest.raises(
+        StoreSettingsError, match=re.escape(f"LEADFLOW_AUDIT_KEY_FILE: {path} {expected}")
+    ):
+        load_audit_key(path)
+
+
+def test_a_missing_key_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(StoreSettingsError, match="LEADFLOW_AUDIT_KEY_FILE: cannot read"):
+        load_audit_key(tmp_path / "absent.pem")
+
+
+def test_the_witness_skips_a_torn_last_line_and_names_any_other(tmp_path: Path) -> None:
+    key = generate_key_pair(tmp_path / "k.pem")
+    witness = FileWitness(tmp_path / "w.jsonl")
+    witness.append([sign_head(key, 1, bytes(32)), sign_head(key, 2, bytes(32))])
+    with witness.path.open("a") as file:
+        file.write('{"position": 3, "li')
+
+    assert [h.position for h in witness.heads()] == [1, 2]
+    lines = witness.path.read_text().splitlines()
+    witness.path.write_text("\n".join([lines[0], "{}", lines[1]]) + "\n")
+    with pytest.raises(WitnessError, match="line 2 is not a signed head"):
+        witness.heads()
+
+
+def test_a_head_round_trips_through_its_json_line(tmp_path: Path) -> None:
+    key = generate_key_pair(tmp_path / "k.pem")
+    head = sign_head(key, 12, bytes(range(32)))
+
+    record = json.loads(head_to_json(head))
+
+    assert record["position"] == 12
+    assert record["key_id"] == key.key_id
+    witness = FileWitness(tmp_path / "w.jsonl")
+    witness.append([head])
+    assert witness.heads() == [head]
+
+
+def _rotation(old_path: Path, new_path: Path, up_to: int) -> Rotation:
+    old, new = generate_key_pair(old_path), generate_key_pair(new_path)
+    unsigned = Rotation(
+        old.public_only().public.public_bytes_raw(),
+        new.public.public_bytes_raw(),
+        up_to,
+        "2026-12-03T00:00:00+00:00",
+        b"",
+        b"",
+    )
+    return Rotation(
+        unsigned.old_public,
+        unsigned.new_public,
+        up_to,
+        unsigned.rotated_at,
+        old.sign(unsigned.message()),
+        new.sign(unsigned.message()),
+    )
+
+
+def test_rotation_records_tie_either_key_to_the_other_each_for_its_positions(
+    tmp_path: Path,
+) -> None:
+    rotation = _rotation(tmp_path / "a.pem", tmp_path / "b.pem", 10)
+    a, b = load_audit_key(tmp_path / "a.pem.pub"), load_audit_key(tmp_path / "b.pem.pub")
+
+    for trusted in (a, b):
+        ring = key_ring(trusted, [rotation])
+        assert ring[a.key_id].covers(10) and not ring[a.key_id].covers(11)
+        assert ring[b.key_id].covers(11) and not ring[b.key_id].covers(10)
+    forged = Rotation(*[getattr(rotation, f) for f in Rotation.__slots__][:5], b"\x00" * 64)
+    assert set(key_ring(a, [forged])) == {a.key_id}
+
+
+@settings(max_examples=50)
+@given(
+    position=st.integers(min_value=1, max_value=2**40),
+    version=st.integers(min_value=1, max_value=2**31),
+    topic=st.text(min_size=1, max_size=40),
+    state=st.binary(max_size=200),
+    field=st.sampled_from(["position", "version", "topic", "state", "previous", "originator"]),
+)
+def test_a_link_commits_to_every_part(
+    position: int, version: int, topic: str, state: bytes, field: str
+) -> None:
+    originator = uuid4()
+    parts: dict[str, Any] = {
+        "previous": GENESIS,
+        "position": position,
+        "topic": topic,
+        "originator": originator,
+        "version": version,
+        "state": state,
+    }
+    changed = dict(parts)
+    changed[field] = {
+        "previous": b"\x01" * 32,
+        "position": position + 1,
+        "topic": topic + "x",
+        "originator": uuid4(),
+        "version": version + 1,
+        "state": state + b"\x00",
+    }[field]
+
+    def link(p: dict[str, Any]) -> bytes:
+        return link_for(
+            p["previous"],
+            p["position"],
+            p["topic"],
+            p["originator"],
+            p["version"],
+            p["state"],
+        )
+
+    assert link(parts) != link(changed)
