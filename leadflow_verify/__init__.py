@@ -222,7 +222,7 @@ class _Check:
 
     def _head(self, where: str, head: Any, position: int, link: bytes) -> None:
         _fields(f"{where}: head", head, ["position", "link", "key_id", "signed_at", "signature"])
-        if head["position"] != position:
+        if _int(f"{where}: head position", head["position"]) != position:
             raise ProofError(
                 f"{where}: the head is at {head['position']}, its last entry at {position}"
             )
@@ -284,16 +284,20 @@ class _Check:
             first = {"lead": ":LeadCaptured", "deal": ":DealOpened"}[self.kinds[ident]]
             if not versions[1][0]["topic"].endswith(first):
                 raise ProofError(f"aggregate {ident}: its first event is not a {first[1:]}")
-        for ident, kind in self.kinds.items():
-            if kind == "deal" and ident not in converted:
-                raise ProofError(f"deal {ident} is not a deal the lead converted into")
+        deals = {ident for ident, kind in self.kinds.items() if kind == "deal"}
+        if stray := sorted(deals - converted):
+            raise ProofError(f"deal {stray[0]} is not a deal the lead converted into")
+        if left_out := sorted(converted - deals):
+            raise ProofError(
+                f"the lead converted into deal {left_out[0]}, which the proof leaves out"
+            )
 
 
 def verify_proof(data: bytes, keys: Sequence[Ed25519PublicKey]) -> str:
     """The one-line OK of a proof, or ProofError naming its first problem."""
     try:
         proof = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as error:
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
         raise ProofError(f"not JSON: {error}") from None
     if canonical(proof) != data:
         raise ProofError("not in canonical form (sorted keys, no spaces, ASCII, one newline)")

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -17,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import leadflow_verify
-from leadflow_verify import ProofError, load_public_key, verify_proof
+from leadflow_verify import ProofError, canonical, load_public_key, verify_proof
 from service.ids import deal_id_for, lead_id_for
 from tests.e2e.cli.conftest import Cli
 from tests.e2e.cli.log_attacker import Attacker
@@ -205,3 +207,53 @@ def test_a_proof_of_a_lead_imported_with_others_holds_their_bytes_only(
         changed[position] ^= 0x01
         with pytest.raises(ProofError):
             verify_proof(bytes(changed), keys)
+
+
+def _recanonical(data: bytes, edit: Any) -> bytes:
+    proof = json.loads(data)
+    edit(proof)
+    return canonical(proof)
+
+
+def _drop_deal(proof: dict[str, Any]) -> None:
+    """The deal left out as if it were another aggregate (its entries not decoded)."""
+    deal = proof["aggregates"].pop(1)["id"]
+    for segment in proof["segments"]:
+        for entry in segment["entries"]:
+            if entry["originator_id"] == deal:
+                del entry["data"]
+
+
+def _float_head_position(proof: dict[str, Any]) -> None:
+    proof["segments"][0]["head"]["position"] = float(proof["segments"][0]["head"]["position"])
+
+
+def _list_key_id(proof: dict[str, Any]) -> None:
+    proof["segments"][0]["head"]["key_id"] = []
+
+
+def _drop_last_segment(proof: dict[str, Any]) -> None:
+    """The deal's events are gone with the segment: its versions are missing."""
+    del proof["segments"][-1]
+
+
+def _nested(proof: dict[str, Any]) -> None:
+    proof["lead_id"] = [[[[[]]]]]
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (_drop_deal, "which the proof leaves out"),
+        (_float_head_position, "segment 1: head position is not a positive integer"),
+        (_list_key_id, "segment 1: the head is signed by key [], not by a key given"),
+        (_drop_last_segment, "holds versions"),
+        (_nested, "lead_id is not a UUID"),
+    ],
+)
+def test_a_crafted_proof_is_refused_naming_the_problem(
+    proof_bytes: tuple[bytes, list[Ed25519PublicKey]], edit: Any, problem: str
+) -> None:
+    data, keys = proof_bytes
+    with pytest.raises(ProofError, match=re.escape(problem)):
+        verify_proof(_recanonical(data, edit), keys)
