@@ -9,7 +9,7 @@ Changing a payload: bump ``SCHEMA_VERSION`` on the class and add a static
 ``upcast_vN_vN1(state: dict) -> None`` that rewrites a stored state of version N
 into version N+1. Stored events are upcast on read (see ``domain.mapper``).
 
-Adding an optional envelope field: default it to None and list it in
+Adding an optional field (envelope or payload): default it to None and list it in
 ``OMITTED_WHEN_NONE``, so an event without it is stored (and hashed) byte for byte as
 before the field existed, and older stored events load unchanged.
 """
@@ -25,8 +25,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from domain.input_limits import check_text
 
-# Envelope fields added after events were stored: left out of the stored state when None.
-OMITTED_WHEN_NONE: tuple[str, ...] = ("backdated_from",)
+# Fields added after events were stored: left out of the stored state when None.
+OMITTED_WHEN_NONE: tuple[str, ...] = ("backdated_from", "half_life_days")
 
 LeadStage = Literal["new", "mql", "sal", "sql", "converted", "recycled", "disqualified"]
 
@@ -113,6 +113,9 @@ class LeadScored(DomainEvent):
     as_of: datetime = Field(description="engagement decays up to this business time")
     rule_version: str
     reasons: tuple[str, ...]
+    half_life_days: float | None = Field(
+        default=None, description="the rules' half-life (absent in events stored before it)"
+    )
 
 
 class ContactLogged(DomainEvent):

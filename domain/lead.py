@@ -14,6 +14,8 @@ Rules (each refusal names the lead, its stage and the attempted change):
 - Business time: a stage change dated before the lead's latest stage change is refused
   unless backdated; an automatic MQL takes place no earlier than the latest stage change
   (see ``domain.business_time``). Engagements, contacts and attribute updates may come late.
+- Engagements are kept folded (``domain.engagement_fold``): the state does not grow with
+  them. Whether an engagement id was seen before is the command ledger's business.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from datetime import datetime
 from typing import Any, ClassVar, Self
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from domain.aggregate import EventContext
 from domain.business_time import StagedAggregate, StageLine
+from domain.engagement_fold import EngagementFold, default_half_life_days, score_folded
 from domain.errors import IllegalTransition
 from domain.events import (
     Bant,
@@ -47,7 +50,7 @@ from domain.events import (
     LeadScored,
     LeadStage,
 )
-from domain.scoring import Engagement, ScoreBreakdown, ScoringRules, score_lead
+from domain.scoring import Engagement, ScoreBreakdown, ScoringRules
 from domain.stage_model import LIFECYCLE_ORDER as _MODEL_ORDER
 
 LIFECYCLE_ORDER: tuple[LeadStage, ...] = ("new", "mql", "sal", "sql", "converted")
@@ -56,11 +59,16 @@ FAST_TRACK_TARGETS: tuple[LeadStage, ...] = ("mql", "sal", "sql")
 _NURTURING: tuple[LeadStage, ...] = ("new", "recycled")
 
 
-class EngagementRef(BaseModel):
+class _EngagementRef(BaseModel):
+    """An engagement as snapshots taken before the fold listed it."""
+
     model_config = ConfigDict(frozen=True)
 
     kind: str
     occurred_at: datetime
+
+
+_OLD_ENGAGEMENTS = TypeAdapter(list[_EngagementRef])
 
 
 def _main_line_position(stage: str) -> int:
@@ -87,8 +95,7 @@ class Lead(StagedAggregate):
     source: str
     campaign: str | None = None
     attributes: dict[str, Any] = {}
-    engagements: list[EngagementRef] = []
-    engagement_ids: set[str] = set()
+    engagements: EngagementFold = Field(default_factory=EngagementFold)
     score: float = 0.0
     score_as_of: datetime | None = None
     rule_version: str | None = None
@@ -97,6 +104,22 @@ class Lead(StagedAggregate):
     reached: list[LeadStage] = ["new"]
     fast_tracks: int = 0
     deal_ids: list[UUID] = []
+    last_conversion_at: datetime | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_listed_engagements(cls, data: Any) -> Any:
+        """Snapshots taken before the fold list every engagement (and their ids): folded."""
+        if not isinstance(data, dict) or not isinstance(data.get("engagements"), list):
+            return data
+        listed = _OLD_ENGAGEMENTS.validate_python(data["engagements"])
+        fold = EngagementFold.of(
+            (Engagement(e.kind, e.occurred_at) for e in listed), default_half_life_days()
+        )
+        if data.get("score_as_of") is not None:
+            fold.advance(TypeAdapter(datetime).validate_python(data["score_as_of"]))
+        kept = {k: v for k, v in data.items() if k != "engagement_ids"}
+        return {**kept, "engagements": fold}
 
     # --- commands -------------------------------------------------------------------
 
@@ -150,10 +173,7 @@ class Lead(StagedAggregate):
         rules: ScoringRules,
         ctx: EventContext,
         occurred_at: datetime,
-    ) -> bool:
-        """Record one engagement; False when its id was seen before (idempotent)."""
-        if engagement_id in self.engagement_ids:
-            return False
+    ) -> None:
         before = self._score_if_recycled(rules, occurred_at)
         self.trigger(
             EngagementRecorded,
@@ -166,7 +186,6 @@ class Lead(StagedAggregate):
             properties=dict(properties),
         )
         self._rescore(rules, ctx, occurred_at, crossed_from=before)
-        return True
 
     def log_contact(
         self, channel: str, outcome: str | None, ctx: EventContext, occurred_at: datetime
@@ -301,19 +320,17 @@ class Lead(StagedAggregate):
     # --- scoring --------------------------------------------------------------------
 
     def _as_of(self, occurred_at: datetime) -> datetime:
-        return max(self.score_as_of, occurred_at) if self.score_as_of else occurred_at
+        """Scores are taken no earlier than every engagement and score so far."""
+        return self.engagements.as_of(occurred_at)
 
-    def _score_with(
-        self, rules: ScoringRules, engagements: list[EngagementRef], as_of: datetime
-    ) -> ScoreBreakdown:
-        refs = [Engagement(kind=e.kind, occurred_at=e.occurred_at) for e in engagements]
-        return score_lead(rules, self.attributes, refs, as_of)
+    def _score_with(self, rules: ScoringRules, as_of: datetime) -> ScoreBreakdown:
+        return score_folded(rules, self.attributes, self.engagements, as_of)
 
     def _score_if_recycled(self, rules: ScoringRules, occurred_at: datetime) -> float | None:
         """The score before a change: only a recycled lead's re-qualification looks at it."""
         if self.stage != "recycled":
             return None
-        return self._score_with(rules, self.engagements, self._as_of(occurred_at)).total
+        return self._score_with(rules, self._as_of(occurred_at)).total
 
     def _rescore(
         self,
@@ -323,7 +340,7 @@ class Lead(StagedAggregate):
         crossed_from: float | None,
     ) -> None:
         as_of = self._as_of(occurred_at)
-        result = self._score_with(rules, self.engagements, as_of)
+        result = self._score_with(rules, as_of)
         if result.total == self.score and result.rule_version == self.rule_version:
             return
         self.trigger(
@@ -337,6 +354,7 @@ class Lead(StagedAggregate):
             as_of=as_of,
             rule_version=result.rule_version,
             reasons=result.reasons,
+            half_life_days=rules.half_life_days,
         )
         threshold = rules.mql_threshold
         if result.total < threshold or self.stage not in _NURTURING:
@@ -357,7 +375,9 @@ class Lead(StagedAggregate):
     # --- guards ---------------------------------------------------------------------
 
     def _line(self) -> StageLine:
-        return StageLine("lead", self.external_id, self.id, self.stage, self.entered_stage_at)
+        """Each further deal of a converted lead is a change on its stage line too."""
+        since = max(self.entered_stage_at, self.last_conversion_at or self.entered_stage_at)
+        return StageLine("lead", self.external_id, self.id, self.stage, since)
 
     def _require(self, stages: tuple[LeadStage, ...], attempted: str, why: str) -> None:
         if self.stage not in stages:
@@ -405,13 +425,15 @@ class Lead(StagedAggregate):
         self.attributes = {**self.attributes, **e.attributes}
 
     def _on_EngagementRecorded(self, e: EngagementRecorded) -> None:
-        self.engagement_ids.add(e.engagement_id)
-        self.engagements.append(EngagementRef(kind=e.kind, occurred_at=e.occurred_at))
+        self.engagements.add(e.kind, e.occurred_at)
 
     def _on_LeadScored(self, e: LeadScored) -> None:
         self.score = e.total
         self.score_as_of = e.as_of
         self.rule_version = e.rule_version
+        if e.half_life_days is not None:
+            self.engagements.use_half_life(e.half_life_days)
+        self.engagements.advance(e.as_of)
 
     def _on_ContactLogged(self, e: ContactLogged) -> None:
         pass
@@ -450,5 +472,6 @@ class Lead(StagedAggregate):
         if e.fast_tracked:
             self._skip(skipped_stages(e.from_stage, "converted"))
         self.deal_ids.append(e.deal_id)
+        self.last_conversion_at = e.occurred_at
         if self.stage != "converted":
             self._enter("converted", e.occurred_at)

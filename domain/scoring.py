@@ -232,6 +232,14 @@ def engagement_score(
         if rule is not None:
             age_days = (as_of - engagement.occurred_at) / _DAY
             sums[kind] = sums.get(kind, 0.0) + rule.points * 0.5 ** (age_days / half_life)
+    return capped_engagement(rules, sums, counts)
+
+
+def capped_engagement(
+    rules: ScoringRules, sums: Mapping[str, float], counts: Mapping[str, int]
+) -> tuple[float, list[str]]:
+    """The engagement score of decayed point sums and counts per kind: each sum capped,
+    with one reason per kind (``kind xN``)."""
     total = 0.0
     reasons: list[str] = []
     for kind in sorted(counts, key=_kind_order):
@@ -239,7 +247,7 @@ def engagement_score(
         if rule is None:
             reasons.append(f"{kind} x{counts[kind]} (unknown kind, not scored)")
             continue
-        capped = max(-rule.cap, min(rule.cap, sums[kind]))
+        capped = max(-rule.cap, min(rule.cap, sums.get(kind, 0.0)))
         total += capped
         bound = f"floor {_plain(-rule.cap)}" if rule.points < 0 else f"cap {_plain(rule.cap)}"
         reasons.append(f"{kind} x{counts[kind]} ({_signed(capped)}, {bound})")
@@ -252,12 +260,21 @@ def score_lead(
     engagements: Iterable[Engagement],
     as_of: datetime,
 ) -> ScoreBreakdown:
+    return breakdown(rules, attributes, engagement_score(rules, engagements, as_of))
+
+
+def breakdown(
+    rules: ScoringRules,
+    attributes: Mapping[str, object],
+    engagement: tuple[float, list[str]],
+) -> ScoreBreakdown:
+    """The full score: the attributes' fit plus an engagement score and its reasons."""
     fit, fit_reasons = fit_score(rules, attributes)
-    engagement, engagement_reasons = engagement_score(rules, engagements, as_of)
+    points, engagement_reasons = engagement
     return ScoreBreakdown(
         fit=fit,
-        engagement=engagement,
-        total=round(fit + engagement, 2),
+        engagement=points,
+        total=round(fit + points, 2),
         rule_version=rules.version,
         reasons=(*fit_reasons, *engagement_reasons),
     )
@@ -365,6 +382,8 @@ __all__ = [
     "KindRule",
     "ScoreBreakdown",
     "ScoringRules",
+    "breakdown",
+    "capped_engagement",
     "engagement_score",
     "fit_score",
     "load_scoring_rules",

@@ -13,6 +13,10 @@ entries of its ids in one query: an id seen with the same content gets its recor
 outcome without being decided again (applied: a duplicate; refused: the same refusal);
 an id seen with other content is refused and nothing is recorded. A command without an
 id is not recorded: its generated causation id can never come again.
+
+An engagement is recorded once per lead and ``event_id``, whatever its command id: the
+ledger also holds ``engagement:<lead id>:<event_id>`` for each engagement applied, and
+an engagement found there is a duplicate (not a refusal, even with other content).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from domain.aggregate import Aggregate
 from domain.errors import DomainError
 from service.command_fingerprint import fingerprint, summary
 from service.handlers import HANDLERS, Setup
-from service.ids import as_uuid, deal_id_for, lead_id_for
+from service.ids import as_uuid, deal_id_for, lead_id_for, resolve_ref
 from service.queries import of_kind
 
 log = structlog.get_logger("leadflow.application")
@@ -145,7 +149,18 @@ def _ids_to_probe(commands: Sequence[c.Command]) -> set[UUID]:
 
 
 def _command_ids(commands: Sequence[c.Command]) -> set[str]:
-    return {command.command_id for command in commands if command.command_id is not None}
+    """The ledger ids the batch may meet: command ids and engagement keys."""
+    ids = {command.command_id for command in commands if command.command_id is not None}
+    for command in commands:
+        if isinstance(command, c.RecordEngagement):
+            own_id = as_uuid(command.lead)
+            for lead_id in (lead_id_for(command.lead), *([own_id] if own_id else [])):
+                ids.add(_engagement_key(lead_id, command.event_id))
+    return ids
+
+
+def _engagement_key(lead_id: UUID, event_id: str) -> str:
+    return f"engagement:{lead_id}:{event_id}"
 
 
 def _one_by_one(
@@ -161,20 +176,39 @@ def _one_by_one(
 
 def _apply(app: CommandStore, command: c.Command, batch: _Batch) -> Outcome | DomainError:
     command_id = command.command_id
-    if command_id is None:
-        return _decide(app, command, batch)
     content = fingerprint(command)
-    seen = batch.ledger.get(command_id)
+    seen = batch.ledger.get(command_id) if command_id is not None else None
     if seen is not None:
         return _recorded_outcome(seen, content)
-    result = _decide(app, command, batch)
-    entry = LedgerEntry(command_id, content, summary(command))
-    if isinstance(result, DomainError):
-        entry = replace(entry, refusal=str(result))
-    else:
-        entry = replace(entry, aggregate_ids=result.aggregate_ids, events=result.events)
-    batch.record(entry)
+    result = _decide_once_per_engagement(app, command, batch, content)
+    if command_id is not None:
+        batch.record(_ledger_entry(command_id, content, command, result))
     return result
+
+
+def _decide_once_per_engagement(
+    app: CommandStore, command: c.Command, batch: _Batch, content: bytes
+) -> Outcome | DomainError:
+    if not isinstance(command, c.RecordEngagement):
+        return _decide(app, command, batch)
+    lead_id = resolve_ref(command.lead, lead_id_for, batch.exists)
+    key = _engagement_key(lead_id, command.event_id)
+    seen = batch.ledger.get(key)
+    if seen is not None:
+        return Outcome(status="duplicate", aggregate_ids=seen.aggregate_ids)
+    result = _decide(app, command, batch)
+    if isinstance(result, Outcome) and result.events:
+        batch.record(_ledger_entry(key, content, command, result))
+    return result
+
+
+def _ledger_entry(
+    ledger_id: str, content: bytes, command: c.Command, result: Outcome | DomainError
+) -> LedgerEntry:
+    entry = LedgerEntry(ledger_id, content, summary(command))
+    if isinstance(result, DomainError):
+        return replace(entry, refusal=str(result))
+    return replace(entry, aggregate_ids=result.aggregate_ids, events=result.events)
 
 
 def _recorded_outcome(seen: LedgerEntry, content: bytes) -> Outcome | DomainError:

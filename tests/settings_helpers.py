@@ -14,8 +14,9 @@ def settings_with(
     *, kafka: dict[str, Any] | None = None, stream: dict[str, Any] | None = None, **store: Any
 ) -> Settings:
     """``store`` replaces fields of the store section (``data_dir=``, ``postgres_dsn=``...),
-    ``kafka`` and ``stream`` fields of those sections."""
-    settings = load_settings().with_store(**store)
+    ``kafka`` and ``stream`` fields of those sections. Without ``postgres_dsn`` the store
+    is SQLite, even when ``LEADFLOW_POSTGRES_DSN`` names the shared test server."""
+    settings = load_settings().with_store(**{"postgres_dsn": None, **store})
     sections: dict[str, Any] = {}
     if kafka is not None:
         sections["kafka"] = settings.kafka.model_copy(update=kafka)

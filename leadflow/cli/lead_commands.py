@@ -342,7 +342,7 @@ def lead_rows(lead: Lead) -> list[tuple[str, str]]:
         ("owner", lead.owner or "-"),
         ("source", f"{lead.source} / campaign {lead.campaign or '-'}"),
         ("reached", ", ".join(lead.reached)),
-        ("engagements", str(len(lead.engagements))),
+        ("engagements", str(lead.engagements.count)),
         ("bant", "; ".join(f"{k}: {v}" for k, v in bant.model_dump().items()) if bant else "-"),
         ("deals", ", ".join(str(d) for d in lead.deal_ids) or "-"),
         ("attributes", json.dumps(lead.attributes, sort_keys=True, ensure_ascii=False)),

@@ -28,7 +28,7 @@ from consumers.ingest.consumer import EngagementIngest
 from consumers.relay.publisher import Relay
 from domain import commands as c
 from domain.errors import DomainError
-from domain.events import Bant
+from domain.events import Bant, EngagementRecorded
 from leadflow import bootstrap
 from service.application import LeadflowApp
 from tests.integration.consumers.engagement_samples import Sample
@@ -316,3 +316,10 @@ def lifecycle_safe(app: LeadflowApp, n: int, tag: str = "lead") -> None:
         lifecycle(app, n, tag)
     except DomainError as error:  # pragma: no cover - the paths above are legal
         raise AssertionError(f"lifecycle {n} refused: {error}") from error
+
+
+def engagement_ids(app: LeadflowApp, lead_ref: str) -> set[str]:
+    """The ids of the engagements recorded on a lead (its events keep them; its state
+    only counts them)."""
+    lead = app.get_lead(lead_ref)
+    return {e.engagement_id for e in app.events_of(lead.id) if isinstance(e, EngagementRecorded)}

@@ -115,5 +115,5 @@ def test_ingest_into_a_postgres_event_store(
     assert ledger_counts(setup, setup.stream.ingest_group) == counts
     assert len(read_topic(kafka_bootstrap, setup.stream.dlq_topic)) == counts.dead_lettered
     lead = app.get_lead("pg-lead-0@example.com")
-    assert lead.engagement_ids, "engagements reached the lead"
+    assert lead.engagements.count, "engagements reached the lead"
     app.close()

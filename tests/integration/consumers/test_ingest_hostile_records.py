@@ -28,6 +28,7 @@ from tests.integration.consumers.stream_helpers import (
     REPO,
     CliProcess,
     StreamSetup,
+    engagement_ids,
     read_topic,
     stream_setup,
     subprocess_env,
@@ -84,7 +85,7 @@ def _hostile_between_good_records(tmp_path: Path, setup: StreamSetup, broker: st
         app = setup.open_app()
         try:
             for good in goods:
-                assert good in app.get_lead(f"{good}@example.com").engagement_ids
+                assert good in engagement_ids(app, f"{good}@example.com")
         finally:
             app.close()
         _assert_committed_to_the_end(setup, broker)

@@ -177,7 +177,7 @@ def test_a_permanent_failure_dead_letters_only_the_record_causing_it(
     bad = verdicts[6]
     assert not isinstance(bad, str)
     assert bad.reason == "unprocessable: RuntimeError: boom second line"
-    assert sqlite_app.get_lead("iso-8@example.com").engagement_ids
+    assert sqlite_app.get_lead("iso-8@example.com").engagements.count
 
 
 def test_a_transient_failure_fails_the_batch_to_be_retried(

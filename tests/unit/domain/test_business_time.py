@@ -134,7 +134,7 @@ def test_reopening_a_deal_before_it_was_closed_is_refused() -> None:
 
 def test_engagement_and_contact_dated_before_capture_are_accepted_at_their_time() -> None:
     lead = lead_in("sal")
-    assert lead.record_engagement("late", "webinar_attended", {}, None, None, RULES, ctx(), at(-2))
+    lead.record_engagement("late", "webinar_attended", {}, None, None, RULES, ctx(), at(-2))
     lead.log_contact("call", None, ctx(), at(-1))
     lead.update_attributes({"country": "DE"}, RULES, ctx(), at(-3))
     events = lead.collect_events()
@@ -275,7 +275,7 @@ def test_lead_stage_line_never_goes_back_in_business_time(
     lead = lead_captured_at_t0(attributes=STRONG)
     events: list[DomainEvent] = list(lead.collect_events())
     for op, day, back in steps:
-        since, before = lead.entered_stage_at, lead.model_dump()
+        since, before = lead._line().since, lead.model_dump()
         try:
             apply_lead_op(lead, op, day, backdated if back else ctx)
         except BeforeLastChange as refused:

@@ -158,12 +158,13 @@ def test_disqualified_lead_cannot_open_a_deal() -> None:
         lead.convert(uuid4(), "deal-9", True, ctx(), at(5))
 
 
-def test_engagement_is_idempotent_on_event_id() -> None:
+def test_engagements_are_counted_not_kept_with_their_ids() -> None:
+    """Idempotency by engagement id is the command ledger's; the state only folds them."""
     lead = new_lead()
-    assert lead.record_engagement("ev-1", "page_view", {}, None, None, RULES, ctx(), at(1))
-    version = lead.version
-    assert not lead.record_engagement("ev-1", "page_view", {}, None, None, RULES, ctx(), at(1))
-    assert lead.version == version
+    lead.record_engagement("ev-1", "page_view", {}, None, None, RULES, ctx(), at(1))
+    lead.record_engagement("ev-2", "page_view", {}, None, None, RULES, ctx(), at(2))
+    assert lead.engagements.count == 2
+    assert "ev-1" not in lead.model_dump_json()
 
 
 def test_score_reaching_threshold_makes_a_new_lead_mql() -> None:
