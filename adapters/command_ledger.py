@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
+import structlog
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
@@ -35,6 +36,8 @@ from adapters.audit_log import (
 )
 from adapters.audit_log import SQLITE_DDL as CHAIN_SQLITE_DDL
 from adapters.audit_log import postgres_ddl as chain_postgres_ddl
+
+log = structlog.get_logger("leadflow.adapters.command_ledger")
 
 LEDGER_KWARG = "command_ledger"
 TABLE = "leadflow_command_ledger"
@@ -183,7 +186,12 @@ class _AuditedInserts:
             stored_events, **kwargs, **{HEADS_KWARG: heads}
         )
         if heads and self.audit.witness is not None:
-            self.audit.witness.append(heads)
+            try:
+                self.audit.witness.append(heads)
+            except OSError as error:
+                # the events are committed: a failed append only leaves the witness behind
+                # until the next append (verify checks the heads it holds)
+                log.error("witness_append_failed", position=heads[-1].position, error=str(error))
         return notification_ids
 
 

@@ -282,3 +282,14 @@ def test_a_rechained_log_signed_over_by_a_later_write_is_reported(
 
     _verify_fails(cli, "do not match the witnessed head", str(deal))
     _history_fails(cli, ADA)
+
+
+def test_a_witness_that_cannot_be_appended_to_does_not_fail_a_committed_command(
+    cli: Cli, signed: Path
+) -> None:
+    signed.mkdir()  # the witness path is a directory: every append fails
+
+    run = cli("capture-lead", ADA, "--source", "web")
+
+    assert run.code == 0, run.err
+    assert "witness_append_failed" in run.err
