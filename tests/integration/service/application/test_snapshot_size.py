@@ -9,6 +9,7 @@ snapshot by a fresh application, and the snapshot does not grow with them.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from uuid import UUID
 
 import pytest
@@ -16,11 +17,13 @@ from pydantic import ValidationError
 
 from adapters.settings import Settings
 from domain import commands as c
-from domain.aggregate import GENERATED_CAUSATION_PREFIX
+from domain.aggregate import GENERATED_CAUSATION_PREFIX, EventContext
 from domain.errors import DomainError
+from domain.lead import Lead
 from leadflow.bootstrap import open_application
 from service.application import LeadflowApp
 from service.ids import lead_id_for
+from tests.settings_helpers import settings_with
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 LEAD = "long@example.com"
@@ -142,3 +145,50 @@ def test_command_ids_do_not_grow_the_snapshot(store_settings: Settings) -> None:
     assert len(recorded) == 400
     assert len(with_ids) < 4096, f"snapshot of {len(with_ids)} bytes"
     assert abs(len(with_ids) - len(without_ids)) < 64
+
+
+BUSY_ENGAGEMENTS = 100_000
+
+
+def test_a_lead_with_100000_engagements_has_a_snapshot_under_4_kb(tmp_path: Path) -> None:
+    """Each engagement has its own id (as the ingest's do); the lead keeps them folded.
+    (Built in the domain and saved at once: through commands it takes minutes. How fast
+    it loads is the ``growth`` benchmark's business.)"""
+    settings = settings_with(data_dir=tmp_path).with_store(snapshot_interval=10**9)
+    kinds = ("page_view", "email_open", "email_click", "webinar_attended", "demo_request")
+    with open_application(settings) as app:
+        rules = app.scoring_rules
+        lead = Lead.capture(
+            lead_id_for("busy@example.com"),
+            "busy@example.com",
+            "web",
+            None,
+            {},
+            rules,
+            _ingest_context(-1),
+            T0,
+        )
+        for n in range(BUSY_ENGAGEMENTS):
+            lead.record_engagement(
+                f"crm-{n}",
+                kinds[n % len(kinds)],
+                {},
+                None,
+                None,
+                rules,
+                _ingest_context(n),
+                T0 + timedelta(minutes=n),
+            )
+        app.save(lead)
+        app.take_snapshot(lead.id)
+        version, state = latest_snapshot(app, lead.id)
+        loaded = app.get_lead("busy@example.com")
+
+    assert version == lead.version and loaded.engagements.count == BUSY_ENGAGEMENTS
+    assert loaded.score == lead.score
+    assert len(state) < 4096, f"snapshot of {len(state)} bytes"
+    assert b"crm-" not in state
+
+
+def _ingest_context(n: int) -> EventContext:
+    return EventContext(causation_id=f"kafka:engagement/0/{n}/crm-{n}", correlation_id=f"crm-{n}")
