@@ -13,6 +13,7 @@ from contextlib import suppress
 from typing import Any, ClassVar, TypeVar, cast
 from uuid import UUID
 
+import structlog
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import ApplicationRecorder, EventStore, Mapper, Transcoder
 
@@ -29,10 +30,12 @@ from domain.scoring import ScoringRules, load_scoring_rules
 from domain.stage_model import StageModel, load_stage_model
 from service import queries, unit_of_work
 from service.ids import deal_id_for, lead_id_for, resolve_ref
-from service.snapshot_proof import ProvenSnapshots, snapshot_problems
+from service.snapshot_proof import ForgedSnapshot, ProvenSnapshots, snapshot_problems
 from service.unit_of_work import Outcome
 
 A = TypeVar("A", bound=Aggregate)
+
+log = structlog.get_logger("leadflow.service.application")
 
 
 class LeadflowApp(Application[UUID]):
@@ -93,6 +96,22 @@ class LeadflowApp(Application[UUID]):
         """Snapshots proven against the events on every load (``service.snapshot_proof``)."""
         recorder = self.factory.aggregate_recorder(purpose="snapshots")
         return ProvenSnapshots(self.mapper, recorder, self.events)
+
+    def take_snapshot(
+        self, aggregate_id: UUID, version: int | None = None, projector_func: Any = None
+    ) -> None:
+        """A snapshot is only a cache: when an older stored snapshot it would be built
+        from is forged (a cached aggregate's command did not read it), none is taken; the
+        events are already stored and ``verify`` reports the forged one."""
+        try:
+            super().take_snapshot(aggregate_id, version, projector_func or project_aggregate)
+        except ForgedSnapshot as error:
+            log.warning(
+                "snapshot_not_taken",
+                aggregate_id=str(aggregate_id),
+                version=version,
+                forged_version=error.originator_version,
+            )
 
     def construct_mapper(self) -> Mapper[UUID]:
         return self.factory.mapper(
