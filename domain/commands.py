@@ -74,6 +74,12 @@ class Command(BaseModel):
         "it, such a change is refused)",
     )
 
+    @field_validator("backdated", mode="before")
+    @classmethod
+    def _null_is_absent(cls, backdated: object) -> object:
+        """``"backdated": null`` reads as absent, as every other optional field does."""
+        return False if backdated is None else backdated
+
     @field_validator("command_id")
     @classmethod
     def _not_reserved(cls, command_id: str | None) -> str | None:

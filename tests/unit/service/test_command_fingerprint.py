@@ -63,6 +63,14 @@ def test_formatting_ids_and_nulls_do_not_change_the_fingerprint(
     assert fingerprint(parsed({k: variant[k] for k in keys})) == fingerprint(parsed(base))
 
 
+def test_backdated_null_reads_as_absent() -> None:
+    base = {"command": "win_deal", "deal": "D-9", "occurred_at": "2026-01-02T10:00:00Z"}
+    with_null = parsed({**base, "backdated": None})
+    assert with_null.backdated is False
+    assert fingerprint(with_null) == fingerprint(parsed(base))
+    assert fingerprint(parsed({**base, "backdated": True})) != fingerprint(parsed(base))
+
+
 def test_other_content_has_another_fingerprint() -> None:
     one = parsed(
         {
