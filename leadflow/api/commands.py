@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from adapters.api_keys import ApiKey
 from domain import commands as c
+from domain.aggregate import Aggregate
 from domain.deal import Deal
 from domain.errors import UnknownAggregate
 from domain.lead import Lead
@@ -120,7 +121,13 @@ IfMatch = Annotated[
 ]
 
 
-def _aggregate(state: ApiState, aggregate_id: UUID) -> Lead | Deal:
+def _aggregate(state: ApiState, aggregate_id: UUID, *, just_saved: bool) -> Lead | Deal:
+    """The aggregate after the command: the one this process just saved is in the
+    aggregate cache; a replayed command's is read from the store."""
+    if just_saved:
+        cached = state.app.load_cached(Aggregate, aggregate_id, str(aggregate_id))
+        if isinstance(cached, Lead | Deal):
+            return cached
     try:
         return state.app.get_lead(str(aggregate_id))
     except UnknownAggregate:
@@ -151,11 +158,10 @@ def apply_command(
     route: Route,
     key: ApiKey,
     body: BaseModel,
-    response: Response,
     ref: str | None = None,
     idempotency_key: str | None = None,
     if_match: str | None = None,
-) -> CommandResult:
+) -> Response:
     data = body.model_dump(exclude_unset=True)
     if ref is not None:
         data[route.target] = ref
@@ -172,25 +178,31 @@ def apply_command(
         if if_match is not None and ref is not None:
             _check_if_match(state, route, ref, if_match)
         outcome = state.app.handle(command)
-    aggregates = [view(_aggregate(state, i)) for i in outcome.aggregate_ids]
-    addressed = next((a for a in aggregates if a.kind == route.target), None)
-    if addressed is not None:
-        response.headers["ETag"] = etag(addressed.version)
-    if outcome.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
+        aggregates = [
+            view(_aggregate(state, i, just_saved=not outcome.replayed))
+            for i in outcome.aggregate_ids
+        ]
     applied = outcome.status == "applied" or (outcome.replayed and outcome.events > 0)
-    return CommandResult(
+    result = CommandResult(
         status="applied" if applied else "duplicate",
         replayed=outcome.replayed,
         events=outcome.events,
         aggregates=aggregates,
     )
+    headers = {}
+    addressed = next((a for a in aggregates if a.kind == route.target), None)
+    if addressed is not None:
+        headers["ETag"] = etag(addressed.version)
+    if outcome.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    # serialised once, here: FastAPI would validate the states again against the model
+    return Response(result.model_dump_json(), media_type="application/json", headers=headers)
 
 
 def _endpoint(route: Route) -> Any:
     body_model = request_body(route)
 
-    def endpoint(**kwargs: Any) -> CommandResult:
+    def endpoint(**kwargs: Any) -> Response:
         return apply_command(route=route, **kwargs)
 
     parameters = [
@@ -207,7 +219,6 @@ def _endpoint(route: Route) -> Any:
         inspect.Parameter(
             "body", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[body_model, Body()]
         ),
-        inspect.Parameter("response", inspect.Parameter.KEYWORD_ONLY, annotation=Response),
         inspect.Parameter(
             "idempotency_key",
             inspect.Parameter.KEYWORD_ONLY,

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,17 +12,10 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.cli.cli_runner import LEADFLOW
+from benchmarks.serve_process import LEADFLOW, serve_process
 
 ROLES = ("marketing", "sales", "manager", "auditor", "admin")
 _TOKEN = re.compile(r"token \(shown once, store it now\): (\S+)")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def leadflow_env(data_dir: Path, **settings: str) -> dict[str, str]:
@@ -65,34 +56,8 @@ def serving(data_dir: Path, **settings: str) -> Iterator[Served]:
     """Start ``leadflow serve``, wait for /healthz, create one key per role; stop it after."""
     data_dir.mkdir(parents=True, exist_ok=True)
     env = leadflow_env(data_dir, **settings)
-    port = free_port()
     log = data_dir / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(LEADFLOW), "serve", "--port", str(port)], env=env, stdout=out, stderr=out
-        )
-    served = Served(f"http://127.0.0.1:{port}", env, log)
-    try:
-        _wait_healthy(served, process)
+    with serve_process(env, log) as url:
+        served = Served(url, env, log)
         served.tokens = {role: served.create_key(role, f"{role}-key") for role in ROLES}
         yield served
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_healthy(served: Served, process: subprocess.Popen[bytes]) -> None:
-    for _ in range(600):
-        if process.poll() is not None:
-            raise AssertionError(f"leadflow serve exited: {served.log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{served.url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"leadflow serve never became healthy: {served.log.read_text()[-2000:]}")

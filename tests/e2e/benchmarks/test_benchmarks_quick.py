@@ -38,6 +38,9 @@ TINY = [
     "rebuild.events=300",
     "rebuild.step=100",
     "rebuild.batch_size=40",
+    "http.commands=18",
+    "http.rate=20",
+    "http.seconds=1",
 ]
 PER_STORE = {
     "commands.handle",
@@ -53,6 +56,9 @@ PER_STORE = {
     ),
     "relay.publish",
     "projection.kafka",
+    "http.commands",
+    "http.p50",
+    "http.p99",
 }
 SQLITE_ONLY = {"end_to_end.p50", "end_to_end.p99", "end_to_end.max", "rebuild.from_store"}
 EXPECTED_NAMES = {"sqlite": PER_STORE | SQLITE_ONLY, "postgres": PER_STORE}

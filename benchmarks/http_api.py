@@ -1,0 +1,262 @@
+"""``http``: commands through ``leadflow serve`` over loopback, against the same commands
+through the in-process service.
+
+- ``http.commands``: commands per second, one per request, sent one after another on a
+  kept-alive connection to a real ``leadflow serve`` process, versus ``app.handle`` on a
+  store of the same kind in this process; the two take turns in steps of 45 commands.
+  Target: ratio >= 0.5.
+- ``http.p50`` / ``http.p99``: latency of each command at a fixed offered rate (from the
+  moment it was due, so a slow answer delays the next ones' figures too), versus
+  ``app.handle`` offered the same commands at the same rate. Target on SQLite: p99 <= 50 ms.
+
+The workload is whole lead lifecycles (9 commands each, capture to won deal); the key
+is an admin key, the rate limit is off, the server logs its request lines to a file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+from uuid import uuid4
+
+import httpx
+
+from adapters.api_keys import ApiKeys
+from adapters.settings import Settings
+from adapters.store_db import StoreDb
+from benchmarks.framework import (
+    BenchContext,
+    Benchmark,
+    BenchmarkError,
+    Param,
+    Result,
+    Series,
+    Step,
+    Target,
+    interleaved_rounds,
+    paired_rounds,
+)
+from benchmarks.serve_process import ServeFailed, serve_process
+from benchmarks.stores import fresh_store, opened
+from benchmarks.workload import COMMANDS_PER_LIFECYCLE, lifecycle_commands
+from domain import commands as c
+from leadflow.api.commands import ROUTES
+from service.application import LeadflowApp
+
+STEP = 5 * COMMANDS_PER_LIFECYCLE
+_SERVED_STORE = ("DATA_DIR", "POSTGRES_DSN", "POSTGRES_SCHEMA", "KAFKA_BOOTSTRAP")
+
+PARAMS = (
+    Param("commands", quick=90, full=1800, help="commands per side per round (throughput)"),
+    Param("rate", quick=20, full=100, help="offered commands per second (latency)"),
+    Param("seconds", quick=3, full=60, help="seconds of offered load per round (latency)"),
+)
+Request = tuple[str, str, dict[str, Any]]
+
+
+def request_for(command: c.Command) -> Request:
+    """The HTTP request that sends ``command`` (method, path, JSON body)."""
+    route = next(r for r in ROUTES if r.model is type(command))
+    left_out = {"command", "actor", "command_id"}
+    path = "/v1" + route.path
+    if route.ref_in_path:
+        left_out.add(route.target)
+        path = path.replace("{ref}", quote(getattr(command, route.target), safe="@"))
+    body = command.model_dump(mode="json", exclude_unset=True, exclude=left_out)
+    return route.method, path, body
+
+
+def run(ctx: BenchContext) -> list[Result]:
+    kind = ctx.store_kind
+    count, rate, seconds = (
+        ctx.int_param("commands"),
+        ctx.int_param("rate"),
+        ctx.int_param("seconds"),
+    )
+    with (
+        fresh_store(ctx, kind, "http_served") as served,
+        fresh_store(ctx, kind, "http_local") as local,
+        opened(local) as app,
+        _serving(served, ctx.work_dir) as client,
+    ):
+
+        def round_steps(number: int) -> dict[str, list[Step]]:
+            remote = _chunks(lifecycle_commands(f"h{number}", count))
+            inside = _chunks(lifecycle_commands(f"p{number}", count))
+            return {
+                "http": [_http_step(client, chunk) for chunk in remote],
+                "local": [_local_step(app, chunk) for chunk in inside],
+            }
+
+        throughput = paired_rounds(ctx.rounds, round_steps, benchmark="http", store=kind)
+        offered = rate * seconds
+        latencies: dict[str, list[list[float]]] = {"http": [], "local": []}
+
+        def latency_probe(side: str, send: Callable[[c.Command], None]) -> Callable[[int], float]:
+            def probe(number: int) -> float:
+                timings = _at_rate(lifecycle_commands(f"l{side}{number}", offered), rate, send)
+                if number >= 0:
+                    latencies[side].append(timings)
+                return _percentile(timings, 0.99)
+
+            return probe
+
+        interleaved_rounds(
+            ctx.rounds,
+            {
+                "http": latency_probe("http", lambda command: _send(client, command)),
+                "local": latency_probe("local", lambda command: _handle(app, command)),
+            },
+            benchmark="http",
+            store=kind,
+        )
+    details = {"commands_per_round": count, "rate": rate, "seconds": seconds}
+    results = [
+        Result(
+            benchmark="http",
+            name="http.commands",
+            store=kind,
+            measured=Series(
+                "leadflow serve over loopback: 1 command per request, sequential, keep-alive",
+                "commands/s",
+                throughput["http"],
+            ),
+            baseline=Series(
+                "app.handle in this process: the same commands", "commands/s", throughput["local"]
+            ),
+            higher_is_better=True,
+            target=Target(on="ratio", at_least=0.5),
+            details=details,
+        )
+    ]
+    for figure, q in (("p50", 0.5), ("p99", 0.99)):
+        target = Target(on="value", at_most=50) if figure == "p99" and kind == "sqlite" else None
+        results.append(
+            Result(
+                benchmark="http",
+                name=f"http.{figure}",
+                store=kind,
+                measured=Series(
+                    f"leadflow serve, {rate} commands/s offered, {figure} from when each was due",
+                    "ms",
+                    [_percentile(t, q) for t in latencies["http"]],
+                ),
+                baseline=Series(
+                    f"app.handle in this process, {rate} commands/s offered, {figure}",
+                    "ms",
+                    [_percentile(t, q) for t in latencies["local"]],
+                ),
+                higher_is_better=False,
+                target=target,
+                details=details,
+            )
+        )
+    return results
+
+
+def _chunks(commands: list[c.Command]) -> list[list[c.Command]]:
+    return [commands[i : i + STEP] for i in range(0, len(commands), STEP)]
+
+
+def _send(client: httpx.Client, command: c.Command) -> None:
+    method, path, body = request_for(command)
+    answer = client.request(method, path, json=body)
+    if answer.status_code != 200:
+        msg = f"the benchmark workload was refused: {method} {path}: {answer.text[:300]}"
+        raise BenchmarkError(msg)
+
+
+def _handle(app: LeadflowApp, command: c.Command) -> None:
+    app.handle(command)
+
+
+def _http_step(client: httpx.Client, commands: list[c.Command]) -> Step:
+    def step() -> int:
+        for command in commands:
+            _send(client, command)
+        return len(commands)
+
+    return step
+
+
+def _local_step(app: LeadflowApp, commands: list[c.Command]) -> Step:
+    def step() -> int:
+        for command in commands:
+            app.handle(command)
+        return len(commands)
+
+    return step
+
+
+def _at_rate(
+    commands: list[c.Command], rate: float, send: Callable[[c.Command], None]
+) -> list[float]:
+    """Milliseconds from when each command was due (``rate`` per second) to its answer."""
+    timings = []
+    start = time.perf_counter()
+    for number, command in enumerate(commands):
+        due = start + number / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        send(command)
+        timings.append((time.perf_counter() - due) * 1000)
+    return timings
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)] if ordered else 0.0
+
+
+def _served_env(settings: Settings) -> dict[str, str]:
+    store = settings.store
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not any(k == f"LEADFLOW_{name}" for name in _SERVED_STORE)
+    }
+    env |= {
+        "LEADFLOW_DATA_DIR": str(store.data_dir),
+        "LEADFLOW_API_RATE_PER_SECOND": "0",
+        "LEADFLOW_LOG_FORMAT": "json",
+    }
+    if store.dsn is not None:
+        env |= {
+            "LEADFLOW_POSTGRES_DSN": store.dsn,
+            "LEADFLOW_POSTGRES_SCHEMA": store.postgres_schema,
+        }
+    return env
+
+
+@contextmanager
+def _serving(settings: Settings, work_dir: Path) -> Iterator[httpx.Client]:
+    """A ``leadflow serve`` process on the store, and a client with an admin key."""
+    with StoreDb(settings.store) as db:
+        _, token = ApiKeys(db).create("benchmark", "admin")
+    log_file = work_dir / f"serve_{uuid4().hex[:10]}.log"
+    try:
+        with (
+            serve_process(_served_env(settings), log_file) as url,
+            httpx.Client(
+                base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+            ) as client,
+        ):
+            yield client
+    except ServeFailed as error:
+        raise BenchmarkError(str(error)) from None
+
+
+BENCHMARK = Benchmark(
+    name="http",
+    summary="commands/s through leadflow serve over loopback vs in-process app.handle; "
+    "p50/p99 latency at a fixed offered rate",
+    run=run,
+    params=PARAMS,
+)
