@@ -123,10 +123,13 @@ def open_store_db(settings: Settings) -> StoreDb:
     return StoreDb(settings.store)
 
 
-def verify_signed_log(settings: Settings, app: LeadflowApp) -> LogVerification:
+def verify_signed_log(
+    settings: Settings, app: LeadflowApp, *, every_signature: bool = True
+) -> LogVerification:
     """The event log of ``app`` checked against its signed heads, every head in the
     witness file and the latest head on the audit topic (``projections.log_verify``);
-    an unreadable witness is one more problem."""
+    an unreadable witness is one more problem. ``every_signature=False``: see
+    ``verify_log``."""
     audit = audit_config(settings.audit, settings.store.data_dir)
     witnessed: list[tuple[str, SignedHead]] = []
     unreadable = None
@@ -147,6 +150,7 @@ def verify_signed_log(settings: Settings, app: LeadflowApp) -> LogVerification:
             keys,
             witnessed,
             witness_configured=audit.witness is not None or on_topic,
+            every_signature=every_signature,
         )
     if unreadable is not None:
         result.problems.insert(0, LogProblem(unreadable))

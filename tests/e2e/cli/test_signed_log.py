@@ -293,3 +293,28 @@ def test_a_witness_that_cannot_be_appended_to_does_not_fail_a_committed_command(
 
     assert run.code == 0, run.err
     assert "witness_append_failed" in run.err
+
+
+def test_a_forged_head_over_appended_events_is_reported_by_verify_and_history(
+    cli: Cli, attacker: Attacker
+) -> None:
+    """history checks only the signature of the latest head that matches: a forged one
+    there (the right link, not the key's signature) must not pass."""
+    _two_leads(cli)
+    last = attacker.rows()[-1]
+    data = last.data()
+    attacker.sql(
+        "INSERT INTO {events} (originator_id, originator_version, topic, state) "
+        "VALUES (?, ?, ?, ?)",
+        (attacker._id(last.originator_id), last.version + 1, last.topic, last.state),
+    )
+    attacker.rechain_log()
+    position, link = attacker.sql("SELECT position, link FROM {chain} ORDER BY position DESC")[0]
+    key_id = attacker.sql("SELECT key_id FROM {heads}")[0][0]
+    attacker.sql(
+        "INSERT INTO {heads} (position, link, key_id, signature, signed_at) VALUES (?,?,?,?,?)",
+        (position, link, key_id, bytes(64), data.get("recorded_at", "2026-01-01")),
+    )
+
+    _verify_fails(cli, f"signed head at notification {position}", "does not verify")
+    _history_fails(cli, ADA)
