@@ -94,7 +94,17 @@ class SignedHead:
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> SignedHead:
         position, link, key_id, signature, signed_at = row
-        return cls(int(position), bytes(link), str(key_id), bytes(signature), str(signed_at))
+        return cls(
+            int(position), stored_bytes(link), str(key_id), stored_bytes(signature), str(signed_at)
+        )
+
+
+def stored_bytes(value: object) -> bytes:
+    """A stored binary column as bytes; a value of another type (SQLite stores what it is
+    given) becomes bytes that match nothing, so damage is reported, never a crash."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    return str(value).encode("utf-8")
 
 
 def signed_message(position: int, link: bytes, key_id: str, signed_at: str) -> bytes:

@@ -22,7 +22,14 @@ from uuid import UUID
 import structlog
 from eventsourcing.persistence import ApplicationRecorder, Notification
 
-from adapters.audit_log import CHAIN_TABLE, GENESIS, HEADS_TABLE, SignedHead, link_for
+from adapters.audit_log import (
+    CHAIN_TABLE,
+    GENESIS,
+    HEADS_TABLE,
+    SignedHead,
+    link_for,
+    stored_bytes,
+)
 from adapters.audit_rotation import KeyRing
 from adapters.store_db import StoreDb
 
@@ -80,7 +87,7 @@ def _chain_entries(db: StoreDb) -> Iterator[tuple[int, bytes]]:
         t=CHAIN_TABLE,
     ):
         for position, link in rows:
-            yield int(position), bytes(link)
+            yield int(position), stored_bytes(link)
         after = int(rows[-1][0])
 
 

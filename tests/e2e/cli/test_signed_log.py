@@ -318,3 +318,20 @@ def test_a_forged_head_over_appended_events_is_reported_by_verify_and_history(
 
     _verify_fails(cli, f"signed head at notification {position}", "does not verify")
     _history_fails(cli, ADA)
+
+
+def test_chain_and_head_rows_of_the_wrong_type_are_reported_never_a_crash(
+    cli: Cli, attacker: Attacker
+) -> None:
+    if attacker.db.dialect != "sqlite":
+        pytest.skip("PostgreSQL's bytea columns hold nothing but bytes")
+    _two_leads(cli)
+    attacker.sql("UPDATE {chain} SET link = 'text' WHERE position = 2")
+    (first_head,) = attacker.sql("SELECT MIN(position) FROM {heads}")[0]
+    attacker.sql("UPDATE {heads} SET signature = 42 WHERE position = ?", (first_head,))
+
+    out = _verify_fails(
+        cli, "notification 2 (aggregate", f"signed head at notification {first_head}"
+    )
+
+    assert "unexpected" not in out
