@@ -7,16 +7,27 @@ do). Each process reports its time and its peak RSS (``VmHWM``), so a size's mem
 measured on its own. The baseline of every size is the smallest size: the ratio is the
 growth of per-event cost (or of peak RSS) over it.
 
+A second workload (``engage``) writes the same number of events as engagements shared
+out among a few busy leads, each command with its own id and ``event_id`` as the ingest's
+are (at 10^6 events, some 10^5 engagements per lead), on a store whose snapshots are
+sealed by an audit key (unsealed ones are proven by replaying their events on every
+load). It reports the per-event cost and peak RSS as above, the size of a busy lead's
+latest snapshot and how long loading that lead from the store takes.
+
 Targets, at the largest size: per-event cost at most 1.5 x that of the smallest size
 (flat: 100 times the events may not cost 50 % more each); peak RSS at most 1.5 x that of
-the smallest size (bounded: memory may not grow with the store).
+the smallest size (bounded: memory may not grow with the store); a busy lead's snapshot
+under 4 KB and its load under 20 ms.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 from dataclasses import dataclass
+from uuid import uuid4
 
+from adapters.audit_keys import generate_key_pair
+from adapters.audit_settings import AuditSettings
 from adapters.settings import Settings
 from benchmarks.framework import (
     BenchContext,
@@ -33,6 +44,8 @@ from benchmarks.stores import fresh_store
 
 FLAT = Target(on="ratio", at_most=1.5)
 BOUNDED = Target(on="ratio", at_most=1.5)
+SMALL_SNAPSHOT = Target(on="value", at_most=4096)
+FAST_LOAD = Target(on="value", at_most=20)
 PROBE_TIMEOUT_SECONDS = 3 * 3600
 _FORKS = multiprocessing.get_context("forkserver")
 
@@ -55,6 +68,9 @@ class Phase:
     seconds: float
     peak_rss_kib: int
     start_rss_kib: int
+    snapshot_bytes: int = 0
+    load_ms: float = 0.0
+    engagements: int = 0
 
     @property
     def micros_per_event(self) -> float:
@@ -75,8 +91,11 @@ def run(ctx: BenchContext) -> list[Result]:
             if read.events != written.stored:
                 msg = f"stored {written.stored} events but streamed back {read.events}"
                 raise BenchmarkError(msg)
+            with fresh_store(ctx, kind, "growth_ids") as settings:
+                engaged = _probe(_sealed(settings, ctx), "engage", size, batch_size)
             phases.setdefault(("write", size), []).append(written)
             phases.setdefault(("read", size), []).append(read)
+            phases.setdefault(("engage", size), []).append(engaged)
             log.info(
                 "round",
                 benchmark="growth",
@@ -87,12 +106,63 @@ def run(ctx: BenchContext) -> list[Result]:
                 read_us_per_event=round(read.micros_per_event, 1),
                 write_peak_mib=round(written.peak_rss_kib / 1024, 1),
                 read_peak_mib=round(read.peak_rss_kib / 1024, 1),
+                engage_us_per_event=round(engaged.micros_per_event, 1),
+                busy_lead_engagements=engaged.engagements,
+                busy_lead_snapshot_bytes=engaged.snapshot_bytes,
+                busy_lead_load_ms=round(engaged.load_ms, 2),
             )
     results: list[Result] = []
-    for phase, verb in (("write", "handle_many"), ("read", "stream + decode")):
+    for phase, verb in (
+        ("write", "handle_many"),
+        ("read", "stream + decode"),
+        ("engage", "handle_many, engagements with their own ids"),
+    ):
         results += _rows(kind, phase, verb, sizes, phases, "cost")
         results += _rows(kind, phase, verb, sizes, phases, "peak_rss")
+    results += _busy_lead_rows(kind, sizes, phases, "snapshot_bytes", "bytes", SMALL_SNAPSHOT)
+    results += _busy_lead_rows(kind, sizes, phases, "load_ms", "ms", FAST_LOAD)
     return results
+
+
+def _sealed(settings: Settings, ctx: BenchContext) -> Settings:
+    """The settings with a new audit key, so the store's snapshots are sealed."""
+    key_file = ctx.work_dir / f"growth_audit_{uuid4().hex[:10]}.pem"
+    generate_key_pair(key_file)
+    return settings.model_copy(update={"audit": AuditSettings(key_file=key_file)})
+
+
+def _busy_lead_rows(
+    kind: str,
+    sizes: list[int],
+    phases: dict[tuple[str, int], list[Phase]],
+    figure: str,
+    unit: str,
+    target: Target,
+) -> list[Result]:
+    what = {"snapshot_bytes": "latest snapshot of", "load_ms": "loading"}[figure]
+
+    def series(size: int) -> Series:
+        runs = phases[("engage", size)]
+        engagements = max(p.engagements for p in runs)
+        return Series(
+            f"{what} a busy lead ({engagements:,} engagements, {size:,} events stored)",
+            unit,
+            [float(getattr(p, figure)) for p in runs],
+        )
+
+    baseline = series(sizes[0])
+    return [
+        Result(
+            benchmark="growth",
+            name=f"growth.busy_lead_{figure} n={size:,}",
+            store=kind,
+            measured=series(size),
+            baseline=baseline if size != sizes[0] else None,
+            higher_is_better=False,
+            target=target if size == sizes[-1] else None,
+        )
+        for size in sizes
+    ]
 
 
 def _rows(
@@ -169,12 +239,16 @@ def _probe(settings: Settings, phase: str, *sizes: int) -> Phase:
         seconds=float(report["seconds"]),
         peak_rss_kib=int(report["peak_rss_kib"]),
         start_rss_kib=int(report["start_rss_kib"]),
+        snapshot_bytes=int(report.get("snapshot_bytes", 0)),
+        load_ms=float(report.get("load_ms", 0.0)),
+        engagements=int(report.get("engagements", 0)),
     )
 
 
 BENCHMARK = Benchmark(
     name="growth",
-    summary="per-event cost and peak RSS writing and streaming 10^4..10^6 stored events",
+    summary="per-event cost and peak RSS writing and streaming 10^4..10^6 stored events; "
+    "a busy lead's snapshot size and load time when every command carries its own id",
     run=run,
     params=PARAMS,
 )
