@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, cast
 from uuid import UUID
 
+import structlog
 from eventsourcing.persistence import AggregateRecorder, EventStore, Mapper
 
 from adapters.audit_keys import AuditKey
@@ -25,6 +26,8 @@ from adapters.logging import error_text
 from adapters.mapper import StoredEventError
 from domain.aggregate import Aggregate, Snapshot, project_aggregate, snapshot_class
 from service.snapshot_seal import audit_key_of, seal_verdict, sealed
+
+log = structlog.get_logger("leadflow.service.snapshot_proof")
 
 
 class ForgedSnapshot(StoredEventError):
@@ -94,8 +97,27 @@ class ProvenSnapshots(EventStore[UUID]):
         limit: int | None = None,
     ) -> Iterator[Any]:
         for snapshot in super().get(originator_id, gt=gt, lte=lte, desc=desc, limit=limit):
-            self._prove(cast(Snapshot, snapshot))
-            yield snapshot
+            if self._usable(cast(Snapshot, snapshot)):
+                yield snapshot
+
+    def _usable(self, snapshot: Snapshot) -> bool:
+        """Proven (ForgedSnapshot otherwise); a snapshot without a chain position, taken
+        by an older leadflow whose state may be derived differently, that does not match
+        is not used (a replay is) and is left for ``verify`` to report."""
+        if snapshot.chain_hash is not None:
+            self._prove(snapshot)
+            return True
+        try:
+            prove_snapshot(snapshot, self.events)
+        except ForgedSnapshot as error:
+            log.warning(
+                "snapshot_not_used",
+                aggregate_id=str(snapshot.originator_id),
+                version=snapshot.originator_version,
+                problem=str(error),
+            )
+            return False
+        return True
 
     def put(self, domain_events: Sequence[Any], **kwargs: Any) -> list[Any]:
         key = audit_key_of(self.events.recorder)
@@ -153,5 +175,7 @@ def _compare(
     problem = snapshot_mismatch(snapshot, replayed)
     if problem is None and seal_verdict(snapshot, key) is False:
         problem = "has a seal the audit key did not make"
+    if problem is not None and snapshot.chain_hash is None:
+        problem += " and records no chain position (taken by an older leadflow, or altered)"
     if problem is not None:
         problems.append(str(ForgedSnapshot(snapshot, problem)))

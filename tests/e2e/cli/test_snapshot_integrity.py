@@ -92,7 +92,6 @@ def test_a_snapshot_is_honest_and_used(cli: Cli) -> None:
     ("edit", "problem"),
     [
         (_forge_owner_and_position, "differs from its events in owner"),
-        (_drop_position, "differs from its events in owner"),
         (_claim_other_position, "claims chain position ffffffffffff… but event 2 has hash"),
     ],
 )
@@ -149,3 +148,30 @@ def test_a_snapshot_beyond_a_truncated_log_is_refused(cli: Cli) -> None:
     ]
     assert verify.code == 3
     assert any(line.startswith("forged snapshot: ") for line in verify.lines)
+
+
+@pytest.mark.usefixtures("snapshotted_deal")
+def test_an_edited_snapshot_without_a_chain_position_is_not_used_and_is_reported(
+    cli: Cli,
+) -> None:
+    """A snapshot recording no chain position (as older leadflow took them) that does not
+    match its events is replayed past, never refused: an older leadflow may have derived
+    its state differently. The forged value is never shown or written; verify reports it."""
+    deal_id = deal_id_for("D-1")
+    _edit_snapshot(_drop_position)
+
+    shown = cli("deal", "show", "D-1")
+    moved = cli("move-deal", "D-1", "--stage", "needs_analysis")
+    assert cli("rebuild").code == 0
+    verify = cli("verify")
+
+    assert shown.code == 0, shown.err
+    assert "alice" in shown.out
+    assert "mallory" not in shown.out
+    assert moved.code == 0, moved.err
+    assert "mallory" not in cli("deal", "show", "D-1").out
+    assert verify.code == 3
+    assert (
+        f"forged snapshot: stored snapshot 2 of aggregate {deal_id} differs from its events "
+        "in owner and records no chain position (taken by an older leadflow, or altered)"
+    ) in verify.out
