@@ -20,7 +20,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from adapters.audit_keys import AuditKey, raw_public_bytes
-from adapters.audit_log import CHAIN_TABLE
+from adapters.audit_log import CHAIN_TABLE, stored_bytes
 from adapters.store_db import StoreDb
 from adapters.store_integrity import TABLE as INTEGRITY_TABLE
 
@@ -99,7 +99,10 @@ def key_ring(trusted: AuditKey, rotations: Sequence[Rotation]) -> KeyRing:
     while changed:
         changed = False
         for rotation in rotations:
-            old, new = rotation.keys()
+            try:
+                old, new = rotation.keys()
+            except ValueError:  # a damaged record ties no key
+                continue
             known = old.key_id in ring or new.key_id in ring
             if not known or not rotation.signed_by_both():
                 continue
@@ -124,12 +127,12 @@ def read_rotations(db: StoreDb) -> list[Rotation]:
 def _rotation(row: Sequence[Any]) -> Rotation:
     old, new, up_to, rotated_at, old_signature, new_signature = row
     return Rotation(
-        bytes(old),
-        bytes(new),
+        stored_bytes(old),
+        stored_bytes(new),
         int(up_to),
         str(rotated_at),
-        bytes(old_signature),
-        bytes(new_signature),
+        stored_bytes(old_signature),
+        stored_bytes(new_signature),
     )
 
 

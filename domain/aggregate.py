@@ -38,6 +38,7 @@ class EventContext:
     # The command asked for a change dated before the last stage change to be recorded
     # at that change (see domain.business_time).
     backdated: bool = False
+    on_behalf_of: str | None = None
 
 
 def utc_now() -> datetime:
@@ -143,6 +144,7 @@ def build_event(
         event_id=uuid4(),
         occurred_at=occurred_at,
         actor=ctx.actor,
+        on_behalf_of=ctx.on_behalf_of,
         causation_id=ctx.causation_id,
         correlation_id=ctx.correlation_id,
         schema_version=event_class.SCHEMA_VERSION,

@@ -66,6 +66,9 @@ class Command(BaseModel):
     command_id: Token | None = None
     correlation_id: Token | None = None
     actor: Token | None = None
+    on_behalf_of: Token | None = Field(
+        default=None, description="the person the sender acts for (recorded beside the actor)"
+    )
     occurred_at: Timestamp
     backdated: bool = Field(
         default=False,

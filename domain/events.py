@@ -26,7 +26,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from domain.input_limits import check_text
 
 # Fields added after events were stored: left out of the stored state when None.
-OMITTED_WHEN_NONE: tuple[str, ...] = ("backdated_from", "half_life_days")
+OMITTED_WHEN_NONE: tuple[str, ...] = ("backdated_from", "half_life_days", "on_behalf_of")
 
 LeadStage = Literal["new", "mql", "sal", "sql", "converted", "recycled", "disqualified"]
 
@@ -56,6 +56,11 @@ class DomainEvent(BaseModel):
         default=None,
         description="the business time the source gave, when a backdated command was "
         "recorded at the aggregate's last stage change instead (see domain.business_time)",
+    )
+    on_behalf_of: str | None = Field(
+        default=None,
+        description="the person a client acted for, as the client said (the actor is "
+        "who sent the command: an HTTP API key's name)",
     )
 
     @property

@@ -288,6 +288,7 @@ def _context(app: Setup, cmd: c.Command) -> EventContext:
     causation = cmd.command_id or generated_causation_id()
     return EventContext(
         actor=cmd.actor or app.default_actor,
+        on_behalf_of=cmd.on_behalf_of,
         causation_id=causation,
         correlation_id=cmd.correlation_id or causation,
         backdated=cmd.backdated,

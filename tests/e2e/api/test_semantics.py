@@ -167,3 +167,16 @@ def test_open_paths_need_no_token_and_the_docs_need_no_internet(served: Served, 
     if path == "/docs":
         assert "/docs/assets/swagger-ui-bundle.js" in answer.text
         assert "https://" not in answer.text.replace("https://swagger.io", "")
+
+
+def test_the_actor_is_the_key_and_on_behalf_of_is_recorded_beside_it(served: Served) -> None:
+    with served.client("sales") as sales, served.client("auditor") as auditor:
+        _capture(sales, "actor@example.com")
+        forged = sales.post("/v1/leads/actor@example.com/mql", json={"actor": "someone-else"})
+        assert _problem(forged, 422, "invalid-input")["errors"][0]["loc"] == ["body", "actor"]  # type: ignore[index]
+        done = sales.post("/v1/leads/actor@example.com/mql", json={"on_behalf_of": "ann@crm"})
+        assert done.status_code == 200, done.text
+        events = auditor.get("/v1/leads/actor@example.com/history").json()["events"]
+    assert [e["actor"] for e in events] == ["sales-key"] * len(events)
+    assert events[-1]["data"]["on_behalf_of"] == "ann@crm"
+    assert "on_behalf_of" not in events[0]["data"]  # absent when not given: stored as before
