@@ -19,7 +19,7 @@ CHECKS = (
 
 
 @pytest.mark.slow
-def test_every_operation_with_an_admin_key(served: Served) -> None:
+def test_every_operation_with_an_admin_key(served: Served, tmp_path: Path) -> None:
     with served.client("sales") as sales:  # something for the generated requests to find
         sales.post("/v1/leads", json={"lead": "st@example.com", "source": "web"})
         paths = sales.get("/openapi.json").json()["paths"]
@@ -43,6 +43,7 @@ def test_every_operation_with_an_admin_key(served: Served) -> None:
             "--exclude-operation-id",
             "events",  # a stream that never ends: tests/e2e/api/test_events.py
         ],
+        cwd=tmp_path,  # schemathesis keeps its state in .schemathesis/ there
         capture_output=True,
         text=True,
         timeout=600,
