@@ -20,7 +20,7 @@ from domain.errors import AlreadyExists, DomainError
 from domain.lead import Lead
 from domain.scoring import ScoringRules
 from domain.stage_model import Pipeline, StageModel
-from service.ids import deal_id_for, lead_id_for, normalise_ref, resolve_ref
+from service.ids import deal_id_for, lead_id_for, new_external_id, resolve_ref
 
 A = TypeVar("A", bound=Aggregate)
 Ids = tuple[UUID, ...]
@@ -57,11 +57,12 @@ Handler = Callable[[Setup, Any, Aggregates], Ids]
 
 def capture_lead(app: Setup, cmd: c.CaptureLead, batch: Aggregates) -> Ids:
     ctx = _context(app, cmd)
+    external_id = new_external_id("lead", cmd.lead)
     lead_id = lead_id_for(cmd.lead)
     if not batch.exists(lead_id):
         lead = Lead.capture(
             lead_id,
-            normalise_ref(cmd.lead),
+            external_id,
             cmd.source,
             cmd.campaign,
             cmd.attributes,
@@ -163,6 +164,7 @@ def fast_track(app: Setup, cmd: c.FastTrack, batch: Aggregates) -> Ids:
 
 def open_deal(app: Setup, cmd: c.OpenDeal, batch: Aggregates) -> Ids:
     ctx = _context(app, cmd)
+    external_id = new_external_id("deal", cmd.deal)
     deal_id = deal_id_for(cmd.deal)
     pipeline = _pipeline(app, cmd.pipeline)
     if batch.exists(deal_id):
@@ -174,13 +176,13 @@ def open_deal(app: Setup, cmd: c.OpenDeal, batch: Aggregates) -> Ids:
         else None
     )
     converted_at = (
-        lead.convert(deal_id, normalise_ref(cmd.deal), cmd.fast_track, ctx, cmd.occurred_at)
+        lead.convert(deal_id, external_id, cmd.fast_track, ctx, cmd.occurred_at)
         if lead is not None
         else None
     )
     deal = Deal.open(
         deal_id,
-        normalise_ref(cmd.deal),
+        external_id,
         pipeline,
         cmd.amount,
         cmd.currency,

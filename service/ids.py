@@ -1,8 +1,13 @@
 """Id policy: how a caller's reference to a lead or deal becomes leadflow's UUID.
 
 An external id (email or CRM id) maps to a stable UUID (uuid5), so capturing the same
-lead twice, even from two processes at once, can never create two leads. A reference
-that reads as a UUID is leadflow's own id when that aggregate exists, else an external id.
+lead twice, even from two processes at once, can never create two leads.
+
+One rule for references: a reference that reads as a UUID (hex, hyphenated, braced or
+``urn:uuid:``) names leadflow's own id. An external id never reads as a UUID: one is
+refused where an aggregate is created under it (``capture_lead``, ``open_deal``), so no
+new lead or deal can be confused with another's own id. (A store from before the rule may
+hold such external ids: where no aggregate has that own id, the ref still reaches them.)
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+from domain.errors import DomainError
 from domain.input_limits import comparable_identifier
 
 _ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://leadflow.dev/ids")
@@ -48,3 +54,20 @@ def resolve_ref(ref: str, id_for: Callable[[str], UUID], exists: Callable[[UUID]
     if own_id is None:
         return id_for(ref)
     return own_id if exists(own_id) else id_for(ref)
+
+
+class UuidShapedExternalId(DomainError):
+    """An aggregate to be created under an external id that reads as a UUID."""
+
+    def __init__(self, kind: str, ref: str) -> None:
+        super().__init__(
+            f"{kind} {ref!r} reads as a UUID, which always names leadflow's own id; "
+            f"a new {kind} needs an external id that does not (an email or a CRM id)"
+        )
+
+
+def new_external_id(kind: str, ref: str) -> str:
+    """``ref`` normalised, to create a lead or deal under; refused if it reads as a UUID."""
+    if as_uuid(ref) is not None:
+        raise UuidShapedExternalId(kind, ref)
+    return normalise_ref(ref)
