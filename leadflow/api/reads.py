@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import pathlib
+import tempfile
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -33,7 +35,7 @@ from projections.reports import (
 )
 from projections.segments import Segment
 from projections.verify import verify_read_model
-from service.lead_history import lead_history
+from service.lead_history import export_jsonl, lead_history
 
 State = Annotated[ApiState, Depends(api_state)]
 Ref = Annotated[str, Path(max_length=320, description="external id or UUID")]
@@ -45,6 +47,7 @@ AsOf = Annotated[
     ),
 ]
 _ALL = 2**31 - 1
+JSON_LINES = "application/jsonl"
 
 
 ReadAggregate = Annotated[ApiKey, Depends(require(Permission.READ_AGGREGATE))]
@@ -91,6 +94,26 @@ def history(ref: Ref, state: State, key: ReadHistory, as_of: AsOf = None) -> dic
     """Every event of the lead and its deals, their hash chains (``verified``) and the
     state as of ``as_of``: the document of ``leadflow history --json``."""
     return lead_history(state.app, ref, as_of_moment(as_of)).document()
+
+
+@routes.get(
+    "/leads/{ref}/history/export",
+    tags=["audit"],
+    operation_id="lead_history_export",
+    response_class=Response,
+    responses={200: {"content": {JSON_LINES: {"schema": {"type": "string"}}}}},
+)
+def history_export(ref: Ref, state: State, key: ReadHistory, as_of: AsOf = None) -> Response:
+    """The history as JSON Lines, as ``leadflow history --export`` writes it: one
+    ``{"record": "event"}`` line per event, then a ``{"record": "summary"}`` line."""
+    history = lead_history(state.app, ref, as_of_moment(as_of))
+    with tempfile.TemporaryDirectory(prefix="leadflow-export-") as scratch:
+        path = pathlib.Path(scratch) / "history.jsonl"
+        export_jsonl(history, path)
+        content = path.read_bytes()
+    name = f"lead-{history.lead_id}.jsonl"
+    disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
+    return Response(content, media_type=JSON_LINES, headers=disposition)
 
 
 def _cursor(position: Position) -> str:

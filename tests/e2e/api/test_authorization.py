@@ -26,6 +26,7 @@ EXPECTED: dict[str, set[str]] = {
     "kpis": {"manager", "admin"},
     "stalled": {"manager", "admin"},
     "lead_history": {"manager", "auditor", "admin"},
+    "lead_history_export": {"manager", "auditor", "admin"},
     "verify": {"manager", "auditor", "admin"},
     "list_api_keys": {"admin"},
     "create_api_key": {"admin"},

@@ -70,6 +70,12 @@ def _check(server: Served) -> None:
     history = _history(server)
     assert history["verified"] is True
     assert all(chain["ok"] for chain in history["chains"])
+    with server.client("auditor") as auditor:
+        export = auditor.get(f"/v1/leads/{LEAD}/history/export")
+    assert export.status_code == 200
+    lines = [json.loads(line) for line in export.text.splitlines()]
+    assert [line["record"] for line in lines] == ["event"] * len(history["events"]) + ["summary"]
+    assert lines[-1]["verified"] is True
     with server.client("manager") as manager:
         funnel = manager.get("/v1/reports/funnel").json()
         kpis = manager.get("/v1/reports/kpis").json()
