@@ -7,7 +7,6 @@ import uvicorn
 from adapters.settings import Settings
 from leadflow.api.app import create_app
 
-
 SHUTDOWN_SECONDS = 5
 
 
