@@ -4,11 +4,13 @@ its history verifies, and the funnel and KPIs equal the CLI's on the same store.
 from __future__ import annotations
 
 import json
+import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.api.served import Served, run_cli
+from tests.e2e.api.served import Served, run_cli, serving
 
 LEAD = "ada@example.com"
 DEAL = "D-100"
@@ -95,3 +97,27 @@ def test_capture_to_won_deal_on_sqlite(served: Served) -> None:
 @pytest.mark.postgres
 def test_capture_to_won_deal_on_postgres(served_postgres: Served) -> None:
     _check(served_postgres)
+
+
+@pytest.mark.postgres
+@pytest.mark.kafka
+def test_serve_in_kafka_mode_takes_commands_and_answers_reports(
+    tmp_path: Path, postgres_dsn: str, kafka_bootstrap: str
+) -> None:
+    """With LEADFLOW_KAFKA_BOOTSTRAP the projector is another process: the API stores
+    commands and reads whatever the read model holds, as the CLI's reports do."""
+    schema = f"api_kafka_{uuid.uuid4().hex[:10]}"
+    with serving(
+        tmp_path / "data",
+        postgres_dsn=postgres_dsn,
+        postgres_schema=schema,
+        kafka_bootstrap=kafka_bootstrap,
+    ) as server:
+        with server.client("sales") as sales:
+            captured = sales.post("/v1/leads", json={"lead": "kafka@example.com", "source": "web"})
+            assert captured.status_code == 200, captured.text
+            assert sales.get("/v1/leads/kafka@example.com").json()["stage"] == "new"
+        with server.client("manager") as manager:
+            funnel = manager.get("/v1/reports/funnel")
+        assert funnel.status_code == 200, funnel.text
+        assert funnel.json() == _cli_json(server, "funnel")
