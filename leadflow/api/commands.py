@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Response
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from adapters.api_keys import ApiKey
 from domain import commands as c
@@ -153,6 +153,21 @@ def _check_if_match(state: ApiState, route: Route, ref: str, if_match: str) -> N
         )
 
 
+def _from_request(error: ValidationError, route: Route) -> ApiProblem:
+    """The command's refusal, naming where the request gave the value."""
+    where = {"command_id": "header"}
+    if route.ref_in_path:
+        where[route.target] = "path"
+    names = {"command_id": "Idempotency-Key"}
+    errors = []
+    for item in error.errors(include_url=False):
+        first = str(item["loc"][0]) if item["loc"] else ""
+        loc = [where.get(first, "body"), names.get(first, first), *map(str, item["loc"][1:])]
+        errors.append({"loc": loc, "msg": item["msg"], "type": item["type"]})
+    detail = f"{'.'.join(errors[0]['loc'])}: {errors[0]['msg']}"
+    return ApiProblem(422, "invalid-input", "Invalid input", detail, errors=errors)
+
+
 def apply_command(
     state: ApiState,
     route: Route,
@@ -171,7 +186,10 @@ def apply_command(
         data["occurred_at"] = datetime.now(UTC)
     if idempotency_key is not None:
         data["command_id"] = idempotency_key
-    command = route.model.model_validate(data)
+    try:
+        command = route.model.model_validate(data)
+    except ValidationError as error:
+        raise _from_request(error, route) from None
     if stamped:
         command = stamped_on_receipt(command)
     with state.writing:
@@ -249,7 +267,7 @@ def router() -> APIRouter:
     routes = APIRouter(prefix="/v1")
     for route in ROUTES:
         routes.add_api_route(
-            route.path.replace("{ref}", "{ref}"),
+            route.path,
             _endpoint(route),
             methods=[route.method],
             summary=route.summary,

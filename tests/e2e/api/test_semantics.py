@@ -42,6 +42,11 @@ def test_the_same_key_and_body_returns_the_recorded_outcome(served: Served) -> N
         assert again.headers["Idempotent-Replayed"] == "true"
         assert again.json()["events"] == first.json()["events"]
         assert again.json()["aggregates"][0]["version"] == first.json()["aggregates"][0]["version"]
+        reserved = sales.post(
+            "/v1/leads/idem@example.com/mql", json={}, headers={"Idempotency-Key": "generated:1"}
+        )
+        loc = _problem(reserved, 422, "invalid-input")["errors"][0]["loc"]  # type: ignore[index]
+        assert loc == ["header", "Idempotency-Key"]
         other = sales.post(
             "/v1/leads/idem@example.com/mql", json={"reason": "other"}, headers=headers
         )
