@@ -1,10 +1,12 @@
-"""``leadflow api-key create | list | revoke`` as a real process: the token printed once,
-never listed; refusals are one line with exit 1."""
+"""``leadflow api-key create | list | revoke`` and ``leadflow serve`` as real processes: the
+token printed once, never listed; refusals are one line with exit 1."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
+from benchmarks.serve_process import free_port
 from tests.e2e.api.served import leadflow_env, run_cli
 
 
@@ -36,3 +38,23 @@ def test_bad_role_and_port_are_refused_by_the_parser(tmp_path: Path) -> None:
     assert role.returncode == 2 and "invalid choice: 'root'" in role.stderr
     port = run_cli(env, "serve", "--port", "99999")
     assert port.returncode == 2 and "'99999' is not a TCP port (1-65535)" in port.stderr
+
+
+def test_serve_refuses_what_would_stop_it_in_one_line(tmp_path: Path) -> None:
+    bad_key = leadflow_env(tmp_path / "data", cipher_key="not-a-key")
+    refused = run_cli(bad_key, "serve", "--port", str(free_port()))
+    assert refused.returncode == 1
+    assert (
+        refused.stderr.strip()
+        .splitlines()[-1]
+        .startswith("leadflow serve: LEADFLOW_CIPHER_KEY is not valid base64")
+    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = run_cli(leadflow_env(tmp_path / "data"), "serve", "--port", str(port))
+    assert busy.returncode == 1
+    assert busy.stderr.strip().splitlines()[-1] == (
+        f"leadflow serve: cannot listen on 127.0.0.1:{port}: Address already in use"
+    )
