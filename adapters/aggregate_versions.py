@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
 from itertools import islice
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import AggregateRecorder
@@ -33,18 +34,36 @@ def latest_versions(recorder: AggregateRecorder, ids: Collection[UUID]) -> dict[
 
 
 def _sqlite(recorder: SQLiteAggregateRecorder, ids: Sequence[UUID]) -> dict[UUID, int]:
-    marks = ",".join("?" * len(ids))
-    statement = (
-        f"SELECT originator_id, MAX(originator_version) AS version "  # noqa: S608 - no input
-        f"FROM {recorder.events_table_name} WHERE originator_id IN ({marks}) "
-        f"GROUP BY originator_id"
-    )
     with recorder.datastore.transaction(commit=False) as cursor:
-        cursor.execute(statement, [i.hex for i in ids])
-        return {UUID(str(row["originator_id"])): int(row["version"]) for row in cursor.fetchall()}
+        return sqlite_versions(cursor, recorder.events_table_name, ids)
+
+
+def sqlite_versions(cursor: Any, table: str, ids: Sequence[UUID]) -> dict[UUID, int]:
+    """``latest_versions`` on an open SQLite cursor (e.g. in a write's transaction)."""
+    found: dict[UUID, int] = {}
+    for chunk in _chunks(list(ids), CHUNK):
+        marks = ",".join("?" * len(chunk))
+        statement = (
+            f"SELECT originator_id, MAX(originator_version) AS version "  # noqa: S608 - no input
+            f"FROM {table} WHERE originator_id IN ({marks}) "
+            f"GROUP BY originator_id"
+        )
+        cursor.execute(statement, [i.hex for i in chunk])
+        found.update(
+            (UUID(str(row["originator_id"])), int(row["version"])) for row in cursor.fetchall()
+        )
+    return found
 
 
 def _postgres(recorder: PostgresAggregateRecorder, ids: Sequence[UUID]) -> dict[UUID, int]:
+    with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
+        return postgres_versions(cursor, recorder, ids)
+
+
+def postgres_versions(
+    cursor: Any, recorder: PostgresAggregateRecorder, ids: Sequence[UUID]
+) -> dict[UUID, int]:
+    """``latest_versions`` on an open PostgreSQL cursor (e.g. in a write's transaction)."""
     statement = SQL(
         "SELECT originator_id, MAX(originator_version) AS version FROM {schema}.{table} "
         "WHERE originator_id = ANY(%s) GROUP BY originator_id"
@@ -54,9 +73,8 @@ def _postgres(recorder: PostgresAggregateRecorder, ids: Sequence[UUID]) -> dict[
     )
     as_text = recorder.datastore.originator_id_type == "text"
     params = [str(i) for i in ids] if as_text else list(ids)
-    with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
-        cursor.execute(statement, (params,), prepare=True)
-        return {UUID(str(row["originator_id"])): int(row["version"]) for row in cursor.fetchall()}
+    cursor.execute(statement, (params,), prepare=True)
+    return {UUID(str(row["originator_id"])): int(row["version"]) for row in cursor.fetchall()}
 
 
 def _one_by_one(recorder: AggregateRecorder, ids: Sequence[UUID]) -> dict[UUID, int]:

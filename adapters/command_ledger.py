@@ -36,6 +36,7 @@ from adapters.audit_log import (
 )
 from adapters.audit_log import SQLITE_DDL as CHAIN_SQLITE_DDL
 from adapters.audit_log import postgres_ddl as chain_postgres_ddl
+from adapters.stale_check import refuse_stale_postgres, refuse_stale_sqlite
 
 log = structlog.get_logger("leadflow.adapters.command_ledger")
 
@@ -214,6 +215,7 @@ class LedgerSQLiteRecorder(_AuditedInserts, SQLiteApplicationRecorder):
     ) -> Sequence[int] | None:
         notification_ids = super()._insert_events(c, stored_events, **kwargs)
         sqlite_insert(c, entries_to_write(kwargs))
+        refuse_stale_sqlite(c, self.events_table_name, kwargs)
         assert notification_ids is not None
         heads = heads_to_witness(kwargs)
         write_chain(c, None, stored_events, notification_ids, self.audit, heads)
@@ -278,6 +280,7 @@ class LedgerPostgresRecorder(_AuditedInserts, PostgresApplicationRecorder):
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
         super()._insert_events(curs, stored_events, **kwargs)
+        refuse_stale_postgres(self, curs, kwargs)
         postgres_insert(curs, self.datastore.schema, entries_to_write(kwargs))
 
     def chain_existing_events(self) -> int:

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict
 
 from adapters.aggregate_versions import latest_versions
 from adapters.command_ledger import LEDGER_KWARG, LedgerEntry
+from adapters.stale_check import EXPECTED_VERSIONS_KWARG
 from domain import commands as c
 from domain.aggregate import Aggregate
 from domain.errors import DomainError
@@ -292,11 +293,18 @@ class _Batch:
 
     def commit(self) -> None:
         """Save events and ledger entries in one transaction; the store's unique
-        (id, version) refuses stale writes, the ledger's unique id a racing twin."""
+        (id, version) refuses stale writes, the ledger's unique id a racing twin, and
+        the recorder the write when a cached aggregate the batch only read has moved on
+        (``adapters.stale_check``, in the same transaction)."""
         dirty = [a for a in self.aggregates.values() if a.pending_events]
-        self._check_unchanged_are_current()
+        unchanged = self._unchanged_cache_hits()
         if dirty or self._new_entries:
-            self.app.save(*dirty, **{LEDGER_KWARG: tuple(self._new_entries)})
+            self.app.save(
+                *dirty,
+                **{LEDGER_KWARG: tuple(self._new_entries), EXPECTED_VERSIONS_KWARG: unchanged},
+            )
+        elif unchanged:  # nothing is stored: an answer on stale state must not be given
+            self._check_unchanged_are_current(unchanged)
 
     @property
     def used_cache(self) -> bool:
@@ -305,13 +313,12 @@ class _Batch:
     def evict(self) -> None:
         self.app.evict(self.aggregates)
 
-    def _check_unchanged_are_current(self) -> None:
-        """Refusals and duplicates store nothing, so no conflict would reveal stale state."""
-        unchanged = {
-            i: v for i, v in self._cache_hits.items() if not self.aggregates[i].pending_events
-        }
-        if not unchanged:
-            return
+    def _unchanged_cache_hits(self) -> dict[UUID, int]:
+        """Cached aggregates the batch only read, with their cached versions: refusals and
+        duplicates store nothing, so no conflict on insert would reveal stale state."""
+        return {i: v for i, v in self._cache_hits.items() if not self.aggregates[i].pending_events}
+
+    def _check_unchanged_are_current(self, unchanged: dict[UUID, int]) -> None:
         latest = latest_versions(self.app.recorder, unchanged)
         moved = [str(i) for i, v in unchanged.items() if latest.get(i, 0) > v]
         if moved:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
+from adapters.command_ledger import LEDGER_KWARG, LedgerEntry
 from adapters.settings import Settings
+from adapters.stale_check import EXPECTED_VERSIONS_KWARG, StaleAggregates
 from domain import commands as c
 from leadflow.bootstrap import open_application
 from service.application import LeadflowApp
@@ -70,3 +73,44 @@ def test_a_duplicate_is_judged_on_fresh_state_and_queries_read_the_store(
 
     assert resent.status == "applied"
     assert first.get_lead(LEAD).attributes == {"industry": "saas"}
+
+
+def test_a_refusal_decided_on_a_stale_lead_is_never_recorded_even_when_the_lead_moves_just_before_the_write(  # noqa: E501
+    two_apps: tuple[LeadflowApp, LeadflowApp], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other writer commits between the decision and the ledger's write: the check of
+    the cached versions runs in the write's own transaction, so the refusal is dropped
+    with it and the command decided again."""
+    first, second = two_apps
+    save = first.save
+    interleaved: list[bool] = []
+
+    def save_after_another_writer(*objs: Any, **kwargs: Any) -> Any:
+        if not interleaved:
+            interleaved.append(True)
+            second.handle(c.MarkMql(lead=LEAD, occurred_at=at(2)))
+        return save(*objs, **kwargs)
+
+    monkeypatch.setattr(first, "save", save_after_another_writer)
+    outcome = first.handle(
+        c.AcceptLead(lead=LEAD, owner="ae-1", occurred_at=at(3), command_id="accept-1")
+    )
+
+    assert interleaved and outcome.status == "applied"
+    assert first.get_lead(LEAD).stage == "sal"
+    assert first.ledger_entries(["accept-1"])["accept-1"].refusal is None
+
+
+def test_the_recorder_refuses_a_write_naming_a_moved_aggregate(
+    two_apps: tuple[LeadflowApp, LeadflowApp],
+) -> None:
+    first, second = two_apps
+    lead_id = first.resolve_lead(LEAD)
+    cached = first.get_lead(LEAD).version
+    second.handle(c.MarkMql(lead=LEAD, occurred_at=at(2)))
+    entry = LedgerEntry("late-1", b"\0" * 32, "accept_lead shared", refusal="stale")
+
+    with pytest.raises(StaleAggregates):
+        first.save(**{LEDGER_KWARG: (entry,), EXPECTED_VERSIONS_KWARG: {lead_id: cached}})
+
+    assert first.ledger_entries(["late-1"]) == {}
