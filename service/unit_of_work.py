@@ -177,6 +177,8 @@ def _one_by_one(
 
 def _apply(app: CommandStore, command: c.Command, batch: _Batch) -> Outcome | DomainError:
     command_id = command.command_id
+    if command_id is None and not isinstance(command, c.RecordEngagement):
+        return _decide(app, command, batch)  # nothing to look up or record
     content = fingerprint(command)
     seen = batch.ledger.get(command_id) if command_id is not None else None
     if seen is not None:
