@@ -15,6 +15,8 @@ is an admin key, the rate limit is off, the server logs its request lines to a f
 
 from __future__ import annotations
 
+import http.client
+import json
 import math
 import os
 import time
@@ -24,8 +26,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 from uuid import uuid4
-
-import httpx
 
 from adapters.api_keys import ApiKeys
 from adapters.settings import Settings
@@ -110,7 +110,7 @@ def run(ctx: BenchContext) -> list[Result]:
         interleaved_rounds(
             ctx.rounds,
             {
-                "http": latency_probe("http", lambda command: _send(client, command)),
+                "http": latency_probe("http", client.send),
                 "local": latency_probe("local", lambda command: _handle(app, command)),
             },
             benchmark="http",
@@ -164,22 +164,36 @@ def _chunks(commands: list[c.Command]) -> list[list[c.Command]]:
     return [commands[i : i + STEP] for i in range(0, len(commands), STEP)]
 
 
-def _send(client: httpx.Client, command: c.Command) -> None:
-    method, path, body = request_for(command)
-    answer = client.request(method, path, json=body)
-    if answer.status_code != 200:
-        msg = f"the benchmark workload was refused: {method} {path}: {answer.text[:300]}"
-        raise BenchmarkError(msg)
+class _Client:
+    """One kept-alive HTTP/1.1 connection (the standard library's: an HTTP client
+    library's own per-request cost would be measured too, and is about the server's)."""
+
+    def __init__(self, url: str, token: str) -> None:
+        host, _, port = url.removeprefix("http://").partition(":")
+        self._connection = http.client.HTTPConnection(host, int(port), timeout=60)
+        self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    def send(self, command: c.Command) -> None:
+        method, path, body = request_for(command)
+        self._connection.request(method, path, json.dumps(body), self._headers)
+        answer = self._connection.getresponse()
+        text = answer.read()
+        if answer.status != 200:
+            msg = f"the benchmark workload was refused: {method} {path}: {text[:300]!r}"
+            raise BenchmarkError(msg)
+
+    def close(self) -> None:
+        self._connection.close()
 
 
 def _handle(app: LeadflowApp, command: c.Command) -> None:
     app.handle(command)
 
 
-def _http_step(client: httpx.Client, commands: list[c.Command]) -> Step:
+def _http_step(client: _Client, commands: list[c.Command]) -> Step:
     def step() -> int:
         for command in commands:
-            _send(client, command)
+            client.send(command)
         return len(commands)
 
     return step
@@ -236,19 +250,18 @@ def _served_env(settings: Settings) -> dict[str, str]:
 
 
 @contextmanager
-def _serving(settings: Settings, work_dir: Path) -> Iterator[httpx.Client]:
+def _serving(settings: Settings, work_dir: Path) -> Iterator[_Client]:
     """A ``leadflow serve`` process on the store, and a client with an admin key."""
     with StoreDb(settings.store) as db:
         _, token = ApiKeys(db).create("benchmark", "admin")
     log_file = work_dir / f"serve_{uuid4().hex[:10]}.log"
     try:
-        with (
-            serve_process(_served_env(settings), log_file) as url,
-            httpx.Client(
-                base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60
-            ) as client,
-        ):
-            yield client
+        with serve_process(_served_env(settings), log_file) as url:
+            client = _Client(url, token)
+            try:
+                yield client
+            finally:
+                client.close()
     except ServeFailed as error:
         raise BenchmarkError(str(error)) from None
 

@@ -39,11 +39,13 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         application = open_application(settings, default_actor=API_ACTOR)
         db = open_store_db(settings)
+        state = ApiState(settings, application)
         try:
-            app.state.api = ApiState(settings, application)
+            app.state.api = state
             app.state.gate = Gate(ApiKeys(db), settings.api)
             yield
         finally:
+            state.close()
             db.close()
             application.close()
 

@@ -169,6 +169,7 @@ def _from_request(error: ValidationError, route: Route) -> ApiProblem:
 
 
 def apply_command(
+    *,
     state: ApiState,
     route: Route,
     key: ApiKey,
@@ -192,14 +193,12 @@ def apply_command(
         raise _from_request(error, route) from None
     if stamped:
         command = stamped_on_receipt(command)
-    with state.writing:
-        if if_match is not None and ref is not None:
-            _check_if_match(state, route, ref, if_match)
-        outcome = state.app.handle(command)
-        aggregates = [
-            view(_aggregate(state, i, just_saved=not outcome.replayed))
-            for i in outcome.aggregate_ids
-        ]
+    if if_match is not None and ref is not None:
+        _check_if_match(state, route, ref, if_match)
+    outcome = state.app.handle(command)
+    aggregates = [
+        view(_aggregate(state, i, just_saved=not outcome.replayed)) for i in outcome.aggregate_ids
+    ]
     applied = outcome.status == "applied" or (outcome.replayed and outcome.events > 0)
     result = CommandResult(
         status="applied" if applied else "duplicate",
@@ -220,8 +219,8 @@ def apply_command(
 def _endpoint(route: Route) -> Any:
     body_model = request_body(route)
 
-    def endpoint(**kwargs: Any) -> Response:
-        return apply_command(route=route, **kwargs)
+    async def endpoint(state: ApiState, **kwargs: Any) -> Response:
+        return await state.write(apply_command, state=state, route=route, **kwargs)
 
     parameters = [
         inspect.Parameter(

@@ -52,7 +52,7 @@ _ONE_OR_MANY = {"$ref": f"#/components/schemas/{ENGAGEMENT_SCHEMA}"}
         }
     },
 )
-def submit(
+async def submit(
     state: Annotated[ApiState, Depends(api_state)],
     records: Annotated[dict[str, Any] | list[Any], Body()],
     key: Annotated[ApiKey, Depends(require(Permission.INTAKE))],
@@ -72,8 +72,7 @@ def submit(
         except InvalidEngagement as bad:
             parsed.append(bad)
     valid = [(p, f"http:{p.event_id}") for p in parsed if isinstance(p, EngagementRecordV1)]
-    with state.writing:
-        verdicts = iter(apply_isolating(state.app, valid, key.name))
+    verdicts = iter(await state.write(apply_isolating, state.app, valid, key.name))
     results = []
     for index, item in enumerate(parsed):
         verdict = item if isinstance(item, InvalidEngagement) else next(verdicts)
