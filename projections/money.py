@@ -46,7 +46,8 @@ def to_minor(amount: Decimal, currency: str, *, deal_id: str) -> int:
 
 def major(minor: int, currency: str) -> float:
     """Minor units as a float amount in the major unit, for reports."""
-    return minor / 10 ** exponent(currency)
+    scale: int = 10 ** exponent(currency)
+    return minor / scale
 
 
 def major_sum(minor_by_currency: dict[str, int]) -> float:
