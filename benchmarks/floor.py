@@ -40,6 +40,9 @@ class FloorApp(Application[UUID]):
         self._shared_recorder = recorder
         env = dict(env)
         env.pop("AGGREGATE_CACHE_MAXSIZE", None)
+        # Its own tables take eventsourcing's own recorder: leadflow's would chain them
+        # into the log of the store's schema, whose positions they do not share.
+        env.pop("APPLICATION_RECORDER_TOPIC", None)
         if snapshot_interval > 0:
             env["IS_SNAPSHOTTING_ENABLED"] = "y"
             self.snapshotting_intervals = {Note: snapshot_interval}  # type: ignore[misc]
