@@ -113,6 +113,25 @@ class LeadflowApp(Application[UUID]):
                 forged_version=error.originator_version,
             )
 
+    def _take_snapshots(self, processing_event: Any) -> None:
+        """Each saved aggregate whose new events cross a snapshot interval is snapshotted
+        as it stands after the save (its state is what its events give), instead of
+        reloading it at the interval's version: that reload replays its history, so a busy
+        lead's writes would grow with its length."""
+        intervals = self.snapshotting_intervals or {}
+        if self.snapshots is None or not intervals:
+            return
+        first_new: dict[UUID, int] = {}
+        for event in processing_event.events:
+            first_new.setdefault(event.originator_id, event.originator_version)
+        for aggregate_id, aggregate in processing_event.aggregates.items():
+            interval = intervals.get(type(aggregate))
+            first = first_new.get(aggregate_id)
+            if not interval or first is None:
+                continue
+            if aggregate.version // interval > (first - 1) // interval:
+                self.snapshots.put([Snapshot.take(aggregate)])
+
     def construct_mapper(self) -> Mapper[UUID]:
         return self.factory.mapper(
             transcoder=self.construct_transcoder(), mapper_class=PydanticMapper

@@ -7,12 +7,17 @@ snapshot records as its chain position, and give the same state. A snapshot that
 is refused (``ForgedSnapshot``, a damaged store: exit 3 from the CLI) and never feeds a
 read or a new event. ``ProvenSnapshots`` is the application's snapshot store doing this
 on every load, except for a snapshot the audit key sealed (``service.snapshot_seal``):
-its seal and chain position are checked instead. ``snapshot_problems`` replays every
+its seal and chain position are checked instead; and a snapshot this process wrote or
+already proved, read back with the same content (its digest remembered), is not
+replayed again. ``snapshot_problems`` replays every
 stored snapshot of an aggregate for ``leadflow verify``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
 from uuid import UUID
@@ -28,6 +33,8 @@ from domain.aggregate import Aggregate, Snapshot, project_aggregate, snapshot_cl
 from service.snapshot_seal import audit_key_of, seal_verdict, sealed
 
 log = structlog.get_logger("leadflow.service.snapshot_proof")
+
+PROVEN_MEMO_SIZE = 10_000
 
 
 class ForgedSnapshot(StoredEventError):
@@ -86,6 +93,8 @@ class ProvenSnapshots(EventStore[UUID]):
     ) -> None:
         super().__init__(mapper, recorder)
         self.events = events
+        self._proven: OrderedDict[tuple[UUID, int], bytes] = OrderedDict()
+        self._proven_lock = threading.Lock()
 
     def get(
         self,
@@ -104,11 +113,15 @@ class ProvenSnapshots(EventStore[UUID]):
         """Proven (ForgedSnapshot otherwise); a snapshot without a chain position, taken
         by an older leadflow whose state may be derived differently, that does not match
         is not used (a replay is) and is left for ``verify`` to report."""
+        if self._already_proven(snapshot):
+            return True
         if snapshot.chain_hash is not None:
             self._prove(snapshot)
+            self._remember(snapshot)
             return True
         try:
             prove_snapshot(snapshot, self.events)
+            self._remember(snapshot)
         except ForgedSnapshot as error:
             log.warning(
                 "snapshot_not_used",
@@ -121,7 +134,27 @@ class ProvenSnapshots(EventStore[UUID]):
 
     def put(self, domain_events: Sequence[Any], **kwargs: Any) -> list[Any]:
         key = audit_key_of(self.events.recorder)
-        return super().put([sealed(s, key) for s in domain_events], **kwargs)
+        snapshots = [sealed(s, key) for s in domain_events]
+        recorded = super().put(snapshots, **kwargs)
+        for snapshot in snapshots:
+            self._remember(snapshot)
+        return recorded
+
+    def _already_proven(self, snapshot: Snapshot) -> bool:
+        where = (snapshot.originator_id, snapshot.originator_version)
+        digest = _digest(snapshot)
+        with self._proven_lock:
+            if self._proven.get(where) != digest:
+                return False
+            self._proven.move_to_end(where)
+            return True
+
+    def _remember(self, snapshot: Snapshot) -> None:
+        digest = _digest(snapshot)
+        with self._proven_lock:
+            self._proven[(snapshot.originator_id, snapshot.originator_version)] = digest
+            while len(self._proven) > PROVEN_MEMO_SIZE:
+                self._proven.popitem(last=False)
 
     def _prove(self, snapshot: Snapshot) -> None:
         verdict = seal_verdict(snapshot, audit_key_of(self.events.recorder))
@@ -137,6 +170,10 @@ class ProvenSnapshots(EventStore[UUID]):
             raise ForgedSnapshot(
                 snapshot, f"is sealed at a chain position that is not event {version}'s"
             )
+
+
+def _digest(snapshot: Snapshot) -> bytes:
+    return hashlib.sha256(snapshot.model_dump_json().encode()).digest()
 
 
 def snapshot_problems(
