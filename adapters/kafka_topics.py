@@ -4,7 +4,7 @@ retention and maximum message size), and the producer settings for acknowledged 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -15,6 +15,7 @@ from kafka.errors import (
     TopicAlreadyExistsError,
 )
 
+from adapters.kafka_retention import retention_configs
 from adapters.logging import error_text
 from adapters.retrying import retry_while_unavailable
 from adapters.settings import KafkaSettings
@@ -68,26 +69,28 @@ def acknowledged_delivery(send_timeout_seconds: float) -> dict[str, Any]:
     }
 
 
-def topic_spec(kafka: KafkaSettings) -> dict[str, Any]:
-    """How a new topic is created: partitions, replication factor, retention, and
+def topic_spec(kafka: KafkaSettings, retention_ms: int) -> dict[str, Any]:
+    """How a new topic is created: partitions, replication factor, its retention, and
     records up to ``MAX_MESSAGE_BYTES``."""
     return {
         "num_partitions": kafka.partitions,
         "replication_factor": kafka.replication_factor,
         "configs": {
-            "retention.ms": str(kafka.retention_ms),
+            **retention_configs(retention_ms),
             "max.message.bytes": str(MAX_MESSAGE_BYTES),
         },
     }
 
 
-def ensure_topics(kafka: KafkaSettings, names: Iterable[str]) -> list[str]:
-    """Create every topic in ``names`` that does not exist yet; return those created.
+def ensure_topics(kafka: KafkaSettings, retention_ms: Mapping[str, int]) -> list[str]:
+    """Create every topic named in ``retention_ms`` that does not exist yet, with that
+    ``retention.ms`` (``adapters.kafka_retention``); return those created.
 
     Existing topics are left exactly as they are (their partition count is never
-    changed: that would move keys to other partitions and break per-key order).
+    changed: that would move keys to other partitions and break per-key order; their
+    retention is the operator's to change with ``kafka-configs``).
     """
-    wanted = sorted(set(names))
+    wanted = sorted(retention_ms)
     admin = KafkaAdminClient(**kafka.client_config())
     try:
         existing = set(admin.list_topics())
@@ -96,7 +99,8 @@ def ensure_topics(kafka: KafkaSettings, names: Iterable[str]) -> list[str]:
             if name in existing:
                 continue
             try:
-                admin.create_topics({name: topic_spec(kafka)}, wait_for_metadata=True)
+                spec = topic_spec(kafka, retention_ms[name])
+                admin.create_topics({name: spec}, wait_for_metadata=True)
             except TopicAlreadyExistsError:
                 log.debug("topic_created_concurrently", topic=name)
                 continue
@@ -106,7 +110,7 @@ def ensure_topics(kafka: KafkaSettings, names: Iterable[str]) -> list[str]:
                 topic=name,
                 partitions=kafka.partitions,
                 replication_factor=kafka.replication_factor,
-                retention_ms=kafka.retention_ms,
+                retention_ms=retention_ms[name],
             )
         return created
     finally:
@@ -135,7 +139,7 @@ def topic_max_message_bytes(kafka: KafkaSettings, topic: str) -> int | None:
 
 def ensure_topics_patiently(
     kafka: KafkaSettings,
-    names: Iterable[str],
+    retention_ms: Mapping[str, int],
     stop: threading.Event,
     retry_max_seconds: float,
 ) -> bool:
@@ -143,7 +147,7 @@ def ensure_topics_patiently(
 
     False when ``stop`` was set before the broker answered.
     """
-    wanted = list(names)
+    wanted = dict(retention_ms)
 
     def ensured() -> bool:
         ensure_topics(kafka, wanted)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.audit_settings import AuditSettings
+from adapters.kafka_retention import THIRTY_DAYS_MS, RetentionMs
 from adapters.projector_settings import ProjectorSettings
 from adapters.stream_settings import StreamSettings
 
@@ -64,7 +65,11 @@ class KafkaSettings(BaseSettings):
     ssl_keyfile: Path | None = None
     partitions: int = Field(default=6, ge=1)
     replication_factor: int = Field(default=1, ge=1)
-    retention_ms: int = Field(default=-1, description="-1 keeps records forever")
+    # retention.ms of each topic leadflow creates (docs/topics.md); -1 keeps records for ever
+    events_retention_ms: RetentionMs = THIRTY_DAYS_MS
+    qualification_retention_ms: RetentionMs = THIRTY_DAYS_MS
+    engagement_retention_ms: RetentionMs = THIRTY_DAYS_MS
+    dead_letter_retention_ms: RetentionMs = THIRTY_DAYS_MS
 
     def client_config(self) -> dict[str, Any]:
         """Keyword arguments shared by every kafka-python client."""

@@ -25,7 +25,7 @@ def unique_topic(label: str) -> str:
 def scratch_topics(kafka: KafkaSettings, *labels: str) -> Iterator[list[str]]:
     """New topics (one per label, with leadflow's topic spec); deleted on exit."""
     names = [unique_topic(label) for label in labels]
-    ensure_topics(kafka, names)
+    ensure_topics(kafka, dict.fromkeys(names, kafka.events_retention_ms))
     try:
         yield names
     finally:

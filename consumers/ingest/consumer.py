@@ -134,7 +134,10 @@ class EngagementIngest:
         """Consume until ``stop`` is set (``once``: until the topic is read to its end;
         ``max_seconds``: ``stop`` is set after that long)."""
         with self.stop.within(max_seconds):
-            topics = [self.topic, self.stream.dlq_topic]
+            topics = {
+                self.topic: self.kafka.engagement_retention_ms,
+                self.stream.dlq_topic: self.kafka.dead_letter_retention_ms,
+            }
             if ensure_topics_patiently(
                 self.kafka, topics, self.stop, self.stream.retry_max_seconds
             ):

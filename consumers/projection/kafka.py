@@ -201,7 +201,7 @@ class KafkaProjector:
         when asked to stop first."""
 
         def connect() -> KafkaConsumer:
-            ensure_topics(self.kafka, [self.options.topic])
+            ensure_topics(self.kafka, {self.options.topic: self.kafka.events_retention_ms})
             return KafkaConsumer(
                 **self.kafka.client_config(),
                 group_id=self.options.group_id,

@@ -50,6 +50,7 @@ from adapters.audit_log import HEADS_TABLE, SignedHead
 from adapters.audit_topic import RECORD_KEY as AUDIT_RECORD_KEY
 from adapters.audit_witness import head_to_json
 from adapters.event_envelope import envelope_from_notification
+from adapters.kafka_retention import AUDIT_RETENTION_MS
 from adapters.kafka_topics import (
     MAX_MESSAGE_BYTES,
     acknowledged_delivery,
@@ -181,8 +182,12 @@ class Relay:
         """Publish until ``stop`` is set (``once``: until caught up; ``max_seconds``: ``stop``
         is set after that long)."""
         with self.stop.within(max_seconds):
-            topics = [self.stream.events_topic, self.stream.qualification_topic]
-            topics += [self.audit_topic] if self.audit_topic else []
+            topics = {
+                self.stream.events_topic: self.kafka.events_retention_ms,
+                self.stream.qualification_topic: self.kafka.qualification_retention_ms,
+            }
+            if self.audit_topic:
+                topics[self.audit_topic] = AUDIT_RETENTION_MS
             if ensure_topics_patiently(
                 self.kafka, topics, self.stop, self.stream.retry_max_seconds
             ):

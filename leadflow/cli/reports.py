@@ -23,6 +23,7 @@ import structlog
 from kafka.errors import KafkaError
 from pydantic import BaseModel
 
+from adapters.kafka_retention import FOREVER
 from adapters.settings import Settings
 from adapters.stopping import ProcessStop
 from consumers.projection.runner import add_run_arguments
@@ -177,7 +178,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     source = rebuild_parser.add_mutually_exclusive_group()
     source.add_argument("--from-store", action="store_true", help="replay the event store")
     source.add_argument(
-        "--from-kafka", action="store_true", help="consume leadflow.events.v1 from offset zero"
+        "--from-kafka",
+        action="store_true",
+        help="consume leadflow.events.v1 from offset zero (needs its retention to be -1)",
     )
     rebuild_parser.add_argument(
         "--max-seconds", type=float, metavar="N", help="--from-kafka: give up after N seconds"
@@ -480,9 +483,17 @@ def project_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
-    from_kafka = args.from_kafka or (settings.kafka_mode and not args.from_store)
+    # a topic with bounded retention no longer holds the oldest events: only the store does
+    whole_topic = settings.kafka.events_retention_ms == FOREVER
+    from_kafka = args.from_kafka or (settings.kafka_mode and whole_topic and not args.from_store)
     if from_kafka and not settings.kafka_mode:
         raise CliError("--from-kafka needs Kafka: set LEADFLOW_KAFKA_BOOTSTRAP")
+    if from_kafka and not whole_topic:
+        raise CliError(
+            "--from-kafka needs every event on the events topic, but its retention is "
+            f"bounded (LEADFLOW_KAFKA_EVENTS_RETENTION_MS={settings.kafka.events_retention_ms}):"
+            " rebuild --from-store"
+        )
     if (
         not from_kafka
         and settings.store.dsn is None

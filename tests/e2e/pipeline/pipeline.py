@@ -164,7 +164,8 @@ class Pipeline:
         return json.loads(result.out)
 
     def ensure_engagement_topic(self) -> None:
-        ensure_topics(self.settings.kafka, [self.setup.stream.engagement_topic])
+        kafka = self.settings.kafka
+        ensure_topics(kafka, {self.setup.stream.engagement_topic: kafka.engagement_retention_ms})
 
     # --- probes ----------------------------------------------------------------------
 

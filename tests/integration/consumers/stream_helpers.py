@@ -20,6 +20,8 @@ from uuid import UUID
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from adapters.audit_keys import generate_key_pair
+from adapters.audit_settings import AuditSettings
 from adapters.settings import Settings
 from adapters.stopping import ProcessStop
 from adapters.store_db import StoreDb
@@ -111,6 +113,15 @@ def stream_setup(tmp_path: Path, broker: str, postgres_dsn: str | None = None) -
         env["LEADFLOW_POSTGRES_DSN"] = postgres_dsn
         env["LEADFLOW_POSTGRES_SCHEMA"] = schema
     return StreamSetup(settings, stream, env)
+
+
+def signed(setup: StreamSetup, keys: Path) -> AuditSettings:
+    """Give ``setup`` an audit key (made in ``keys``, outside its data dir) and its own
+    audit topic; the relay then publishes signed heads there."""
+    generate_key_pair(keys / "audit.pem")
+    audit = AuditSettings(key_file=keys / "audit.pem", topic=unique("audit"))
+    setup.settings = setup.settings.model_copy(update={"audit": audit})
+    return audit
 
 
 # --- Kafka ---------------------------------------------------------------------------------

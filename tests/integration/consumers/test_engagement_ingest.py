@@ -57,7 +57,7 @@ def test_a_mixed_stream_is_counted_exactly_dead_lettered_with_reasons_and_replay
     samples = valid_samples(rng, 240) + bad_samples(str(deal.aggregate_ids[0])) * 2
     rng.shuffle(samples)
     half = len(samples) // 2
-    ensure_topics(setup.settings.kafka, [topic])
+    ensure_topics(setup.settings.kafka, {topic: setup.settings.kafka.engagement_retention_ms})
 
     produce(kafka_bootstrap, topic, samples[:half], 0)
     small_batches = {**setup.env, "LEADFLOW_STREAM_INGEST_BATCH_SIZE": "15"}
@@ -107,7 +107,7 @@ def test_ingest_into_a_postgres_event_store(
     setup = stream_setup(tmp_path, kafka_bootstrap, postgres_dsn)
     topic = setup.stream.engagement_topic
     samples = valid_samples(random.Random(5), 40, prefix="pg") + bad_samples()
-    ensure_topics(setup.settings.kafka, [topic])
+    ensure_topics(setup.settings.kafka, {topic: setup.settings.kafka.engagement_retention_ms})
     produce(kafka_bootstrap, topic, samples, 0)
     app = setup.open_app()
     counts = setup.ingest(app).run(once=True, max_seconds=60)

@@ -56,7 +56,7 @@ def _ledger(setup: StreamSetup) -> IngestCounts:
 
 def _hostile_between_good_records(tmp_path: Path, setup: StreamSetup, broker: str) -> None:
     topic = setup.stream.engagement_topic
-    ensure_topics(setup.settings.kafka, [topic])
+    ensure_topics(setup.settings.kafka, {topic: setup.settings.kafka.engagement_retention_ms})
     ingest = CliProcess(["ingest"], setup.env, tmp_path / "ingest.log")
     try:
         ingest.wait_for_log("ingest_ready", timeout=60)
@@ -178,7 +178,10 @@ def test_the_ingest_stops_on_a_read_only_store_instead_of_retrying(
     tmp_path: Path, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     setup = stream_setup(tmp_path, kafka_bootstrap)
-    ensure_topics(setup.settings.kafka, [setup.stream.engagement_topic])
+    ensure_topics(
+        setup.settings.kafka,
+        {setup.stream.engagement_topic: setup.settings.kafka.engagement_retention_ms},
+    )
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
     producer.send(setup.stream.engagement_topic, value=GOOD % (b"ro-1", b"ro-1"))
     producer.flush()

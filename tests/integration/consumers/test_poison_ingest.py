@@ -60,7 +60,7 @@ def test_poison_records_are_dead_lettered_and_the_ingest_goes_on(
 ) -> None:
     setup = stream_setup(tmp_path, kafka_bootstrap, postgres_dsn)
     topic, dlq = setup.stream.engagement_topic, setup.stream.dlq_topic
-    ensure_topics(setup.settings.kafka, [topic])
+    ensure_topics(setup.settings.kafka, {topic: setup.settings.kafka.engagement_retention_ms})
     create_plain_topic(kafka_bootstrap, dlq)
     huge = valid_record("huge-1", "huge@example.com")
     huge["properties"] = {"blob": "x" * NEAR_ONE_MIB}

@@ -9,12 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from adapters.audit_keys import generate_key_pair
-from adapters.audit_settings import AuditSettings
 from adapters.audit_topic import latest_head_on_topic
 from domain import commands as c
 from leadflow.bootstrap import verify_signed_log
-from tests.integration.consumers.stream_helpers import stream_setup, unique
+from tests.integration.consumers.stream_helpers import signed, stream_setup
 
 pytestmark = pytest.mark.kafka
 
@@ -25,10 +23,7 @@ def test_the_relay_witnesses_heads_on_the_audit_topic_and_verify_reads_them(
     tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str
 ) -> None:
     setup = stream_setup(tmp_path, kafka_bootstrap)
-    keys = tmp_path_factory.mktemp("keys")
-    generate_key_pair(keys / "audit.pem")
-    audit = AuditSettings(key_file=keys / "audit.pem", topic=unique("audit"))
-    setup.settings = setup.settings.model_copy(update={"audit": audit})
+    audit = signed(setup, tmp_path_factory.mktemp("keys"))
     app = setup.open_app()
     try:
         for lead in ("ada@example.com", "bob@example.com"):

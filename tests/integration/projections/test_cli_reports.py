@@ -210,6 +210,12 @@ def test_kafka_mode_through_the_cli(
     )
     assert cli.json("funnel") == rebuilt_funnel(embedded)
     assert cli("verify")[0] == 0
+    # a bounded events topic (the default) no longer holds the oldest events: the store does
+    code, out, _ = cli("rebuild")
+    assert (code, out) == (0, f"rebuilt the read model from the event store: {total:,} events\n")
+    code, _, err = cli("rebuild", "--from-kafka")
+    assert code == 1 and "rebuild --from-store" in err
+    monkeypatch.setenv("LEADFLOW_KAFKA_EVENTS_RETENTION_MS", "-1")  # the topic is whole
     code, out, _ = cli("rebuild", "--max-seconds", "60")  # Kafka mode: from offset zero
     assert (code, out) == (0, f"rebuilt the read model from Kafka: {total:,} events\n")
     assert cli("verify")[0] == 0
