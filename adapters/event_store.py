@@ -1,6 +1,7 @@
 """The event store the store settings choose, SQLite (embedded) or PostgreSQL:
 eventsourcing's environment for it, a PostgreSQL factory whose connections use the
-whole DSN, and the lock that serialises schema creation on PostgreSQL."""
+whole DSN, a SQLite factory whose connections overwrite deleted content, and the lock
+that serialises schema creation on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 
 import psycopg
 from eventsourcing.postgres import PostgresFactory
+from eventsourcing.sqlite import SQLiteConnection, SQLiteConnectionPool, SQLiteFactory
 from eventsourcing.utils import Environment, EnvType
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
@@ -89,6 +91,29 @@ class DsnPostgresFactory(PostgresFactory):
         pool.conninfo = self.env.get(self.POSTGRES_DSN) or ""
 
 
+SECURE_DELETE = "PRAGMA secure_delete=ON"  # deleted rows do not stay in free pages
+
+
+class _SecureDeletePool(SQLiteConnectionPool):
+    def _create_connection(self) -> SQLiteConnection:
+        connection = super()._create_connection()
+        connection.cursor().execute(SECURE_DELETE)
+        return connection
+
+
+class SecureDeleteSQLiteFactory(SQLiteFactory):
+    """eventsourcing's SQLite factory whose connections run ``secure_delete``, so what is
+    deleted is overwritten rather than left readable in the file's free pages."""
+
+    def __init__(self, env: Environment | EnvType | None) -> None:
+        super().__init__(env)
+        pool = self.datastore.pool
+        self.datastore.pool = _SecureDeletePool(
+            db_name=pool.db_name, lock_timeout=pool.lock_timeout
+        )
+        pool.close()
+
+
 def event_store_env(store: StoreSettings) -> dict[str, str]:
     """eventsourcing's environment for the configured store, cipher and compressor (the
     cipher key checked first: StoreSettingsError names what is wrong with it)."""
@@ -111,7 +136,7 @@ def event_store_env(store: StoreSettings) -> dict[str, str]:
     else:
         private_file(store.sqlite_event_store)
         env.update(
-            PERSISTENCE_MODULE="eventsourcing.sqlite",
+            PERSISTENCE_MODULE=f"{__name__}:{SecureDeleteSQLiteFactory.__name__}",
             SQLITE_DBNAME=str(store.sqlite_event_store),
             SQLITE_LOCK_TIMEOUT="30",
         )

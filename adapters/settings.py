@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.audit_settings import AuditSettings
 from adapters.kafka_retention import THIRTY_DAYS_MS, RetentionMs
+from adapters.privacy_settings import PrivacySettings
 from adapters.projector_settings import ProjectorSettings
 from adapters.stream_settings import StreamSettings
 
@@ -123,8 +124,7 @@ class Settings(BaseModel):
     projectors following the event store in-process. ``LEADFLOW_KAFKA_BOOTSTRAP``
     switches on Kafka mode. Only the composition root (``leadflow.bootstrap``) builds
     this from the environment; everything below it receives the values it needs.
-    The HTTP API, audit signing and privacy (erasure) get their sections here when
-    they land.
+    Erasure gets its settings in ``privacy`` when it lands.
     """
 
     store: StoreSettings = Field(default_factory=StoreSettings)
@@ -134,6 +134,7 @@ class Settings(BaseModel):
     log: LogSettings = Field(default_factory=LogSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     @model_validator(mode="after")
     def _projector_follows_the_relay(self) -> Settings:

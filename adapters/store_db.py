@@ -18,7 +18,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 
-from adapters.event_store import connect_postgres, postgres_ddl_lock
+from adapters.event_store import SECURE_DELETE, connect_postgres, postgres_ddl_lock
 from adapters.private_files import private_file
 from adapters.settings import StoreSettings
 
@@ -42,6 +42,7 @@ class StoreDb:
             self._sqlite = sqlite3.connect(
                 private_file(store.sqlite_event_store), timeout=30, isolation_level=None
             )
+            self._sqlite.execute(SECURE_DELETE)
             self.location = str(store.sqlite_event_store)
         else:
             self._dsn = store.dsn

@@ -1,17 +1,22 @@
 """The integrity settings recorded in the event store: whether its events are encrypted
 (with the key's fingerprint, never the key), whether they are compressed, and the audit
-key id of the signed log (``adapters.audit_log``).
+key id of the signed log (``adapters.audit_log``), and the id scheme of its leads and deals
+with the check value of its privacy master key (``adapters.privacy_keys``).
 
 The first process on a store records them; every later one compares its own settings
 with what is recorded and refuses to start, before it writes anything, when they
 disagree. A store that predates the record has it inferred once from its first stored
 events, read with the configured settings. Changing the cipher key of an existing store
-is refused; rotation is not supported yet.
+is refused; rotation is not supported yet. So is opening a store with another privacy
+master key: the same email would silently become a second lead. A store whose id scheme
+is not recorded keeps the legacy scheme when it holds events (its leads were created
+under it) and gets the configured one when it is empty.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -33,12 +38,16 @@ CREATE TABLE IF NOT EXISTS {t} (
     key_fingerprint TEXT,
     compressed BOOLEAN NOT NULL,
     audit_key_id TEXT,
-    recorded_at TEXT NOT NULL
+    recorded_at TEXT NOT NULL,
+    id_scheme TEXT,
+    key_check TEXT
 )"""
+_ID_COLUMNS = ("id_scheme", "key_check")  # added to a table of an older leadflow
 _SAMPLE = 20  # first stored events read to infer the settings of an older store
 _KEY = "LEADFLOW_CIPHER_KEY"
 _COMPRESS = "LEADFLOW_COMPRESS_EVENTS"
 _AUDIT_KEY = "LEADFLOW_AUDIT_KEY_FILE"
+_MASTER_KEY = "LEADFLOW_PRIVACY_MASTER_KEY_FILE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +56,19 @@ class IntegritySettings:
     key_fingerprint: str | None
     compressed: bool
     audit_key_id: str | None = None
+    id_scheme: str | None = None
+    key_check: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WantedIds:
+    """The id scheme a new store gets, the scheme of a store whose events predate the
+    record, and the configured privacy master key's check value and file."""
+
+    scheme: str
+    legacy_scheme: str
+    key_check: str
+    key_source: str
 
 
 def configured_integrity(store: StoreSettings) -> IntegritySettings:
@@ -66,13 +88,15 @@ def check_store_integrity(
     audit_key_id: str | None = None,
     *,
     audit_key_verifies_only: bool = False,
+    ids: WantedIds | None = None,
 ) -> IntegritySettings:
     """Refuse (StoreSettingsError, one line naming the setting) when ``store``'s settings
     (and the audit key ``audit_key_id``) disagree with what the event store records;
     record them when nothing is recorded yet (the audit key id also when a store starts
     being signed). A process whose audit key only verifies (a public key) never signs,
-    so its key is not compared: the signed log's verification judges it. On PostgreSQL,
-    call it under the DDL lock. Returns what is recorded."""
+    so its key is not compared: the signed log's verification judges it. The id scheme
+    and master key check (``ids``) are recorded once and compared on every later open.
+    On PostgreSQL, call it under the DDL lock. Returns what is recorded."""
     wanted = replace(configured_integrity(store), audit_key_id=audit_key_id)
     with StoreDb(store) as db:
         recorded = _read(db)
@@ -95,6 +119,8 @@ def check_store_integrity(
             )
             recorded = _read(db)
             assert recorded is not None
+        if ids is not None:
+            recorded = _record_ids(db, recorder, recorded, ids)
         if audit_key_verifies_only:
             wanted = replace(wanted, audit_key_id=recorded.audit_key_id)
         _compare(db.location, recorded, wanted)
@@ -109,14 +135,64 @@ def check_store_integrity(
 def _read(db: StoreDb) -> IntegritySettings | None:
     if not _table_exists(db):
         return None
+    _add_id_columns(db)
     rows = db.execute(
-        "SELECT encrypted, key_fingerprint, compressed, audit_key_id FROM {t} WHERE id = 1",
+        "SELECT encrypted, key_fingerprint, compressed, audit_key_id, id_scheme, key_check "
+        "FROM {t} WHERE id = 1",
         t=TABLE,
     )
     if not rows:
         return None
-    encrypted, fingerprint, compressed, audit_key_id = rows[0]
-    return IntegritySettings(bool(encrypted), fingerprint, bool(compressed), audit_key_id)
+    encrypted, fingerprint, compressed, audit_key_id, id_scheme, key_check = rows[0]
+    return IntegritySettings(
+        bool(encrypted), fingerprint, bool(compressed), audit_key_id, id_scheme, key_check
+    )
+
+
+def _add_id_columns(db: StoreDb) -> None:
+    """The id columns in a table an older leadflow created without them."""
+    if db.dialect == "postgres":
+        query = "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(?)"
+        present = {row[0] for row in db.execute(query, (db.table(TABLE),))}
+    else:
+        present = {row[0] for row in db.execute("SELECT name FROM pragma_table_info(?)", (TABLE,))}
+    for column in _ID_COLUMNS:
+        if column in present:
+            continue
+        if db.dialect == "postgres":  # under the DDL lock
+            db.execute(f"ALTER TABLE {{t}} ADD COLUMN IF NOT EXISTS {column} TEXT", t=TABLE)
+            continue
+        try:
+            db.execute(f"ALTER TABLE {{t}} ADD COLUMN {column} TEXT", t=TABLE)
+        except sqlite3.OperationalError as error:
+            if "duplicate column" not in str(error):  # another process added it first
+                raise
+
+
+def _record_ids(
+    db: StoreDb, recorder: ApplicationRecorder, recorded: IntegritySettings, ids: WantedIds
+) -> IntegritySettings:
+    """``recorded`` with its id scheme and key check, recorded now if missing; refused
+    (StoreSettingsError) when the store's key check is not this master key's."""
+    if recorded.id_scheme is None or recorded.key_check is None:
+        has_events = bool(recorder.select_notifications(start=None, limit=1))
+        scheme = recorded.id_scheme or (ids.legacy_scheme if has_events else ids.scheme)
+        db.execute(
+            "UPDATE {t} SET id_scheme = ?, key_check = ? WHERE id = 1 AND key_check IS NULL",
+            (scheme, ids.key_check),
+            t=TABLE,
+        )
+        updated = _read(db)
+        assert updated is not None
+        recorded = updated
+    if recorded.key_check != ids.key_check:
+        msg = (
+            f"{_MASTER_KEY}: the event store at {db.location} was created with the privacy "
+            f"master key checked {recorded.key_check}; the key in {ids.key_source} checks "
+            f"{ids.key_check} (another master key would make the same email a second lead)"
+        )
+        raise StoreSettingsError(msg)
+    return recorded
 
 
 def _table_exists(db: StoreDb) -> bool:

@@ -52,8 +52,8 @@ from benchmarks.topics import delete_topics, scratch_topics, unique_topic, with_
 from benchmarks.workload import ATTRIBUTES, capture
 from consumers.ingest.apply import IngestLimits, apply_engagements
 from domain.errors import DomainError
-from leadflow.bootstrap import load_settings, open_application
-from service.ids import lead_id_for
+from leadflow.bootstrap import keyed_ids, load_settings, open_application, privacy_master_key
+from service.ids import IdScheme
 
 P99_TARGET = Target(on="value", at_most=250.0)
 NEW_LEAD_KIND = "form_submit"
@@ -98,15 +98,18 @@ def engagement_record(tag: str, number: int, *, new_lead: bool) -> tuple[str, by
     return lead, json.dumps(record).encode()
 
 
-def engagement_load(tag: str, count: int, new_lead_every: int, versions: tuple[int, int]) -> Load:
+def engagement_load(
+    ids: IdScheme, tag: str, count: int, new_lead_every: int, versions: tuple[int, int]
+) -> Load:
     """``count`` records, one lead each; every ``new_lead_every``-th from a new lead.
-    ``versions``: what a new lead and a known lead reach with their record."""
+    ``versions``: what a new lead and a known lead reach with their record; ``ids``: the
+    pipeline store's id scheme."""
     new_version, known_version = versions
     load = Load([], [], {})
     for number in range(count):
         new_lead = number % new_lead_every == 0
         lead, value = engagement_record(tag, number, new_lead=new_lead)
-        key = str(lead_id_for(lead))
+        key = str(ids.lead(lead))
         load.offers.append(Offer(key, value))
         load.versions[key] = new_version if new_lead else known_version
         if not new_lead:
@@ -153,10 +156,13 @@ def run(ctx: BenchContext) -> list[Result]:
     tag = uuid4().hex[:8]
     kafka = with_bootstrap(load_settings().kafka, ctx.kafka_bootstrap)
     versions = versions_after_one_record(ctx.work_dir)
-    warm = engagement_load(f"{tag}w", rate * warmup, new_lead_every, versions)
-    measured = engagement_load(tag, rate * seconds, new_lead_every, versions)
+    data_dir = ctx.work_dir / f"e2e_{uuid4().hex[:8]}"
+    settings = load_settings().with_store(data_dir=data_dir, postgres_dsn=None)
+    ids = keyed_ids(privacy_master_key(settings))  # the pipeline store's, created with it
+    warm = engagement_load(ids, f"{tag}w", rate * warmup, new_lead_every, versions)
+    measured = engagement_load(ids, tag, rate * seconds, new_lead_every, versions)
     baseline = _raw_round_trip(ctx, kafka, warm.offers, measured.offers, rate)
-    pipeline = _pipeline_latency(ctx, kafka, (warm, measured), rate)
+    pipeline = _pipeline_latency(ctx, kafka, settings, (warm, measured), rate)
     details = {
         "rate": rate,
         "seconds": seconds,
@@ -212,10 +218,11 @@ def _raw_round_trip(
 def _pipeline_latency(
     ctx: BenchContext,
     kafka: KafkaSettings,
+    settings: Settings,
     loads: tuple[Load, Load],
     rate: int,
 ) -> Windows:
-    data_dir = ctx.work_dir / f"e2e_{uuid4().hex[:8]}"
+    data_dir = settings.store.data_dir
     topics = {
         "ENGAGEMENT_TOPIC": unique_topic("e2e-engagement"),
         "DLQ_TOPIC": unique_topic("e2e-dlq"),
@@ -230,7 +237,6 @@ def _pipeline_latency(
         "LEADFLOW_PROJECTOR_TOPIC": topics["EVENTS_TOPIC"],
         "LEADFLOW_PROJECTOR_GROUP_ID": f"bench-projector-{uuid4().hex[:8]}",
     }
-    settings = load_settings().with_store(data_dir=data_dir, postgres_dsn=None)
     capture_known_leads(settings, loads)
     try:
         with running_pipeline(env, data_dir / "logs") as processes:

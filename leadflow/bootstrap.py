@@ -19,11 +19,13 @@ from adapters.audit_witness import FileWitness, WitnessError
 from adapters.command_ledger import attach_audit, chain_existing_events
 from adapters.event_store import StoreSettingsError, event_store_env, postgres_ddl_lock
 from adapters.logging import error_text
+from adapters.privacy_keys import KEY_SETTING as MASTER_KEY_SETTING
+from adapters.privacy_keys import MasterKey, master_key
 from adapters.retrying import retry_while_unavailable
 from adapters.settings import Settings
 from adapters.stopping import ProcessStop
 from adapters.store_db import StoreDb
-from adapters.store_integrity import check_store_integrity
+from adapters.store_integrity import WantedIds, check_store_integrity
 from adapters.stream_settings import StreamSettings
 from consumers.ingest.consumer import EngagementIngest
 from consumers.projection import runner
@@ -36,6 +38,7 @@ from domain.stage_model import load_stage_model
 from projections.log_verify import LogProblem, LogVerification, verify_log
 from projections.store import ReadModelStore, open_read_model_store
 from service.application import LeadflowApp
+from service.ids import ID_KEY_LABEL, IdScheme, KeyedIds, Uuid5Ids
 
 log = structlog.get_logger("leadflow.bootstrap")
 
@@ -59,26 +62,41 @@ def open_application(settings: Settings, default_actor: str = "leadflow") -> Lea
         return _construct(settings, default_actor)
 
 
+def privacy_master_key(settings: Settings) -> MasterKey:
+    """The configured privacy master key, or the data directory's (created on first use)."""
+    return master_key(settings.privacy.master_key_file, settings.store.data_dir)
+
+
+def keyed_ids(master: MasterKey) -> KeyedIds:
+    """The keyed id scheme under ``master`` (what a new store records)."""
+    return KeyedIds(master.derive(ID_KEY_LABEL))
+
+
 def _construct(settings: Settings, default_actor: str) -> LeadflowApp:
     store = settings.store
     audit = audit_config(settings.audit, store.data_dir)
+    master = privacy_master_key(settings)
+    keyed = keyed_ids(master)
     app = LeadflowApp(
         event_store_env(store),
         stage_model=load_stage_model(store.stage_model_file),
         scoring_rules=load_scoring_rules(store.scoring_rules_file),
         snapshot_interval=store.snapshot_interval,
         default_actor=default_actor,
+        ids=keyed,
     )
     try:
         # settings that disagree with the store are refused before anything is written
         audit_key_id = None if audit.key is None else audit.key.key_id
-        check_store_integrity(
+        recorded = check_store_integrity(
             store,
             app.recorder,
             app.mapper.cipher,
             audit_key_id,
             audit_key_verifies_only=audit.key is not None and audit.key.private is None,
+            ids=_wanted_ids(settings, master),
         )
+        app.ids = _id_scheme(recorded.id_scheme, keyed)
         attach_audit(app.recorder, audit)
         chained = chain_existing_events(app.recorder)
         if chained:
@@ -87,6 +105,23 @@ def _construct(settings: Settings, default_actor: str) -> LeadflowApp:
         app.close()
         raise
     return app
+
+
+def _wanted_ids(settings: Settings, master: MasterKey) -> WantedIds:
+    source = str(master.source)
+    if settings.privacy.master_key_file is None:
+        source += f" ({MASTER_KEY_SETTING} is not set)"
+    return WantedIds(KeyedIds.name, Uuid5Ids.name, master.check_value, source)
+
+
+def _id_scheme(recorded: str | None, keyed: KeyedIds) -> IdScheme:
+    """The id scheme the store records (a store from before keyed ids keeps uuid5)."""
+    if recorded == Uuid5Ids.name:
+        return Uuid5Ids()
+    if recorded in (None, KeyedIds.name):
+        return keyed
+    msg = f"the event store records id scheme {recorded!r}, unknown to this leadflow"
+    raise StoreSettingsError(msg)
 
 
 def open_application_patiently(

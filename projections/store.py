@@ -25,7 +25,7 @@ from psycopg import IsolationLevel, sql
 from psycopg.conninfo import conninfo_to_dict
 
 from adapters.driver_failures import driver_failure
-from adapters.event_store import DDL_LOCK_KEY, connect_postgres
+from adapters.event_store import DDL_LOCK_KEY, SECURE_DELETE, connect_postgres
 from adapters.private_files import private_file
 from adapters.settings import StoreSettings
 from adapters.storable_text import storable_text
@@ -334,6 +334,7 @@ class SqliteStore(ReadModelStore):
             isolation_level=None,
             check_same_thread=False,  # guarded by the store's lock
         )
+        self._conn.execute(SECURE_DELETE)
         if self._path is not None:
             try:
                 self._conn.execute("PRAGMA journal_mode=WAL")

@@ -3,7 +3,8 @@
 It configures the store (JSON transcoder, pydantic mapper, snapshots, an aggregate cache
 that is not fast-forwarded) and is what every entry point holds: commands go through
 ``handle``/``handle_many`` (see ``service.unit_of_work`` and ``service.handlers``), reads
-through the queries (``service.queries``); ids follow ``service.ids``.
+through the queries (``service.queries``); ids follow its id scheme ``ids``
+(``service.ids``), chosen by the composition root for the store.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from domain.lead import Lead
 from domain.scoring import ScoringRules, load_scoring_rules
 from domain.stage_model import StageModel, load_stage_model
 from service import queries, unit_of_work
-from service.ids import deal_id_for, lead_id_for, resolve_ref
+from service.ids import IdScheme, resolve_ref
 from service.snapshot_proof import ForgedSnapshot, ProvenSnapshots, snapshot_problems
 from service.unit_of_work import Outcome
 
@@ -54,7 +55,9 @@ class LeadflowApp(Application[UUID]):
         scoring_rules: ScoringRules | None = None,
         snapshot_interval: int = 100,
         default_actor: str = "leadflow",
+        ids: IdScheme,
     ) -> None:
+        self.ids = ids
         self.stage_model = stage_model or load_stage_model()
         self.scoring_rules = scoring_rules or load_scoring_rules()
         self.default_actor = default_actor
@@ -159,10 +162,10 @@ class LeadflowApp(Application[UUID]):
     # --- queries ----------------------------------------------------------------------
 
     def resolve_lead(self, ref: str) -> UUID:
-        return resolve_ref(ref, lead_id_for, self.exists)
+        return resolve_ref(ref, self.ids.lead, self.exists)
 
     def resolve_deal(self, ref: str) -> UUID:
-        return resolve_ref(ref, deal_id_for, self.exists)
+        return resolve_ref(ref, self.ids.deal, self.exists)
 
     def get_lead(self, ref: str, version: int | None = None) -> Lead:
         return queries.read_aggregate(

@@ -20,7 +20,7 @@ from domain.errors import AlreadyExists, DomainError
 from domain.lead import Lead
 from domain.scoring import ScoringRules
 from domain.stage_model import Pipeline, StageModel
-from service.ids import deal_id_for, lead_id_for, new_external_id, resolve_ref
+from service.ids import IdScheme, new_external_id, resolve_ref
 
 A = TypeVar("A", bound=Aggregate)
 Ids = tuple[UUID, ...]
@@ -37,6 +37,9 @@ class Setup(Protocol):
 
     @property
     def default_actor(self) -> str: ...
+
+    @property
+    def ids(self) -> IdScheme: ...
 
 
 class Aggregates(Protocol):
@@ -58,7 +61,7 @@ Handler = Callable[[Setup, Any, Aggregates], Ids]
 def capture_lead(app: Setup, cmd: c.CaptureLead, batch: Aggregates) -> Ids:
     ctx = _context(app, cmd)
     external_id = new_external_id("lead", cmd.lead)
-    lead_id = lead_id_for(cmd.lead)
+    lead_id = app.ids.lead(cmd.lead)
     if not batch.exists(lead_id):
         lead = Lead.capture(
             lead_id,
@@ -165,13 +168,13 @@ def fast_track(app: Setup, cmd: c.FastTrack, batch: Aggregates) -> Ids:
 def open_deal(app: Setup, cmd: c.OpenDeal, batch: Aggregates) -> Ids:
     ctx = _context(app, cmd)
     external_id = new_external_id("deal", cmd.deal)
-    deal_id = deal_id_for(cmd.deal)
+    deal_id = app.ids.deal(cmd.deal)
     pipeline = _pipeline(app, cmd.pipeline)
     if batch.exists(deal_id):
         existing = batch.load(Deal, deal_id, cmd.deal)
         raise AlreadyExists("deal", cmd.deal, f"opened as {existing.id}")
     lead = (
-        batch.load(Lead, resolve_ref(cmd.lead, lead_id_for, batch.exists), cmd.lead)
+        batch.load(Lead, resolve_ref(cmd.lead, app.ids.lead, batch.exists), cmd.lead)
         if cmd.lead
         else None
     )
@@ -303,7 +306,7 @@ def _on_lead(
     batch: Aggregates,
     action: Callable[[Lead, EventContext], Any],
 ) -> Ids:
-    lead_id = resolve_ref(cmd.lead, lead_id_for, batch.exists)
+    lead_id = resolve_ref(cmd.lead, app.ids.lead, batch.exists)
     return _on_aggregate(app, Lead, lead_id, cmd.lead, cmd, batch, action)
 
 
@@ -313,7 +316,7 @@ def _on_deal(
     batch: Aggregates,
     action: Callable[[Deal, EventContext], Any],
 ) -> Ids:
-    deal_id = resolve_ref(cmd.deal, deal_id_for, batch.exists)
+    deal_id = resolve_ref(cmd.deal, app.ids.deal, batch.exists)
     return _on_aggregate(app, Deal, deal_id, cmd.deal, cmd, batch, action)
 
 

@@ -1,7 +1,11 @@
 """Id policy: how a caller's reference to a lead or deal becomes leadflow's UUID.
 
-An external id (email or CRM id) maps to a stable UUID (uuid5), so capturing the same
-lead twice, even from two processes at once, can never create two leads.
+An external id (email or CRM id) maps to a stable UUID through the store's id scheme,
+so capturing the same lead twice, even from two processes at once, can never create two
+leads. The scheme of a new store is ``KeyedIds``: HMAC-SHA256 under a secret id key
+(derived from the privacy master key), so an email cannot be linked to its lead id
+without the key. A store created before it keeps ``Uuid5Ids`` (uuid5 under a namespace
+published here), as its integrity record says; the composition root chooses.
 
 One rule for references: a reference that reads as a UUID (hex, hyphenated, braced or
 ``urn:uuid:``) names leadflow's own id. An external id never reads as a UUID: one is
@@ -12,15 +16,20 @@ hold such external ids: where no aggregate has that own id, the ref still reache
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable
 from functools import lru_cache
+from typing import Protocol
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from domain.errors import DomainError
 from domain.input_limits import comparable_identifier
 
+ID_KEY_LABEL = "lead and deal ids"  # the master key's sub-key for KeyedIds
 _ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://leadflow.dev/ids")
 _UUID_TEXT_LENGTHS = frozenset({32, 36, 38, 45})  # hex, hyphenated, {braced}, urn:uuid:
+_CACHED_IDS = 4096
 
 
 def normalise_ref(ref: str) -> str:
@@ -28,14 +37,69 @@ def normalise_ref(ref: str) -> str:
     return comparable_identifier(ref)
 
 
-@lru_cache(maxsize=4096)
-def lead_id_for(external_id: str) -> UUID:
-    return uuid5(_ID_NAMESPACE, f"lead:{normalise_ref(external_id)}")
+class IdScheme(Protocol):
+    """How external ids become lead and deal UUIDs; ``name`` is recorded in the store."""
+
+    @property
+    def name(self) -> str: ...
+
+    def lead(self, external_id: str) -> UUID: ...
+
+    def deal(self, external_id: str) -> UUID: ...
 
 
-@lru_cache(maxsize=4096)
-def deal_id_for(external_id: str) -> UUID:
-    return uuid5(_ID_NAMESPACE, f"deal:{normalise_ref(external_id)}")
+class _CachedIds:
+    """A scheme's ``_derive(kind, normalised ref)``, cached per external id."""
+
+    name = ""
+
+    def __init__(self) -> None:
+        self._lead = lru_cache(maxsize=_CACHED_IDS)(self._id_of("lead"))
+        self._deal = lru_cache(maxsize=_CACHED_IDS)(self._id_of("deal"))
+
+    def _id_of(self, kind: str) -> Callable[[str], UUID]:
+        return lambda external_id: self._derive(f"{kind}:{normalise_ref(external_id)}")
+
+    def _derive(self, text: str) -> UUID:
+        raise NotImplementedError
+
+    def lead(self, external_id: str) -> UUID:
+        return self._lead(external_id)
+
+    def deal(self, external_id: str) -> UUID:
+        return self._deal(external_id)
+
+
+class KeyedIds(_CachedIds):
+    """HMAC-SHA256(id key, ``lead:``/``deal:`` + normalised ref) as an RFC 9562 version 8
+    UUID: the first 16 bytes of the MAC with the version and variant bits set."""
+
+    name = "hmac-sha256-uuid8"
+
+    def __init__(self, id_key: bytes) -> None:
+        if len(id_key) < 16:
+            raise ValueError("an id key has at least 16 bytes")
+        self._key = id_key
+        super().__init__()
+
+    def __repr__(self) -> str:
+        return "KeyedIds(<key>)"
+
+    def _derive(self, text: str) -> UUID:
+        digest = bytearray(hmac.digest(self._key, text.encode(), hashlib.sha256)[:16])
+        digest[6] = (digest[6] & 0x0F) | 0x80  # version 8
+        digest[8] = (digest[8] & 0x3F) | 0x80  # variant 10
+        return UUID(bytes=bytes(digest))
+
+
+class Uuid5Ids(_CachedIds):
+    """The scheme of stores created before keyed ids: uuid5 under a published namespace,
+    which anyone with a list of emails can recompute."""
+
+    name = "uuid5"
+
+    def _derive(self, text: str) -> UUID:
+        return uuid5(_ID_NAMESPACE, text)
 
 
 def as_uuid(ref: str) -> UUID | None:

@@ -44,7 +44,7 @@ from domain.events import (
 from domain.hash_chain import ChainVerdict, StoredLink, verify_chain
 from domain.input_limits import TIME_RANGE, in_time_range
 from service.application import LeadflowApp
-from service.ids import deal_id_for, lead_id_for, normalise_ref
+from service.ids import normalise_ref
 
 log = structlog.get_logger("leadflow.service.lead_history")
 
@@ -294,8 +294,8 @@ def resolve_lead_id(app: LeadflowApp, ref: str) -> UUID:
     try:
         candidate = UUID(ref.strip())
     except ValueError:
-        return lead_id_for(ref)
-    return candidate if app.recorder.select_events(candidate, limit=1) else lead_id_for(ref)
+        return app.ids.lead(ref)
+    return candidate if app.recorder.select_events(candidate, limit=1) else app.ids.lead(ref)
 
 
 def lead_history(app: LeadflowApp, ref: str, as_of: datetime | None = None) -> LeadHistory:
@@ -349,7 +349,7 @@ def _not_a_lead(app: LeadflowApp, ref: str, mapper: PydanticMapper) -> DomainErr
     try:
         deal_id = UUID(ref.strip())
     except ValueError:
-        deal_id = deal_id_for(ref)
+        deal_id = app.ids.deal(ref)
     first = app.recorder.select_events(deal_id, limit=1)
     if first and first[0].topic.endswith(":DealOpened"):
         try:

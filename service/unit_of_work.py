@@ -40,7 +40,7 @@ from domain.aggregate import Aggregate
 from domain.errors import DomainError
 from service.command_fingerprint import fingerprint, summary
 from service.handlers import HANDLERS, Setup
-from service.ids import as_uuid, deal_id_for, lead_id_for, resolve_ref
+from service.ids import IdScheme, as_uuid, resolve_ref
 from service.queries import of_kind
 
 log = structlog.get_logger("leadflow.application")
@@ -111,9 +111,9 @@ def handle_many(
     aggregates it may create or address by UUID exist, and the ledger once for the
     entries of its command ids.
     """
-    may_exist = _ids_to_probe(commands)
+    may_exist = _ids_to_probe(app.ids, commands)
     for number in range(1, MAX_ATTEMPTS + 1):
-        batch = _Batch(app, may_exist, _command_ids(commands))
+        batch = _Batch(app, may_exist, _command_ids(app.ids, commands))
         results: list[Outcome | DomainError] = []
         for command in commands:
             results.append(_apply(app, command, batch))
@@ -134,28 +134,28 @@ def handle_many(
     raise ConcurrencyConflict(msg)
 
 
-def _ids_to_probe(commands: Sequence[c.Command]) -> set[UUID]:
+def _ids_to_probe(scheme: IdScheme, commands: Sequence[c.Command]) -> set[UUID]:
     """Aggregates whose existence the batch will ask about: asked in one query."""
     ids: set[UUID] = set()
     for command in commands:
         if isinstance(command, c.CaptureLead):
-            ids.add(lead_id_for(command.lead))
+            ids.add(scheme.lead(command.lead))
             continue
         if isinstance(command, c.OpenDeal):
-            ids.add(deal_id_for(command.deal))
+            ids.add(scheme.deal(command.deal))
         for ref in (getattr(command, "lead", None), getattr(command, "deal", None)):
             if ref and (own_id := as_uuid(ref)) is not None:
                 ids.add(own_id)
     return ids
 
 
-def _command_ids(commands: Sequence[c.Command]) -> set[str]:
+def _command_ids(scheme: IdScheme, commands: Sequence[c.Command]) -> set[str]:
     """The ledger ids the batch may meet: command ids and engagement keys."""
     ids = {command.command_id for command in commands if command.command_id is not None}
     for command in commands:
         if isinstance(command, c.RecordEngagement):
             own_id = as_uuid(command.lead)
-            for lead_id in (lead_id_for(command.lead), *([own_id] if own_id else [])):
+            for lead_id in (scheme.lead(command.lead), *([own_id] if own_id else [])):
                 ids.add(_engagement_key(lead_id, command.event_id))
     return ids
 
@@ -194,7 +194,7 @@ def _decide_once_per_engagement(
 ) -> Outcome | DomainError:
     if not isinstance(command, c.RecordEngagement):
         return _decide(app, command, batch)
-    lead_id = resolve_ref(command.lead, lead_id_for, batch.exists)
+    lead_id = resolve_ref(command.lead, app.ids.lead, batch.exists)
     key = _engagement_key(lead_id, command.event_id)
     seen = batch.ledger.get(key)
     if seen is not None:

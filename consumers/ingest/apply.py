@@ -44,7 +44,6 @@ from consumers.failure_policy import isolate_bad_items
 from domain.commands import Command, RecordEngagement
 from domain.errors import DomainError, UnknownAggregate
 from service.application import LeadflowApp
-from service.ids import lead_id_for
 from service.unit_of_work import Outcome
 
 log = structlog.get_logger("leadflow.engagement_apply")
@@ -111,7 +110,7 @@ class _Planner:
             return InvalidEngagement(
                 "invalid_fields", f"invalid command from the record: {where}: {first['msg']}"
             )
-        lead_id = lead_id_for(capture.lead)
+        lead_id = self.app.ids.lead(capture.lead)
         if self.app.resolve_lead(capture.lead) != lead_id:
             return _Planned((engage,), engage)  # addressed by leadflow's own id: it exists
         known = self._known_keys(lead_id, capture.lead)

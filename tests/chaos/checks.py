@@ -20,7 +20,6 @@ from consumers.ingest.ledger import TABLE as LEDGER_TABLE
 from domain.events import EngagementRecorded
 from leadflow.bootstrap import open_store_db
 from service.application import LeadflowApp
-from service.ids import lead_id_for
 from service.importer import content_command_id
 from tests.chaos.engagement_load import SEQ_HEADER, Sent
 from tests.e2e.pipeline.pipeline import Pipeline
@@ -84,7 +83,7 @@ def check_engagements(app: LeadflowApp, records: list[TopicRecord], leads: list[
     problems: list[str] = []
     recorded = 0
     for lead in sorted(set(leads) | expected.keys()):
-        events = app.events_of(lead_id_for(lead))
+        events = app.events_of(app.ids.lead(lead))
         ids = Counter(e.engagement_id for e in events if isinstance(e, EngagementRecorded))
         recorded += sum(ids.values())
         want = expected.get(lead, set())

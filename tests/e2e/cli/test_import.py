@@ -13,7 +13,6 @@ import pytest
 from domain.commands import COMMAND_NAMES
 from leadflow.bootstrap import open_application
 from service.application import LeadflowApp
-from service.ids import lead_id_for
 from service.importer import (
     ImportAborted,
     ImportReport,
@@ -24,8 +23,9 @@ from service.importer import (
 from tests.e2e.cli.cli_runner import run_subprocess
 from tests.e2e.cli.conftest import Cli
 from tests.settings_helpers import settings_with
+from tests.store_ids import lead_uuid
 
-ADA = lead_id_for("ada@example.com")
+ADA_REF = "ada@example.com"
 BAD_JSON = (
     '{"command":"capture_lead","lead":"bob@example.com","source":"web" '
     '"occurred_at":"2026-01-05T09:00:00Z"}'
@@ -52,15 +52,20 @@ MIXED: list[bytes] = [
     b'{"command":"move_deal","deal":"D-1","stage":"proposal_sent",'
     b'"occurred_at":"2026-01-07T09:00:00Z"}',
 ]
-EXPECTED_REJECTIONS = [
-    f"line 3: not JSON: Expecting ',' delimiter at column {BAD_JSON.index(' ') + 2}",
-    f"line 4: unknown command 'promote_lead'; expected one of: {', '.join(COMMAND_NAMES)}",
-    "line 5: capture_lead.source: Field required",
-    f"line 6: lead 'ada@example.com' ({ADA}) is in stage 'new': cannot accept: "
-    "sales accepts only an MQL",
-    f"line 7: not UTF-8: invalid continuation byte: byte 0xe9 at byte {MIXED[6].index(0xE9) + 1}",
-    "line 10: open_deal.amount: Input should be greater than or equal to 0",
-]
+
+
+def expected_rejections(ada: UUID) -> list[str]:
+    """The rejections of MIXED, for a store where ada@example.com has the id ``ada``."""
+    return [
+        f"line 3: not JSON: Expecting ',' delimiter at column {BAD_JSON.index(' ') + 2}",
+        f"line 4: unknown command 'promote_lead'; expected one of: {', '.join(COMMAND_NAMES)}",
+        "line 5: capture_lead.source: Field required",
+        f"line 6: lead 'ada@example.com' ({ada}) is in stage 'new': cannot accept: "
+        "sales accepts only an MQL",
+        "line 7: not UTF-8: invalid continuation byte: byte 0xe9 at byte "
+        f"{MIXED[6].index(0xE9) + 1}",
+        "line 10: open_deal.amount: Input should be greater than or equal to 0",
+    ]
 
 
 def write_mixed(path: Path) -> Path:
@@ -87,7 +92,10 @@ def test_mixed_file_reports_each_rejected_line_and_applies_the_rest(
     run = cli("import", str(write_mixed(tmp_path / "mixed.jsonl")))
 
     assert run.code == 1
-    assert run.lines == [*EXPECTED_REJECTIONS, "applied 6, duplicate 0, rejected 6, total 12"]
+    assert run.lines == [
+        *expected_rejections(lead_uuid(ADA_REF)),
+        "applied 6, duplicate 0, rejected 6, total 12",
+    ]
     summary = json.loads(run.err.splitlines()[-1])
     assert summary["event"] == "import_finished"
     assert (summary["applied"], summary["rejected"], summary["total"]) == (6, 6, 12)
@@ -124,11 +132,13 @@ def test_strict_stops_at_the_first_rejected_line(cli: Cli, data_dir: Path, tmp_p
 
     assert run.code == 1
     assert run.lines == [
-        EXPECTED_REJECTIONS[0],
+        expected_rejections(lead_uuid(ADA_REF))[0],
         "applied 1, duplicate 0, rejected 1, total 2",
         "stopped at line 3 (--strict); before it: 1 applied, 0 duplicate",
     ]
-    assert versions(data_dir) == {ADA: 2}  # captured and scored; nothing after line 3
+    assert versions(data_dir) == {
+        lead_uuid(ADA_REF): 2
+    }  # captured and scored; nothing after line 3
 
 
 def test_strict_stops_at_a_refused_command_without_applying_later_lines(
@@ -152,7 +162,11 @@ def test_stdin_dash_through_a_real_process(tmp_path: Path) -> None:
     again = run_subprocess(tmp_path / "data", "import", "-", stdin=data)
 
     assert first.code == again.code == 1
-    assert first.lines == [*EXPECTED_REJECTIONS, "applied 6, duplicate 0, rejected 6, total 12"]
+    ada = lead_uuid(ADA_REF, settings_with(data_dir=tmp_path / "data"))
+    assert first.lines == [
+        *expected_rejections(ada),
+        "applied 6, duplicate 0, rejected 6, total 12",
+    ]
     assert again.lines[-1] == "applied 0, duplicate 6, rejected 6, total 12"
     assert "Traceback" not in first.err + again.err
 
@@ -210,7 +224,7 @@ def test_store_failure_aborts_with_what_was_done_and_a_rerun_resumes(
     path = tmp_path / "f.jsonl"
     path.write_bytes(b"\n".join([MIXED[2], MIXED[0], MIXED[7]]) + b"\n")
 
-    bad_json = EXPECTED_REJECTIONS[0].replace("line 3", "line 1")
+    bad_json = expected_rejections(lead_uuid(ADA_REF))[0].replace("line 3", "line 1")
 
     run = cli("import", str(path))
 
@@ -248,11 +262,12 @@ def test_import_and_reimport_on_postgresql(postgres_dsn: str, tmp_path: Path) ->
         first = import_commands(MIXED, app, batch_size=4)
         second = import_commands(MIXED, app)
         lead = app.get_lead("ada@example.com")
+        ada = app.ids.lead(ADA_REF)
     finally:
         app.close()
     assert (first.applied, first.duplicate, first.rejected) == (6, 0, 6)
     assert (second.applied, second.duplicate, second.rejected) == (0, 6, 6)
-    assert [f"line {r.line}: {r.reason}" for r in first.rejections] == EXPECTED_REJECTIONS
+    assert [f"line {r.line}: {r.reason}" for r in first.rejections] == expected_rejections(ada)
     assert lead.stage == "converted"
 
 

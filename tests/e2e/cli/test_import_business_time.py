@@ -13,12 +13,9 @@ from typing import Any
 from domain.aggregate import EventContext
 from domain.events import DealOpened, DealWon, EngagementRecorded, LeadAccepted, LeadConverted
 from leadflow.bootstrap import open_application
-from service.ids import deal_id_for, lead_id_for
 from tests.e2e.cli.conftest import Cli
 from tests.settings_helpers import settings_with
-
-ADA = lead_id_for("ada@example.com")
-D9 = deal_id_for("D-9")
+from tests.store_ids import deal_uuid, lead_uuid
 
 
 def line(command: str, occurred_at: str, **fields: Any) -> str:
@@ -52,11 +49,12 @@ def test_changes_dated_before_the_last_stage_change_are_refused_naming_both_time
     run = cli("import", str(write(tmp_path / "in.jsonl", *OUT_OF_ORDER)))
 
     assert run.code == 1
+    ada, d9 = lead_uuid("ada@example.com"), deal_uuid("D-9")
     assert run.lines == [
-        f"line 3: lead 'ada@example.com' ({ADA}) is in stage 'mql' since 2026-01-03T09:00:00Z: "
+        f"line 3: lead 'ada@example.com' ({ada}) is in stage 'mql' since 2026-01-03T09:00:00Z: "
         "cannot accept it at 2025-12-31T09:00:00Z, before its last stage change; send it "
         "with backdated=true to record it at the last change",
-        f"line 6: deal 'D-9' ({D9}) is in stage 'qualification' since 2026-02-01T09:00:00Z: "
+        f"line 6: deal 'D-9' ({d9}) is in stage 'qualification' since 2026-02-01T09:00:00Z: "
         "cannot win it at 2026-01-01T09:00:00Z, before its last stage change; send it with "
         "backdated=true to record it at the last change",
         "applied 4, duplicate 0, rejected 2, total 6",
@@ -65,7 +63,11 @@ def test_changes_dated_before_the_last_stage_change_are_refused_naming_both_time
     try:
         assert app.get_lead("ada@example.com").stage == "mql"
         assert app.get_deal("D-9").status == "open"
-        late = [e for e in app.events_of(ADA) if isinstance(e, EngagementRecorded)]
+        late = [
+            e
+            for e in app.events_of(app.ids.lead("ada@example.com"))
+            if isinstance(e, EngagementRecorded)
+        ]
         assert [e.occurred_at for e in late] == [datetime(2025, 12, 20, 9, tzinfo=UTC)]
     finally:
         app.close()
@@ -83,13 +85,15 @@ def test_backdated_lines_are_recorded_at_the_last_change_with_their_own_time(
     assert (run.code, run.lines) == (0, ["applied 6, duplicate 0, rejected 0, total 6"])
     app = open_application(settings_with(data_dir=data_dir))
     try:
-        [accepted] = [e for e in app.events_of(ADA) if isinstance(e, LeadAccepted)]
+        [accepted] = [
+            e for e in app.events_of(app.ids.lead("ada@example.com")) if isinstance(e, LeadAccepted)
+        ]
         assert accepted.occurred_at == datetime(2026, 1, 3, 9, tzinfo=UTC)
         assert accepted.backdated_from == datetime(2025, 12, 31, 9, tzinfo=UTC)
-        [won] = [e for e in app.events_of(D9) if isinstance(e, DealWon)]
+        [won] = [e for e in app.events_of(app.ids.deal("D-9")) if isinstance(e, DealWon)]
         assert won.occurred_at == datetime(2026, 2, 1, 9, tzinfo=UTC)
         assert won.backdated_from == datetime(2026, 1, 1, 9, tzinfo=UTC)
-        assert app.verify_chain(D9).ok
+        assert app.verify_chain(app.ids.deal("D-9")).ok
     finally:
         app.close()
     kpis = json.loads(cli("kpis", "--json").out)
@@ -148,7 +152,7 @@ def test_subcommands_refuse_an_out_of_order_change_in_one_line_and_take_backdate
 
     assert refused.code != 0
     assert refused.messages == [
-        f"leadflow win-deal: deal 'D-9' ({D9}) is in stage 'qualification' since "
+        f"leadflow win-deal: deal 'D-9' ({deal_uuid('D-9')}) is in stage 'qualification' since "
         "2026-02-01T09:00:00Z: cannot win it at 2026-01-01T09:00:00Z, before its last stage "
         "change; send it with backdated=true to record it at the last change"
     ]
@@ -182,8 +186,8 @@ def test_a_backdated_conversion_opens_its_deal_at_the_conversion_time(
 
     app = open_application(settings_with(data_dir=data_dir))
     try:
-        converted = app.events_of(ADA)[-1]
-        opened = app.events_of(D9)[0]
+        converted = app.events_of(app.ids.lead("ada@example.com"))[-1]
+        opened = app.events_of(app.ids.deal("D-9"))[0]
         assert isinstance(converted, LeadConverted)
         assert isinstance(opened, DealOpened)
         jan5, jan3 = datetime(2026, 1, 5, 9, tzinfo=UTC), datetime(2026, 1, 3, 9, tzinfo=UTC)

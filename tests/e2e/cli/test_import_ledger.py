@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import time
@@ -115,6 +116,8 @@ def test_an_import_killed_at_a_random_point_and_run_again_ends_like_a_clean_run(
     path = write(tmp_path / "big.jsonl", _generated(rng, 20_000))
     clean, crashed = tmp_path / "clean", tmp_path / "crashed"
     clean_run = run_subprocess(clean, "import", str(path), "--json")
+    crashed.mkdir(mode=0o700)  # the same master key, so the same lead ids in the rejections
+    shutil.copy2(clean / "privacy-master.key", crashed / "privacy-master.key")
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEADFLOW_")}
     env |= {"LEADFLOW_DATA_DIR": str(crashed), "LEADFLOW_LOG_FORMAT": "json"}

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from leadflow.bootstrap import open_application
 from leadflow.cli.lead_commands import SUBCOMMANDS
-from service.ids import lead_id_for
 from tests.e2e.cli.cli_runner import CliRun, run_subprocess
 from tests.e2e.cli.conftest import Cli
 from tests.settings_helpers import settings_with
+from tests.store_ids import lead_uuid
 
 VERSION = r"\(version \d+\)"
 
@@ -90,7 +90,7 @@ def test_every_subcommand_through_main(cli: Cli, data_dir: Path) -> None:
     app = open_application(settings_with(data_dir=data_dir))
     try:
         lead, deal = app.get_lead(ADA), app.get_deal("D-1")
-        events = app.events_of(lead_id_for(ADA))
+        events = app.events_of(lead_uuid(ADA))
     finally:
         app.close()
     assert lead.owner == "sam"
@@ -128,7 +128,7 @@ def test_lead_show_and_deal_show(cli: Cli) -> None:
     deal = cli("deal", "show", "D-1", "--json")
 
     assert lead.code == deal.code == 0
-    assert lead.lines[0] == f"lead ada@example.com ({lead_id_for('ada@example.com')})"
+    assert lead.lines[0] == f"lead ada@example.com ({lead_uuid('ada@example.com')})"
     rows = {line.split()[0]: line.split(None, 1)[1] for line in lead.lines[1:]}
     assert rows["stage"].startswith("converted since ")
     assert rows["reached"] == "new, mql, sal, sql, converted"
@@ -138,7 +138,7 @@ def test_lead_show_and_deal_show(cli: Cli) -> None:
         "deal", "qualification", "999.5", "sam",
     )  # fmt: skip
     assert "causations" not in state
-    by_uuid = cli("lead", "show", str(lead_id_for("ada@example.com")), "--json")
+    by_uuid = cli("lead", "show", str(lead_uuid("ada@example.com")), "--json")
     assert json.loads(by_uuid.out)["external_id"] == "ada@example.com"
 
 
@@ -152,7 +152,7 @@ def test_errors_are_one_line_naming_what_was_wrong(cli: Cli) -> None:
 
     assert refused.code == bad_amount.code == bad_time.code == unknown.code == 1
     assert refused.messages == [
-        f"leadflow accept-lead: lead 'ada@example.com' ({lead_id_for('ada@example.com')}) is in "
+        f"leadflow accept-lead: lead 'ada@example.com' ({lead_uuid('ada@example.com')}) is in "
         "stage 'new': cannot accept: sales accepts only an MQL"
     ]
     assert bad_amount.messages == [

@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 
 import leadflow_verify
 from leadflow_verify import ProofError, canonical, load_public_key, verify_proof
-from service.ids import deal_id_for, lead_id_for
 from tests.e2e.cli.conftest import Cli
 from tests.e2e.cli.log_attacker import Attacker
 from tests.e2e.cli.test_signed_log import ADA, BOB, _two_leads, signed
+from tests.store_ids import deal_uuid, lead_uuid
 
 __all__ = ["signed"]  # the fixture: a store signed by a new audit key
 # the session's PostgreSQL is looked up before ``data_dir`` clears LEADFLOW_* variables
@@ -63,9 +63,9 @@ def test_a_lead_proof_verifies_with_the_public_key_only(proof: Path, tmp_path: P
     done = _standalone(str(proof), "--public-key", str(_public_key(tmp_path)))
     assert done.returncode == 0, done.stderr
     [line] = done.stdout.splitlines()
-    assert line.startswith(f"OK: lead {lead_id_for(ADA)}: 7 events of 2 aggregates")
+    assert line.startswith(f"OK: lead {lead_uuid(ADA)}: 7 events of 2 aggregates")
     text = proof.read_text()
-    assert str(deal_id_for("D-1")) in text
+    assert str(deal_uuid("D-1")) in text
     assert BOB not in text  # Bob's events are in other transactions: not in Ada's proof
 
 
@@ -108,11 +108,11 @@ def test_a_store_an_attacker_edited_gets_no_proof(cli: Cli, signed: Path, tmp_pa
     attacker = Attacker()
     try:
         [row] = [
-            r for r in attacker.rows() if r.originator_id == deal_id_for("D-1") and r.version == 1
+            r for r in attacker.rows() if r.originator_id == deal_uuid("D-1") and r.version == 1
         ]
         forged = row.data()
         forged["amount"] = "1.00"
-        attacker.write_state(deal_id_for("D-1"), 1, forged)
+        attacker.write_state(deal_uuid("D-1"), 1, forged)
     finally:
         attacker.close()
     out = tmp_path / "ada.proof.json"
@@ -196,7 +196,7 @@ def test_a_proof_of_a_lead_imported_with_others_holds_their_bytes_only(
     assert cli("history", ADA, "--proof", str(out)).code == 0
     proof = json.loads(out.read_bytes())
     [segment] = proof["segments"]
-    foreign = [e for e in segment["entries"] if e["originator_id"] == str(lead_id_for(BOB))]
+    foreign = [e for e in segment["entries"] if e["originator_id"] == str(lead_uuid(BOB))]
     assert foreign  # Bob's events stored in the same transaction, up to its head
     assert all("data" not in e for e in foreign)
     keys = [load_public_key(_public_key(tmp_path))]

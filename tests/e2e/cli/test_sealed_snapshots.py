@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from service.ids import deal_id_for
 from tests.e2e.cli.conftest import Cli
 from tests.e2e.cli.log_attacker import Attacker
 from tests.e2e.cli.test_signed_log import signed
@@ -19,6 +18,7 @@ from tests.e2e.cli.test_snapshot_integrity import (
     build_snapshotted_deal,
 )
 from tests.e2e.cli.test_store_integrity import _stored_events
+from tests.store_ids import deal_uuid
 
 __all__ = ["signed"]  # the fixture: a store signed by a new audit key
 # the session's PostgreSQL is looked up before ``data_dir`` clears LEADFLOW_* variables
@@ -49,7 +49,7 @@ def test_a_snapshot_is_sealed_and_used(cli: Cli) -> None:
 
 @pytest.mark.usefixtures("sealed_deal")
 def test_an_edited_sealed_snapshot_is_refused_and_never_laundered(cli: Cli) -> None:
-    deal_id = deal_id_for("D-1")
+    deal_id = deal_uuid("D-1")
     _edit_snapshot(_forge_owner)
     events_before = _stored_events()
 
@@ -95,11 +95,11 @@ def test_a_sealed_snapshot_at_a_position_the_store_no_longer_holds_is_refused(
     attacker = Attacker()
     try:
         [row] = [
-            r for r in attacker.rows() if r.originator_id == deal_id_for("D-1") and r.version == 2
+            r for r in attacker.rows() if r.originator_id == deal_uuid("D-1") and r.version == 2
         ]
         forged = row.data()
         forged["hash"] = "e" * 64
-        attacker.write_state(deal_id_for("D-1"), 2, forged)
+        attacker.write_state(deal_uuid("D-1"), 2, forged)
     finally:
         attacker.close()
     shown = cli("deal", "show", "D-1")

@@ -13,9 +13,9 @@ from uuid import uuid4
 
 import pytest
 
-from service.ids import deal_id_for, lead_id_for
 from tests.e2e.cli.conftest import Cli
 from tests.e2e.cli.log_attacker import Attacker, copy_of_store, restore
+from tests.store_ids import deal_uuid, lead_uuid
 
 ADA, BOB = "ada@example.com", "bob@example.com"
 
@@ -112,7 +112,7 @@ def test_without_a_key_verify_says_the_log_is_not_anchored(cli: Cli) -> None:
 
 def test_an_edited_and_rechained_aggregate_is_reported(cli: Cli, attacker: Attacker) -> None:
     _two_leads(cli)
-    deal = deal_id_for("D-1")
+    deal = deal_uuid("D-1")
     opened = next(r for r in attacker.rows() if r.originator_id == deal and r.version == 1)
     data = opened.data()
     data["amount"] = "1.00"
@@ -129,7 +129,7 @@ def test_an_edited_and_rechained_aggregate_is_reported(cli: Cli, attacker: Attac
 
 def test_an_aggregate_last_event_deleted_is_reported(cli: Cli, attacker: Attacker) -> None:
     _two_leads(cli)
-    position = attacker.delete_event(deal_id_for("D-1"), 2)  # DealWon, the last event
+    position = attacker.delete_event(deal_uuid("D-1"), 2)  # DealWon, the last event
 
     _verify_fails(cli, f"notification {position} is in the log chain but its event is not")
     _history_fails(cli, ADA)
@@ -139,7 +139,7 @@ def test_a_deleted_last_event_with_its_chain_and_head_is_reported(
     cli: Cli, attacker: Attacker
 ) -> None:
     _two_leads(cli)
-    position = attacker.delete_event(deal_id_for("D-1"), 2)
+    position = attacker.delete_event(deal_uuid("D-1"), 2)
     attacker.sql("DELETE FROM {chain} WHERE position >= ?", (position,))
     attacker.sql("DELETE FROM {heads} WHERE position >= ?", (position,))
 
@@ -151,7 +151,7 @@ def test_a_whole_lead_deleted_and_the_log_rechained_is_reported(
     cli: Cli, attacker: Attacker
 ) -> None:
     _two_leads(cli)
-    attacker.sql("DELETE FROM {events} WHERE originator_id = ?", (attacker._id(lead_id_for(BOB)),))
+    attacker.sql("DELETE FROM {events} WHERE originator_id = ?", (attacker._id(lead_uuid(BOB)),))
     attacker.rechain_log()
 
     _verify_fails(cli, "do not match the signed head at notification 2")
@@ -271,7 +271,7 @@ def test_a_rechained_log_signed_over_by_a_later_write_is_reported(
     """The attacker rewrites history, removes the store's signed heads and lets leadflow
     sign its next write on top: the earlier witnessed heads still tell."""
     _two_leads(cli)
-    deal = deal_id_for("D-1")
+    deal = deal_uuid("D-1")
     data = next(r for r in attacker.rows() if r.originator_id == deal and r.version == 1).data()
     data["amount"] = "1.00"
     attacker.write_state(deal, 1, data)

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from service.ids import deal_id_for
 from tests.e2e.cli.conftest import Cli
 from tests.e2e.cli.test_store_integrity import ADA, _sql, _stored_events, store
+from tests.store_ids import deal_uuid
 
 __all__ = ["store"]  # the fixture, shared with the other integrity tests
 # the session's PostgreSQL is looked up before ``data_dir`` clears LEADFLOW_* variables
@@ -40,7 +40,7 @@ def _snapshot_versions() -> list[int]:
     rows = _sql(
         "SELECT originator_version FROM {snapshots} WHERE originator_id = ? "
         "ORDER BY originator_version",
-        deal_id_for("D-1"),
+        deal_uuid("D-1"),
     )
     return [int(v) for (v,) in rows]
 
@@ -49,14 +49,14 @@ def _edit_snapshot(edit: Any) -> None:
     """Rewrite the deal's snapshot at version 2 as an attacker would: decode, edit, store."""
     [(state,)] = _sql(
         "SELECT state FROM {snapshots} WHERE originator_id = ? AND originator_version = 2",
-        deal_id_for("D-1"),
+        deal_uuid("D-1"),
     )
     snapshot = json.loads(bytes(state))
     edit(snapshot)
     _sql(
         "UPDATE {snapshots} SET state = ? WHERE originator_id = ? AND originator_version = 2",
         json.dumps(snapshot).encode(),
-        deal_id_for("D-1"),
+        deal_uuid("D-1"),
     )
 
 
@@ -99,7 +99,7 @@ def test_a_snapshot_is_honest_and_used(cli: Cli) -> None:
 def test_an_edited_snapshot_is_refused_reported_and_never_laundered(
     cli: Cli, edit: Any, problem: str
 ) -> None:
-    deal_id = deal_id_for("D-1")
+    deal_id = deal_uuid("D-1")
     _edit_snapshot(edit)
     events_before = _stored_events()
     named = f"stored snapshot 2 of aggregate {deal_id} "
@@ -133,7 +133,7 @@ def test_an_edited_snapshot_is_refused_reported_and_never_laundered(
 def test_a_snapshot_beyond_a_truncated_log_is_refused(cli: Cli) -> None:
     """The events after the last snapshot are gone and so is event 2: the snapshot
     claims a version the log no longer reaches."""
-    deal_id = deal_id_for("D-1")
+    deal_id = deal_uuid("D-1")
     _sql(
         "DELETE FROM {events} WHERE originator_id = ? AND originator_version = 2",
         deal_id,
@@ -157,7 +157,7 @@ def test_an_edited_snapshot_without_a_chain_position_is_not_used_and_is_reported
     """A snapshot recording no chain position (as older leadflow took them) that does not
     match its events is replayed past, never refused: an older leadflow may have derived
     its state differently. The forged value is never shown or written; verify reports it."""
-    deal_id = deal_id_for("D-1")
+    deal_id = deal_uuid("D-1")
     _edit_snapshot(_drop_position)
 
     shown = cli("deal", "show", "D-1")

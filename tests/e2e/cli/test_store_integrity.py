@@ -16,8 +16,8 @@ import pytest
 from adapters.event_store import key_fingerprint
 from adapters.store_db import StoreDb
 from leadflow.bootstrap import load_settings
-from service.ids import deal_id_for, lead_id_for
 from tests.e2e.cli.conftest import Cli
+from tests.store_ids import deal_uuid, lead_uuid
 
 ADA = "ada@example.com"
 KEY = base64.b64encode(bytes(range(16))).decode()
@@ -63,7 +63,7 @@ def _location() -> str:
 
 def test_a_forged_topic_is_named_and_never_imported(cli: Cli, store: str) -> None:
     _deal_of_ada(cli)
-    deal_id = deal_id_for("D-1")
+    deal_id = deal_uuid("D-1")
     _sql(
         "UPDATE {events} SET topic = 'this:s' WHERE originator_id = ? AND originator_version = 1",
         deal_id,
@@ -89,7 +89,7 @@ def test_a_forged_topic_is_named_and_never_imported(cli: Cli, store: str) -> Non
 
 def test_a_forged_topic_on_the_first_event_of_a_lead(cli: Cli, store: str) -> None:
     assert cli("capture-lead", ADA, "--source", "web").code == 0
-    lead_id = lead_id_for(ADA)
+    lead_id = lead_uuid(ADA)
     _sql(
         "UPDATE {events} SET topic = 'this:s' WHERE originator_id = ? AND originator_version = 1",
         lead_id,
@@ -104,7 +104,7 @@ def test_verify_names_an_event_that_cannot_be_decrypted(
 ) -> None:
     monkeypatch.setenv("LEADFLOW_CIPHER_KEY", KEY)
     _deal_of_ada(cli)
-    deal_id = deal_id_for("D-1")
+    deal_id = deal_uuid("D-1")
     _sql(
         "UPDATE {events} SET state = ? WHERE originator_id = ? AND originator_version = 1",
         bytes(64),
@@ -233,7 +233,7 @@ def test_a_snapshot_naming_a_foreign_class_is_refused_and_never_imported(
     monkeypatch.setenv("LEADFLOW_SNAPSHOT_INTERVAL", "2")
     assert cli("capture-lead", ADA, "--source", "web").code == 0
     assert cli("log-contact", ADA, "--channel", "email").code == 0
-    lead_id = lead_id_for(ADA)
+    lead_id = lead_uuid(ADA)
     [(version, state)] = _sql(
         "SELECT originator_version, state FROM {snapshots} WHERE originator_id = ?", lead_id
     )

@@ -17,7 +17,6 @@ from adapters.mapper import PydanticMapper
 from consumers.projection.kafka import item_from_record
 from consumers.relay.position import RelayPosition
 from consumers.relay.publisher import MAX_RECORD_BYTES, RelayError
-from service.ids import lead_id_for
 from tests.integration.consumers.relay_helpers import insert_raw
 from tests.integration.consumers.stream_helpers import (
     REPO,
@@ -70,7 +69,7 @@ def test_an_event_too_large_for_kafka_stops_the_relay_naming_it(
     writer = setup.open_app("writer")
     lifecycle(writer, 0)
     before = writer.recorder.max_notification_id() or 0
-    captured = writer.events_of(lead_id_for("lead-0@example.com"))[0]
+    captured = writer.events_of(writer.ids.lead("lead-0@example.com"))[0]
     big = captured.model_copy(
         update={"originator_id": uuid4(), "attributes": {"blob": "x" * (MAX_RECORD_BYTES + 1)}}
     )

@@ -20,7 +20,6 @@ from consumers.relay.publisher import RelayError
 from domain import commands as c
 from domain.events import DomainEvent, LeadAccepted
 from service.application import LeadflowApp
-from service.ids import lead_id_for
 from tests.integration.consumers.relay_helpers import insert_raw
 from tests.integration.consumers.stream_helpers import (
     T0,
@@ -38,7 +37,7 @@ def unmappable_event(app: LeadflowApp) -> DomainEvent:
     """An event that decodes but cannot be mapped: lead 0's acceptance (``app`` has run
     ``lifecycle(app, 0)``) as the first event of a new lead, which has no state to publish."""
     accepted = next(
-        e for e in app.events_of(lead_id_for("lead-0@example.com")) if isinstance(e, LeadAccepted)
+        e for e in app.events_of(app.ids.lead("lead-0@example.com")) if isinstance(e, LeadAccepted)
     )
     return accepted.model_copy(
         update={"originator_id": uuid4(), "originator_version": 1, "event_id": uuid4()}

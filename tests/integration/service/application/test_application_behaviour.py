@@ -15,7 +15,6 @@ from domain.errors import AlreadyExists, DomainError, IllegalTransition, Unknown
 from domain.events import LeadConverted, LeadQualifiedAsMQL, LeadScored
 from leadflow.bootstrap import open_application
 from service.application import LeadflowApp
-from service.ids import lead_id_for
 
 T0 = datetime(2026, 2, 2, 9, 0, tzinfo=UTC)
 BANT = {"budget": "40k", "authority": "CFO signs", "need": "forecasting", "timeline": "Q3"}
@@ -85,7 +84,7 @@ def test_full_lifecycle_from_capture_to_won_deal(app: LeadflowApp) -> None:
     deal = app.get_deal("CRM-42")
     assert lead.stage == "converted"
     assert lead.owner == "ae-sam"
-    assert lead.id == lead_id_for("ada@example.com")
+    assert lead.id == app.ids.lead("ada@example.com")
     assert (deal.status, deal.amount, deal.lead_id, deal.owner) == (
         "won",
         Decimal("32000"),

@@ -22,7 +22,6 @@ from domain.errors import DomainError
 from domain.lead import Lead
 from leadflow.bootstrap import open_application
 from service.application import LeadflowApp
-from service.ids import lead_id_for
 from tests.settings_helpers import settings_with
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -56,7 +55,7 @@ def test_snapshot_of_a_lead_with_many_anonymous_commands_stays_small(
     with open_application(settings) as app:
         app.handle(c.CaptureLead(lead=LEAD, source="web", occurred_at=T0))
         app.handle_many([contact(n) for n in range(ANONYMOUS_CONTACTS)])
-        lead_id = lead_id_for(LEAD)
+        lead_id = app.ids.lead(LEAD)
         version, state = latest_snapshot(app, lead_id)
         lead = app.get_lead(LEAD)
         causations = {e.causation_id for e in app.events_of(lead_id)}
@@ -73,7 +72,7 @@ def test_command_ids_stay_idempotent_after_a_snapshot(store_settings: Settings) 
         app.handle(c.CaptureLead(lead=LEAD, source="web", occurred_at=T0, command_id="cap-1"))
         app.handle(contact(0, command_id="crm-call-1"))
         app.handle_many([contact(n) for n in range(1, 2 * INTERVAL)])
-        version_before, _ = latest_snapshot(app, lead_id_for(LEAD))
+        version_before, _ = latest_snapshot(app, app.ids.lead(LEAD))
         stored_version = app.get_lead(LEAD).version
 
     assert version_before > 2
@@ -134,13 +133,13 @@ def test_command_ids_do_not_grow_the_snapshot(store_settings: Settings) -> None:
         app.handle_many(
             [contact(n, command_id=f"kafka:engagement/0/{n}/crm-{n}") for n in range(400)]
         )
-        _, with_ids = latest_snapshot(app, lead_id_for(LEAD))
+        _, with_ids = latest_snapshot(app, app.ids.lead(LEAD))
         recorded = app.ledger_entries([f"kafka:engagement/0/{n}/crm-{n}" for n in range(400)])
     with open_application(store_settings.with_store(snapshot_interval=INTERVAL)) as app:
         other = "other@example.com"
         app.handle(c.CaptureLead(lead=other, source="web", occurred_at=T0))
         app.handle_many([contact(n).model_copy(update={"lead": other}) for n in range(400)])
-        _, without_ids = latest_snapshot(app, lead_id_for(other))
+        _, without_ids = latest_snapshot(app, app.ids.lead(other))
 
     assert len(recorded) == 400
     assert len(with_ids) < 4096, f"snapshot of {len(with_ids)} bytes"
@@ -159,7 +158,7 @@ def test_a_lead_with_100000_engagements_has_a_snapshot_under_4_kb(tmp_path: Path
     with open_application(settings) as app:
         rules = app.scoring_rules
         lead = Lead.capture(
-            lead_id_for("busy@example.com"),
+            app.ids.lead("busy@example.com"),
             "busy@example.com",
             "web",
             None,
