@@ -1,10 +1,15 @@
 """``http``: commands through ``leadflow serve`` over loopback, against the same commands
 through the in-process service.
 
-- ``http.commands``: commands per second, one per request, sent one after another on a
-  kept-alive connection to a real ``leadflow serve`` process, versus ``app.handle`` on a
-  store of the same kind in this process; the two take turns in steps of 45 commands.
-  Target: ratio >= 0.5.
+- ``http.commands``: commands per second through a real ``leadflow serve`` process, one
+  per request, from ``connections`` clients at once (each on its own kept-alive
+  connection, each sending one lead's lifecycle in order, as independent callers do),
+  versus ``app.handle`` of the same commands one after another on a store of the same
+  kind in this process (the simplest in-process use). Target: ratio >= 0.5.
+- ``http.commands_sequential``: the same with one client sending one command after
+  another (no target: each request then waits for the one before, so it measures the
+  per-request cost).
+  The sides take turns in steps of ``connections`` lifecycles.
 - ``http.p50`` / ``http.p99``: latency of each command at a fixed offered rate (from the
   moment it was due, so a slow answer delays the next ones' figures too), versus
   ``app.handle`` offered the same commands at the same rate. Target on SQLite: p99 <= 50 ms.
@@ -21,6 +26,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -49,11 +55,11 @@ from domain import commands as c
 from leadflow.api.commands import ROUTES
 from service.application import LeadflowApp
 
-STEP = 5 * COMMANDS_PER_LIFECYCLE
 _SERVED_STORE = ("DATA_DIR", "POSTGRES_DSN", "POSTGRES_SCHEMA", "KAFKA_BOOTSTRAP")
 
 PARAMS = (
-    Param("commands", quick=90, full=1800, help="commands per side per round (throughput)"),
+    Param("commands", quick=144, full=1800, help="commands per side per round (throughput)"),
+    Param("connections", quick=8, full=8, help="clients sending at once (throughput)"),
     Param("rate", quick=20, full=100, help="offered commands per second (latency)"),
     Param("seconds", quick=3, full=60, help="seconds of offered load per round (latency)"),
 )
@@ -74,24 +80,29 @@ def request_for(command: c.Command) -> Request:
 
 def run(ctx: BenchContext) -> list[Result]:
     kind = ctx.store_kind
-    count, rate, seconds = (
+    count, rate, seconds, connections = (
         ctx.int_param("commands"),
         ctx.int_param("rate"),
         ctx.int_param("seconds"),
+        ctx.int_param("connections"),
     )
     with (
         fresh_store(ctx, kind, "http_served") as served,
         fresh_store(ctx, kind, "http_local") as local,
         opened(local) as app,
-        _serving(served, ctx.work_dir) as client,
+        _serving(served, ctx.work_dir, connections) as clients,
+        ThreadPoolExecutor(connections) as senders,
     ):
+        client = clients[0]
 
         def round_steps(number: int) -> dict[str, list[Step]]:
-            remote = _chunks(lifecycle_commands(f"h{number}", count))
-            inside = _chunks(lifecycle_commands(f"p{number}", count))
+            def groups(run: str) -> list[list[list[c.Command]]]:
+                return _groups(lifecycle_commands(run, count), connections)
+
             return {
-                "http": [_http_step(client, chunk) for chunk in remote],
-                "local": [_local_step(app, chunk) for chunk in inside],
+                "http": [_parallel_step(senders, clients, g) for g in groups(f"h{number}")],
+                "http_sequential": [_http_step(client, _flat(g)) for g in groups(f"s{number}")],
+                "local": [_local_step(app, _flat(g)) for g in groups(f"p{number}")],
             }
 
         throughput = paired_rounds(ctx.rounds, round_steps, benchmark="http", store=kind)
@@ -116,24 +127,46 @@ def run(ctx: BenchContext) -> list[Result]:
             benchmark="http",
             store=kind,
         )
-    details = {"commands_per_round": count, "rate": rate, "seconds": seconds}
+    details = {
+        "commands_per_round": count,
+        "connections": connections,
+        "rate": rate,
+        "seconds": seconds,
+    }
+    in_process = Series(
+        "app.handle in this process: the same commands, one after another",
+        "commands/s",
+        throughput["local"],
+    )
     results = [
         Result(
             benchmark="http",
             name="http.commands",
             store=kind,
             measured=Series(
-                "leadflow serve over loopback: 1 command per request, sequential, keep-alive",
+                f"leadflow serve over loopback: 1 command per request, {connections} "
+                "clients at once, keep-alive",
                 "commands/s",
                 throughput["http"],
             ),
-            baseline=Series(
-                "app.handle in this process: the same commands", "commands/s", throughput["local"]
-            ),
+            baseline=in_process,
             higher_is_better=True,
             target=Target(on="ratio", at_least=0.5),
             details=details,
-        )
+        ),
+        Result(
+            benchmark="http",
+            name="http.commands_sequential",
+            store=kind,
+            measured=Series(
+                "leadflow serve over loopback: 1 command per request, 1 client, keep-alive",
+                "commands/s",
+                throughput["http_sequential"],
+            ),
+            baseline=in_process,
+            higher_is_better=True,
+            details=details,
+        ),
     ]
     for figure, q in (("p50", 0.5), ("p99", 0.99)):
         target = Target(on="value", at_most=50) if figure == "p99" and kind == "sqlite" else None
@@ -160,8 +193,15 @@ def run(ctx: BenchContext) -> list[Result]:
     return results
 
 
-def _chunks(commands: list[c.Command]) -> list[list[c.Command]]:
-    return [commands[i : i + STEP] for i in range(0, len(commands), STEP)]
+def _groups(commands: list[c.Command], size: int) -> list[list[list[c.Command]]]:
+    """The commands as lifecycles, ``size`` lifecycles to a group."""
+    step = COMMANDS_PER_LIFECYCLE
+    lifecycles = [commands[i : i + step] for i in range(0, len(commands), step)]
+    return [lifecycles[i : i + size] for i in range(0, len(lifecycles), size)]
+
+
+def _flat(group: list[list[c.Command]]) -> list[c.Command]:
+    return [command for lifecycle in group for command in lifecycle]
 
 
 class _Client:
@@ -195,6 +235,22 @@ def _http_step(client: _Client, commands: list[c.Command]) -> Step:
         for command in commands:
             client.send(command)
         return len(commands)
+
+    return step
+
+
+def _parallel_step(
+    senders: ThreadPoolExecutor, clients: list[_Client], group: list[list[c.Command]]
+) -> Step:
+    """Each lifecycle of the group sent in order on its own connection, all at once."""
+
+    def send_lifecycle(number: int) -> int:
+        for command in group[number]:
+            clients[number].send(command)
+        return len(group[number])
+
+    def step() -> int:
+        return sum(senders.map(send_lifecycle, range(len(group))))
 
     return step
 
@@ -250,18 +306,19 @@ def _served_env(settings: Settings) -> dict[str, str]:
 
 
 @contextmanager
-def _serving(settings: Settings, work_dir: Path) -> Iterator[_Client]:
-    """A ``leadflow serve`` process on the store, and a client with an admin key."""
+def _serving(settings: Settings, work_dir: Path, connections: int) -> Iterator[list[_Client]]:
+    """A ``leadflow serve`` process on the store, and clients with an admin key."""
     with StoreDb(settings.store) as db:
         _, token = ApiKeys(db).create("benchmark", "admin")
     log_file = work_dir / f"serve_{uuid4().hex[:10]}.log"
     try:
         with serve_process(_served_env(settings), log_file) as url:
-            client = _Client(url, token)
+            clients = [_Client(url, token) for _ in range(max(1, connections))]
             try:
-                yield client
+                yield clients
             finally:
-                client.close()
+                for client in clients:
+                    client.close()
     except ServeFailed as error:
         raise BenchmarkError(str(error)) from None
 

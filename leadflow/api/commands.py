@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -30,6 +31,7 @@ from leadflow.api.roles import Permission
 from leadflow.api.state import ApiState, api_state
 from leadflow.api.views import CommandResult, etag, parse_if_match, view
 from service.command_fingerprint import stamped_on_receipt
+from service.unit_of_work import Outcome
 
 Target = Literal["lead", "deal"]
 _FROM_REQUEST = {"actor", "command_id", "command"}
@@ -168,16 +170,15 @@ def _from_request(error: ValidationError, route: Route) -> ApiProblem:
     return ApiProblem(422, "invalid-input", "Invalid input", detail, errors=errors)
 
 
-def apply_command(
+def command_of(
     *,
-    state: ApiState,
     route: Route,
     key: ApiKey,
     body: BaseModel,
     ref: str | None = None,
     idempotency_key: str | None = None,
-    if_match: str | None = None,
-) -> Response:
+) -> c.Command:
+    """The command a request sends (422 when the command's model refuses it)."""
     data = body.model_dump(exclude_unset=True)
     if ref is not None:
         data[route.target] = ref
@@ -191,11 +192,11 @@ def apply_command(
         command = route.model.model_validate(data)
     except ValidationError as error:
         raise _from_request(error, route) from None
-    if stamped:
-        command = stamped_on_receipt(command)
-    if if_match is not None and ref is not None:
-        _check_if_match(state, route, ref, if_match)
-    outcome = state.app.handle(command)
+    return stamped_on_receipt(command) if stamped else command
+
+
+def answer(state: ApiState, route: Route, outcome: Outcome) -> Response:
+    """The command's result: the aggregates it changed, the addressed one's ETag."""
     aggregates = [
         view(_aggregate(state, i, just_saved=not outcome.replayed)) for i in outcome.aggregate_ids
     ]
@@ -216,11 +217,23 @@ def apply_command(
     return Response(result.model_dump_json(), media_type="application/json", headers=headers)
 
 
+def _apply_if_match(
+    state: ApiState, route: Route, command: c.Command, ref: str, if_match: str
+) -> Response:
+    """Check and apply together, on the writer thread (nothing can move in between)."""
+    _check_if_match(state, route, ref, if_match)
+    return answer(state, route, state.app.handle(command))
+
+
 def _endpoint(route: Route) -> Any:
     body_model = request_body(route)
 
-    async def endpoint(state: ApiState, **kwargs: Any) -> Response:
-        return await state.write(apply_command, state=state, route=route, **kwargs)
+    async def endpoint(state: ApiState, if_match: str | None = None, **kwargs: Any) -> Response:
+        command = command_of(route=route, **kwargs)
+        ref = kwargs.get("ref")
+        if if_match is not None and ref is not None:
+            return await state.write(_apply_if_match, state, route, command, ref, if_match)
+        return await state.command(command, partial(answer, state, route))
 
     parameters = [
         inspect.Parameter(

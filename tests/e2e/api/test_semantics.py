@@ -76,6 +76,42 @@ def test_the_same_command_sent_concurrently_with_one_key_is_applied_once(served:
         assert lead["version"] == version + 1
 
 
+def test_concurrent_commands_each_get_their_own_outcome(served: Served) -> None:
+    """Sent at once, they may share a transaction on the server: a refusal among them
+    refuses only itself, and each answer shows the state its own command left."""
+    leads = [f"group-{n}@example.com" for n in range(12)]
+    with served.client("sales") as sales:
+        for lead in leads:
+            _capture(sales, lead)
+        shared = _capture(sales, "group-shared@example.com").json()["aggregates"][0]["version"]
+
+        def send(number: int) -> httpx.Response:
+            with served.client("sales") as client:
+                if number < len(leads):
+                    return client.post(f"/v1/leads/{leads[number]}/mql", json={})
+                if number < len(leads) + 6:
+                    return client.post(
+                        "/v1/leads/group-shared@example.com/contacts", json={"channel": "call"}
+                    )
+                return client.post(f"/v1/leads/{leads[0]}/accept", json={"owner": "ae-1"})
+
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(send, range(len(leads) + 7)))
+        for answer in answers[: len(leads)]:
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["aggregates"][0]["stage"] == "mql"
+        contacts = answers[len(leads) : len(leads) + 6]
+        assert all(a.status_code == 200 for a in contacts), [a.text for a in contacts]
+        tags = sorted(int(a.headers["ETag"].strip('"')) for a in contacts)
+        assert tags == list(range(shared + 1, shared + 7))  # one version each, none shared
+        accept = answers[-1]  # raced the MQL of the same lead: applied after it, or refused
+        if accept.status_code == 200:
+            assert accept.json()["aggregates"][0]["stage"] == "sal"
+        else:
+            _problem(accept, 409, "illegal-transition")
+        assert sales.get("/v1/leads/group-shared@example.com").json()["version"] == shared + 6
+
+
 def test_if_match_refuses_a_moved_lead_with_412(served: Served) -> None:
     with served.client("sales") as sales:
         tag = _capture(sales, "etag@example.com").headers["ETag"]
