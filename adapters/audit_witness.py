@@ -12,6 +12,7 @@ from pathlib import Path
 import structlog
 
 from adapters.audit_log import SignedHead
+from adapters.private_files import PRIVATE_FILE
 
 WITNESS_SETTING = "LEADFLOW_AUDIT_WITNESS"
 
@@ -56,7 +57,8 @@ class FileWitness:
         if not heads:
             return
         lines = "".join(head_to_json(h) + "\n" for h in heads)
-        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        descriptor = os.open(self.path, flags, PRIVATE_FILE)  # an existing file keeps its mode
         try:
             os.write(descriptor, lines.encode("ascii"))
             os.fsync(descriptor)

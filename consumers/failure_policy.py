@@ -32,7 +32,7 @@ from kafka.errors import (
 from adapters.batch_isolation import isolate
 from adapters.driver_failures import Failure, driver_failure
 from adapters.kafka_topics import is_transient_kafka_error
-from adapters.logging import error_text
+from adapters.logging import error_kind, error_text
 from adapters.storable_text import REASON_MAX_CHARS, storable_reason, storable_text
 from service.unit_of_work import ConcurrencyConflict
 
@@ -91,7 +91,7 @@ def isolate_bad_items(
     again without it. A transient or fatal failure is raised (retry, or stop)."""
 
     def split(size: int, error: Exception) -> None:
-        log.warning("batch_split", items=size, error=storable_reason(error_text(error)))
+        log.warning("batch_split", items=size, **error_kind(error))
 
     return isolate(
         items,

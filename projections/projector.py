@@ -29,7 +29,7 @@ import structlog
 
 from adapters.batch_isolation import isolate
 from adapters.event_envelope import EventEnvelope
-from adapters.logging import error_text
+from adapters.logging import error_kind, error_text
 from adapters.storable_text import storable_reason, storable_text
 from domain.events import DEAL_EVENTS
 from projections.fact_store import load_deals, load_leads, save_deals, save_leads
@@ -101,10 +101,11 @@ class Projector:
                 part=letter.part,
                 position=letter.position,
                 aggregate_id=letter.aggregate_id,
-                problem=letter.problem,
+                problem=letter.kind,  # its text may quote the event: rm_dead_letters has it
             )
-        if any(letter.gap for letter in dead):
-            self._log_frozen(stream, {d.aggregate_id for d in dead if d.gap and d.aggregate_id})
+        gaps = {d.aggregate_id for d in dead if d.kind == "version_gap" and d.aggregate_id}
+        if gaps:
+            self._log_frozen(stream, gaps)
         log.debug(
             "batch_applied",
             stream=stream,
@@ -127,13 +128,13 @@ class Projector:
                 "batch_refused_isolating",
                 stream=stream,
                 items=size,
-                error=storable_reason(error_text(error)),
+                **error_kind(error),
             )
 
         outcomes = isolate(
             items,
             attempt,
-            lambda item, error: _DeadLetter.of(item, f"data error: {error_text(error)}"),
+            lambda item, error: _DeadLetter.of(item, f"data error: {error_text(error)}", "data"),
             is_items_fault=self.store.is_data_error,
             on_split=split,
         )
@@ -160,7 +161,8 @@ class Projector:
         outcomes: list[_Outcome] = []
         for item in items:
             if item.envelope is None:
-                outcomes.append(_DeadLetter.of(item, item.problem or "undecodable record"))
+                problem = item.problem or "undecodable record"
+                outcomes.append(_DeadLetter.of(item, problem, "undecodable"))
                 continue
             event = item.envelope.event
             aggregate_id = str(event.originator_id)
@@ -172,7 +174,7 @@ class Projector:
                 continue
             if self.strict and event.originator_version != stored_version + 1:
                 gap = gap_problem(stored_version + 1, event.originator_version)
-                outcomes.append(_DeadLetter.of(item, gap, gap=True))
+                outcomes.append(_DeadLetter.of(item, gap, "version_gap"))
                 continue
             try:
                 if is_deal:
@@ -182,7 +184,8 @@ class Projector:
                     lead = apply_to_lead(leads.get(aggregate_id), event)
                     leads[aggregate_id] = touched_leads[aggregate_id] = lead
             except UnprojectableEvent as problem:
-                outcomes.append(_DeadLetter.of(item, str(problem)) if self.strict else "skipped")
+                letter = _DeadLetter.of(item, str(problem), "unprojectable")
+                outcomes.append(letter if self.strict else "skipped")
                 continue
             outcomes.append("applied")
         save_leads(tx, list(touched_leads.values()))
@@ -201,9 +204,13 @@ class Projector:
                 stream=stream,
                 version=aggregate.version,
                 held=aggregate.held,
-                cause=aggregate.cause,
+                cause="see leadflow verify",  # its text may quote the event
                 way_out=WAY_OUT,
             )
+
+
+# why an item was not projected, for the log: the problem's text may quote the event
+DeadLetterKind = Literal["undecodable", "version_gap", "unprojectable", "data"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,10 +222,10 @@ class _DeadLetter:
     aggregate_id: str | None
     problem: str
     payload: str
-    gap: bool = False
+    kind: DeadLetterKind
 
     @classmethod
-    def of(cls, item: Item, problem: str, *, gap: bool = False) -> _DeadLetter:
+    def of(cls, item: Item, problem: str, kind: DeadLetterKind) -> _DeadLetter:
         envelope = item.envelope
         aggregate_id = item.aggregate_id
         payload = item.payload
@@ -231,7 +238,7 @@ class _DeadLetter:
             None if aggregate_id is None else storable_text(aggregate_id),
             storable_reason(problem),
             storable_text(payload),
-            gap,
+            kind,
         )
 
 

@@ -25,6 +25,7 @@ from typing import Any, Literal, TextIO
 import structlog
 from pydantic import BaseModel, ValidationError, computed_field
 
+from adapters.logging import error_kind
 from domain.commands import COMMAND_ADAPTER, COMMAND_NAMES, Command
 from domain.errors import DomainError
 from domain.input_limits import JsonRefused, load_json
@@ -99,6 +100,10 @@ class _Line:
     command: Command | None = None
     status: Literal["applied", "duplicate"] | None = None
     reason: str | None = None
+    refusal: dict[str, str] | None = None  # what the log says of it: its kind, no input
+
+    def refuse(self, reason: str, error: BaseException) -> None:
+        self.reason, self.refusal = reason, error_kind(error)
 
 
 ProgressCallback = Callable[[ImportReport], None]
@@ -149,7 +154,7 @@ def import_commands(
     except _StoreFailed as failure:
         report.aborted_at = failure.line
         report.seconds = round(time.monotonic() - started, 3)
-        log.error("import_aborted", source=source, line=failure.line, error=str(failure.cause))
+        log.error("import_aborted", source=source, line=failure.line, **error_kind(failure.cause))
         raise ImportAborted(failure.line, report, failure.cause) from failure.cause
     report.seconds = round(time.monotonic() - started, 3)
     log.info(
@@ -168,10 +173,13 @@ def _read(number: int, raw: bytes | str) -> _Line | None:
         if not text.strip():
             return None
         return _Line(number, command=parse_line(text))
-    except LineRejected as error:
-        return _Line(number, reason=str(error))
-    except ValidationError as error:
-        return _Line(number, reason=describe_validation_error(error))
+    except (LineRejected, ValidationError) as error:
+        line = _Line(number)
+        if isinstance(error, ValidationError):
+            line.refuse(describe_validation_error(error), error)
+        else:
+            line.refuse(str(error), error)
+        return line
 
 
 def _flush(batch: list[_Line], app: LeadflowApp, report: ImportReport, strict: bool) -> None:
@@ -201,12 +209,12 @@ def _run(app: LeadflowApp, lines: list[_Line], strict: bool) -> None:
                     return
             return
         if isinstance(error, ValidationError):
-            lines[0].reason = describe_validation_error(error)
+            lines[0].refuse(describe_validation_error(error), error)
             return
         raise _StoreFailed(lines[0].number, error) from error
     for line, result in zip(lines, results, strict=not strict):
         if isinstance(result, DomainError):
-            line.reason = str(result)
+            line.refuse(str(result), result)
         else:
             line.status = result.status
 
@@ -216,7 +224,7 @@ def _tally(report: ImportReport, lines: list[_Line]) -> None:
         if line.reason is not None:
             report.rejected += 1
             report.rejections.append(RejectedLine(line=line.number, reason=line.reason))
-            log.debug("line_rejected", line=line.number, reason=line.reason)
+            log.debug("line_rejected", line=line.number, **(line.refusal or {}))
         elif line.status == "applied":
             report.applied += 1
         elif line.status == "duplicate":

@@ -171,7 +171,9 @@ def apply_isolating(
     def set_aside(item: tuple[EngagementRecordV1, str], why: str) -> InvalidEngagement:
         record, origin = item
         reason = f"unprocessable: {why}"
-        log.error("engagement_unprocessable", event_id=record.event_id, origin=origin, error=reason)
+        # the reason may quote the record: it goes to the dead letter, the log has ids (and
+        # batch_split the error's kind)
+        log.error("engagement_unprocessable", event_id=record.event_id, origin=origin)
         return InvalidEngagement("unprocessable", reason)
 
     return isolate_bad_items(records, lambda batch: apply_engagements(app, batch, actor), set_aside)

@@ -318,7 +318,6 @@ class EngagementIngest:
                     offset=record.offset,
                     event_id=event_id,
                     problem=verdict.problem,
-                    reason=reason,
                 )
                 entries.append(
                     self._entry(record, "dead_lettered", event_id, verdict.problem, reason)

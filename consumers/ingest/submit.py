@@ -83,9 +83,7 @@ def _submit_chunk(
         verdict = item if isinstance(item, InvalidEngagement) else next(applied)
         event_id = item.event_id if isinstance(item, EngagementRecordV1) else None
         if isinstance(verdict, InvalidEngagement):
-            log.debug(
-                "engagement_invalid", line=line, problem=verdict.problem, reason=verdict.reason
-            )
+            log.debug("engagement_invalid", line=line, problem=verdict.problem)
             results.append(SubmitResult(line, "invalid", event_id, verdict.reason))
         else:
             status: Literal["accepted", "duplicate"] = (

@@ -57,7 +57,7 @@ from adapters.kafka_topics import (
     ensure_topics_patiently,
     topic_max_message_bytes,
 )
-from adapters.logging import error_text
+from adapters.logging import error_kind, error_text
 from adapters.mapper import PydanticMapper
 from adapters.settings import KafkaSettings
 from adapters.stopping import ProcessStop
@@ -478,7 +478,7 @@ class Relay:
                 raise
             marker = undecodable_record(self._mapper, notification, error)
             action = "published as an undecodable-event record; projectors dead-letter it"
-            fields = {**ids, "error": storable_reason(error_text(error)), "action": action}
+            fields = {**ids, **error_kind(error), "action": action}
             return Converted(
                 [Outgoing(notification, self.stream.events_topic, marker)],
                 Problem("undecodable", "relay_event_undecodable", fields),
@@ -500,7 +500,7 @@ class Relay:
                 {
                     **ids,
                     "event_id": str(envelope.event.event_id),
-                    "error": reason,
+                    **error_kind(error),
                     "action": "published a relay.unmappable record on the qualification topic",
                 },
             )

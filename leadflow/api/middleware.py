@@ -1,5 +1,6 @@
 """Every request: a request id (``X-Request-ID``, taken from the client when sane) on the
-response and bound to every log line, one access log line, and the body size limit."""
+response and bound to every log line, one access log line (with the route's template, not
+the path), and the body size limit."""
 
 from __future__ import annotations
 
@@ -51,10 +52,12 @@ class _Exchange:
         return self.declared_length.isdigit() and int(self.declared_length) > self.limit
 
     def log_line(self, status: int) -> None:
+        # the route's template (/v1/leads/{ref}), never the path: a ref may be an email
+        route = getattr(self.scope.get("route"), "path", None)
         log.info(
             "http_request",
             method=self.scope["method"],
-            path=self.scope["path"],
+            route=route or "unmatched",
             status=status,
             ms=round((time.perf_counter() - self.started) * 1000, 2),
         )

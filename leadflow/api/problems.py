@@ -183,7 +183,11 @@ def install(app: FastAPI) -> None:
         )
 
     async def on_damaged(request: Request, error: Exception) -> JSONResponse:
-        log.error("stored_event_damaged", error=str(error))
+        log.error(  # its message may quote the event: ids only
+            "stored_event_damaged",
+            aggregate_id=str(getattr(error, "originator_id", None)),
+            version=getattr(error, "originator_version", None),
+        )
         return problem_response(request, 500, "store-damaged", "Stored event damaged", str(error))
 
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:

@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, ConfigDict
 
+from adapters.logging import error_kind
 from adapters.settings import Settings
 from domain import commands as c
 from domain.errors import DomainError
@@ -177,7 +178,7 @@ def _apply(
                     "demo_command_refused",
                     command_id=command.command_id,
                     command=type(command).__name__,
-                    error=str(result),
+                    **error_kind(result),
                 )
             elif result.status == "applied":
                 tally.applied += 1
