@@ -47,6 +47,7 @@ from service.application import LeadflowApp
 from service.ids import normalise_ref
 
 log = structlog.get_logger("leadflow.service.lead_history")
+UNDECODABLE = "cannot be decoded"
 
 AggregateKind = Literal["lead", "deal"]
 # A backdated event's original time (``backdated_from``) is shown with its data.
@@ -165,7 +166,7 @@ class _Aggregate:
             except DECODE_ERRORS as error:
                 self.states.append(state)
                 self.events.append(None)
-                self.problems.append(f"cannot be decoded: {error_text(error)}")
+                self.problems.append(f"{UNDECODABLE}: {error_text(error)}")
                 continue
             self.states.append(state)
             self.events.append(event)
@@ -184,7 +185,7 @@ class _Aggregate:
         )
         if verdict.ok and undecodable < len(self.states):
             version = self.stored[undecodable].originator_version
-            problem = self.problems[undecodable] or "cannot be decoded"
+            problem = self.problems[undecodable] or UNDECODABLE
             verdict = ChainVerdict(False, verdict.events_checked, version, problem)
         return ChainReport(
             aggregate=self.kind,
@@ -321,7 +322,7 @@ def lead_history(app: LeadflowApp, ref: str, as_of: datetime | None = None) -> L
                 aggregate=chain.aggregate,
                 aggregate_id=str(chain.aggregate_id),
                 version=chain.broken_at_version,
-                problem=chain.problem,
+                problem=_loggable(chain.problem),
             )
     states, included = zip(*(a.state_as_of(as_of) for a in aggregates), strict=True)
     applied = [e for events in included for e in events]
@@ -408,6 +409,13 @@ def parse_as_of(text: str) -> datetime:
         return in_time_range(moment)
     except ValueError:
         raise ValueError(f"{text!r} is outside the accepted range, {TIME_RANGE}") from None
+
+
+def _loggable(problem: str | None) -> str | None:
+    """A chain's problem for the log: a decoding error's text may quote the event, so only
+    that it could not be decoded (the history shows the whole text)."""
+    undecodable = problem is not None and problem.startswith(UNDECODABLE)
+    return UNDECODABLE if undecodable else problem
 
 
 def write_whole(path: Path, data: bytes) -> None:
