@@ -27,11 +27,12 @@ def embedded_env(data_dir: Path) -> dict[str, str]:
 
 
 def run_leadflow(
-    data_dir: Path, *args: str, timeout: float = 120
+    data_dir: Path, *args: str, timeout: float = 120, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """``leadflow ARGS`` embedded on ``data_dir``; ``env`` adds ``LEADFLOW_*`` settings."""
     return subprocess.run(
         [LEADFLOW, *args],
-        env=embedded_env(data_dir),
+        env=embedded_env(data_dir) | (env or {}),
         capture_output=True,
         text=True,
         timeout=timeout,
