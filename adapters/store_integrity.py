@@ -9,8 +9,8 @@ disagree. A store that predates the record has it inferred once from its first s
 events, read with the configured settings. Changing the cipher key of an existing store
 is refused; rotation is not supported yet. So is opening a store with another privacy
 master key: the same email would silently become a second lead. A store whose id scheme
-is not recorded keeps the legacy scheme when it holds events (its leads were created
-under it) and gets the configured one when it is empty.
+is not recorded keeps the legacy (uuid5) scheme when its first aggregate id is not a
+keyed (version 8) one: its leads were created under it; otherwise it gets the keyed one.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
+from uuid import UUID
 
 from eventsourcing.persistence import ApplicationRecorder, Cipher
 
@@ -175,8 +176,7 @@ def _record_ids(
     """``recorded`` with its id scheme and key check, recorded now if missing; refused
     (StoreSettingsError) when the store's key check is not this master key's."""
     if recorded.id_scheme is None or recorded.key_check is None:
-        has_events = bool(recorder.select_notifications(start=None, limit=1))
-        scheme = recorded.id_scheme or (ids.legacy_scheme if has_events else ids.scheme)
+        scheme = recorded.id_scheme or _scheme_of_events(recorder, ids)
         db.execute(
             "UPDATE {t} SET id_scheme = ?, key_check = ? WHERE id = 1 AND key_check IS NULL",
             (scheme, ids.key_check),
@@ -193,6 +193,16 @@ def _record_ids(
         )
         raise StoreSettingsError(msg)
     return recorded
+
+
+def _scheme_of_events(recorder: ApplicationRecorder, ids: WantedIds) -> str:
+    """The id scheme of a store that does not record one: the configured one when it is
+    empty or its first aggregate id is a version 8 UUID (a keyed id), else the legacy one
+    (uuid5 ids, from before keyed ids)."""
+    first = recorder.select_notifications(start=None, limit=1)
+    if not first or UUID(str(first[0].originator_id)).version == 8:
+        return ids.scheme
+    return ids.legacy_scheme
 
 
 def _table_exists(db: StoreDb) -> bool:

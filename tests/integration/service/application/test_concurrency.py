@@ -95,6 +95,7 @@ def _with_secrets(settings: Settings, payload: str) -> str:
     if settings.store.dsn is not None:
         store["postgres_dsn"] = settings.store.dsn
     store["data_dir"] = str(settings.store.data_dir)
-    data["store"] = {k: v for k, v in store.items() if v is not None}
+    # postgres_dsn stays, None too: a worker on SQLite must not take LEADFLOW_POSTGRES_DSN
+    data["store"] = {k: v for k, v in store.items() if v is not None or k == "postgres_dsn"}
     data.pop("kafka", None)
     return json.dumps(data)

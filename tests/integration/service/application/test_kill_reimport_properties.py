@@ -89,7 +89,7 @@ def test_an_import_killed_at_a_random_point_then_rerun_ends_like_a_clean_import(
     batches = -(-len(lines) // CHILD_BATCH)
     write = data.draw(st.integers(min_value=1, max_value=batches), label="write")
     dsn = request.getfixturevalue("postgres_dsn") if backend == "postgres" else None
-    with fresh_store(backend, dsn) as clean, fresh_store(backend, dsn) as crashed:
+    with fresh_store(backend, dsn) as clean, fresh_store(backend, dsn, clean) as crashed:
         (only,), models_clean = imported(clean, lines, 1)
         exit_code = killed_import(crashed, lines, write, point)
         (rerun,), models_rerun = imported(crashed, lines, 1)

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.settings import Settings
-from leadflow.bootstrap import open_application, open_read_model
+from leadflow.bootstrap import open_application, open_read_model, privacy_master_key
 from projections.catch_up import catch_up
 from projections.reports.funnel import funnel_report
 from projections.reports.kpis import kpi_report
@@ -104,16 +104,25 @@ def command_files(draw: st.DrawFn) -> list[str]:
 
 
 @contextmanager
-def fresh_store(backend: str, postgres_dsn: str | None) -> Iterator[Settings]:
+def fresh_store(
+    backend: str, postgres_dsn: str | None, key_from: Settings | None = None
+) -> Iterator[Settings]:
+    """A new empty store; with the privacy master key of ``key_from``, when given, so its
+    lead ids (named in refusals) are those of that store."""
     with tempfile.TemporaryDirectory() as directory:
         if backend == "sqlite":
-            yield settings_with(data_dir=Path(directory))
+            fresh = settings_with(data_dir=Path(directory))
         else:
-            yield settings_with(
+            fresh = settings_with(
                 data_dir=Path(directory),
                 postgres_dsn=postgres_dsn,
                 postgres_schema=f"p_{uuid4().hex[:12]}",
             )
+        if key_from is not None:
+            key_file = privacy_master_key(key_from).source
+            privacy = fresh.privacy.model_copy(update={"master_key_file": key_file})
+            fresh = fresh.model_copy(update={"privacy": privacy})
+        yield fresh
 
 
 def imported(settings_: Settings, lines: list[str], times_: int) -> tuple[list[ImportReport], Any]:
@@ -155,7 +164,7 @@ def test_importing_once_or_twice_gives_the_same_read_models_and_refusals(
     backend: str, request: pytest.FixtureRequest, lines: list[str]
 ) -> None:
     dsn = request.getfixturevalue("postgres_dsn") if backend == "postgres" else None
-    with fresh_store(backend, dsn) as once, fresh_store(backend, dsn) as twice:
+    with fresh_store(backend, dsn) as once, fresh_store(backend, dsn, once) as twice:
         (only,), models_once = imported(once, lines, 1)
         (first, second), models_twice = imported(twice, lines, 2)
 

@@ -109,7 +109,7 @@ def test_the_first_start_records_the_settings_and_later_starts_agree(
     _capture(configured, "bob@example.com")
     _, recorded = _rows(store_settings)
     assert len(recorded) == 1
-    _, encrypted, fingerprint, compressed, audit_key_id, _ = recorded[0]
+    _, encrypted, fingerprint, compressed, audit_key_id, *_ = recorded[0]
     expected = IntegritySettings(
         encrypted="cipher_key" in settings,
         key_fingerprint=FP if "cipher_key" in settings else None,
