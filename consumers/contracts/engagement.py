@@ -323,7 +323,10 @@ def schema_document() -> dict[str, Any]:
     schema.setdefault("description", "")
     schema["description"] = (
         f"{schema['description']} At most 64 KiB by default (configurable); occurred_at at "
-        "most one day (configurable) after the time of ingest; give lead or email."
+        "most one day (configurable) after the time of ingest; give lead or email. Holds "
+        "personal data (email, attributes, properties): leadflow creates this topic and its "
+        "dead-letter topic keeping records 30 days by default "
+        "(LEADFLOW_KAFKA_ENGAGEMENT_RETENTION_MS, LEADFLOW_KAFKA_DEAD_LETTER_RETENTION_MS)."
     ).strip()
     schema["anyOf"] = [{"required": ["lead"]}, {"required": ["email"]}]
     return {

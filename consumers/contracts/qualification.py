@@ -22,6 +22,12 @@ models and the committed schema files disagree.
 this contract, so the change it stands for is not published in full. It comes in the
 event's place, keyed by its lead or deal, with the event's id, type and version and the
 reason; a sales system that meets one should read that lead or deal afresh.
+
+Personal data and retention: records hold personal data (``lead.external_id`` is
+usually the person's email; BANT answers; reasons people typed; the owner's name).
+leadflow creates the topic keeping records 30 days by default
+(``LEADFLOW_KAFKA_QUALIFICATION_RETENTION_MS``, docs/topics.md); a subscriber keeps its
+own copy and answers for it.
 """
 
 from __future__ import annotations
