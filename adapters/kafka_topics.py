@@ -88,7 +88,8 @@ def ensure_topics(kafka: KafkaSettings, retention_ms: Mapping[str, int]) -> list
 
     Existing topics are left exactly as they are (their partition count is never
     changed: that would move keys to other partitions and break per-key order; their
-    retention is the operator's to change with ``kafka-configs``).
+    retention is the operator's to change with ``kafka-configs``: a differing one is
+    logged as ``topic_retention_differs``).
     """
     wanted = sorted(retention_ms)
     admin = KafkaAdminClient(**kafka.client_config())
@@ -97,6 +98,7 @@ def ensure_topics(kafka: KafkaSettings, retention_ms: Mapping[str, int]) -> list
         created: list[str] = []
         for name in wanted:
             if name in existing:
+                _check_retention(admin, name, retention_ms[name])
                 continue
             try:
                 spec = topic_spec(kafka, retention_ms[name])
@@ -117,22 +119,42 @@ def ensure_topics(kafka: KafkaSettings, retention_ms: Mapping[str, int]) -> list
         admin.close()
 
 
+def _check_retention(admin: KafkaAdminClient, topic: str, configured_ms: int) -> None:
+    """Warn when an existing topic keeps records for another time than configured."""
+    actual = _topic_config(admin, topic, "retention.ms")
+    if actual is not None and actual != configured_ms:
+        log.warning(
+            "topic_retention_differs",
+            topic=topic,
+            retention_ms=actual,
+            configured_ms=configured_ms,
+            change_with="kafka-configs --alter --entity-type topics --add-config retention.ms=N",
+        )
+
+
+def _topic_config(admin: KafkaAdminClient, topic: str, key: str) -> int | None:
+    """The numeric config ``key`` of ``topic``; None when the broker does not say (e.g. no
+    DescribeConfigs permission). Raises when unreachable."""
+    try:
+        resource = ConfigResource(ConfigResourceType.TOPIC, topic, {key: None})
+        found = admin.describe_configs([resource], config_filter="all")
+        return int(found["topic"][topic][key]["value"])
+    except KafkaError as error:
+        if is_transient_kafka_error(error):
+            raise
+        log.warning("topic_config_unknown", topic=topic, key=key, error=error_text(error))
+        return None
+    except (KeyError, TypeError, ValueError) as error:
+        log.warning("topic_config_unknown", topic=topic, key=key, error=error_text(error))
+        return None
+
+
 def topic_max_message_bytes(kafka: KafkaSettings, topic: str) -> int | None:
     """The largest record batch ``topic`` takes (its ``max.message.bytes``); None when the
     broker does not say (e.g. no DescribeConfigs permission). Raises when unreachable."""
     admin = KafkaAdminClient(**kafka.client_config())
     try:
-        resource = ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": None})
-        found = admin.describe_configs([resource], config_filter="all")
-        return int(found["topic"][topic]["max.message.bytes"]["value"])
-    except KafkaError as error:
-        if is_transient_kafka_error(error):
-            raise
-        log.warning("topic_config_unknown", topic=topic, error=error_text(error))
-        return None
-    except (KeyError, TypeError, ValueError) as error:
-        log.warning("topic_config_unknown", topic=topic, error=error_text(error))
-        return None
+        return _topic_config(admin, topic, "max.message.bytes")
     finally:
         admin.close()
 

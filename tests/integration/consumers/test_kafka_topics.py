@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
+from structlog.testing import capture_logs
 
 from adapters.kafka_retention import FOREVER, THIRTY_DAYS_MS
 from adapters.kafka_topics import ensure_topics
@@ -48,7 +49,12 @@ def test_missing_topics_are_created_with_settings_and_existing_ones_left_alone(
     retention = {names[0]: 86_400_000, names[1]: FOREVER}
     assert ensure_topics(kafka, retention) == sorted(names)
     bigger = kafka.model_copy(update={"partitions": 5})
-    assert ensure_topics(bigger, dict.fromkeys(names, 1)) == [], "existing ones left alone"
+    with capture_logs() as logs:
+        assert ensure_topics(bigger, dict.fromkeys(names, 1)) == [], "existing ones left alone"
+    differs = {
+        e["topic"]: e["retention_ms"] for e in logs if e["event"] == "topic_retention_differs"
+    }
+    assert differs == retention, "an existing topic's other retention is named"
 
     admin = KafkaAdminClient(**kafka.client_config())
     try:
