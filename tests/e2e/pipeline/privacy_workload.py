@@ -1,7 +1,7 @@
 """One person's whole life in leadflow, as real processes, with debug logging: what the
 privacy tests scan (log lines for personal values, files for their modes).
 
-Kafka mode on a SQLite store with a signed log: ``ingest``, ``relay`` and ``project``
+Kafka mode on a SQLite or PostgreSQL store with a signed log: ``ingest``, ``relay`` and ``project``
 run throughout; the person is imported (with refused lines), engaged through
 ``leadflow engage`` and the engagement topic (with records that go to the dead-letter
 topic), handled over HTTP by ``leadflow serve`` (with a refused command), and looked at
@@ -153,7 +153,7 @@ def _over_http(workload: Workload) -> None:
         assert sales.get(f"/v1/leads/{EMAIL}").status_code == 200
 
 
-def run_workload(work_dir: Path, kafka_bootstrap: str) -> Workload:
+def run_workload(work_dir: Path, kafka_bootstrap: str, postgres_dsn: str | None) -> Workload:
     outside = work_dir / "outside"
     outside.mkdir(parents=True)
     generate_key_pair(outside / "audit.pem")
@@ -163,6 +163,7 @@ def run_workload(work_dir: Path, kafka_bootstrap: str) -> Workload:
     pipeline = Pipeline(
         work_dir,
         kafka_bootstrap,
+        postgres_dsn,
         extra_env={
             "LEADFLOW_LOG_LEVEL": "debug",
             "LEADFLOW_AUDIT_KEY_FILE": str(audit.key_file),
