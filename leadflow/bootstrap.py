@@ -39,6 +39,7 @@ from projections.log_verify import LogProblem, LogVerification, verify_log
 from projections.store import ReadModelStore, open_read_model_store
 from service.application import LeadflowApp
 from service.ids import ID_KEY_LABEL, IdScheme, KeyedIds, Uuid5Ids
+from service.snapshot_seal import LOCAL_SEAL_LABEL
 
 log = structlog.get_logger("leadflow.bootstrap")
 
@@ -98,6 +99,7 @@ def _construct(settings: Settings, default_actor: str) -> LeadflowApp:
         )
         app.ids = _id_scheme(recorded.id_scheme, keyed)
         attach_audit(app.recorder, audit)
+        app.seal_snapshots_locally(master.derive(LOCAL_SEAL_LABEL))
         chained = chain_existing_events(app.recorder)
         if chained:
             log.info("log_chain_backfilled", events=chained, store=store.data_dir.name)

@@ -32,6 +32,7 @@ from domain.stage_model import StageModel, load_stage_model
 from service import queries, unit_of_work
 from service.ids import IdScheme, resolve_ref
 from service.snapshot_proof import ForgedSnapshot, ProvenSnapshots, snapshot_problems
+from service.snapshot_seal import LocalSealKey
 from service.unit_of_work import Outcome
 
 A = TypeVar("A", bound=Aggregate)
@@ -192,9 +193,14 @@ class LeadflowApp(Application[UUID]):
     def verify_chain(self, aggregate_id: UUID) -> ChainVerdict:
         return verify_chain(self.stored_links(aggregate_id))
 
+    def seal_snapshots_locally(self, secret: bytes) -> None:
+        """Seal snapshots under ``secret`` when no audit key can (``service.snapshot_seal``)."""
+        if isinstance(self.snapshots, ProvenSnapshots):
+            self.snapshots.local_seal = LocalSealKey(secret)
+
     def snapshot_problems(self, aggregate_id: UUID) -> list[str]:
         """The aggregate's stored snapshots that are unreadable or not what its events give."""
-        if self.snapshots is None:
+        if not isinstance(self.snapshots, ProvenSnapshots):
             return []
         return snapshot_problems(self.snapshots, self.events, aggregate_id)
 

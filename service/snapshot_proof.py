@@ -6,8 +6,9 @@ and comparing: the replay must reach exactly that version, end at the event hash
 snapshot records as its chain position, and give the same state. A snapshot that fails
 is refused (``ForgedSnapshot``, a damaged store: exit 3 from the CLI) and never feeds a
 read or a new event. ``ProvenSnapshots`` is the application's snapshot store doing this
-on every load, except for a snapshot the audit key sealed (``service.snapshot_seal``):
-its seal and chain position are checked instead; and a snapshot this process wrote or
+on every load, except for a snapshot a seal key sealed (``service.snapshot_seal``: the
+audit key, or the local seal key from the privacy master key): its seal and chain
+position are checked instead; and a snapshot this process wrote or
 already proved, read back with the same content (its digest remembered), is not
 replayed again. ``snapshot_problems`` replays every
 stored snapshot of an aggregate for ``leadflow verify``.
@@ -25,12 +26,11 @@ from uuid import UUID
 import structlog
 from eventsourcing.persistence import AggregateRecorder, EventStore, Mapper
 
-from adapters.audit_keys import AuditKey
 from adapters.event_envelope import DECODE_ERRORS
 from adapters.logging import error_text
 from adapters.mapper import StoredEventError
 from domain.aggregate import Aggregate, Snapshot, project_aggregate, snapshot_class
-from service.snapshot_seal import audit_key_of, seal_verdict, sealed
+from service.snapshot_seal import LocalSealKey, SealKey, seal_keys, seal_verdict, sealed
 
 log = structlog.get_logger("leadflow.service.snapshot_proof")
 
@@ -95,6 +95,10 @@ class ProvenSnapshots(EventStore[UUID]):
         self.events = events
         self._proven: OrderedDict[tuple[UUID, int], bytes] = OrderedDict()
         self._proven_lock = threading.Lock()
+        self.local_seal: LocalSealKey | None = None
+
+    def seal_keys(self) -> list[SealKey]:
+        return seal_keys(self.events.recorder, self.local_seal)
 
     def get(
         self,
@@ -133,8 +137,8 @@ class ProvenSnapshots(EventStore[UUID]):
         return True
 
     def put(self, domain_events: Sequence[Any], **kwargs: Any) -> list[Any]:
-        key = audit_key_of(self.events.recorder)
-        snapshots = [sealed(s, key) for s in domain_events]
+        keys = self.seal_keys()
+        snapshots = [sealed(s, keys) for s in domain_events]
         recorded = super().put(snapshots, **kwargs)
         for snapshot in snapshots:
             self._remember(snapshot)
@@ -157,19 +161,22 @@ class ProvenSnapshots(EventStore[UUID]):
                 self._proven.popitem(last=False)
 
     def _prove(self, snapshot: Snapshot) -> None:
-        verdict = seal_verdict(snapshot, audit_key_of(self.events.recorder))
-        if verdict is None:
-            prove_snapshot(snapshot, self.events)
+        verdict = seal_verdict(snapshot, self.seal_keys())
+        if verdict and self._at_stored_position(snapshot):
             return
-        if not verdict:
-            raise ForgedSnapshot(snapshot, "has a seal the audit key did not make")
-        version = snapshot.originator_version
-        found = list(self.events.get(snapshot.originator_id, gt=version - 1, lte=version))
-        stored_hash = getattr(found[0], "hash", None) if found else None
-        if stored_hash != snapshot.chain_hash:
+        prove_snapshot(snapshot, self.events)  # a replay names what differs, if anything
+        if verdict is False:
+            raise ForgedSnapshot(snapshot, "has a seal its key did not make")
+        if verdict:
+            version = snapshot.originator_version
             raise ForgedSnapshot(
                 snapshot, f"is sealed at a chain position that is not event {version}'s"
             )
+
+    def _at_stored_position(self, snapshot: Snapshot) -> bool:
+        version = snapshot.originator_version
+        found = list(self.events.get(snapshot.originator_id, gt=version - 1, lte=version))
+        return bool(found) and getattr(found[0], "hash", None) == snapshot.chain_hash
 
 
 def _digest(snapshot: Snapshot) -> bytes:
@@ -177,13 +184,13 @@ def _digest(snapshot: Snapshot) -> bytes:
 
 
 def snapshot_problems(
-    snapshots: EventStore[UUID], events: EventStore[UUID], aggregate_id: UUID
+    snapshots: ProvenSnapshots, events: EventStore[UUID], aggregate_id: UUID
 ) -> list[str]:
     """Every stored snapshot of the aggregate that is unreadable or not what its events
     give, each as one line; the events are replayed once. An event that cannot be read
     ends the check (the hash chain check names it)."""
     problems: list[str] = []
-    key = audit_key_of(events.recorder)
+    keys = snapshots.seal_keys()
     mapper = snapshots.mapper
     pending: list[Snapshot] = []
     for stored in snapshots.recorder.select_events(aggregate_id):
@@ -198,20 +205,20 @@ def snapshot_problems(
         for event in events.get(aggregate_id, lte=pending[-1].originator_version):
             replayed = project_aggregate(replayed, [event])
             while pending and replayed and pending[0].originator_version == replayed.version:
-                _compare(pending.pop(0), replayed, problems, key)
+                _compare(pending.pop(0), replayed, problems, keys)
     except DECODE_ERRORS:  # includes StoredEventError
         return problems
     for snapshot in pending:  # beyond the aggregate's last event
-        _compare(snapshot, replayed, problems, key)
+        _compare(snapshot, replayed, problems, keys)
     return problems
 
 
 def _compare(
-    snapshot: Snapshot, replayed: Aggregate | None, problems: list[str], key: AuditKey | None
+    snapshot: Snapshot, replayed: Aggregate | None, problems: list[str], keys: list[SealKey]
 ) -> None:
     problem = snapshot_mismatch(snapshot, replayed)
-    if problem is None and seal_verdict(snapshot, key) is False:
-        problem = "has a seal the audit key did not make"
+    if problem is None and seal_verdict(snapshot, keys) is False:
+        problem = "has a seal its key did not make"
     if problem is not None and snapshot.chain_hash is None:
         problem += " and records no chain position (taken by an older leadflow, or altered)"
     if problem is not None:

@@ -1,18 +1,26 @@
-"""Snapshots sealed by the audit key: proven without replaying their events.
+"""Sealed snapshots: proven without replaying their events.
 
-A process holding the audit key's private part signs each snapshot it takes: the
-signature covers a fixed label, the aggregate, its version, topic, chain position and
-state (compact, key-sorted JSON). Nobody without the key can seal an edited snapshot, so
-a snapshot whose seal verifies with the configured key, and whose chain position is
-still the stored event's hash at its version, is used as it is. Anything else (no seal,
-another key's, an old snapshot) is proven by replay (``service.snapshot_proof``).
+A process holding a seal key signs each snapshot it takes: the signature covers a fixed
+label, the aggregate, its version, topic, chain position and state (compact, key-sorted
+JSON). The seal key is the audit key when this process holds its private part (an
+auditor can check such a seal with the public key), else the local seal key: HMAC-SHA256
+under a sub-key of the privacy master key (``LOCAL_SEAL_LABEL``), so someone who can
+write the database but cannot read the key file cannot seal an edited snapshot. A
+snapshot whose seal verifies with the key it names, and whose chain position is still
+the stored event's hash at its version, is used as it is. Anything else (no seal, an
+unknown key's, an old snapshot) is proven by replay (``service.snapshot_proof``).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from eventsourcing.persistence import AggregateRecorder
 
@@ -21,6 +29,59 @@ from adapters.audit_log import AuditConfig
 from domain.aggregate import Snapshot
 
 _LABEL = b"leadflow snapshot seal v1\x00"
+LOCAL_SEAL_LABEL = "snapshot seal"
+
+
+class SealKey(Protocol):
+    @property
+    def key_id(self) -> str: ...
+
+    @property
+    def can_sign(self) -> bool: ...
+
+    def sign(self, message: bytes) -> bytes: ...
+
+    def verifies(self, message: bytes, signature: bytes) -> bool: ...
+
+
+@dataclass(frozen=True)
+class LocalSealKey:
+    """HMAC-SHA256 under a secret only this installation holds."""
+
+    secret: bytes = field(repr=False)
+
+    @property
+    def key_id(self) -> str:
+        return "local:" + hashlib.sha256(b"key id\x00" + self.secret).hexdigest()[:16]
+
+    @property
+    def can_sign(self) -> bool:
+        return True
+
+    def sign(self, message: bytes) -> bytes:
+        return hmac.new(self.secret, message, hashlib.sha256).digest()
+
+    def verifies(self, message: bytes, signature: bytes) -> bool:
+        return hmac.compare_digest(self.sign(message), signature)
+
+
+@dataclass(frozen=True)
+class _AuditSeal:
+    key: AuditKey
+
+    @property
+    def key_id(self) -> str:
+        return self.key.key_id
+
+    @property
+    def can_sign(self) -> bool:
+        return self.key.private is not None
+
+    def sign(self, message: bytes) -> bytes:
+        return self.key.sign(message)
+
+    def verifies(self, message: bytes, signature: bytes) -> bool:
+        return self.key.verifies(message, signature)
 
 
 def seal_message(snapshot: Snapshot) -> bytes:
@@ -35,24 +96,32 @@ def seal_message(snapshot: Snapshot) -> bytes:
     return _LABEL + text.encode("utf-8")
 
 
-def audit_key_of(recorder: AggregateRecorder) -> AuditKey | None:
-    """The audit key the composition root attached to the event store's recorder."""
+def seal_keys(recorder: AggregateRecorder, local: LocalSealKey | None) -> list[SealKey]:
+    """The audit key the composition root attached to the event store's recorder (first:
+    it seals when it can), then the local seal key."""
+    keys: list[SealKey] = []
     audit = getattr(recorder, "audit", None)
-    return audit.key if isinstance(audit, AuditConfig) else None
+    if isinstance(audit, AuditConfig) and audit.key is not None:
+        keys.append(_AuditSeal(audit.key))
+    if local is not None:
+        keys.append(local)
+    return keys
 
 
-def sealed(snapshot: Snapshot, key: AuditKey | None) -> Snapshot:
-    """``snapshot`` sealed by ``key`` when it holds the private part; else as it is."""
-    if key is None or key.private is None or snapshot.chain_hash is None:
+def sealed(snapshot: Snapshot, keys: Sequence[SealKey]) -> Snapshot:
+    """``snapshot`` sealed by the first key that can sign; else as it is."""
+    key = next((k for k in keys if k.can_sign), None)
+    if key is None or snapshot.chain_hash is None:
         return snapshot
     signature = base64.b64encode(key.sign(seal_message(snapshot))).decode()
     return snapshot.model_copy(update={"seal": signature, "seal_key_id": key.key_id})
 
 
-def seal_verdict(snapshot: Snapshot, key: AuditKey | None) -> bool | None:
-    """True when ``key`` sealed ``snapshot``, False when a seal naming ``key`` does not
-    verify (the snapshot was altered), None when there is no seal by ``key`` to check."""
-    if key is None or snapshot.seal is None or snapshot.seal_key_id != key.key_id:
+def seal_verdict(snapshot: Snapshot, keys: Sequence[SealKey]) -> bool | None:
+    """True when the key the seal names sealed ``snapshot``, False when that seal does not
+    verify (the snapshot was altered), None when no known key's seal is there to check."""
+    key = next((k for k in keys if k.key_id == snapshot.seal_key_id), None)
+    if key is None or snapshot.seal is None:
         return None
     try:
         signature = base64.b64decode(snapshot.seal, validate=True)
