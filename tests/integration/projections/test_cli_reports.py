@@ -57,6 +57,7 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
 def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli) -> Iterator[LeadflowApp]:
     monkeypatch.setenv("LEADFLOW_DATA_DIR", str(tmp_path))
     _, app = event_store(tmp_path, FIRST)
+    cli.capsys.readouterr()  # the store's creation logs (its privacy key); not the CLI's
     yield app
     app.close()
 
