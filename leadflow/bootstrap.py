@@ -4,6 +4,7 @@ the values it needs (a DSN and schema, a topic, a section such as ``KafkaSetting
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import psycopg
@@ -44,8 +45,22 @@ from service.snapshot_seal import LOCAL_SEAL_LABEL
 log = structlog.get_logger("leadflow.bootstrap")
 
 
+RETIRED_SETTINGS = {
+    "LEADFLOW_KAFKA_RETENTION_MS": "LEADFLOW_KAFKA_{EVENTS,QUALIFICATION,ENGAGEMENT,"
+    "DEAD_LETTER}_RETENTION_MS (one per topic)",
+}
+
+
+class RetiredSetting(ValueError):
+    """A variable an older leadflow read: set, it would be ignored without a word."""
+
+
 def load_settings() -> Settings:
     """The settings from the ``LEADFLOW_*`` environment: the one place that reads it."""
+    for name, instead in RETIRED_SETTINGS.items():
+        if name in os.environ:
+            msg = f"{name} is no longer read; set {instead} instead"
+            raise RetiredSetting(msg)
     return Settings()
 
 

@@ -15,7 +15,7 @@ from adapters.logging import configure_logging
 from adapters.mapper import StoredEventError
 from domain.config_file import ConfigFileError
 from domain.errors import DomainError
-from leadflow.bootstrap import load_settings
+from leadflow.bootstrap import RetiredSetting, load_settings
 from leadflow.errors import CliError
 
 # Each module has ``register(subparsers)``; its subcommands set ``handler(args, settings)``.
@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
-    except ValidationError as error:
+    except (ValidationError, RetiredSetting) as error:
         print(f"leadflow: configuration: {_one_line(error)}", file=sys.stderr)
         return 2
     configure_logging(settings.log.level, settings.log.format)
