@@ -2,10 +2,10 @@
 
 A process holding a seal key signs each snapshot it takes: the signature covers a fixed
 label, the aggregate, its version, topic, chain position and state (compact, key-sorted
-JSON). The seal key is the audit key when this process holds its private part (an
-auditor can check such a seal with the public key), else the local seal key: HMAC-SHA256
-under a sub-key of the privacy master key (``LOCAL_SEAL_LABEL``), so someone who can
-write the database but cannot read the key file cannot seal an edited snapshot. A
+JSON). The seal key is the audit key when one is configured (an auditor can check such a
+seal with the public key; only its seals are then trusted), else the local seal key:
+HMAC-SHA256 under a sub-key of the privacy master key (``LOCAL_SEAL_LABEL``), so someone
+who can write the database but cannot read the key file cannot seal an edited snapshot. A
 snapshot whose seal verifies with the key it names, and whose chain position is still
 the stored event's hash at its version, is used as it is. Anything else (no seal, an
 unknown key's, an old snapshot) is proven by replay (``service.snapshot_proof``).
@@ -97,15 +97,14 @@ def seal_message(snapshot: Snapshot) -> bytes:
 
 
 def seal_keys(recorder: AggregateRecorder, local: LocalSealKey | None) -> list[SealKey]:
-    """The audit key the composition root attached to the event store's recorder (first:
-    it seals when it can), then the local seal key."""
-    keys: list[SealKey] = []
+    """The keys whose seals this process makes and trusts: the audit key the composition
+    root attached to the event store's recorder when there is one, else the local seal
+    key. With an audit key, a local seal is not trusted: the local key's file may sit
+    beside the database, and the audit key's promise must not rest on it."""
     audit = getattr(recorder, "audit", None)
     if isinstance(audit, AuditConfig) and audit.key is not None:
-        keys.append(_AuditSeal(audit.key))
-    if local is not None:
-        keys.append(local)
-    return keys
+        return [_AuditSeal(audit.key)]
+    return [] if local is None else [local]
 
 
 def sealed(snapshot: Snapshot, keys: Sequence[SealKey]) -> Snapshot:
