@@ -29,6 +29,21 @@ _NULL_MEANS_CLEAR: dict[type[c.Command], frozenset[str]] = {
 
 C = TypeVar("C", bound=c.Command)
 
+# Ledger ids leadflow derives itself: a sender's id with one of these prefixes could take
+# the place of an engagement's or an import line's and make it a false duplicate.
+DERIVED_ID_PREFIXES = ("engagement:", "sha256:")
+
+
+def sent_id_refusal(command_id: str | None) -> str | None:
+    """Why a command id a sender chose may not be used, or None."""
+    prefix = next((p for p in DERIVED_ID_PREFIXES if (command_id or "").startswith(p)), None)
+    if prefix is None:
+        return None
+    return (
+        f"command id {command_id!r} starts with {prefix!r}, which leadflow reserves for the "
+        "ids it derives (engagements, import lines without an id)"
+    )
+
 
 def stamped_on_receipt(command: C) -> C:
     """The command with its ``occurred_at`` marked as stamped on receipt, not sent."""

@@ -251,6 +251,9 @@ def parse_line(text: str) -> Command:
     if not isinstance(data, dict):
         raise LineRejected(f"not a JSON object: the line is {_JSON_TYPE_NAMES[type(data)]}")
     command: Command = COMMAND_ADAPTER.validate_python(data)
+    refusal = command_fingerprint.sent_id_refusal(command.command_id)
+    if refusal is not None:
+        raise LineRejected(refusal)
     if command.command_id is None:
         command_id = command_fingerprint.content_command_id(command)
         command = command.model_copy(update={"command_id": command_id})

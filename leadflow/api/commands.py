@@ -30,7 +30,7 @@ from leadflow.api.problems import AUTHENTICATED, ApiProblem, documented
 from leadflow.api.roles import Permission
 from leadflow.api.state import ApiState, api_state
 from leadflow.api.views import CommandResult, etag, parse_if_match, view
-from service.command_fingerprint import stamped_on_receipt
+from service.command_fingerprint import sent_id_refusal, stamped_on_receipt
 from service.unit_of_work import Outcome
 
 Target = Literal["lead", "deal"]
@@ -187,6 +187,16 @@ def command_of(
     if stamped:
         data["occurred_at"] = datetime.now(UTC)
     if idempotency_key is not None:
+        refusal = sent_id_refusal(idempotency_key)
+        if refusal is not None:
+            error = {"loc": ["header", "Idempotency-Key"], "msg": refusal, "type": "reserved"}
+            raise ApiProblem(
+                422,
+                "invalid-input",
+                "Invalid input",
+                f"header.Idempotency-Key: {refusal}",
+                errors=[error],
+            )
         data["command_id"] = idempotency_key
     try:
         command = route.model.model_validate(data)

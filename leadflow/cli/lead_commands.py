@@ -30,7 +30,7 @@ from domain.scoring import ENGAGEMENT_KINDS
 from leadflow.bootstrap import open_application
 from leadflow.errors import CliError
 from service.application import LeadflowApp
-from service.command_fingerprint import stamped_on_receipt
+from service.command_fingerprint import sent_id_refusal, stamped_on_receipt
 from service.importer import ImportAborted, ImportReport, ProgressPrinter, import_commands
 from service.unit_of_work import Outcome
 
@@ -273,6 +273,9 @@ def build_command(spec: Subcommand, args: argparse.Namespace) -> c.Command:
             path = ".".join(str(p) for p in item["loc"])
             problems.append(f"{flags.get(path, path)}: {item['msg']}")
         raise CliError("; ".join(problems)) from None
+    refusal = sent_id_refusal(command.command_id)
+    if refusal is not None:
+        raise CliError(f"--command-id: {refusal}")
     # without --at the time is "now": sent again with its --command-id, the same command
     return stamped_on_receipt(command) if data["occurred_at"] is now else command
 

@@ -47,6 +47,15 @@ def test_the_same_key_and_body_returns_the_recorded_outcome(served: Served) -> N
         )
         loc = _problem(reserved, 422, "invalid-input")["errors"][0]["loc"]  # type: ignore[index]
         assert loc == ["header", "Idempotency-Key"]
+        for derived in ("engagement:x:e-1", "sha256:00ff"):  # ids leadflow derives itself
+            squat = sales.post(
+                "/v1/leads/idem@example.com/contacts",
+                json={"channel": "call"},
+                headers={"Idempotency-Key": derived},
+            )
+            body = _problem(squat, 422, "invalid-input")
+            assert body["errors"][0]["loc"] == ["header", "Idempotency-Key"]  # type: ignore[index]
+            assert "reserves for the ids it derives" in str(body["detail"])
         other = sales.post(
             "/v1/leads/idem@example.com/mql", json={"reason": "other"}, headers=headers
         )

@@ -53,6 +53,38 @@ def test_a_reimport_reports_the_same_refusal_and_leaves_the_lead_in_mql(
     assert json.loads(show.out)["stage"] == "mql"
 
 
+def test_a_command_id_in_a_derived_namespace_is_refused(cli: Cli, tmp_path: Path) -> None:
+    """A sender's id may not take the place of an engagement's or an import line's."""
+    capture: dict[str, object] = {"command": "capture_lead", "lead": "ns@x.com", "source": "web"}
+    engaged: dict[str, object] = {
+        "command": "record_engagement",
+        "lead": "ns@x.com",
+        "event_id": "e-1",
+        "kind": "page_view",
+        "occurred_at": "2026-01-02T09:00:00Z",
+    }
+    path = write(
+        tmp_path / "squat.jsonl",
+        [
+            {**capture, "occurred_at": "2026-01-01T09:00:00Z"},
+            {**engaged, "event_id": "e-0", "command_id": "engagement:anything:e-1"},
+            {**capture, "occurred_at": "2026-01-03T09:00:00Z", "command_id": "sha256:00ff"},
+            engaged,
+        ],
+    )
+    run = cli("import", str(path))
+    assert run.code == 1
+    assert run.lines[0] == (
+        "line 2: command id 'engagement:anything:e-1' starts with 'engagement:', which "
+        "leadflow reserves for the ids it derives (engagements, import lines without an id)"
+    )
+    assert run.lines[1].startswith("line 3: command id 'sha256:00ff' starts with 'sha256:'")
+    assert run.lines[-1] == "applied 2, duplicate 0, rejected 2, total 4"
+    refused = cli("log-contact", "ns@x.com", "--channel", "call", "--command-id", "sha256:1")
+    assert refused.code == 1
+    assert "--command-id: command id 'sha256:1' starts with 'sha256:'" in refused.err
+
+
 def test_a_reused_command_id_is_refused_naming_it(cli: Cli, tmp_path: Path) -> None:
     path = write(
         tmp_path / "reuse.jsonl",
