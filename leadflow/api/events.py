@@ -58,10 +58,12 @@ class Unreadable(BaseModel):
 
 routes = APIRouter(prefix="/v1")
 
+MAX_POSITION = 2**63 - 1  # the largest notification id either store can hold
+
 
 def _start(state: ApiState, last_event_id: str | None, after: int | None) -> int:
-    if last_event_id is not None and last_event_id.strip().isdigit():
-        return int(last_event_id)
+    if last_event_id is not None:
+        return min(int(last_event_id), MAX_POSITION)
     if after is not None:
         return after
     return state.app.recorder.max_notification_id() or 0
@@ -105,8 +107,13 @@ def _changes(state: ApiState, after: int) -> list[ServerSentEvent]:
 async def events(
     state: Annotated[ApiState, Depends(api_state)],
     key: Annotated[ApiKey, Depends(require(Permission.EVENTS))],
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=40)] = None,
-    after: Annotated[int | None, Query(ge=0, description="resume after this event id")] = None,
+    last_event_id: Annotated[
+        str | None,
+        Header(alias="Last-Event-ID", pattern=r"^[0-9]{1,40}$", description="the last id seen"),
+    ] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_POSITION, description="resume after this event id")
+    ] = None,
     follow: Annotated[bool, Query(description="false: send what is stored, then end")] = True,
 ) -> AsyncIterator[ServerSentEvent]:
     position = _start(state, last_event_id, after)

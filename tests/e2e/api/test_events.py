@@ -74,3 +74,23 @@ def test_a_live_stream_gets_a_change_made_while_it_is_open(served: Served) -> No
     listener.join(120)
     assert not listener.is_alive()
     assert any("live@example.com" in f["data"] for f in received)
+
+
+def test_a_resume_id_beyond_any_position_is_an_empty_stream_and_a_bad_one_a_problem(
+    served: Served,
+) -> None:
+    with served.client("manager") as manager:
+        huge = "9" * 30
+        for headers, params in (({"Last-Event-ID": huge}, {}), ({}, {"after": str(2**63 - 1)})):
+            answer = manager.get(
+                "/v1/events", params={"follow": "false", **params}, headers=headers
+            )
+            assert answer.status_code == 200
+            assert list(_events(iter(answer.text.splitlines()))) == []
+        for headers, params in (({"Last-Event-ID": "abc"}, {}), ({}, {"after": str(2**63)})):
+            answer = manager.get(
+                "/v1/events", params={"follow": "false", **params}, headers=headers
+            )
+            assert answer.status_code == 422, answer.text
+            assert answer.headers["content-type"].startswith("application/problem+json")
+        assert "unexpected_error" not in served.log.read_text()
