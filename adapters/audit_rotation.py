@@ -1,9 +1,10 @@
 """Audit key rotation: the store records each change of signing key, signed by both keys.
 
 A rotation record holds the old and the new public key, the log position up to which the
-old key signs (heads after it are the new key's), the time, and the signature of both
-keys over all of it. An auditor holding either key trusts the other through the record;
-nobody without a key can forge one. After a rotation the store's integrity settings
+old key signs (heads after it are the new key's, up to the next rotation; a key rotated
+back to signs again), the time, and the signature of both keys over all of it. An
+auditor holding either key trusts the other through the record; nobody without a key
+can forge one. After a rotation the store's integrity settings
 record the new key id, so a process started with the old key is refused. Stop every
 writer before rotating: a process that keeps the old key signs heads the verifier then
 reports as signed by a key not valid there.
@@ -78,14 +79,26 @@ def _public(raw: bytes) -> AuditKey:
 
 @dataclass(frozen=True, slots=True)
 class KeySpan:
-    """A key trusted for the heads at positions ``after`` < p <= ``up_to`` (None: no end)."""
+    """A key trusted for the heads in its ranges: positions ``after`` < p <= ``up_to``
+    (``up_to`` None: no end). A key rotated away from and back to signs in several."""
 
     key: AuditKey
-    after: int = 0
-    up_to: int | None = None
+    ranges: tuple[tuple[int, int | None], ...] = ((0, None),)
 
     def covers(self, position: int) -> bool:
-        return position > self.after and (self.up_to is None or position <= self.up_to)
+        return any(
+            position > after and (up_to is None or position <= up_to)
+            for after, up_to in self.ranges
+        )
+
+    def describe_ranges(self) -> str:
+        """E.g. "1 to 2, 5 onwards"; "none" when every range is empty."""
+        texts = [
+            f"{after + 1} onwards" if up_to is None else f"{after + 1} to {up_to}"
+            for after, up_to in self.ranges
+            if up_to is None or up_to > after
+        ]
+        return ", ".join(texts) or "none"
 
 
 KeyRing = dict[str, KeySpan]
@@ -93,25 +106,45 @@ KeyRing = dict[str, KeySpan]
 
 def key_ring(trusted: AuditKey, rotations: Sequence[Rotation]) -> KeyRing:
     """The keys trusted from ``trusted`` through rotation records signed by both keys,
-    each with the positions it signs."""
-    ring: KeyRing = {trusted.key_id: KeySpan(trusted.public_only())}
-    changed = True
-    while changed:
-        changed = False
-        for rotation in rotations:
-            try:
-                old, new = rotation.keys()
-            except ValueError:  # a damaged record ties no key
-                continue
-            known = old.key_id in ring or new.key_id in ring
-            if not known or not rotation.signed_by_both():
-                continue
-            old_span = KeySpan(old, ring.get(old.key_id, KeySpan(old)).after, rotation.up_to)
-            new_span = KeySpan(new, rotation.up_to, ring.get(new.key_id, KeySpan(new)).up_to)
-            if ring.get(old.key_id) != old_span or ring.get(new.key_id) != new_span:
-                ring[old.key_id], ring[new.key_id] = old_span, new_span
-                changed = True
-    return ring
+    each with the positions it signs: the records tied to ``trusted`` (directly or through
+    another such record), in the order they were made, cut the log into ranges, each
+    signed by the key rotated away from at its end and rotated to at its start."""
+    tied = _tied_rotations(trusted, rotations)
+    if not tied:
+        return {trusted.key_id: KeySpan(trusted.public_only())}
+    ranges: dict[str, list[tuple[int, int | None]]] = {}
+    keys: dict[str, AuditKey] = {}
+    after = 0
+    for number, (rotation, (old, new)) in enumerate(tied):
+        following = tied[number + 1][0].up_to if number + 1 < len(tied) else None
+        for key, span in ((old, (after, rotation.up_to)), (new, (rotation.up_to, following))):
+            keys[key.key_id] = key
+            if span not in ranges.setdefault(key.key_id, []):
+                ranges[key.key_id].append(span)
+        after = rotation.up_to
+    return {ident: KeySpan(keys[ident], tuple(spans)) for ident, spans in ranges.items()}
+
+
+def _tied_rotations(
+    trusted: AuditKey, rotations: Sequence[Rotation]
+) -> list[tuple[Rotation, tuple[AuditKey, AuditKey]]]:
+    """The records signed by both keys that tie a key to ``trusted``, oldest first."""
+    valid: list[tuple[Rotation, tuple[AuditKey, AuditKey]]] = []
+    for rotation in rotations:
+        try:
+            pair = rotation.keys()
+        except ValueError:  # a damaged record ties no key
+            continue
+        if rotation.signed_by_both():
+            valid.append((rotation, pair))
+    known = {trusted.key_id}
+    tied: list[tuple[Rotation, tuple[AuditKey, AuditKey]]] = []
+    while untied := [
+        item for item in valid if {key.key_id for key in item[1]} & known and item not in tied
+    ]:
+        tied += untied
+        known |= {key.key_id for _, pair in untied for key in pair}
+    return sorted(tied, key=lambda item: (item[0].up_to, item[0].rotated_at))
 
 
 def read_rotations(db: StoreDb) -> list[Rotation]:

@@ -190,7 +190,8 @@ class _Walk:
         if not span.covers(head.position):
             self.problem(
                 f"the {name} at notification {head.position} is signed by audit key "
-                f"{head.key_id}, which the key rotations do not let sign there"
+                f"{head.key_id}, which the key rotations let sign only notifications "
+                f"{span.describe_ranges()}"
             )
         return False
 

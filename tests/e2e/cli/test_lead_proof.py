@@ -175,6 +175,38 @@ def test_after_a_key_rotation_the_proof_needs_both_keys(
     assert both.returncode == 0, both.stderr
 
 
+def test_a_key_rotated_away_from_and_back_to_verifies_and_proves_across_both_rotations(
+    cli: Cli, signed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A -> B -> A: A signs before and after B; verify, history and the proof hold."""
+    del signed
+    first, second = _public_key(tmp_path).with_suffix(""), tmp_path / "keys" / "b.pem"
+    assert cli("audit", "keygen", "--out", str(second)).code == 0
+    _two_leads(cli)
+    for key in (second, first):
+        rotated = cli("audit", "rotate-key", "--new-key", str(key))
+        assert rotated.code == 0, rotated.err
+        monkeypatch.setenv("LEADFLOW_AUDIT_KEY_FILE", str(key))
+        assert cli("log-contact", ADA, "--channel", "call").code == 0
+    out = tmp_path / "ada.proof.json"
+
+    for auditor_key in (str(first), f"{first}.pub", f"{second}.pub"):
+        monkeypatch.setenv("LEADFLOW_AUDIT_KEY_FILE", auditor_key)
+        verify = cli("verify")
+        assert verify.code == 0, verify.out
+        assert "signed log OK" in verify.out
+    history = cli("history", ADA, "--proof", str(out))
+    assert history.code == 0, history.out + history.err
+    both = _standalone(str(out), "--public-key", f"{first}.pub", "--public-key", f"{second}.pub")
+    first_only = _standalone(str(out), "--public-key", f"{first}.pub")
+
+    assert both.returncode == 0, both.stderr
+    for key in (first, second):
+        assert leadflow_verify.key_id(load_public_key(Path(f"{key}.pub"))) in both.stdout
+    assert first_only.returncode == 1
+    assert "not by a key given" in first_only.stderr
+
+
 def test_a_proof_of_a_lead_imported_with_others_holds_their_bytes_only(
     cli: Cli, signed: Path, tmp_path: Path
 ) -> None:
