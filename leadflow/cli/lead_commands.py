@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, BinaryIO, Literal
 from uuid import UUID
 
@@ -29,6 +30,7 @@ from domain.lead import FAST_TRACK_TARGETS, Lead
 from domain.scoring import ENGAGEMENT_KINDS
 from leadflow.bootstrap import open_application
 from leadflow.errors import CliError
+from projections.money import exponent
 from service.application import LeadflowApp
 from service.command_fingerprint import sent_id_refusal, stamped_on_receipt
 from service.importer import ImportAborted, ImportReport, ProgressPrinter, import_commands
@@ -367,7 +369,7 @@ def deal_rows(deal: Deal, app: LeadflowApp) -> list[tuple[str, str]]:
     return [
         ("stage", f"{deal.stage}{probability} since {_when(deal.entered_stage_at)}"),
         ("status", status),
-        ("amount", f"{deal.amount:,.2f} {deal.currency}"),
+        ("amount", amount_text(deal.amount, deal.currency)),
         ("pipeline", deal.pipeline),
         ("owner", deal.owner or "-"),
         ("lead", lead),
@@ -423,3 +425,10 @@ def print_report(report: ImportReport, *, as_json: bool) -> None:
             f"stopped at line {report.stopped_at} (--strict); "
             f"before it: {report.applied} applied, {report.duplicate} duplicate"
         )
+
+
+def amount_text(amount: Decimal, currency: str) -> str:
+    """The amount as stored, with at least its currency's minor-unit decimals."""
+    stored = amount.as_tuple().exponent
+    decimals = -stored if isinstance(stored, int) and stored < 0 else 0
+    return f"{amount:,.{max(exponent(currency), decimals)}f} {currency}"

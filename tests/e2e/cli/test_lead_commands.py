@@ -7,6 +7,8 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from leadflow.bootstrap import open_application
 from leadflow.cli.lead_commands import SUBCOMMANDS
 from tests.e2e.cli.cli_runner import CliRun, run_subprocess
@@ -182,3 +184,21 @@ def test_real_process_exit_codes_and_one_line_errors(tmp_path: Path) -> None:
         assert "Traceback" not in run.err
     assert "cannot qualify as SQL" in refused.messages[0]
     assert missing.messages == ["leadflow win-deal: deal 'no-such-deal' does not exist"]
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "shown"),
+    [
+        ("1.234", "BHD", "1.234 BHD"),
+        ("1000", "JPY", "1,000 JPY"),
+        ("9225.225", "PEN", "9,225.225 PEN"),
+        ("12000.5", "USD", "12,000.50 USD"),
+    ],
+)
+def test_deal_show_prints_the_amount_as_stored_with_its_currency_s_decimals(
+    cli: Cli, amount: str, currency: str, shown: str
+) -> None:
+    opened = cli("open-deal", "D-AMT", "--amount", amount, "--currency", currency)
+    assert opened.code == 0, opened.err
+    show = cli("deal", "show", "D-AMT")
+    assert shown in show.out, show.out
