@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -63,7 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.log.level, settings.log.format)
     try:
-        return int(args.handler(args, settings) or 0)
+        code = int(args.handler(args, settings) or 0)
+        sys.stdout.flush()  # here, so a closed pipe is seen inside the try
+        return code
+    except BrokenPipeError:  # the reader went away (`leadflow pipeline | head`): not an error
+        _silence_stdout()
+        return 0
     except (
         CliError,
         DomainError,
@@ -88,6 +94,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+def _silence_stdout() -> None:
+    """Python would report the pipe again when it flushes stdout at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from collections import Counter
 from pathlib import Path
 from uuid import uuid4
@@ -18,7 +19,8 @@ from leadflow.demo.runner import DemoResult, run_demo
 from leadflow.demo.workspace import MARKER
 from leadflow.errors import CliError
 from projections.reports.funnel import FUNNEL_STAGES
-from tests.e2e.demo.helpers import embedded_settings, run_leadflow
+from tests.e2e.cli.cli_runner import LEADFLOW
+from tests.e2e.demo.helpers import embedded_env, embedded_settings, run_leadflow
 from tests.settings_helpers import settings_with
 
 SEED, LEADS = 42, 200
@@ -163,3 +165,20 @@ def test_the_demo_runs_on_postgresql(postgres_dsn: str) -> None:
         run_demo(settings, seed=3, leads=60)
     with pytest.raises(CliError, match="never deletes PostgreSQL data"):
         run_demo(settings, seed=3, leads=60, fresh=True)
+
+
+def test_a_reader_that_stops_early_is_not_an_error(demo_run: tuple[Settings, DemoResult]) -> None:
+    """``leadflow pipeline | head -1``: the closed pipe ends it quietly, exit 0."""
+    data_dir = demo_run[0].store.data_dir
+    reader = subprocess.Popen(
+        [LEADFLOW, "pipeline"],
+        env=embedded_env(data_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert reader.stdout is not None and reader.stderr is not None
+    reader.stdout.close()  # before anything is written: every write meets a closed pipe
+    errors = reader.stderr.read().decode()
+    assert reader.wait(timeout=120) == 0, errors
+    assert "Broken pipe" not in errors
+    assert "Exception ignored" not in errors
