@@ -517,11 +517,13 @@ def verify_command(args: argparse.Namespace, settings: Settings) -> int:
         result = verify_read_model(app, live, until=until)
         signed_log = verify_signed_log(settings, app)
     _write(render_log_verification(signed_log))
-    _write(render_verification(result, kafka_mode=settings.kafka_mode))
+    _write(render_verification(result, kafka_mode=settings.kafka_mode, signed_log_ok=signed_log.ok))
     return 0 if result.ok and signed_log.ok else EXIT_VERIFY_FAILED
 
 
-def render_verification(result: Verification, *, kafka_mode: bool = False) -> str:
+def render_verification(
+    result: Verification, *, kafka_mode: bool = False, signed_log_ok: bool = True
+) -> str:
     lines = [f"difference: {d}" for d in result.differences]
     lines += [f"broken chain: {b}" for b in result.broken_chains]
     lines += [f"unreadable event: {u}" for u in result.unreadable_events]
@@ -538,10 +540,11 @@ def render_verification(result: Verification, *, kafka_mode: bool = False) -> st
         lines.append(
             "note: in Kafka mode a read model that lags the event store shows up as differences"
         )
-    verdict = "OK" if result.ok else "FAILED"
+    verdict = "OK" if result.ok and signed_log_ok else "FAILED"
     lines.append(
         f"verify {verdict}: {result.aggregates:,} aggregates, {result.events_checked:,} events "
-        f"checked; {len(result.differences):,} read-model differences, "
+        f"checked; {'' if signed_log_ok else 'the signed log FAILED (above), '}"
+        f"{len(result.differences):,} read-model differences, "
         f"{len(result.broken_chains):,} broken hash chains, "
         f"{len(result.unreadable_events):,} unreadable events, "
         f"{len(result.frozen_aggregates):,} frozen aggregates"

@@ -71,6 +71,7 @@ def _verify_fails(cli: Cli, *expected: str) -> str:
     assert verify.code == 3, verify.out + verify.err
     for text in expected:
         assert text in verify.out, verify.out
+    assert verify.lines[-1].startswith("verify FAILED: "), verify.out  # the last word too
     return verify.out
 
 
@@ -143,7 +144,7 @@ def test_a_deleted_last_event_with_its_chain_and_head_is_reported(
     attacker.sql("DELETE FROM {chain} WHERE position >= ?", (position,))
     attacker.sql("DELETE FROM {heads} WHERE position >= ?", (position,))
 
-    _verify_fails(cli, f"witnessed head at notification {position}", "rolled back")
+    _verify_fails(cli, f"witnessed head (line {position}) at notification {position}", "rolled back")
     _history_fails(cli, ADA)
 
 
