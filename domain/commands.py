@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -27,6 +28,8 @@ from pydantic import (
 from domain.aggregate import GENERATED_CAUSATION_PREFIX, is_generated_causation
 from domain.events import Bant
 from domain.input_limits import (
+    check_identifier,
+    check_identifier_input,
     check_json_object,
     check_text,
     date_in_range,
@@ -42,17 +45,25 @@ Text = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
     AfterValidator(check_text),
 ]
+# Ids are checked before trimming, so that trimming cannot hide a refused character.
 Ref = Annotated[  # a lead's or a deal's external id
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=320),
+    BeforeValidator(check_identifier_input),
     AfterValidator(normalise_identifier),
 ]
 Key = Annotated[  # an event id or a stage name
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=320),
-    AfterValidator(check_text),
+    BeforeValidator(check_identifier_input),
+    AfterValidator(check_identifier),
 ]
-Token = Annotated[str, StringConstraints(max_length=200), AfterValidator(check_text)]
+Token = Annotated[  # a command, correlation or actor id
+    str,
+    StringConstraints(max_length=200),
+    BeforeValidator(check_identifier_input),
+    AfterValidator(check_identifier),
+]
 JsonObject = Annotated[dict[str, Any], AfterValidator(check_json_object)]
 # Amounts as CRMs export them (e.g. quantity x price: 9225.225), kept exactly.
 # 14 digits before the point: any amount fits a read model's 64-bit integer in minor units.

@@ -4,7 +4,8 @@ Anything stored must also travel through Kafka and into PostgreSQL text columns,
 NUL and other control characters, deeply nested objects, huge integers and oversized
 payloads are refused at the command boundary with a message saying what and where.
 The same bounds decode JSON text (``load_json``), place timestamps in the accepted range
-(``utc_timestamp``) and normalise identifiers (``normalise_identifier``).
+(``utc_timestamp``), keep invisible and control characters out of ids, names and keys
+(``check_identifier``) and normalise identifiers (``normalise_identifier``).
 """
 
 from __future__ import annotations
@@ -27,17 +28,28 @@ MAX_JSON_BYTES = 32 * 1024
 MAX_KEY_LENGTH = 200
 MAX_SAFE_INT = 2**53
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # all but tab, LF and CR
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
-_INVISIBLE = re.compile(
-    "(?P<control>[\x00-\x1f\x7f-\x9f])"
-    "|(?P<zero_width>[\u200b-\u200d\u2060\ufeff])"
-    "|(?P<bidi>[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069])"
-)
-_INVISIBLE_NAMES = {
-    "control": "control character",
-    "zero_width": "zero-width character",
-    "bidi": "bidirectional formatting character",
+_ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff")
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_REFUSED_CATEGORIES = {
+    "Cc": "control character",
+    "Cf": "format character",
+    "Zl": "line separator",
+    "Zp": "paragraph separator",
+    "Cs": "surrogate",
+    "Co": "private-use character",
+    "Cn": "unassigned code point",
 }
+# Default_Ignorable_Code_Point (Unicode DerivedCoreProperties) beyond the categories
+# above: combining grapheme joiner, Hangul fillers, Khmer inherent vowels, variation
+# selectors. Python counts them printable, but they show nothing.
+_INVISIBLE = re.compile(
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180d\u180f\u3164\ufe00-\ufe0f\uffa0"
+    "\U000e0100-\U000e01ef]"
+)
+IDENTIFIER_RULE = (
+    "ids, names and keys may not hold control, format (zero-width, bidirectional), "
+    "line or paragraph separator, invisible, surrogate, private-use or unassigned characters"
+)
 
 
 def check_text(value: str) -> str:
@@ -80,7 +92,7 @@ def _check(value: Any, where: str, depth: int) -> None:
                 msg = f"{where or 'value'}: {_bad_key(key)}"
                 raise ValueError(msg)
             inner = f"{where}.{_printable(key)}" if where else _printable(key)
-            _text(key, f"{inner} (the key)")
+            _identifier(key, f"{inner} (the key)")
             _check(item, inner, depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
@@ -109,9 +121,23 @@ def _text(value: str, where: str) -> None:
         raise ValueError(f"{where}: {error}") from None
 
 
+def _identifier(value: str, where: str) -> None:
+    try:
+        check_identifier(value)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
+
+
 def _printable(key: str) -> str:
-    """The key for a message: control characters escaped, so it stays one clean line."""
-    return _UNPRINTABLE.sub(lambda bad: f"\\u{ord(bad.group()):04x}", key)
+    """The key for a message: refused characters escaped, so it stays one clean line."""
+    if _plain(key):
+        return key
+    return "".join(_escaped(char) if _refusal(char) else char for char in key)
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def _bad_key(key: object) -> str:
@@ -220,25 +246,61 @@ def date_in_range(value: date) -> date:
 # --- identifiers -------------------------------------------------------------------------
 
 
-def normalise_identifier(value: str) -> str:
-    """An external id as compared: NFKC, trimmed, and case-folded if it is an email.
+def check_identifier(value: str) -> str:
+    """``value`` if it holds no character an id, a name or a key may not hold.
 
-    Invisible characters (C0 and C1 controls, zero-width characters and bidirectional
-    formatting) are refused: two ids that look the same must be the same id.
+    Refused: the general categories control (Cc), format (Cf: zero-width, bidi and
+    other invisible formatting), line and paragraph separator (Zl, Zp), surrogate (Cs),
+    private use (Co) and unassigned (Cn), and every other default-ignorable code point.
+    Such characters make two ids that look the same differ, or rewrite a terminal line.
     """
-    text = unicodedata.normalize("NFKC", value).strip()
-    bad = _INVISIBLE.search(text)
-    if bad:
-        kind = _INVISIBLE_NAMES[bad.lastgroup or "control"]
-        msg = (
-            f"contains {kind} U+{ord(bad.group()):04X} at position {bad.start()}; "
-            "identifiers may not hold invisible, bidirectional or control characters"
-        )
-        raise ValueError(msg)
+    if _plain(value):
+        return value
+    for position, char in enumerate(value):
+        kind = _refusal(char)
+        if kind is not None:
+            name = unicodedata.name(char, "")
+            named = f" ({name})" if name else ""
+            msg = (
+                f"contains {kind} U+{ord(char):04X}{named} at position {position}; "
+                f"{IDENTIFIER_RULE}"
+            )
+            raise ValueError(msg)
+    return value
+
+
+def check_identifier_input(value: object) -> object:
+    """``check_identifier`` for a field's raw input, before trimming can hide a character
+    (a trailing U+2028 or U+0085 is refused, not trimmed); other types pass unchanged."""
+    return check_identifier(value) if isinstance(value, str) else value
+
+
+def _plain(value: str) -> bool:
+    """True if ``value`` surely holds no refused character (the common, fast case)."""
+    return value.isprintable() and not _INVISIBLE.search(value)
+
+
+def _refusal(char: str) -> str | None:
+    """What kind of refused character ``char`` is, or None."""
+    if char in _ZERO_WIDTH:
+        return "zero-width character"
+    if char in _BIDI:
+        return "bidirectional formatting character"
+    kind = _REFUSED_CATEGORIES.get(unicodedata.category(char))
+    if kind is None and _INVISIBLE.match(char):
+        return "invisible character"
+    return kind
+
+
+def normalise_identifier(value: str) -> str:
+    """An external id as compared: NFKC, trimmed, and case-folded if it is an email,
+    refused if it holds a character ``check_identifier`` refuses: two ids that look the
+    same must be the same id."""
+    text = comparable_identifier(check_identifier(value))
     if not text:
         msg = "is empty"
         raise ValueError(msg)
-    return comparable_identifier(text)
+    return text
 
 
 def comparable_identifier(value: str) -> str:

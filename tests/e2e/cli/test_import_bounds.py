@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from adapters.settings import Settings
+from domain.errors import UnknownAggregate
+from domain.input_limits import IDENTIFIER_RULE
 from leadflow.bootstrap import open_application
 from tests.e2e.cli.conftest import Cli
 
@@ -137,6 +139,29 @@ def test_crm_amounts_are_stored_exactly_and_reported_in_cents(
         app.close()
 
 
+def ref_refused(line: int, what: str) -> str:
+    """The import's line for a lead ref refused for ``what`` at its fourth character."""
+    return (
+        f"line {line}: capture_lead.lead: Value error, contains {what} at position 3; "
+        + IDENTIFIER_RULE
+    )
+
+
+def lead_stages(data_dir: Path, *refs: str) -> list[str | None]:
+    """Each lead's stage; None for a lead that does not exist."""
+    app = open_application(Settings(data_dir=data_dir))
+    try:
+        stages: list[str | None] = []
+        for ref in refs:
+            try:
+                stages.append(app.get_lead(ref).stage)
+            except UnknownAggregate:
+                stages.append(None)
+        return stages
+    finally:
+        app.close()
+
+
 def test_identifiers_are_normalised_and_invisible_characters_refused(
     cli: Cli, data_dir: Path, tmp_path: Path
 ) -> None:
@@ -150,19 +175,25 @@ def test_identifiers_are_normalised_and_invisible_characters_refused(
 
     run = cli("import", str(write(tmp_path / "ids.jsonl", lines)))
 
-    rule = "identifiers may not hold invisible, bidirectional or control characters"
     assert run.lines == [
-        "line 3: capture_lead.lead: Value error, contains zero-width character U+200B at "
-        f"position 3; {rule}",
-        "line 4: capture_lead.lead: Value error, contains bidirectional formatting character "
-        f"U+202E at position 3; {rule}",
+        ref_refused(3, "zero-width character U+200B (ZERO WIDTH SPACE)"),
+        ref_refused(4, "bidirectional formatting character U+202E (RIGHT-TO-LEFT OVERRIDE)"),
         "applied 2, duplicate 0, rejected 2, total 4",
     ]
-    app = open_application(Settings(data_dir=data_dir))
-    try:
-        assert app.get_lead("ada@example.com").stage == "mql"
-    finally:
-        app.close()
+    assert lead_stages(data_dir, "ada@example.com") == ["mql"]
+
+
+def test_a_soft_hyphen_does_not_make_a_second_ada(cli: Cli, data_dir: Path, tmp_path: Path) -> None:
+    lines = [capture("ada@example.com"), capture("ada\u00ad@example.com")]
+
+    run = cli("import", str(write(tmp_path / "ids.jsonl", lines)))
+
+    assert run.code == 1
+    assert run.lines == [
+        ref_refused(2, "format character U+00AD (SOFT HYPHEN)"),
+        "applied 1, duplicate 0, rejected 1, total 2",
+    ]
+    assert lead_stages(data_dir, "ada@example.com", "ada\u00ad@example.com") == ["new", None]
 
 
 def test_a_look_up_compares_identifiers_as_commands_do(

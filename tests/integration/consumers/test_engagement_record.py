@@ -24,6 +24,7 @@ from consumers.contracts.schema_files import REPO_SCHEMAS
 from consumers.ingest.apply import IngestLimits, _Planned, _Planner, apply_engagements
 from consumers.ingest.submit import split_records, submit_payload
 from domain import commands as c
+from domain.input_limits import IDENTIFIER_RULE
 from domain.scoring import ENGAGEMENT_KINDS, EngagementKind
 from leadflow.bootstrap import open_application
 from leadflow.cli.main import main
@@ -101,7 +102,8 @@ def test_unbounded_values_are_named_with_where_and_why() -> None:
     )
     assert reason("NUL in id") == "event_id: contains control character U+0000 at position 3"
     assert reason("control character in a key") == (
-        "properties.bell\\u0007 (the key): contains control character U+0007 at position 4"
+        "properties.bell\\u0007 (the key): contains control character U+0007 at position 4; "
+        + IDENTIFIER_RULE
     )
     assert reason("number out of range") == "properties.n: not a finite number"
 
