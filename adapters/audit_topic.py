@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 
 from adapters.audit_log import SignedHead
-from adapters.audit_witness import head_from_json
+from adapters.audit_witness import WitnessError, head_from_json
 from adapters.settings import KafkaSettings
 
 RECORD_KEY = b"leadflow-signed-head"
@@ -33,8 +34,20 @@ def latest_head_on_topic(kafka: KafkaSettings, topic: str) -> SignedHead | None:
             if not wanted:
                 break
             for tp, records in consumer.poll(timeout_ms=_POLL_MS).items():
-                heads += [head_from_json(r.value.decode("ascii")) for r in records]
+                heads += [_head(topic, record) for record in records]
                 wanted.discard(tp)
         return max(heads, key=lambda h: h.position, default=None)
     finally:
         consumer.close()
+
+
+def _head(topic: str, record: ConsumerRecord) -> SignedHead:
+    """The head in ``record``; WitnessError naming the record when it holds none."""
+    try:
+        return head_from_json(bytes(record.value or b"").decode("ascii", errors="replace"))
+    except WitnessError as error:
+        msg = (
+            f"{topic} partition {record.partition} offset {record.offset} is not a signed "
+            f"head: {error}"
+        )
+        raise WitnessError(msg) from None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
@@ -20,7 +21,11 @@ log = structlog.get_logger("leadflow.adapters.audit_witness")
 
 
 class WitnessError(Exception):
-    """The witness file cannot be read as one (names the file and line)."""
+    """A witnessed head cannot be read as one (names where and why)."""
+
+
+MAX_POSITION = 2**63 - 1
+_FIELDS = ("position", "link", "key_id", "signature", "signed_at")
 
 
 def head_to_json(head: SignedHead) -> str:
@@ -37,14 +42,46 @@ def head_to_json(head: SignedHead) -> str:
 
 
 def head_from_json(text: str) -> SignedHead:
-    record = json.loads(text)
+    """The head a witness line holds; WitnessError saying what is wrong with it."""
+    try:
+        record = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise WitnessError(f"not JSON ({error})") from None
+    if not isinstance(record, dict) or sorted(record) != sorted(_FIELDS):
+        raise WitnessError(f"not a JSON object of exactly {', '.join(_FIELDS)}")
+    position = record["position"]
+    if type(position) is not int or not 1 <= position <= MAX_POSITION:
+        raise WitnessError(f"position is not a whole number from 1 to {MAX_POSITION}")
+    for name in ("key_id", "signed_at"):
+        if not isinstance(record[name], str):
+            raise WitnessError(f"{name} is not text")
     return SignedHead(
-        position=int(record["position"]),
-        link=bytes.fromhex(record["link"]),
-        key_id=str(record["key_id"]),
-        signature=bytes.fromhex(record["signature"]),
-        signed_at=str(record["signed_at"]),
+        position=position,
+        link=_hex(record, "link", 32),
+        key_id=record["key_id"],
+        signature=_hex(record, "signature", 64),
+        signed_at=record["signed_at"],
     )
+
+
+def _hex(record: dict[str, object], name: str, size: int) -> bytes:
+    value = record[name]
+    try:
+        raw = bytes.fromhex(value) if isinstance(value, str) else b""
+    except ValueError:
+        raw = b""
+    if len(raw) != size:
+        raise WitnessError(f"{name} is not {size} bytes of hex")
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessReading:
+    """The heads a witness holds, each with its line number, and one text per line (or
+    file) that cannot be read as a head."""
+
+    heads: list[tuple[int, SignedHead]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
 
 class FileWitness:
@@ -66,21 +103,33 @@ class FileWitness:
             os.close(descriptor)
         log.debug("heads_witnessed", witness=str(self.path), position=heads[-1].position)
 
-    def heads(self) -> list[SignedHead]:
-        """Every witnessed head, in the order appended (a torn last line, from a crash
-        while appending, is skipped); WitnessError names any other unreadable line."""
-        if not self.path.exists():
-            return []
-        lines = self.path.read_text(encoding="ascii", errors="replace").splitlines()
-        heads: list[SignedHead] = []
+    def read(self) -> WitnessReading:
+        """Every witnessed head, in the order appended, and every line that is not one
+        (also a torn last line, from a crash while appending: what it held is unknown)."""
+        reading = WitnessReading()
+        try:
+            text = self.path.read_text(encoding="ascii", errors="replace")
+        except FileNotFoundError:
+            return reading
+        except OSError as error:
+            reading.problems.append(
+                f"{WITNESS_SETTING}: cannot read {self.path}: {error.strerror or error}"
+            )
+            return reading
+        lines = text.splitlines()
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
-                heads.append(head_from_json(line))
-            except (ValueError, KeyError, TypeError) as error:
-                if number == len(lines):
-                    continue
-                msg = f"{WITNESS_SETTING}: {self.path} line {number} is not a signed head: {error}"
-                raise WitnessError(msg) from None
-        return heads
+                reading.heads.append((number, head_from_json(line)))
+            except WitnessError as error:
+                torn = (
+                    " (the last line: an append cut short, or an edit)"
+                    if number == len(lines)
+                    else ""
+                )
+                reading.problems.append(
+                    f"{WITNESS_SETTING}: {self.path} line {number} is not a signed head: "
+                    f"{error}{torn}"
+                )
+        return reading

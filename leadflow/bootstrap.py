@@ -184,15 +184,17 @@ def verify_signed_log(
     ``verify_log``."""
     audit = audit_config(settings.audit, settings.store.data_dir)
     witnessed: list[tuple[str, SignedHead]] = []
-    unreadable = None
+    unreadable: list[str] = []
     if isinstance(audit.witness, FileWitness):
-        try:
-            witnessed += [("witnessed head", head) for head in audit.witness.heads()]
-        except WitnessError as error:
-            unreadable = str(error)
+        reading = audit.witness.read()
+        witnessed += [(f"witnessed head (line {n})", head) for n, head in reading.heads]
+        unreadable += reading.problems
     on_topic = settings.kafka_mode and audit.key is not None
     if on_topic:
-        head = latest_head_on_topic(settings.kafka, settings.audit.topic)
+        try:
+            head = latest_head_on_topic(settings.kafka, settings.audit.topic)
+        except WitnessError as error:
+            head, unreadable = None, [*unreadable, str(error)]
         witnessed += [(f"head witnessed on {settings.audit.topic}", head)] if head else []
     with open_store_db(settings) as db:
         keys = None if audit.key is None else key_ring(audit.key, read_rotations(db))
@@ -204,8 +206,7 @@ def verify_signed_log(
             witness_configured=audit.witness is not None or on_topic,
             every_signature=every_signature,
         )
-    if unreadable is not None:
-        result.problems.insert(0, LogProblem(unreadable))
+    result.problems[:0] = [LogProblem(text) for text in unreadable]
     return result
 
 

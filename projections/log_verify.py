@@ -8,9 +8,10 @@ signed head and with every witnessed head: a re-chained store (an attacker who
 edited events and recomputed every hash) cannot produce a head the audit key signed.
 After each head the recomputation restarts from the signed link, so each problem is
 pinned to the events between two heads (usually one transaction). A store that ends
-before a signed or witnessed head was truncated or rolled back; events after the last
-head were written without the key. Heads verify with the audit key given or any key
-the rotation records tie to it, each for its own positions.
+before a signed or witnessed head whose signature verifies was truncated or rolled back
+(one that does not verify is reported as forged); events after the last head were
+written without the key. Heads verify with the audit key given or any key the rotation
+records tie to it, each for its own positions.
 """
 
 from __future__ import annotations
@@ -212,7 +213,7 @@ def verify_log(
     every_signature: bool = True,
 ) -> LogVerification:
     """Check the stored events against the log chain, the signed heads and the
-    ``witnessed`` heads, each named (``("witnessed head", head)``; see the module's
+    ``witnessed`` heads, each named (``("witnessed head (line 3)", head)``; see the module's
     description). Without ``every_signature``, the signatures checked are those of the
     heads that do not match and of the latest that does (which proves every event before
     it): what one lead's history needs, at a fraction of the cost."""
@@ -262,6 +263,8 @@ def verify_log(
     walk.settle_anchor()
     for position in sorted(walk.heads):
         for name, head in walk.heads[position]:
+            if keys is not None and walk.forged(name, head):
+                continue  # no key signed it: it tells nothing of the store's end
             walk.problem(
                 f"the {name} at notification {position} (signed at {head.signed_at}) names "
                 f"an event that is not in the store (the store ends at notification {end}): "

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from adapters.audit_keys import generate_key_pair, load_audit_key
 from adapters.audit_log import GENESIS, link_for, sign_head
 from adapters.audit_rotation import Rotation, key_ring
-from adapters.audit_witness import FileWitness, WitnessError, head_to_json
+from adapters.audit_witness import FileWitness, WitnessError, head_from_json, head_to_json
 from adapters.event_store import StoreSettingsError
 
 
@@ -65,18 +65,51 @@ def test_a_missing_key_file_is_named(tmp_path: Path) -> None:
         load_audit_key(tmp_path / "absent.pem")
 
 
-def test_the_witness_skips_a_torn_last_line_and_names_any_other(tmp_path: Path) -> None:
+def test_the_witness_names_every_line_that_is_not_a_head_also_a_torn_last_one(
+    tmp_path: Path,
+) -> None:
     key = generate_key_pair(tmp_path / "k.pem")
     witness = FileWitness(tmp_path / "w.jsonl")
     witness.append([sign_head(key, 1, bytes(32)), sign_head(key, 2, bytes(32))])
     with witness.path.open("a") as file:
-        file.write('{"position": 3, "li')
+        file.write('{}\n{"position": 3, "li')
 
-    assert [h.position for h in witness.heads()] == [1, 2]
-    lines = witness.path.read_text().splitlines()
-    witness.path.write_text("\n".join([lines[0], "{}", lines[1]]) + "\n")
-    with pytest.raises(WitnessError, match="line 2 is not a signed head"):
-        witness.heads()
+    reading = witness.read()
+
+    assert [(n, h.position) for n, h in reading.heads] == [(1, 1), (2, 2)]
+    blank, torn = reading.problems
+    assert f"{witness.path} line 3 is not a signed head: not a JSON object" in blank
+    assert f"{witness.path} line 4 is not a signed head: not JSON" in torn
+    assert "cut short" in torn
+    assert FileWitness(tmp_path / "absent.jsonl").read().problems == []
+    assert "cannot read" in FileWitness(tmp_path).read().problems[0]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=70),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=9), inner),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=150)
+@given(
+    record=st.fixed_dictionaries(
+        {},
+        optional={
+            name: _JSON | st.just("ab" * 32) | st.just("cd" * 64)
+            for name in ("position", "link", "key_id", "signature", "signed_at")
+        },
+    )
+    | _JSON
+)
+def test_any_json_is_a_head_or_a_witness_error_never_another_exception(record: Any) -> None:
+    text = json.dumps(record)
+    try:
+        head = head_from_json(text)
+    except WitnessError:
+        return
+    assert json.loads(head_to_json(head)) == record
 
 
 def test_a_head_round_trips_through_its_json_line(tmp_path: Path) -> None:
@@ -89,7 +122,7 @@ def test_a_head_round_trips_through_its_json_line(tmp_path: Path) -> None:
     assert record["key_id"] == key.key_id
     witness = FileWitness(tmp_path / "w.jsonl")
     witness.append([head])
-    assert witness.heads() == [head]
+    assert witness.read().heads == [(1, head)]
 
 
 def _rotation(old_path: Path, new_path: Path, up_to: int) -> Rotation:
