@@ -50,6 +50,42 @@ class UnknownStoredTopic(StoredEventError):
         super().__init__(stored, f"has topic {stored.topic!r}, which is not a leadflow event")
 
 
+MAX_STORED_VERSION = 2**63 - 1  # the largest version either store's column holds
+
+
+def stored_row_problem(stored: StoredEvent) -> str | None:
+    """Why a stored row is not as leadflow writes it (SQLite keeps whatever a column is
+    given: text for bytes, a word for a version), or None when its columns are."""
+    if not isinstance(stored.originator_id, UUID):
+        return "has an aggregate id that is not a UUID"
+    version = stored.originator_version
+    if type(version) is not int or not 0 < version <= MAX_STORED_VERSION:
+        return f"has a version that is not a positive integer ({type(version).__name__})"
+    if not isinstance(stored.topic, str):
+        return f"has a topic that is not text ({type(stored.topic).__name__})"
+    if stored.state is None:
+        return "has an empty state"
+    if not isinstance(stored.state, bytes):
+        return f"has its state stored as {type(stored.state).__name__}, not bytes"
+    return None
+
+
+def stored_version(stored: StoredEvent) -> int | None:
+    """The row's version, None when its column holds something else (a damaged row)."""
+    version = stored.originator_version
+    return version if type(version) is int else None
+
+
+def raw_state(stored: StoredEvent) -> bytes:
+    """The stored state's bytes as the row holds them, to show a damaged row."""
+    state: object = stored.state
+    if state is None:
+        return b""
+    if isinstance(state, bytes | bytearray | memoryview):
+        return bytes(state)
+    return str(state).encode("utf-8", errors="replace")
+
+
 def stored_class(
     stored: StoredEvent, classes: Mapping[str, type[BaseModel]] = STORED_CLASS_BY_TOPIC
 ) -> type[BaseModel]:
@@ -106,11 +142,12 @@ class PydanticMapper(Mapper[UUID]):
         )
 
     def plain_state(self, stored: StoredEvent) -> bytes:
-        """The stored state's JSON bytes: decrypted and decompressed, not decoded."""
+        """The stored state's JSON bytes: decrypted and decompressed, not decoded. Every
+        decoding of a stored event starts here: a damaged row is a StoredEventError."""
+        problem = stored_row_problem(stored)
+        if problem is not None:
+            raise StoredEventError(stored, problem)
         data = stored.state
-        if data is None:  # a damaged row (NULL state)
-            msg = "the stored state is empty"
-            raise ValueError(msg)
         if self.cipher:
             data = self.cipher.decrypt(data)
         if self.compressor:
@@ -137,6 +174,8 @@ class PydanticMapper(Mapper[UUID]):
             if isinstance(decoded, Snapshot):
                 snapshot_class(decoded)  # its aggregate is looked up, never imported
             return cast(DomainEventProtocol[UUID], decoded)
+        except StoredEventError:
+            raise
         except (ValueError, KeyError, TypeError, zlib.error) as error:
             problem = f"cannot be decoded: {type(error).__name__}: {error}"
             what = "snapshot" if cls is Snapshot else "event"

@@ -28,6 +28,10 @@ from domain.input_limits import check_text
 # Fields added after events were stored: left out of the stored state when None.
 OMITTED_WHEN_NONE: tuple[str, ...] = ("backdated_from", "half_life_days", "on_behalf_of")
 
+# Every amount leadflow's commands ever accepted (16 digits before the point, 6 after);
+# a stored event's amount beyond that is damage, refused when it is decoded.
+EventAmount = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=22, decimal_places=6)]
+
 LeadStage = Literal["new", "mql", "sal", "sql", "converted", "recycled", "disqualified"]
 
 
@@ -184,7 +188,7 @@ class DealOpened(DomainEvent):
     external_id: str
     lead_id: UUID | None = None
     lead_external_id: str | None = None
-    amount: Decimal
+    amount: EventAmount
     currency: str
     pipeline: str
     stage: str
@@ -198,7 +202,7 @@ class DealStageChanged(DomainEvent):
 
 
 class DealAmountChanged(DomainEvent):
-    amount: Decimal
+    amount: EventAmount
     currency: str
 
 
@@ -209,7 +213,7 @@ class DealCloseDateChanged(DomainEvent):
 class DealWon(DomainEvent):
     from_stage: str
     to_stage: str
-    amount: Decimal
+    amount: EventAmount
 
 
 class DealLost(DomainEvent):

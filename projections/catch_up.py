@@ -14,7 +14,7 @@ from eventsourcing.persistence import Notification
 
 from adapters.event_envelope import DECODE_ERRORS, envelope_from_notification
 from adapters.logging import error_text
-from adapters.mapper import PydanticMapper
+from adapters.mapper import PydanticMapper, raw_state
 from projections.projector import Item, Projector, gc_paused
 from projections.store import EMBEDDED_STREAM, ReadModelStore
 from service.application import LeadflowApp
@@ -32,7 +32,7 @@ def item_from_notification(mapper: PydanticMapper, notification: Notification) -
             f"notification {notification.id} ({notification.topic} "
             f"v{notification.originator_version}) cannot be decoded: {error_text(error)}"
         )
-        raw = notification.state or b""  # a damaged row may hold no state at all
+        raw = raw_state(notification)  # a damaged row may hold no state, or text
         return Item.undecodable(0, notification.id, problem, raw, str(notification.originator_id))
     return Item(part=0, position=notification.id, envelope=envelope)
 

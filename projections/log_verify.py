@@ -32,6 +32,7 @@ from adapters.audit_log import (
     stored_bytes,
 )
 from adapters.audit_rotation import KeyRing
+from adapters.mapper import stored_row_problem
 from adapters.store_db import StoreDb
 
 log = structlog.get_logger("leadflow.projections.log_verify")
@@ -115,18 +116,18 @@ def _span(first: int, last: int) -> str:
 
 
 def _link(previous: bytes, event: Notification) -> bytes:
-    """The event's link; a damaged row (NULL topic or state) links as empty, so it
-    mismatches instead of crashing."""
-    topic: str | None = event.topic
-    state: bytes | None = event.state
+    """The event's link; a damaged row (NULL topic or state, a column of another type)
+    links as empty, so it mismatches instead of crashing."""
+    if stored_row_problem(event) is not None:
+        return link_for(previous, event.id, "", "", 0, b"")
     return link_for(
-        previous,
-        event.id,
-        topic or "",
-        event.originator_id,
-        event.originator_version,
-        state or b"",
+        previous, event.id, event.topic, event.originator_id, event.originator_version, event.state
     )
+
+
+def _aggregates(events: Iterable[Notification]) -> frozenset[UUID]:
+    """The events' aggregates (a damaged row's id that is not a UUID is not one)."""
+    return frozenset(e.originator_id for e in events if isinstance(e.originator_id, UUID))
 
 
 @dataclass(slots=True)
@@ -142,8 +143,7 @@ class _Walk:
     anchor: tuple[str, SignedHead] | None = None
 
     def problem(self, text: str, *events: Notification) -> None:
-        aggregates = frozenset(UUID(str(e.originator_id)) for e in events)
-        self.result.problems.append(LogProblem(text, aggregates))
+        self.result.problems.append(LogProblem(text, _aggregates(events)))
 
     def check_heads(self, up_to: int) -> None:
         """Check the heads at positions up to ``up_to`` (also those whose event is gone)."""

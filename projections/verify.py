@@ -15,7 +15,7 @@ import structlog
 
 from adapters.event_envelope import DECODE_ERRORS
 from adapters.logging import error_text
-from adapters.mapper import PydanticMapper, stored_class
+from adapters.mapper import PydanticMapper, stored_class, stored_version
 from domain.hash_chain import ChainVerdict, StoredLink, verify_chain
 from projections.catch_up import catch_up
 from projections.compare import Difference, compare_stores
@@ -81,11 +81,19 @@ def _verify_chain(app: LeadflowApp, aggregate_id: UUID) -> ChainVerdict:
                 return verdict
             version = stored.originator_version
             problem = f"event {version} cannot be decoded: {error_text(error)}"
-            return ChainVerdict(False, verdict.events_checked, version, problem)
+            return ChainVerdict(False, verdict.events_checked, stored_version(stored), problem)
         links.append(
             StoredLink(stored.topic, str(stored.originator_id), stored.originator_version, state)
         )
     return verify_chain(links)
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def verify_read_model(
@@ -119,6 +127,8 @@ def verify_read_model(
         if result.live_dead_letters:
             result.frozen_aggregates = frozen_aggregates(tx)
     for aggregate_id in sorted(ids):
+        if not _is_uuid(aggregate_id):  # a damaged row's id: its unreadable event says so
+            continue
         verdict = _verify_chain(app, UUID(aggregate_id))
         result.events_checked += verdict.events_checked
         if not verdict.ok:

@@ -26,11 +26,17 @@ from uuid import UUID
 
 import structlog
 from eventsourcing.persistence import StoredEvent
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.event_envelope import DECODE_ERRORS, event_from_state
 from adapters.logging import error_text
-from adapters.mapper import EVENT_CLASS_BY_TOPIC, PydanticMapper, stored_class
+from adapters.mapper import (
+    EVENT_CLASS_BY_TOPIC,
+    PydanticMapper,
+    raw_state,
+    stored_class,
+    stored_version,
+)
 from domain.aggregate import Aggregate, project_aggregate
 from domain.errors import DomainError, UnknownAggregate
 from domain.event_state import stored_state
@@ -67,7 +73,7 @@ class AuditedEvent(_Model):
     aggregate: AggregateKind
     aggregate_id: UUID
     external_id: str
-    version: int
+    version: int | None = Field(description="None: the stored row's version is not a number")
     type: str
     event_id: UUID | None
     occurred_at: datetime | None
@@ -184,7 +190,7 @@ class _Aggregate:
             (i for i, state in enumerate(self.states) if state is None), len(self.states)
         )
         if verdict.ok and undecodable < len(self.states):
-            version = self.stored[undecodable].originator_version
+            version = stored_version(self.stored[undecodable])
             problem = self.problems[undecodable] or UNDECODABLE
             verdict = ChainVerdict(False, verdict.events_checked, version, problem)
         return ChainReport(
@@ -250,12 +256,12 @@ def _audited(
 ) -> AuditedEvent:
     event_type = str(stored.topic).rpartition(":")[2]
     if event is None:
-        raw = state if state is not None else {"stored": _raw_text(stored.state)}
+        raw = state if state is not None else {"stored": _raw_text(raw_state(stored))}
         return AuditedEvent(
             aggregate=kind,
             aggregate_id=aggregate_id,
             external_id=external_id,
-            version=stored.originator_version,
+            version=stored_version(stored),
             type=event_type,
             event_id=None,
             occurred_at=None,
@@ -284,8 +290,8 @@ def _audited(
     )
 
 
-def _raw_text(data: bytes | None) -> str:
-    return "" if data is None else data.decode("utf-8", errors="replace")
+def _raw_text(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
 
 
 def resolve_lead_id(app: LeadflowApp, ref: str) -> UUID:

@@ -159,7 +159,7 @@ def _render_events(history: LeadHistory) -> list[str]:
             _time(e.occurred_at),
             _time(e.recorded_at),
             e.aggregate if e.aggregate == "lead" else f"deal {e.external_id}",
-            str(e.version),
+            "?" if e.version is None else str(e.version),
             e.type,
             e.actor or "?",
             e.causation_id or "?",

@@ -505,7 +505,20 @@ def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
         f"rebuilt the read model from {'Kafka' if from_kafka else 'the event store'}: "
         f"{applied:,} events"
     )
+    unprojected = 0 if from_kafka else _dead_letters(settings)
+    if unprojected:  # only a damaged stored event is not projected from the store
+        print(
+            f"leadflow rebuild: {unprojected:,} stored events could not be projected (kept in "
+            "rm_dead_letters): the event store is damaged; leadflow verify names each",
+            file=sys.stderr,
+        )
+        return EXIT_VERIFY_FAILED
     return 0
+
+
+def _dead_letters(settings: Settings) -> int:
+    with open_read_model(settings) as store, store.read() as tx:
+        return int(tx.execute("SELECT COUNT(*) FROM rm_dead_letters")[0][0])
 
 
 def verify_command(args: argparse.Namespace, settings: Settings) -> int:
