@@ -296,6 +296,6 @@ def router() -> APIRouter:
             operation_id=route.operation_id,
             tags=["deals" if route.target == "deal" else "leads"],
             response_model=CommandResult,
-            responses=documented(*AUTHENTICATED, 404, 409, 412, 503),
+            responses=documented(*AUTHENTICATED, 404, 409, 412, 415, 503),
         )
     return routes

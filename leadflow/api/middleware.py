@@ -43,10 +43,19 @@ class _Exchange:
         given = headers.get(REQUEST_ID.encode(), b"").decode("latin-1")
         self.request_id = given if _SANE_ID.fullmatch(given) else uuid.uuid4().hex
         self.declared_length = headers.get(b"content-length", b"")
+        self.content_type = headers.get(b"content-type", b"").decode("latin-1")
 
     @property
     def too_large(self) -> str:
         return f"the body exceeds {self.limit} bytes (LEADFLOW_API_MAX_BODY_BYTES)"
+
+    def body_not_json(self) -> bool:
+        """A request with a body whose declared type is not JSON (none declared is read as
+        JSON, as the API always has)."""
+        if self.scope["method"] not in ("POST", "PATCH", "PUT"):
+            return False
+        declared = self.content_type.split(";", 1)[0].strip().lower()
+        return bool(declared) and declared != "application/json" and not declared.endswith("+json")
 
     def declared_too_large(self) -> bool:
         return self.declared_length.isdigit() and int(self.declared_length) > self.limit
@@ -109,6 +118,13 @@ class RequestMiddleware:
             if exchange.declared_too_large():
                 await exchange.problem(
                     413, "payload-too-large", "Payload too large", exchange.too_large
+                )
+            elif exchange.body_not_json():
+                await exchange.problem(
+                    415,
+                    "unsupported-media-type",
+                    "Unsupported media type",
+                    "send the body as JSON (Content-Type: application/json)",
                 )
             else:
                 await self.app(scope, exchange.receive, exchange.send)

@@ -225,6 +225,7 @@ _WHY = {
     409: "illegal transition, or the deal already exists",
     412: "If-Match: the lead or deal moved on",
     413: "body too large",
+    415: "the body is not JSON",
     422: "invalid input, a refused command or a reused Idempotency-Key",
     429: "rate limit: wait Retry-After seconds",
     500: "a damaged stored event (named), or a fault of the server",

@@ -121,6 +121,20 @@ def test_concurrent_commands_each_get_their_own_outcome(served: Served) -> None:
         assert sales.get("/v1/leads/group-shared@example.com").json()["version"] == shared + 6
 
 
+def test_a_body_that_is_not_json_is_415(served: Served) -> None:
+    with served.client("sales") as sales:
+        answer = sales.post(
+            "/v1/leads", content=b"lead=a@b.c", headers={"Content-Type": "text/plain"}
+        )
+        _problem(answer, 415, "unsupported-media-type")
+        typed = sales.post(
+            "/v1/leads",
+            json={"lead": "typed@example.com", "source": "web"},
+            headers={"Content-Type": "application/json; charset=utf-8"},
+        )
+        assert typed.status_code == 200, typed.text
+
+
 def test_if_match_refuses_a_moved_lead_with_412(served: Served) -> None:
     with served.client("sales") as sales:
         tag = _capture(sales, "etag@example.com").headers["ETag"]
