@@ -103,9 +103,14 @@ def _fields(where: str, value: Any, names: Sequence[str], optional: Sequence[str
         raise ProofError(f"{where}: missing {missing or 'nothing'}, unexpected {extra or 'none'}")
 
 
+MAX_INT = 2**63 - 1  # the largest position or version a store holds (and links pack in 64 bits)
+
+
 def _int(where: str, value: Any) -> int:
     if type(value) is not int or value < 1:
         raise ProofError(f"{where} is not a positive integer")
+    if value > MAX_INT:
+        raise ProofError(f"{where} is beyond 2**63 - 1, the largest a store holds")
     return value
 
 

@@ -273,6 +273,14 @@ def _nested(proof: dict[str, Any]) -> None:
     proof["lead_id"] = [[[[[]]]]]
 
 
+def _huge_position(proof: dict[str, Any]) -> None:
+    proof["segments"][-1]["entries"][0]["position"] = 10**30
+
+
+def _huge_version(proof: dict[str, Any]) -> None:
+    proof["segments"][0]["entries"][0]["version"] = 2**64
+
+
 @pytest.mark.parametrize(
     ("edit", "problem"),
     [
@@ -281,6 +289,8 @@ def _nested(proof: dict[str, Any]) -> None:
         (_list_key_id, "segment 1: the head is signed by key [], not by a key given"),
         (_drop_last_segment, "holds versions"),
         (_nested, "lead_id is not a UUID"),
+        (_huge_position, "position is beyond 2**63 - 1, the largest a store holds"),
+        (_huge_version, "version is beyond 2**63 - 1, the largest a store holds"),
     ],
 )
 def test_a_crafted_proof_is_refused_naming_the_problem(
@@ -289,3 +299,14 @@ def test_a_crafted_proof_is_refused_naming_the_problem(
     data, keys = proof_bytes
     with pytest.raises(ProofError, match=re.escape(problem)):
         verify_proof(_recanonical(data, edit), keys)
+
+
+def test_a_huge_position_is_a_failed_line_never_a_traceback(proof: Path, tmp_path: Path) -> None:
+    forged = tmp_path / "huge.json"
+    forged.write_bytes(_recanonical(proof.read_bytes(), _huge_position))
+    done = _standalone(str(forged), "--public-key", str(_public_key(tmp_path)))
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith("FAILED: segment ")
+    assert line.endswith(": position is beyond 2**63 - 1, the largest a store holds")
