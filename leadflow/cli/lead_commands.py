@@ -270,6 +270,7 @@ def build_command(spec: Subcommand, args: argparse.Namespace) -> c.Command:
     except ValidationError as error:
         flags = {o.path: o.flag for o in (*spec.options, *COMMON_OPTIONS)}
         flags[spec.target] = spec.target.upper()
+        flags["actor"] = "--actor"
         problems = []
         for item in error.errors(include_url=False):
             path = ".".join(str(p) for p in item["loc"])
