@@ -52,7 +52,7 @@ Ref = Annotated[  # a lead's or a deal's external id
     BeforeValidator(check_identifier_input),
     AfterValidator(normalise_identifier),
 ]
-Key = Annotated[  # an event id or a stage name
+Key = Annotated[  # an event id, a stage's or a pipeline's name
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=320),
     BeforeValidator(check_identifier_input),
@@ -195,7 +195,7 @@ class OpenDeal(DealCommand):
     lead: Ref | None = None
     amount: Amount
     currency: Currency = "EUR"
-    pipeline: str | None = None
+    pipeline: Key | None = None
     owner: Text | None = None
     expected_close_date: CalendarDate | None = None
     fast_track: bool = False

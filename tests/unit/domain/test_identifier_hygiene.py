@@ -38,6 +38,7 @@ FIELDS: dict[str, tuple[tuple[str, ...], Placed]] = {
     "lead of a deal": (("open_deal", "lead"), lambda t: {**OPEN, "lead": t}),
     "event_id": (("record_engagement", "event_id"), lambda t: {**ENGAGE, "event_id": t}),
     "stage": (("move_deal", "stage"), lambda t: {**MOVE, "stage": t}),
+    "pipeline": (("open_deal", "pipeline"), lambda t: {**OPEN, "pipeline": t}),
     "actor": (("capture_lead", "actor"), lambda t: {**CAPTURE, "actor": t}),
     "on_behalf_of": (("capture_lead", "on_behalf_of"), lambda t: {**CAPTURE, "on_behalf_of": t}),
     "command_id": (("capture_lead", "command_id"), lambda t: {**CAPTURE, "command_id": t}),
