@@ -12,7 +12,7 @@ so a million commands take some 150 MB.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
@@ -221,9 +221,10 @@ class LedgerSQLiteRecorder(_AuditedInserts, SQLiteApplicationRecorder):
         write_chain(c, None, stored_events, notification_ids, self.audit, heads)
         return notification_ids
 
-    def chain_existing_events(self) -> int:
+    def chain_existing_events(self, refuse: Callable[[], None]) -> int:
         """Chain the events of a store written before the log chain (none chained, none
-        signed yet), in pages; the next signed head anchors them. How many were chained."""
+        signed yet), in pages; the next signed head anchors them. ``refuse`` raises when
+        the store was chained before (its chain emptied). How many were chained."""
         chained, after = 0, 0
         with self.datastore.transaction(commit=True) as c:
             if not _unchained(c, _SQLITE_ANY_CHAINED):
@@ -237,6 +238,8 @@ class LedgerSQLiteRecorder(_AuditedInserts, SQLiteApplicationRecorder):
                 rows = [tuple(row) for row in c.fetchall()]
                 if not rows:
                     return chained
+                if not chained:
+                    refuse()
                 _chain_rows(c, None, rows)
                 chained, after = chained + len(rows), rows[-1][0]
 
@@ -283,10 +286,11 @@ class LedgerPostgresRecorder(_AuditedInserts, PostgresApplicationRecorder):
         refuse_stale_postgres(self, curs, kwargs)
         postgres_insert(curs, self.datastore.schema, entries_to_write(kwargs))
 
-    def chain_existing_events(self) -> int:
+    def chain_existing_events(self, refuse: Callable[[], None]) -> int:
         """Chain the events of a store written before the log chain (none chained, none
         signed yet), in pages, under the events table's lock; the next signed head
-        anchors them. How many were chained."""
+        anchors them. ``refuse`` raises when the store was chained before (its chain
+        emptied). How many were chained."""
         schema = sql.Identifier(self.datastore.schema)
         any_chained = [
             sql.SQL("SELECT 1 FROM {}.{} LIMIT 1").format(schema, sql.Identifier(table))
@@ -307,6 +311,8 @@ class LedgerPostgresRecorder(_AuditedInserts, PostgresApplicationRecorder):
                 rows = [tuple(row.values()) for row in curs.fetchall()]
                 if not rows:
                     return chained
+                if not chained:
+                    refuse()
                 _chain_rows(curs, schema, rows)
                 chained, after = chained + len(rows), rows[-1][0]
 
@@ -347,11 +353,12 @@ def _chain_rows(cursor: Any, schema: sql.Composable | None, rows: list[tuple[Any
     write_chain(cursor, schema, events, [int(r[0]) for r in rows], AuditConfig(), None)
 
 
-def chain_existing_events(recorder: object) -> int:
-    """Chain the events of a store written before the log chain (see the recorders)."""
+def chain_existing_events(recorder: object, refuse: Callable[[], None]) -> int:
+    """Chain the events of a store written before the log chain (see the recorders);
+    ``refuse`` is called first, to raise when the store shows it was chained before."""
     if not isinstance(recorder, LedgerSQLiteRecorder | LedgerPostgresRecorder):
         return 0
-    return recorder.chain_existing_events()
+    return recorder.chain_existing_events(refuse)
 
 
 def attach_audit(recorder: object, audit: AuditConfig) -> None:

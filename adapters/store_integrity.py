@@ -11,6 +11,8 @@ is refused; rotation is not supported yet. So is opening a store with another pr
 master key: the same email would silently become a second lead. A store whose id scheme
 is not recorded keeps the legacy (uuid5) scheme when its first aggregate id is not a
 keyed (version 8) one: its leads were created under it; otherwise it gets the keyed one.
+The record also notes when the log chain was started, so that a store whose chain was
+emptied is not taken for one from before the chain (``leadflow.bootstrap``).
 """
 
 from __future__ import annotations
@@ -41,14 +43,19 @@ CREATE TABLE IF NOT EXISTS {t} (
     audit_key_id TEXT,
     recorded_at TEXT NOT NULL,
     id_scheme TEXT,
-    key_check TEXT
+    key_check TEXT,
+    log_chained_at TEXT
 )"""
-_ID_COLUMNS = ("id_scheme", "key_check")  # added to a table of an older leadflow
+_ADDED_COLUMNS = ("id_scheme", "key_check", "log_chained_at")  # not in an older leadflow's
 _SAMPLE = 20  # first stored events read to infer the settings of an older store
 _KEY = "LEADFLOW_CIPHER_KEY"
 _COMPRESS = "LEADFLOW_COMPRESS_EVENTS"
 _AUDIT_KEY = "LEADFLOW_AUDIT_KEY_FILE"
 _MASTER_KEY = "LEADFLOW_PRIVACY_MASTER_KEY_FILE"
+
+
+class StoreTampered(Exception):
+    """The store shows that it was changed outside leadflow (one line; the CLI exits 3)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +66,9 @@ class IntegritySettings:
     audit_key_id: str | None = None
     id_scheme: str | None = None
     key_check: str | None = None
+    log_chained_at: str | None = None
+    """When the store's log chain was started (every event chained since): a store that
+    records it and holds no chain was emptied, never one from before the chain."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,28 +146,39 @@ def check_store_integrity(
 def _read(db: StoreDb) -> IntegritySettings | None:
     if not _table_exists(db):
         return None
-    _add_id_columns(db)
+    _add_columns(db)
     rows = db.execute(
-        "SELECT encrypted, key_fingerprint, compressed, audit_key_id, id_scheme, key_check "
-        "FROM {t} WHERE id = 1",
+        "SELECT encrypted, key_fingerprint, compressed, audit_key_id, id_scheme, key_check, "
+        "log_chained_at FROM {t} WHERE id = 1",
         t=TABLE,
     )
     if not rows:
         return None
-    encrypted, fingerprint, compressed, audit_key_id, id_scheme, key_check = rows[0]
+    encrypted, fingerprint, compressed, audit_key_id, id_scheme, key_check, chained = rows[0]
     return IntegritySettings(
-        bool(encrypted), fingerprint, bool(compressed), audit_key_id, id_scheme, key_check
+        bool(encrypted), fingerprint, bool(compressed), audit_key_id, id_scheme, key_check, chained
     )
 
 
-def _add_id_columns(db: StoreDb) -> None:
-    """The id columns in a table an older leadflow created without them."""
+def record_log_chained(store: StoreSettings) -> None:
+    """Record that the store's log chain is started (once; call it when every stored event
+    is chained). On PostgreSQL, call it under the DDL lock."""
+    with StoreDb(store) as db:
+        db.execute(
+            "UPDATE {t} SET log_chained_at = ? WHERE id = 1 AND log_chained_at IS NULL",
+            (datetime.now(UTC).isoformat(),),
+            t=TABLE,
+        )
+
+
+def _add_columns(db: StoreDb) -> None:
+    """The columns added since in a table an older leadflow created without them."""
     if db.dialect == "postgres":
         query = "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(?)"
         present = {row[0] for row in db.execute(query, (db.table(TABLE),))}
     else:
         present = {row[0] for row in db.execute("SELECT name FROM pragma_table_info(?)", (TABLE,))}
-    for column in _ID_COLUMNS:
+    for column in _ADDED_COLUMNS:
         if column in present:
             continue
         if db.dialect == "postgres":  # under the DDL lock

@@ -26,7 +26,12 @@ from adapters.retrying import retry_while_unavailable
 from adapters.settings import Settings
 from adapters.stopping import ProcessStop
 from adapters.store_db import StoreDb
-from adapters.store_integrity import WantedIds, check_store_integrity
+from adapters.store_integrity import (
+    StoreTampered,
+    WantedIds,
+    check_store_integrity,
+    record_log_chained,
+)
 from adapters.stream_settings import StreamSettings
 from consumers.ingest.consumer import EngagementIngest
 from consumers.projection import runner
@@ -115,13 +120,36 @@ def _construct(settings: Settings, default_actor: str) -> LeadflowApp:
         app.ids = _id_scheme(recorded.id_scheme, keyed)
         attach_audit(app.recorder, audit)
         app.seal_snapshots_locally(master.derive(LOCAL_SEAL_LABEL))
-        chained = chain_existing_events(app.recorder)
+        chained = chain_existing_events(
+            app.recorder, lambda: _refuse_backfill(settings, recorded.log_chained_at)
+        )
         if chained:
             log.info("log_chain_backfilled", events=chained, store=store.data_dir.name)
+        if recorded.log_chained_at is None:
+            record_log_chained(store)
     except BaseException:
         app.close()
         raise
     return app
+
+
+def _refuse_backfill(settings: Settings, chained_at: str | None) -> None:
+    """A store with events and no log chain is chained anew only when nothing shows it was
+    chained before: else its chain, heads and snapshots were emptied, perhaps to have the
+    next write sign edited events."""
+    if chained_at is not None:
+        evidence = f"the store records that its log chain was started at {chained_at}"
+    else:
+        witness = audit_config(settings.audit, settings.store.data_dir).witness
+        if not isinstance(witness, FileWitness) or not (heads := witness.read().heads):
+            return
+        evidence = f"the witness {witness.path} holds {len(heads)} signed heads"
+    msg = (
+        f"the event store holds events but no log chain and no signed head, while {evidence}: "
+        "they were deleted outside leadflow; its events are not chained again (that would "
+        "sign whatever they hold now): restore the store from a backup"
+    )
+    raise StoreTampered(msg)
 
 
 def _wanted_ids(settings: Settings, master: MasterKey) -> WantedIds:

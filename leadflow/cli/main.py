@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from adapters.event_store import StoreSettingsError
 from adapters.logging import configure_logging
 from adapters.mapper import StoredEventError
+from adapters.store_integrity import StoreTampered
 from domain.config_file import ConfigFileError
 from domain.errors import DomainError
 from leadflow.bootstrap import RetiredSetting, load_settings
@@ -80,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as error:
         print(f"leadflow {args.subcommand}: {_one_line(error)}", file=sys.stderr)
         return 1
-    except StoredEventError as error:  # the store is damaged: as verify and history say it
+    except (StoredEventError, StoreTampered) as error:  # the store is damaged, or was edited
         print(f"leadflow {args.subcommand}: {_one_line(error)}", file=sys.stderr)
         return EXIT_STORE_DAMAGED
     except KeyboardInterrupt:

@@ -9,7 +9,7 @@ import json
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -266,23 +266,62 @@ def test_heads_signed_with_an_attacker_key_are_reported(
     assert "does not verify with the audit keys" in verify.out
 
 
+def _deal_amount_edited_and_rechained(attacker: Attacker, version: int) -> UUID:
+    """D-1's amount at ``version`` (opened, won) set to 1.00, its hash chain recomputed."""
+    deal = deal_uuid("D-1")
+    data = next(r for r in attacker.rows() if r.originator_id == deal and r.version == version)
+    attacker.write_state(deal, version, {**data.data(), "amount": "1.00"})
+    attacker.rechain_aggregate(deal)
+    return deal
+
+
 def test_a_rechained_log_signed_over_by_a_later_write_is_reported(
     cli: Cli, attacker: Attacker
 ) -> None:
     """The attacker rewrites history, removes the store's signed heads and lets leadflow
     sign its next write on top: the earlier witnessed heads still tell."""
     _two_leads(cli)
-    deal = deal_uuid("D-1")
-    data = next(r for r in attacker.rows() if r.originator_id == deal and r.version == 1).data()
-    data["amount"] = "1.00"
-    attacker.write_state(deal, 1, data)
-    attacker.rechain_aggregate(deal)
+    deal = _deal_amount_edited_and_rechained(attacker, version=1)
     attacker.rechain_log()
     attacker.sql("DELETE FROM {heads}")
     assert cli("capture-lead", "cy@example.com", "--source", "web").code == 0
 
     _verify_fails(cli, "do not match the witnessed head", str(deal))
     _history_fails(cli, ADA)
+
+
+@pytest.mark.parametrize("evidence", ["integrity record", "witness"])
+def test_an_emptied_chain_is_refused_at_start_never_chained_and_signed_again(
+    cli: Cli, attacker: Attacker, monkeypatch: pytest.MonkeyPatch, evidence: str
+) -> None:
+    """The attacker edits a deal, re-chains it and empties the log chain, the signed
+    heads and the snapshots, so the store looks like one from before the chain: the next
+    write would chain and sign the edit. The integrity record says the chain was started;
+    when the attacker clears that too, the witness still holds heads."""
+    _two_leads(cli)
+    _deal_amount_edited_and_rechained(attacker, version=2)
+    snapshots = "stored_snapshots" if attacker.db.dialect == "sqlite" else "leadflow_snapshots"
+    attacker.db.execute("DELETE FROM {t}", t=snapshots)
+    attacker.sql("DELETE FROM {chain}")
+    attacker.sql("DELETE FROM {heads}")
+    if evidence == "witness":
+        attacker.db.execute("UPDATE {t} SET log_chained_at = NULL", t="leadflow_store_integrity")
+    else:
+        monkeypatch.delenv("LEADFLOW_AUDIT_WITNESS")
+
+    runs = [
+        cli("capture-lead", "cy@example.com", "--source", "web"),
+        cli("verify"),
+        cli("deal", "show", "D-1"),
+    ]
+
+    for run in runs:
+        assert run.code == 3, run.out + run.err
+        [line] = [x for x in run.err.splitlines() if not x.startswith("{")]
+        assert "holds events but no log chain and no signed head" in line
+        assert ("witness" if evidence == "witness" else "log chain was started") in line
+    assert attacker.sql("SELECT COUNT(*) FROM {chain}") == [(0,)]
+    assert attacker.sql("SELECT COUNT(*) FROM {heads}") == [(0,)]
 
 
 def test_a_witness_that_cannot_be_appended_to_does_not_fail_a_committed_command(

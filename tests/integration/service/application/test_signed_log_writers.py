@@ -20,6 +20,7 @@ from adapters.audit_keys import generate_key_pair
 from adapters.audit_settings import AuditSettings
 from adapters.settings import Settings
 from adapters.store_db import StoreDb
+from adapters.store_integrity import StoreTampered
 from domain import commands as c
 from leadflow.bootstrap import open_application, verify_signed_log
 
@@ -124,8 +125,7 @@ def test_a_store_written_before_the_chain_is_chained_at_start(
     store_settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     _write(store_settings, 0)
-    with StoreDb(store_settings.store) as db:
-        db.execute("DELETE FROM {t}", t="leadflow_log_chain")  # as before the chain existed
+    _as_before_the_chain(store_settings)
     signed = _signed(store_settings, tmp_path_factory.mktemp("audit"))
 
     _write(signed, 1)
@@ -139,3 +139,31 @@ def test_a_store_written_before_the_chain_is_chained_at_start(
     assert result.ok, result.problems
     assert result.events_checked == 2 * 2 * PER_WRITER
     assert result.signed_up_to == stored
+
+
+def _as_before_the_chain(settings: Settings, *, integrity_record_too: bool = True) -> None:
+    """Empty the log chain and signed heads (and the integrity record's mark that the
+    chain was started): what a store of a leadflow from before the chain looks like."""
+    with StoreDb(settings.store) as db:
+        for table in ("leadflow_log_chain", "leadflow_signed_heads"):
+            db.execute("DELETE FROM {t}", t=table)
+        if integrity_record_too:
+            db.execute("UPDATE {t} SET log_chained_at = NULL", t="leadflow_store_integrity")
+
+
+@pytest.mark.parametrize("evidence", ["integrity record", "witness"])
+def test_a_store_whose_chain_was_emptied_is_refused_never_chained_again(
+    store_settings: Settings, tmp_path_factory: pytest.TempPathFactory, evidence: str
+) -> None:
+    """Emptied to have the next write sign edited events: the integrity record says the
+    chain was started, or (the record emptied too) the witness holds heads."""
+    signed = _signed(store_settings, tmp_path_factory.mktemp("audit"))
+    _write(signed, 0)
+    _as_before_the_chain(signed, integrity_record_too=evidence == "witness")
+
+    told = {"integrity record": "records that its log chain was started", "witness": "witness"}
+    with pytest.raises(StoreTampered, match=f"no log chain and no signed head.*{told[evidence]}"):
+        open_application(signed)
+
+    with StoreDb(signed.store) as db:
+        assert db.execute("SELECT COUNT(*) FROM {t}", t="leadflow_log_chain") == [(0,)]
