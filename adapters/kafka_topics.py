@@ -103,8 +103,9 @@ def ensure_topics(kafka: KafkaSettings, retention_ms: Mapping[str, int]) -> list
             try:
                 spec = topic_spec(kafka, retention_ms[name])
                 admin.create_topics({name: spec}, wait_for_metadata=True)
-            except TopicAlreadyExistsError:
+            except TopicAlreadyExistsError:  # by another process, or not yet listed
                 log.debug("topic_created_concurrently", topic=name)
+                _check_retention(admin, name, retention_ms[name])
                 continue
             created.append(name)
             log.info(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import structlog
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 from structlog.testing import capture_logs
@@ -49,6 +50,7 @@ def test_missing_topics_are_created_with_settings_and_existing_ones_left_alone(
     retention = {names[0]: 86_400_000, names[1]: FOREVER}
     assert ensure_topics(kafka, retention) == sorted(names)
     bigger = kafka.model_copy(update={"partitions": 5})
+    structlog.reset_defaults()  # a level filter another test configured would hide warnings
     with capture_logs() as logs:
         assert ensure_topics(bigger, dict.fromkeys(names, 1)) == [], "existing ones left alone"
     differs = {
