@@ -66,7 +66,8 @@ def _history_fails(cli: Cli, lead: str) -> None:
 
 
 def _verify_fails(cli: Cli, *expected: str) -> str:
-    assert cli("rebuild").code == 0
+    rebuilt = cli("rebuild")  # 3 when events the attacker moved cannot be projected
+    assert rebuilt.code in (0, 3) and "unexpected" not in rebuilt.err, rebuilt.err
     verify = cli("verify")
     assert verify.code == 3, verify.out + verify.err
     for text in expected:
