@@ -75,6 +75,18 @@ def _hex(record: dict[str, object], name: str, size: int) -> bytes:
     return raw
 
 
+def _ends_torn(path: Path) -> bool:
+    """The file's last line has no newline (an append cut short); False when unreadable."""
+    try:
+        with path.open("rb") as file:
+            if file.seek(0, os.SEEK_END) == 0:
+                return False
+            file.seek(-1, os.SEEK_END)
+            return file.read(1) != b"\n"
+    except OSError:
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class WitnessReading:
     """The heads a witness holds, each with its line number, and one text per line (or
@@ -94,6 +106,8 @@ class FileWitness:
         if not heads:
             return
         lines = "".join(head_to_json(h) + "\n" for h in heads)
+        if _ends_torn(self.path):  # the torn line stays one (reported); these stay readable
+            lines = "\n" + lines
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
         descriptor = os.open(self.path, flags, PRIVATE_FILE)  # an existing file keeps its mode
         try:

@@ -112,6 +112,20 @@ def test_any_json_is_a_head_or_a_witness_error_never_another_exception(record: A
     assert json.loads(head_to_json(head)) == record
 
 
+def test_a_head_appended_after_a_torn_line_is_read_on_a_line_of_its_own(tmp_path: Path) -> None:
+    key = generate_key_pair(tmp_path / "k.pem")
+    witness = FileWitness(tmp_path / "w.jsonl")
+    witness.path.write_text('{"position": 1, "li')
+    head = sign_head(key, 2, bytes(32))
+
+    witness.append([head])
+    reading = witness.read()
+
+    assert reading.heads == [(2, head)]
+    assert len(reading.problems) == 1
+    assert "line 1 is not a signed head" in reading.problems[0]
+
+
 def test_a_head_round_trips_through_its_json_line(tmp_path: Path) -> None:
     key = generate_key_pair(tmp_path / "k.pem")
     head = sign_head(key, 12, bytes(range(32)))
