@@ -1,6 +1,6 @@
 """Kafka mode with a signed log: the relay publishes the signed heads it reaches to the
 audit topic, and verify checks the store against the latest head there (a truncated
-store is reported naming the topic's head)."""
+store is reported naming the topic's head; a record there that is not a head is named)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from kafka import KafkaProducer
 
-from adapters.audit_topic import latest_head_on_topic
+from adapters.audit_topic import RECORD_KEY, latest_head_on_topic
 from domain import commands as c
 from leadflow.bootstrap import verify_signed_log
 from tests.integration.consumers.stream_helpers import signed, stream_setup
@@ -47,3 +48,25 @@ def test_the_relay_witnesses_heads_on_the_audit_topic_and_verify_reads_them(
     assert intact.signed_up_to == last
     assert not truncated.ok
     assert f"head witnessed on {audit.topic} at notification {last}" in str(truncated.problems[0])
+
+
+def test_a_record_on_the_audit_topic_that_is_not_a_head_is_named_never_a_crash(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str
+) -> None:
+    setup = stream_setup(tmp_path, kafka_bootstrap)
+    audit = signed(setup, tmp_path_factory.mktemp("keys"))
+    app = setup.open_app()
+    try:
+        app.handle(c.CaptureLead(lead="ada@example.com", source="web", occurred_at=T0))
+        setup.relay(app).run(once=True)
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        value = b'{"position": 1e400, "link": "ab", "key_id": "x", "signature": "00"}'
+        producer.send(audit.topic, key=RECORD_KEY, value=value).get(timeout=30)
+        producer.close()
+        result = verify_signed_log(setup.settings, app)
+    finally:
+        app.close()
+
+    assert not result.ok
+    assert f"{audit.topic} partition " in str(result.problems[0])
+    assert "is not a signed head: not a JSON object of exactly" in str(result.problems[0])
