@@ -137,19 +137,34 @@ def _refuse_backfill(settings: Settings, chained_at: str | None) -> None:
     """A store with events and no log chain is chained anew only when nothing shows it was
     chained before: else its chain, heads and snapshots were emptied, perhaps to have the
     next write sign edited events."""
-    if chained_at is not None:
-        evidence = f"the store records that its log chain was started at {chained_at}"
-    else:
-        witness = audit_config(settings.audit, settings.store.data_dir).witness
-        if not isinstance(witness, FileWitness) or not (heads := witness.read().heads):
-            return
-        evidence = f"the witness {witness.path} holds {len(heads)} signed heads"
+    evidence = _chained_before(settings, chained_at)
+    if evidence is None:
+        return
     msg = (
         f"the event store holds events but no log chain and no signed head, while {evidence}: "
         "they were deleted outside leadflow; its events are not chained again (that would "
         "sign whatever they hold now): restore the store from a backup"
     )
     raise StoreTampered(msg)
+
+
+def _chained_before(settings: Settings, chained_at: str | None) -> str | None:
+    """What shows that the store's log chain was started (None: nothing does)."""
+    if chained_at is not None:
+        return f"the store records that its log chain was started at {chained_at}"
+    witness = audit_config(settings.audit, settings.store.data_dir).witness
+    if isinstance(witness, FileWitness) and (heads := witness.read().heads):
+        return f"the witness {witness.path} holds {len(heads)} signed heads"
+    topic = settings.audit.topic
+    if not settings.kafka_mode or settings.audit.key_file is None:
+        return None
+    try:
+        head = latest_head_on_topic(settings.kafka, topic)
+    except WitnessError as error:  # something was published there
+        return f"the audit topic holds records ({error})"
+    if head is None:
+        return None
+    return f"the audit topic {topic} holds a signed head at notification {head.position}"
 
 
 def _wanted_ids(settings: Settings, master: MasterKey) -> WantedIds:
