@@ -24,9 +24,10 @@ from domain.events import EVENT_CLASSES, DomainEvent
 EVENT_CLASS_BY_TOPIC: dict[str, type[DomainEvent]] = {
     get_topic(cls): cls for cls in EVENT_CLASSES.values()
 }
+SNAPSHOT_TOPIC = get_topic(Snapshot)
 STORED_CLASS_BY_TOPIC: dict[str, type[BaseModel]] = {
     **EVENT_CLASS_BY_TOPIC,
-    get_topic(Snapshot): Snapshot,
+    SNAPSHOT_TOPIC: Snapshot,
 }
 
 
@@ -146,7 +147,8 @@ class PydanticMapper(Mapper[UUID]):
         decoding of a stored event starts here: a damaged row is a StoredEventError."""
         problem = stored_row_problem(stored)
         if problem is not None:
-            raise StoredEventError(stored, problem)
+            what = "snapshot" if stored.topic == SNAPSHOT_TOPIC else "event"
+            raise StoredEventError(stored, problem, what)
         data = stored.state
         if self.cipher:
             data = self.cipher.decrypt(data)

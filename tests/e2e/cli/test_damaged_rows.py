@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from tests.e2e.cli.cli_runner import run_subprocess
 from tests.e2e.cli.conftest import Cli
 from tests.e2e.cli.test_store_integrity import ADA, _deal_of_ada, _sql, store
-from tests.store_ids import deal_uuid
+from tests.store_ids import deal_uuid, lead_uuid
 
 __all__ = ["store"]  # the fixture: the in-process CLI's store, SQLite or PostgreSQL
 # the session's PostgreSQL is looked up before ``data_dir`` clears LEADFLOW_* variables
@@ -160,3 +160,21 @@ def test_garbage_in_any_column_of_a_stored_event_is_exit_3_for_verify_and_histor
         _set(store, position, column, original[COLUMNS.index(column)])
         rebuilt = cli("rebuild", "--from-store")  # the live read model without its dead letters
     assert rebuilt.code == 0, rebuilt.err
+
+
+def test_a_snapshot_row_of_another_type_is_named_exit_3(
+    cli: Cli, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEADFLOW_SNAPSHOT_INTERVAL", "2")
+    assert cli("capture-lead", ADA, "--source", "web").code == 0
+    assert cli("log-contact", ADA, "--channel", "email").code == 0
+    _sql("UPDATE {snapshots} SET state = CAST(state AS TEXT)")  # SQLite only
+
+    shown = cli("lead", "show", ADA)
+    for argv in (("verify",), ("history", ADA)):
+        _assert_integrity_problem(cli, *argv)
+    assert shown.code == 3
+    assert shown.messages == [
+        f"leadflow lead: stored snapshot 2 of aggregate {lead_uuid(ADA)} has its state "
+        "stored as str, not bytes"
+    ]
