@@ -14,10 +14,12 @@ from pydantic import ValidationError
 from adapters.event_store import StoreSettingsError
 from adapters.logging import configure_logging
 from adapters.mapper import StoredEventError
+from adapters.settings import Settings
 from adapters.store_integrity import StoreTampered
 from domain.config_file import ConfigFileError
 from domain.errors import DomainError
 from leadflow.bootstrap import RetiredSetting, load_settings
+from leadflow.cli.terminal import safe_output
 from leadflow.errors import CliError
 
 # Each module has ``register(subparsers)``; its subcommands set ``handler(args, settings)``.
@@ -63,7 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValidationError, RetiredSetting) as error:
         print(f"leadflow: configuration: {_one_line(error)}", file=sys.stderr)
         return 2
-    configure_logging(settings.log.level, settings.log.format)
+    with safe_output():
+        configure_logging(settings.log.level, settings.log.format)
+        return _run(args, settings)
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         code = int(args.handler(args, settings) or 0)
         sys.stdout.flush()  # here, so a closed pipe is seen inside the try
