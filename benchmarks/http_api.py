@@ -215,12 +215,21 @@ class _Client:
 
     def send(self, command: c.Command) -> None:
         method, path, body = request_for(command)
-        self._connection.request(method, path, json.dumps(body), self._headers)
-        answer = self._connection.getresponse()
-        text = answer.read()
-        if answer.status != 200:
+        try:
+            status, text = self._exchange(method, path, json.dumps(body))
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # the server closed the kept-alive connection while it sat idle (uvicorn's
+            # keep-alive timeout, between latency rounds): the request was not taken
+            self._connection.close()
+            status, text = self._exchange(method, path, json.dumps(body))
+        if status != 200:
             msg = f"the benchmark workload was refused: {method} {path}: {text[:300]!r}"
             raise BenchmarkError(msg)
+
+    def _exchange(self, method: str, path: str, body: str) -> tuple[int, bytes]:
+        self._connection.request(method, path, body, self._headers)
+        answer = self._connection.getresponse()
+        return answer.status, answer.read()
 
     def close(self) -> None:
         self._connection.close()
