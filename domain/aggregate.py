@@ -12,6 +12,7 @@ from uuid import UUID, uuid4
 from eventsourcing.utils import get_topic
 from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
 
+from domain.errors import DamagedHistory
 from domain.event_state import remember_stored_state, stored_state
 from domain.events import DomainEvent
 from domain.hash_chain import GENESIS_HASH, event_digest
@@ -215,7 +216,12 @@ def project_aggregate(aggregate: A | None, events: Iterable[Any]) -> A | None:
         if isinstance(event, Snapshot):
             aggregate = snapshot_class(event).model_validate(event.state)  # type: ignore[assignment]
         elif aggregate is None:
-            aggregate = Aggregate._registry[type(event)].from_created(event)  # type: ignore[assignment]
+            created = Aggregate._registry.get(type(event))
+            if created is None:
+                raise DamagedHistory(
+                    event.originator_id, event.originator_version, type(event).__name__
+                )
+            aggregate = created.from_created(event)  # type: ignore[assignment]
         else:
             aggregate.apply(event)
     return aggregate

@@ -43,3 +43,14 @@ class AlreadyExists(DomainError):
         self.kind = kind
         self.ref = ref
         super().__init__(f"{kind} {ref!r} already exists: {detail}")
+
+
+class DamagedHistory(ValueError):
+    """A stored history no aggregate can be built from (its creation event is missing):
+    the store is damaged, not the command."""
+
+    def __init__(self, aggregate_id: object, version: object, event_type: str) -> None:
+        super().__init__(
+            f"the stored events of aggregate {aggregate_id} start at version {version} "
+            f"({event_type}), not with its creation event: earlier events are missing"
+        )

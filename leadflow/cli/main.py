@@ -17,7 +17,7 @@ from adapters.mapper import StoredEventError
 from adapters.settings import Settings
 from adapters.store_integrity import StoreTampered
 from domain.config_file import ConfigFileError
-from domain.errors import DomainError
+from domain.errors import DamagedHistory, DomainError
 from leadflow.bootstrap import RetiredSetting, load_settings
 from leadflow.cli.terminal import safe_output
 from leadflow.errors import CliError
@@ -88,7 +88,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     ) as error:
         print(f"leadflow {args.subcommand}: {_one_line(error)}", file=sys.stderr)
         return 1
-    except (StoredEventError, StoreTampered) as error:  # the store is damaged, or was edited
+    except (StoredEventError, StoreTampered, DamagedHistory) as error:  # a damaged store
         print(f"leadflow {args.subcommand}: {_one_line(error)}", file=sys.stderr)
         return EXIT_STORE_DAMAGED
     except KeyboardInterrupt:

@@ -178,3 +178,20 @@ def test_a_snapshot_row_of_another_type_is_named_exit_3(
         f"leadflow lead: stored snapshot 2 of aggregate {lead_uuid(ADA)} has its state "
         "stored as str, not bytes"
     ]
+
+
+def test_a_lead_whose_first_event_is_gone_is_a_damaged_history(cli: Cli, store: str) -> None:
+    assert cli("capture-lead", ADA, "--source", "web").code == 0
+    lead_id = lead_uuid(ADA)
+    _sql("DELETE FROM {events} WHERE originator_id = ? AND originator_version = 1", lead_id)
+
+    shown = cli("lead", "show", ADA)
+    contact = cli("log-contact", ADA, "--channel", "email")
+    for argv in (("verify",), ("history", ADA)):
+        _assert_integrity_problem(cli, *argv)
+    named = (
+        f"the stored events of aggregate {lead_id} start at version 2 (LeadScored), not with "
+        "its creation event: earlier events are missing"
+    )
+    assert (shown.code, shown.messages) == (3, [f"leadflow lead: {named}"])
+    assert (contact.code, contact.messages) == (3, [f"leadflow log-contact: {named}"])
