@@ -173,7 +173,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "rebuild",
         "drop the read model and rebuild it",
         "Stop running projectors first. Default source: Kafka offset zero in Kafka mode, the\n"
-        "event store otherwise.",
+        f"event store otherwise. Exit status {EXIT_VERIFY_FAILED} when stored events could not "
+        "be projected\n(a damaged store: they are kept in rm_dead_letters, verify names each).",
     )
     source = rebuild_parser.add_mutually_exclusive_group()
     source.add_argument("--from-store", action="store_true", help="replay the event store")
