@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 import structlog
@@ -42,7 +43,7 @@ from domain.events import (
     LeadScored,
 )
 from domain.lead import skipped_stages
-from projections.money import to_minor
+from projections.money import AmountOutOfRange, to_minor
 from projections.segments import employee_count, segment_of
 from projections.store import utc_text
 
@@ -285,7 +286,7 @@ def new_deal(e: DealOpened) -> DealFacts:
         stage=e.stage,
         status="open",
         owner=e.owner,
-        amount_minor=to_minor(e.amount, e.currency, deal_id=deal_id),
+        amount_minor=_minor(e.amount, e.currency, deal_id),
         currency=e.currency,
         expected_close_date=e.expected_close_date.isoformat() if e.expected_close_date else None,
         opened_at=at,
@@ -294,8 +295,16 @@ def new_deal(e: DealOpened) -> DealFacts:
     )
 
 
+def _minor(amount: Decimal, currency: str, deal_id: str) -> int:
+    """The amount in minor units; one a read model cannot hold is not projected."""
+    try:
+        return to_minor(amount, currency, deal_id=deal_id)
+    except AmountOutOfRange as error:
+        raise UnprojectableEvent(str(error)) from error
+
+
 def _amount(f: DealFacts, e: DealAmountChanged, at: str) -> None:
-    f.amount_minor = to_minor(e.amount, e.currency, deal_id=f.deal_id)
+    f.amount_minor = _minor(e.amount, e.currency, f.deal_id)
     f.currency = e.currency
 
 
@@ -305,7 +314,7 @@ def _close_date(f: DealFacts, e: DealCloseDateChanged, at: str) -> None:
 
 def _won(f: DealFacts, e: DealWon, at: str) -> None:
     f.status = "won"
-    f.amount_minor = to_minor(e.amount, f.currency, deal_id=f.deal_id)
+    f.amount_minor = _minor(e.amount, f.currency, f.deal_id)
     f.closed_at = at
     f.enter(e.to_stage, at)
 

@@ -32,13 +32,17 @@ def exponent(currency: str) -> int:
     return _EXPONENTS.get(currency.upper(), DEFAULT_EXPONENT)
 
 
+class AmountOutOfRange(ValueError):
+    """An amount whose minor units do not fit a read model's 64-bit integer."""
+
+
 def to_minor(amount: Decimal, currency: str, *, deal_id: str) -> int:
     """The amount in the currency's minor units, rounded half to even."""
     scaled = amount.scaleb(exponent(currency))
     whole = int(scaled.to_integral_value(rounding=ROUND_HALF_EVEN))
     if abs(whole) > MAX_MINOR:
         msg = f"deal {deal_id}: amount of {len(str(whole))} digits in minor units is too large"
-        raise ValueError(msg)
+        raise AmountOutOfRange(msg)
     if whole != scaled:
         log.info("amount_rounded_to_minor_unit", deal_id=deal_id, currency=currency)
     return whole

@@ -195,3 +195,25 @@ def test_a_lead_whose_first_event_is_gone_is_a_damaged_history(cli: Cli, store: 
     )
     assert (shown.code, shown.messages) == (3, [f"leadflow lead: {named}"])
     assert (contact.code, contact.messages) == (3, [f"leadflow log-contact: {named}"])
+
+
+def test_an_amount_no_read_model_holds_is_not_projected_exit_3(cli: Cli, store: str) -> None:
+    _deal_of_ada(cli)
+    [(position, state)] = _sql(
+        f"SELECT {_row_key(store)}, state FROM {{events}} "
+        "WHERE originator_id = ? AND originator_version = 1",
+        deal_uuid("D-1"),
+    )
+    opened = json.loads(bytes(state))
+    # 16 digits: a command of an older leadflow took it; in 1/10,000 CLF it is 20 digits
+    opened |= {"amount": "9999999999999999", "currency": "CLF"}
+    _set(store, position, "state", json.dumps(opened).encode())
+
+    verify = cli("verify")
+    for argv in (("verify",), ("rebuild", "--from-store")):
+        _assert_integrity_problem(cli, *argv)
+    assert any(
+        line.startswith(f"unreadable event: notification {position} ")
+        and "amount of 20 digits in minor units is too large" in line
+        for line in verify.lines
+    ), verify.out
