@@ -30,7 +30,10 @@ def remember_stored_state(event: BaseModel, state: dict[str, Any]) -> None:
 def upcast(cls: type[Any], state: dict[str, Any]) -> dict[str, Any]:
     """Rewrite an older stored state, one schema version at a time, into the current one."""
     target = getattr(cls, "SCHEMA_VERSION", 1)
-    version = int(state.get("schema_version", 1))
+    version = state.get("schema_version", 1)
+    if type(version) is not int or version < 1:
+        msg = f"schema_version {version!r} of a stored {cls.__name__} is not a positive integer"
+        raise ValueError(msg)
     while version < target:
         getattr(cls, f"upcast_v{version}_v{version + 1}")(state)
         version += 1

@@ -217,3 +217,53 @@ def test_an_amount_no_read_model_holds_is_not_projected_exit_3(cli: Cli, store: 
         and "amount of 20 digits in minor units is too large" in line
         for line in verify.lines
     ), verify.out
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=30)
+    | st.sampled_from(["1e999999", "-1", "NaN", "9999-12-31T23:59:59-23:59", "0001-01-01"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=5,
+)
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_any_value_in_any_field_of_a_stored_event_is_exit_3(
+    cli: Cli, store: str, won_deal: tuple[Any, ...], data: st.DataObject
+) -> None:
+    position, *_, state = won_deal
+    stored = json.loads(bytes(state))
+    field = data.draw(st.sampled_from(sorted(stored)), label="field")
+    value = data.draw(_JSON, label="value")
+    assume(value != stored[field])
+    _set(store, position, "state", json.dumps({**stored, field: value}).encode())
+    try:
+        _assert_integrity_problem(cli, "verify")
+        _assert_integrity_problem(cli, "history", ADA)
+    finally:
+        _set(store, position, "state", bytes(state))
+        rebuilt = cli("rebuild", "--from-store")
+    assert rebuilt.code == 0, rebuilt.err
+
+
+@pytest.mark.parametrize("version", [0, -1, 1e308, "2", [1]])
+def test_a_stored_schema_version_that_is_no_version_is_exit_3(
+    cli: Cli, data_dir: Path, version: Any
+) -> None:
+    position, *_, state = _won_deal(cli, "sqlite")
+    stored = json.loads(bytes(state)) | {"schema_version": version}
+    _set("sqlite", position, "state", json.dumps(stored).encode())
+
+    verify = cli("verify")
+    for argv in (("verify",), ("history", ADA), ("rebuild", "--from-store")):
+        _assert_integrity_problem(cli, *argv)
+    assert f"schema_version {version!r} of a stored DealWon is not a positive integer" in verify.out
