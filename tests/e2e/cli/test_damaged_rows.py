@@ -23,6 +23,12 @@ __all__ = ["store"]  # the fixture: the in-process CLI's store, SQLite or Postgr
 pytestmark = pytest.mark.usefixtures("postgres_dsn")
 
 COLUMNS = ("originator_id", "originator_version", "topic", "state")
+# each example runs verify and history in-process on one store, damaged then restored
+_FEW_EXAMPLES = settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 def _assert_integrity_problem(cli: Cli, *argv: str) -> None:
@@ -128,11 +134,7 @@ _GARBAGE = st.one_of(
 )
 
 
-@settings(
-    max_examples=20,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@_FEW_EXAMPLES
 @given(data=st.data())
 def test_garbage_in_any_column_of_a_stored_event_is_exit_3_for_verify_and_history(
     cli: Cli, store: str, won_deal: tuple[Any, ...], data: st.DataObject
@@ -231,11 +233,7 @@ _JSON = st.recursive(
 )
 
 
-@settings(
-    max_examples=20,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@_FEW_EXAMPLES
 @given(data=st.data())
 def test_any_value_in_any_field_of_a_stored_event_is_exit_3(
     cli: Cli, store: str, won_deal: tuple[Any, ...], data: st.DataObject
