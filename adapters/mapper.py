@@ -71,6 +71,14 @@ def stored_row_problem(stored: StoredEvent) -> str | None:
     return None
 
 
+def require_readable_row(stored: StoredEvent) -> None:
+    """A StoredEventError naming the row when its columns are not as leadflow writes them."""
+    problem = stored_row_problem(stored)
+    if problem is not None:
+        what = "snapshot" if stored.topic == SNAPSHOT_TOPIC else "event"
+        raise StoredEventError(stored, problem, what)
+
+
 def stored_version(stored: StoredEvent) -> int | None:
     """The row's version, None when its column holds something else (a damaged row)."""
     version = stored.originator_version
@@ -145,10 +153,7 @@ class PydanticMapper(Mapper[UUID]):
     def plain_state(self, stored: StoredEvent) -> bytes:
         """The stored state's JSON bytes: decrypted and decompressed, not decoded. Every
         decoding of a stored event starts here: a damaged row is a StoredEventError."""
-        problem = stored_row_problem(stored)
-        if problem is not None:
-            what = "snapshot" if stored.topic == SNAPSHOT_TOPIC else "event"
-            raise StoredEventError(stored, problem, what)
+        require_readable_row(stored)
         data = stored.state
         if self.cipher:
             data = self.cipher.decrypt(data)

@@ -24,7 +24,7 @@ from eventsourcing.persistence import Notification
 from adapters.audit_keys import AuditKey
 from adapters.audit_log import CHAIN_TABLE, GENESIS, HEADS_TABLE, SignedHead
 from adapters.audit_rotation import key_ring, read_rotations
-from adapters.mapper import PydanticMapper
+from adapters.mapper import PydanticMapper, require_readable_row
 from adapters.store_db import StoreDb
 from leadflow_verify import FORMAT, ProofError, canonical, verify_proof
 from service.application import LeadflowApp
@@ -100,6 +100,7 @@ def lead_proof(
 
 
 def _aggregate(event: Notification) -> UUID:
+    require_readable_row(event)  # a damaged row: the store, not the proof, is at fault
     return UUID(str(event.originator_id))
 
 

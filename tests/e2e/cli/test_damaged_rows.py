@@ -13,12 +13,15 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from leadflow.bootstrap import load_settings
 from tests.e2e.cli.cli_runner import run_subprocess
 from tests.e2e.cli.conftest import Cli
+from tests.e2e.cli.test_signed_log import signed
 from tests.e2e.cli.test_store_integrity import ADA, _deal_of_ada, _sql, store
 from tests.store_ids import deal_uuid, lead_uuid
 
-__all__ = ["store"]  # the fixture: the in-process CLI's store, SQLite or PostgreSQL
+# the fixtures: the in-process CLI's store, SQLite or PostgreSQL; one signed by an audit key
+__all__ = ["signed", "store"]
 # the session's PostgreSQL is looked up before ``data_dir`` clears LEADFLOW_* variables
 pytestmark = pytest.mark.usefixtures("postgres_dsn")
 
@@ -265,3 +268,23 @@ def test_a_stored_schema_version_that_is_no_version_is_exit_3(
     for argv in (("verify",), ("history", ADA), ("rebuild", "--from-store")):
         _assert_integrity_problem(cli, *argv)
     assert f"schema_version {version!r} of a stored DealWon is not a positive integer" in verify.out
+
+
+@pytest.mark.parametrize("damage", ["state as text", "id no UUID", "absurd amount"])
+@pytest.mark.usefixtures("signed")
+def test_a_store_with_a_damaged_row_gets_no_proof(cli: Cli, tmp_path: Path, damage: str) -> None:
+    kind = "sqlite" if load_settings().store.dsn is None else "postgres"
+    if kind == "postgres" and damage != "absurd amount":
+        pytest.skip("PostgreSQL's typed columns hold no such row")
+    position, *_, state = _won_deal(cli, kind)
+    if damage == "state as text":
+        _sql("UPDATE {events} SET state = CAST(state AS TEXT) WHERE rowid = ?", position)
+    elif damage == "id no UUID":
+        _sql("UPDATE {events} SET originator_id = 'zz' WHERE rowid = ?", position)
+    else:
+        absurd = json.loads(bytes(state)) | {"amount": "1e999999"}
+        _set(kind, position, "state", json.dumps(absurd).encode())
+    out = tmp_path / "ada.proof.json"
+
+    _assert_integrity_problem(cli, "history", ADA, "--proof", str(out))
+    assert not out.exists()
