@@ -18,7 +18,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters.api_keys import ApiKeyError
 from adapters.mapper import StoredEventError
-from domain.errors import AlreadyExists, DomainError, IllegalTransition, UnknownAggregate
+from domain.errors import (
+    AlreadyExists,
+    DamagedHistory,
+    DomainError,
+    IllegalTransition,
+    UnknownAggregate,
+)
 from projections.store import UnstorableValue
 from service.unit_of_work import CommandIdReused, ConcurrencyConflict
 
@@ -185,8 +191,8 @@ def install(app: FastAPI) -> None:
     async def on_damaged(request: Request, error: Exception) -> JSONResponse:
         log.error(  # its message may quote the event: ids only
             "stored_event_damaged",
-            aggregate_id=str(getattr(error, "originator_id", None)),
-            version=getattr(error, "originator_version", None),
+            aggregate_id=str(getattr(error, "originator_id", getattr(error, "aggregate_id", None))),
+            version=getattr(error, "originator_version", getattr(error, "version", None)),
         )
         return problem_response(request, 500, "store-damaged", "Stored event damaged", str(error))
 
@@ -204,6 +210,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(UnstorableValue, on_key_error)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(StoredEventError, on_damaged)
+    app.add_exception_handler(DamagedHistory, on_damaged)
     app.add_exception_handler(Exception, on_unexpected)
 
 

@@ -4,13 +4,15 @@ real ``leadflow serve``."""
 from __future__ import annotations
 
 import json
+import sqlite3
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.api.served import Served, serving
+from tests.e2e.api.served import Served, run_cli, serving
 
 PROBLEM = "application/problem+json"
 
@@ -244,3 +246,20 @@ def test_the_actor_is_the_key_and_on_behalf_of_is_recorded_beside_it(served: Ser
     assert [e["actor"] for e in events] == ["sales-key"] * len(events)
     assert events[-1]["data"]["on_behalf_of"] == "ann@crm"
     assert "on_behalf_of" not in events[0]["data"]  # absent when not given: stored as before
+
+
+def test_a_lead_whose_first_event_is_gone_is_a_store_damaged_problem(served: Served) -> None:
+    """Written by another process, then damaged below leadflow: never a bare 500."""
+    done = run_cli(served.env, "capture-lead", "damaged@example.com", "--source", "web")
+    assert done.returncode == 0, done.stderr
+    shown = run_cli(served.env, "lead", "show", "damaged@example.com", "--json")
+    lead_id = uuid.UUID(json.loads(shown.stdout)["id"])
+    store = Path(served.env["LEADFLOW_DATA_DIR"]) / "events.sqlite3"
+    with sqlite3.connect(store) as db:
+        db.execute(
+            "DELETE FROM stored_events WHERE originator_id = ? AND originator_version = 1",
+            (lead_id.hex,),
+        )
+    with served.client("sales") as sales:
+        body = _problem(sales.get("/v1/leads/damaged@example.com"), 500, "store-damaged")
+        assert str(lead_id) in str(body["detail"])
