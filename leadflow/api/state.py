@@ -136,14 +136,21 @@ class ApiState:
             return call()
 
     def _drain(self) -> None:
-        """Batches of queued commands until none is left."""
-        while True:
-            with self._queue_lock:
-                batch = self._next_batch()
-                if not batch:
-                    self._draining = False
-                    return
+        """One batch of queued commands; the next goes behind whatever else waits for the
+        writer (engagement intake, If-Match commands), so a steady flow of commands never
+        starves them."""
+        with self._queue_lock:
+            batch = self._next_batch()
+            if not batch:
+                self._draining = False
+                return
+        try:
             self._locked(partial(self._apply, batch))
+        finally:
+            try:
+                self._writer.submit(self._drain)
+            except RuntimeError:  # shutting down: what is still queued is not applied
+                log.warning("commands_not_applied_at_shutdown", queued=len(self._queued))
 
     def _next_batch(self) -> list[_Queued]:
         """The oldest queued commands that name no lead or deal twice (in arrival order)."""
