@@ -104,9 +104,9 @@ class LeadflowApp(Application[UUID]):
     def take_snapshot(
         self, aggregate_id: UUID, version: int | None = None, projector_func: Any = None
     ) -> None:
-        """A snapshot is only a cache: when an older stored snapshot it would be built
-        from is forged (a cached aggregate's command did not read it), none is taken; the
-        events are already stored and ``verify`` reports the forged one."""
+        """A snapshot asked for by name (saves take theirs in ``_take_snapshots``) is only
+        a cache: when the stored snapshot it would be built from is forged, none is taken
+        and ``verify`` reports the forged one."""
         try:
             super().take_snapshot(aggregate_id, version, projector_func or project_aggregate)
         except ForgedSnapshot as error:

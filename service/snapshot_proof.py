@@ -30,7 +30,7 @@ from adapters.event_envelope import DECODE_ERRORS
 from adapters.logging import error_text
 from adapters.mapper import StoredEventError
 from domain.aggregate import Aggregate, Snapshot, project_aggregate, snapshot_class
-from service.snapshot_seal import LocalSealKey, SealKey, seal_keys, seal_verdict, sealed
+from service.snapshot_seal import LocalSealKey, SealKey, seal_key, seal_verdict, sealed
 
 log = structlog.get_logger("leadflow.service.snapshot_proof")
 
@@ -97,8 +97,8 @@ class ProvenSnapshots(EventStore[UUID]):
         self._proven_lock = threading.Lock()
         self.local_seal: LocalSealKey | None = None
 
-    def seal_keys(self) -> list[SealKey]:
-        return seal_keys(self.events.recorder, self.local_seal)
+    def seal_key(self) -> SealKey | None:
+        return seal_key(self.events.recorder, self.local_seal)
 
     def get(
         self,
@@ -117,15 +117,16 @@ class ProvenSnapshots(EventStore[UUID]):
         """Proven (ForgedSnapshot otherwise); a snapshot without a chain position, taken
         by an older leadflow whose state may be derived differently, that does not match
         is not used (a replay is) and is left for ``verify`` to report."""
-        if self._already_proven(snapshot):
+        digest = _digest(snapshot)
+        if self._already_proven(snapshot, digest):
             return True
         if snapshot.chain_hash is not None:
             self._prove(snapshot)
-            self._remember(snapshot)
+            self._remember(snapshot, digest)
             return True
         try:
             prove_snapshot(snapshot, self.events)
-            self._remember(snapshot)
+            self._remember(snapshot, digest)
         except ForgedSnapshot as error:
             log.warning(
                 "snapshot_not_used",
@@ -137,31 +138,29 @@ class ProvenSnapshots(EventStore[UUID]):
         return True
 
     def put(self, domain_events: Sequence[Any], **kwargs: Any) -> list[Any]:
-        keys = self.seal_keys()
-        snapshots = [sealed(s, keys) for s in domain_events]
+        key = self.seal_key()
+        snapshots = [sealed(s, key) for s in domain_events]
         recorded = super().put(snapshots, **kwargs)
         for snapshot in snapshots:
-            self._remember(snapshot)
+            self._remember(snapshot, _digest(snapshot))
         return recorded
 
-    def _already_proven(self, snapshot: Snapshot) -> bool:
+    def _already_proven(self, snapshot: Snapshot, digest: bytes) -> bool:
         where = (snapshot.originator_id, snapshot.originator_version)
-        digest = _digest(snapshot)
         with self._proven_lock:
             if self._proven.get(where) != digest:
                 return False
             self._proven.move_to_end(where)
             return True
 
-    def _remember(self, snapshot: Snapshot) -> None:
-        digest = _digest(snapshot)
+    def _remember(self, snapshot: Snapshot, digest: bytes) -> None:
         with self._proven_lock:
             self._proven[(snapshot.originator_id, snapshot.originator_version)] = digest
             while len(self._proven) > PROVEN_MEMO_SIZE:
                 self._proven.popitem(last=False)
 
     def _prove(self, snapshot: Snapshot) -> None:
-        verdict = seal_verdict(snapshot, self.seal_keys())
+        verdict = seal_verdict(snapshot, self.seal_key())
         if verdict and self._at_stored_position(snapshot):
             return
         prove_snapshot(snapshot, self.events)  # a replay names what differs, if anything
@@ -190,7 +189,7 @@ def snapshot_problems(
     give, each as one line; the events are replayed once. An event that cannot be read
     ends the check (the hash chain check names it)."""
     problems: list[str] = []
-    keys = snapshots.seal_keys()
+    key = snapshots.seal_key()
     mapper = snapshots.mapper
     pending: list[Snapshot] = []
     for stored in snapshots.recorder.select_events(aggregate_id):
@@ -205,19 +204,19 @@ def snapshot_problems(
         for event in events.get(aggregate_id, lte=pending[-1].originator_version):
             replayed = project_aggregate(replayed, [event])
             while pending and replayed and pending[0].originator_version == replayed.version:
-                _compare(pending.pop(0), replayed, problems, keys)
+                _compare(pending.pop(0), replayed, problems, key)
     except DECODE_ERRORS:  # includes StoredEventError
         return problems
     for snapshot in pending:  # beyond the aggregate's last event
-        _compare(snapshot, replayed, problems, keys)
+        _compare(snapshot, replayed, problems, key)
     return problems
 
 
 def _compare(
-    snapshot: Snapshot, replayed: Aggregate | None, problems: list[str], keys: list[SealKey]
+    snapshot: Snapshot, replayed: Aggregate | None, problems: list[str], key: SealKey | None
 ) -> None:
     problem = snapshot_mismatch(snapshot, replayed)
-    if problem is None and seal_verdict(snapshot, keys) is False:
+    if problem is None and seal_verdict(snapshot, key) is False:
         problem = "has a seal its key did not make"
     if problem is not None and snapshot.chain_hash is None:
         problem += " and records no chain position (taken by an older leadflow, or altered)"

@@ -18,7 +18,6 @@ import binascii
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -96,31 +95,29 @@ def seal_message(snapshot: Snapshot) -> bytes:
     return _LABEL + text.encode("utf-8")
 
 
-def seal_keys(recorder: AggregateRecorder, local: LocalSealKey | None) -> list[SealKey]:
-    """The keys whose seals this process makes and trusts: the audit key the composition
-    root attached to the event store's recorder when there is one, else the local seal
-    key. With an audit key, a local seal is not trusted: the local key's file may sit
-    beside the database, and the audit key's promise must not rest on it."""
+def seal_key(recorder: AggregateRecorder, local: LocalSealKey | None) -> SealKey | None:
+    """The one key whose seals this process makes and trusts: the audit key the
+    composition root attached to the event store's recorder when there is one, else the
+    local seal key. With an audit key, a local seal is not trusted: the local key's file
+    may sit beside the database, and the audit key's promise must not rest on it."""
     audit = getattr(recorder, "audit", None)
     if isinstance(audit, AuditConfig) and audit.key is not None:
-        return [_AuditSeal(audit.key)]
-    return [] if local is None else [local]
+        return _AuditSeal(audit.key)
+    return local
 
 
-def sealed(snapshot: Snapshot, keys: Sequence[SealKey]) -> Snapshot:
-    """``snapshot`` sealed by the first key that can sign; else as it is."""
-    key = next((k for k in keys if k.can_sign), None)
-    if key is None or snapshot.chain_hash is None:
+def sealed(snapshot: Snapshot, key: SealKey | None) -> Snapshot:
+    """``snapshot`` sealed by ``key`` when it can sign; else as it is."""
+    if key is None or not key.can_sign or snapshot.chain_hash is None:
         return snapshot
     signature = base64.b64encode(key.sign(seal_message(snapshot))).decode()
     return snapshot.model_copy(update={"seal": signature, "seal_key_id": key.key_id})
 
 
-def seal_verdict(snapshot: Snapshot, keys: Sequence[SealKey]) -> bool | None:
-    """True when the key the seal names sealed ``snapshot``, False when that seal does not
-    verify (the snapshot was altered), None when no known key's seal is there to check."""
-    key = next((k for k in keys if k.key_id == snapshot.seal_key_id), None)
-    if key is None or snapshot.seal is None:
+def seal_verdict(snapshot: Snapshot, key: SealKey | None) -> bool | None:
+    """True when ``key`` sealed ``snapshot``, False when a seal naming ``key`` does not
+    verify (the snapshot was altered), None when there is no seal by ``key`` to check."""
+    if key is None or snapshot.seal is None or snapshot.seal_key_id != key.key_id:
         return None
     try:
         signature = base64.b64decode(snapshot.seal, validate=True)

@@ -64,7 +64,7 @@ def _reseal_with_owner(
     unsealed = snapshot.model_copy(
         update={"state": {**snapshot.state, "owner": owner}, "seal": None, "seal_key_id": None}
     )
-    resealed = sealed(unsealed, [key])
+    resealed = sealed(unsealed, key)
     if claimed_key_id is not None:
         resealed = resealed.model_copy(update={"seal_key_id": claimed_key_id})
     stored = resealed.model_dump(mode="json", exclude={"originator_id", "originator_version"})
