@@ -29,7 +29,9 @@ MAX_KEY_LENGTH = 200
 MAX_SAFE_INT = 2**53
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # all but tab, LF and CR
 _ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff")
-_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+BIDI_CONTROLS = frozenset(  # the bidirectional marks, embeddings, overrides and isolates
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 _REFUSED_CATEGORIES = {
     "Cc": "control character",
     "Cf": "format character",
@@ -284,7 +286,7 @@ def _refusal(char: str) -> str | None:
     """What kind of refused character ``char`` is, or None."""
     if char in _ZERO_WIDTH:
         return "zero-width character"
-    if char in _BIDI:
+    if char in BIDI_CONTROLS:
         return "bidirectional formatting character"
     kind = _REFUSED_CATEGORIES.get(unicodedata.category(char))
     if kind is None and _INVISIBLE.match(char):
