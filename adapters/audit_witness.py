@@ -13,6 +13,7 @@ from pathlib import Path
 import structlog
 
 from adapters.audit_log import SignedHead
+from adapters.mapper import MAX_STORED_INT
 from adapters.private_files import PRIVATE_FILE
 
 WITNESS_SETTING = "LEADFLOW_AUDIT_WITNESS"
@@ -24,7 +25,6 @@ class WitnessError(Exception):
     """A witnessed head cannot be read as one (names where and why)."""
 
 
-MAX_POSITION = 2**63 - 1
 _FIELDS = ("position", "link", "key_id", "signature", "signed_at")
 
 
@@ -50,8 +50,8 @@ def head_from_json(text: str) -> SignedHead:
     if not isinstance(record, dict) or sorted(record) != sorted(_FIELDS):
         raise WitnessError(f"not a JSON object of exactly {', '.join(_FIELDS)}")
     position = record["position"]
-    if type(position) is not int or not 1 <= position <= MAX_POSITION:
-        raise WitnessError(f"position is not a whole number from 1 to {MAX_POSITION}")
+    if type(position) is not int or not 1 <= position <= MAX_STORED_INT:
+        raise WitnessError(f"position is not a whole number from 1 to {MAX_STORED_INT}")
     for name in ("key_id", "signed_at"):
         if not isinstance(record[name], str):
             raise WitnessError(f"{name} is not text")

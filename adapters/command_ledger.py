@@ -205,6 +205,15 @@ class LedgerSQLiteRecorder(_AuditedInserts, SQLiteApplicationRecorder):
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(), SQLITE_DDL, *CHAIN_SQLITE_DDL]
 
+    def convert_originator_id(self, originator_id: str) -> UUID | str:
+        """A row whose aggregate id is not a UUID (SQLite keeps whatever a column is
+        given) reads back as its text, so decoding names the damaged row
+        (``adapters.mapper.stored_row_problem``) instead of the read failing."""
+        try:
+            return super().convert_originator_id(originator_id)
+        except (ValueError, TypeError, AttributeError):
+            return originator_id
+
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:

@@ -12,16 +12,15 @@ import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from uuid import UUID
 
 import psycopg
 from eventsourcing.postgres import PostgresFactory
 from eventsourcing.sqlite import SQLiteConnection, SQLiteConnectionPool, SQLiteFactory
-from eventsourcing.utils import Environment, EnvType, get_topic
+from eventsourcing.utils import Environment, EnvType
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from adapters.command_ledger import LedgerSQLiteRecorder, ledger_recorder_topic
+from adapters.command_ledger import ledger_recorder_topic
 from adapters.private_files import private_file
 from adapters.settings import StoreSettings
 
@@ -115,26 +114,12 @@ class SecureDeleteSQLiteFactory(SQLiteFactory):
         pool.close()
 
 
-class ReadableSQLiteRecorder(LedgerSQLiteRecorder):
-    """The SQLite recorder that reads back a row whose aggregate id is not a UUID (SQLite
-    keeps whatever a column is given) as its text, so decoding names the damaged row
-    (``adapters.mapper.stored_row_problem``) instead of the read failing."""
-
-    def convert_originator_id(self, originator_id: str) -> UUID | str:
-        try:
-            return super().convert_originator_id(originator_id)
-        except (ValueError, TypeError, AttributeError):
-            return originator_id
-
-
 def event_store_env(store: StoreSettings) -> dict[str, str]:
     """eventsourcing's environment for the configured store, cipher and compressor (the
     cipher key checked first: StoreSettingsError names what is wrong with it)."""
     env: dict[str, str] = {
         "AGGREGATE_CACHE_MAXSIZE": "5000",
-        "APPLICATION_RECORDER_TOPIC": ledger_recorder_topic(postgres=True)
-        if store.dsn is not None
-        else get_topic(ReadableSQLiteRecorder),
+        "APPLICATION_RECORDER_TOPIC": ledger_recorder_topic(postgres=store.dsn is not None),
     }
     if store.dsn is not None:
         parts = conninfo_to_dict(store.dsn)

@@ -51,7 +51,7 @@ class UnknownStoredTopic(StoredEventError):
         super().__init__(stored, f"has topic {stored.topic!r}, which is not a leadflow event")
 
 
-MAX_STORED_VERSION = 2**63 - 1  # the largest version either store's column holds
+MAX_STORED_INT = 2**63 - 1  # the largest integer a column of either store holds
 
 
 def stored_row_problem(stored: StoredEvent) -> str | None:
@@ -60,7 +60,7 @@ def stored_row_problem(stored: StoredEvent) -> str | None:
     if not isinstance(stored.originator_id, UUID):
         return "has an aggregate id that is not a UUID"
     version = stored.originator_version
-    if type(version) is not int or not 0 < version <= MAX_STORED_VERSION:
+    if type(version) is not int or not 0 < version <= MAX_STORED_INT:
         return f"has a version that is not a positive integer ({type(version).__name__})"
     if not isinstance(stored.topic, str):
         return f"has a topic that is not text ({type(stored.topic).__name__})"

@@ -14,10 +14,13 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 import structlog
 
+from adapters.mapper import MAX_STORED_INT
+
 log = structlog.get_logger("leadflow.projections.money")
 
+MAX_MINOR = MAX_STORED_INT  # a read-model integer column
+
 DEFAULT_EXPONENT = 2
-MAX_MINOR = 2**63 - 1  # a read-model integer column (SQLite INTEGER, PostgreSQL BIGINT)
 # ISO 4217 currencies whose minor unit is not 1/100 (list of 2024).
 _EXPONENTS: dict[str, int] = {
     **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG"), 0),

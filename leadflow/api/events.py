@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from adapters.api_keys import ApiKey
 from adapters.event_envelope import DECODE_ERRORS, envelope_from_notification
-from adapters.mapper import PydanticMapper
+from adapters.mapper import MAX_STORED_INT, PydanticMapper
 from leadflow.api.auth import require
 from leadflow.api.roles import Permission
 from leadflow.api.state import ApiState, api_state
@@ -58,12 +58,10 @@ class Unreadable(BaseModel):
 
 routes = APIRouter(prefix="/v1")
 
-MAX_POSITION = 2**63 - 1  # the largest notification id either store can hold
-
 
 def _start(state: ApiState, last_event_id: str | None, after: int | None) -> int:
     if last_event_id is not None:
-        return min(int(last_event_id), MAX_POSITION)
+        return min(int(last_event_id), MAX_STORED_INT)
     if after is not None:
         return after
     return state.app.recorder.max_notification_id() or 0
@@ -112,7 +110,7 @@ async def events(
         Header(alias="Last-Event-ID", pattern=r"^[0-9]{1,40}$", description="the last id seen"),
     ] = None,
     after: Annotated[
-        int | None, Query(ge=0, le=MAX_POSITION, description="resume after this event id")
+        int | None, Query(ge=0, le=MAX_STORED_INT, description="resume after this event id")
     ] = None,
     follow: Annotated[bool, Query(description="false: send what is stored, then end")] = True,
 ) -> AsyncIterator[ServerSentEvent]:
