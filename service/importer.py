@@ -102,8 +102,9 @@ class _Line:
     reason: str | None = None
     refusal: dict[str, str] | None = None  # what the log says of it: its kind, no input
 
-    def refuse(self, reason: str, error: BaseException) -> None:
+    def refuse(self, reason: str, error: BaseException) -> _Line:
         self.reason, self.refusal = reason, error_kind(error)
+        return self
 
 
 ProgressCallback = Callable[[ImportReport], None]
@@ -173,13 +174,10 @@ def _read(number: int, raw: bytes | str) -> _Line | None:
         if not text.strip():
             return None
         return _Line(number, command=parse_line(text))
-    except (LineRejected, ValidationError) as error:
-        line = _Line(number)
-        if isinstance(error, ValidationError):
-            line.refuse(describe_validation_error(error), error)
-        else:
-            line.refuse(str(error), error)
-        return line
+    except LineRejected as error:
+        return _Line(number).refuse(str(error), error)
+    except ValidationError as error:
+        return _Line(number).refuse(describe_validation_error(error), error)
 
 
 def _flush(batch: list[_Line], app: LeadflowApp, report: ImportReport, strict: bool) -> None:
