@@ -56,6 +56,9 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        # leadflow logs each request itself; FastAPI's OpenTelemetry hooks would look the
+        # providers up on every request
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     problems.install(app)
     docs.install(app)

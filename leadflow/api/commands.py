@@ -21,7 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from adapters.api_keys import ApiKey
 from domain import commands as c
-from domain.aggregate import Aggregate
 from domain.deal import Deal
 from domain.errors import UnknownAggregate
 from domain.lead import Lead
@@ -125,9 +124,10 @@ IfMatch = Annotated[
 
 def _aggregate(state: ApiState, aggregate_id: UUID, *, just_saved: bool) -> Lead | Deal:
     """The aggregate after the command: the one this process just saved is in the
-    aggregate cache; a replayed command's is read from the store."""
+    aggregate cache (read there, on the writer thread, without a copy); a replayed
+    command's is read from the store."""
     if just_saved:
-        cached = state.app.load_cached(Aggregate, aggregate_id, str(aggregate_id))
+        cached = state.app.peek_cached(aggregate_id)
         if isinstance(cached, Lead | Deal):
             return cached
     try:
