@@ -65,7 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.api.max_body_bytes)
     authenticated = problems.documented(*problems.AUTHENTICATED)
     with_body = problems.documented(*problems.AUTHENTICATED, 415)
-    app.include_router(commands.router())
+    commands.install(app)
     app.include_router(intake.routes, responses=with_body)
     app.include_router(reads.routes, responses=problems.documented(*problems.AUTHENTICATED, 404))
     app.include_router(keys.routes, responses=with_body)
