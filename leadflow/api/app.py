@@ -21,6 +21,7 @@ from adapters.settings import Settings
 from consumers.contracts.engagement import EngagementRecordV1
 from leadflow.api import commands, docs, events, intake, keys, problems, reads
 from leadflow.api.auth import Gate
+from leadflow.api.json_body import JsonBodyRoute
 from leadflow.api.middleware import RequestMiddleware
 from leadflow.api.state import ApiState
 from leadflow.bootstrap import open_application, open_store_db
@@ -60,6 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
         # providers up on every request
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
+    app.router.route_class = JsonBodyRoute  # the routes added to the app itself
     problems.install(app)
     docs.install(app)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.api.max_body_bytes)
