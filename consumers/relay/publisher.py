@@ -143,6 +143,16 @@ class RelayStats:
     unmappable: int = 0
 
 
+def _ids(notification: Notification) -> dict[str, Any]:
+    """What a log line names a notification by (built only for a problem)."""
+    return {
+        "notification_id": notification.id,
+        "event_topic": notification.topic,
+        "aggregate_id": str(notification.originator_id),
+        "aggregate_version": notification.originator_version,
+    }
+
+
 class Relay:
     def __init__(
         self,
@@ -473,12 +483,6 @@ class Relay:
 
     def _records(self, notification: Notification) -> Converted:
         """The events-topic record and the public one, if any."""
-        ids: dict[str, Any] = {
-            "notification_id": notification.id,
-            "event_topic": notification.topic,
-            "aggregate_id": str(notification.originator_id),
-            "aggregate_version": notification.originator_version,
-        }
         try:
             envelope = envelope_from_notification(self._mapper, notification)
         except Exception as error:
@@ -486,7 +490,7 @@ class Relay:
                 raise
             marker = undecodable_record(self._mapper, notification, error)
             action = "published as an undecodable-event record; projectors dead-letter it"
-            fields = {**ids, **error_kind(error), "action": action}
+            fields = {**_ids(notification), **error_kind(error), "action": action}
             return Converted(
                 [Outgoing(notification, self.stream.events_topic, marker)],
                 Problem("undecodable", "relay_event_undecodable", fields),
@@ -506,7 +510,7 @@ class Relay:
                 "unmappable",
                 "relay_public_event_unmappable",
                 {
-                    **ids,
+                    **_ids(notification),
                     "event_id": str(envelope.event.event_id),
                     **error_kind(error),
                     "action": "published a relay.unmappable record on the qualification topic",
