@@ -19,8 +19,9 @@ from adapters.audit_topic import latest_head_on_topic
 from adapters.audit_witness import FileWitness, WitnessError
 from adapters.command_ledger import attach_audit, chain_existing_events
 from adapters.event_store import StoreSettingsError, event_store_env, postgres_ddl_lock
-from adapters.lead_keys import create_lead_keys_table
+from adapters.lead_keys import WRAPPING_KEY_LABEL, LeadKeys, create_lead_keys_table
 from adapters.logging import error_text
+from adapters.personal_seal import PersonalSeal
 from adapters.privacy_keys import KEY_SETTING as MASTER_KEY_SETTING
 from adapters.privacy_keys import MasterKey, master_key
 from adapters.retrying import retry_while_unavailable
@@ -121,6 +122,7 @@ def _construct(settings: Settings, default_actor: str) -> LeadflowApp:
         app.ids = _id_scheme(recorded.id_scheme, keyed)
         with StoreDb(store) as db:
             create_lead_keys_table(db)
+        app.seal_personal_data(PersonalSeal(LeadKeys(store, master.derive(WRAPPING_KEY_LABEL))))
         attach_audit(app.recorder, audit)
         app.seal_snapshots_locally(master.derive(LOCAL_SEAL_LABEL))
         chained = chain_existing_events(

@@ -18,6 +18,7 @@ from domain.aggregate import Aggregate, EventContext, generated_causation_id
 from domain.deal import Deal
 from domain.errors import AlreadyExists, DomainError
 from domain.lead import Lead
+from domain.personal_fields import PersonalData
 from domain.scoring import ScoringRules
 from domain.stage_model import Pipeline, StageModel
 from service.ids import IdScheme, new_external_id, resolve_ref
@@ -40,6 +41,9 @@ class Setup(Protocol):
 
     @property
     def ids(self) -> IdScheme: ...
+
+    @property
+    def personal_data(self) -> PersonalData | None: ...
 
 
 class Aggregates(Protocol):
@@ -297,6 +301,7 @@ def _context(app: Setup, cmd: c.Command) -> EventContext:
         causation_id=causation,
         correlation_id=cmd.correlation_id or causation,
         backdated=cmd.backdated,
+        personal_data=app.personal_data,
     )
 
 
