@@ -181,6 +181,14 @@ class LeadConverted(DomainEvent):
     fast_tracked: bool = False
 
 
+class LeadErased(DomainEvent):
+    """The lead's personal data was forgotten on request: its data key is destroyed, so
+    every sealed field of its events (and of its deals') reads as erased. Who asked is the
+    actor; ``reason`` must say why without naming the person (it is not sealed)."""
+
+    reason: str
+
+
 # --- Deal -------------------------------------------------------------------------
 
 
@@ -244,6 +252,7 @@ LEAD_EVENTS: tuple[type[DomainEvent], ...] = (
     LeadDisqualified,
     LeadReopened,
     LeadConverted,
+    LeadErased,
 )
 DEAL_EVENTS: tuple[type[DomainEvent], ...] = (
     DealOpened,

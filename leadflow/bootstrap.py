@@ -18,6 +18,7 @@ from adapters.audit_rotation import Rotation, key_ring, read_rotations, rotate
 from adapters.audit_topic import latest_head_on_topic
 from adapters.audit_witness import FileWitness, WitnessError
 from adapters.command_ledger import attach_audit, chain_existing_events
+from adapters.erased_rows import StoreErasure
 from adapters.event_store import StoreSettingsError, event_store_env, postgres_ddl_lock
 from adapters.lead_keys import WRAPPING_KEY_LABEL, LeadKeys, create_lead_keys_table
 from adapters.logging import error_text
@@ -43,9 +44,12 @@ from consumers.relay.publisher import Relay
 from consumers.relay.wakeup import NewEventsSignal, Polling, PostgresListener
 from domain.scoring import load_scoring_rules
 from domain.stage_model import load_stage_model
+from projections.erased_facts import erase_personal_facts
 from projections.log_verify import LogProblem, LogVerification, verify_log
 from projections.store import ReadModelStore, open_read_model_store
+from service import erasure
 from service.application import LeadflowApp
+from service.erasure import Erasure
 from service.ids import ID_KEY_LABEL, IdScheme, KeyedIds, Uuid5Ids
 from service.snapshot_seal import LOCAL_SEAL_LABEL
 
@@ -187,6 +191,30 @@ def _id_scheme(recorded: str | None, keyed: KeyedIds) -> IdScheme:
         return keyed
     msg = f"the event store records id scheme {recorded!r}, unknown to this leadflow"
     raise StoreSettingsError(msg)
+
+
+def forget_lead(settings: Settings, ref: str, reason: str, actor: str) -> Erasure:
+    """Erase one lead's personal data (``service.erasure``), and its personal columns
+    in the read model (``projections.erased_facts``)."""
+    with open_application(settings, default_actor=actor) as app:
+        personal = app.personal_data
+        assert isinstance(personal, PersonalSeal)  # what _construct gives every application
+        store = StoreErasure(settings.store, personal.keys)
+        try:
+            erased = erasure.forget_lead(app, store, ref, reason, actor)
+        except erasure.AlreadyErased as error:
+            _erase_read_model(settings, error.erasure)
+            raise
+        _erase_read_model(settings, erased)
+        return erased
+
+
+def _erase_read_model(settings: Settings, erased: Erasure) -> None:
+    read_model = open_read_model(settings)
+    try:
+        erase_personal_facts(read_model, erased.lead_id, erased.deal_ids)
+    finally:
+        read_model.close()
 
 
 def open_application_patiently(
