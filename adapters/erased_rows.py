@@ -19,8 +19,6 @@ from adapters.settings import StoreSettings
 from adapters.store_db import StoreDb
 from domain.personal_fields import ERASED_TEXT
 
-SNAPSHOTS_TABLE = "stored_snapshots"
-
 log = structlog.get_logger("leadflow.erased_rows")
 
 
@@ -43,18 +41,22 @@ _LEDGER_SCRUB = "UPDATE {t} SET command = ?, refusal = ? WHERE command_id = ?"
 class StoreErasure:
     """Destroys what the store keeps of one lead (each step may be run again)."""
 
-    def __init__(self, store: StoreSettings, keys: LeadKeys) -> None:
+    def __init__(self, store: StoreSettings, keys: LeadKeys, snapshots_table: str | None) -> None:
         self._store = store
         self.keys = keys
+        self._snapshots = snapshots_table
 
     def destroy_key(self, lead_id: UUID) -> bool:
         return self.keys.destroy(lead_id)
 
     def delete_snapshots(self, aggregate_ids: Sequence[UUID]) -> int:
+        if self._snapshots is None:
+            return 0
         with StoreDb(self._store) as db:
             statement = _DELETE_SNAPSHOTS[db.dialect]
             return sum(
-                len(db.execute(statement, (str(i),), t=SNAPSHOTS_TABLE)) for i in aggregate_ids
+                len(db.execute(statement, (_stored_id(db, i),), t=self._snapshots))
+                for i in aggregate_ids
             )
 
     def scrub_ledger(self, aggregate_ids: Sequence[UUID], names: Sequence[str]) -> int:
@@ -86,3 +88,8 @@ class StoreErasure:
                 busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)")[0]
                 if busy:
                     log.warning("wal_not_truncated", store=db.location)
+
+
+def _stored_id(db: StoreDb, aggregate_id: UUID) -> str:
+    """An aggregate id as eventsourcing stores it (SQLite: 32 hex digits)."""
+    return aggregate_id.hex if db.dialect == "sqlite" else str(aggregate_id)

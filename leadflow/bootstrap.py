@@ -199,7 +199,7 @@ def forget_lead(settings: Settings, ref: str, reason: str, actor: str) -> Erasur
     with open_application(settings, default_actor=actor) as app:
         personal = app.personal_data
         assert isinstance(personal, PersonalSeal)  # what _construct gives every application
-        store = StoreErasure(settings.store, personal.keys)
+        store = StoreErasure(settings.store, personal.keys, app.snapshots_table())
         try:
             erased = erasure.forget_lead(app, store, ref, reason, actor)
         except erasure.AlreadyErased as error:

@@ -206,6 +206,13 @@ class LeadflowApp(Application[UUID]):
         if isinstance(self.snapshots, ProvenSnapshots):
             self.snapshots.local_seal = LocalSealKey(secret)
 
+    def snapshots_table(self) -> str | None:
+        """The name of the store's snapshot table (None when snapshots are off)."""
+        if self.snapshots is None:
+            return None
+        recorder: Any = self.snapshots.recorder  # SQLite's and PostgreSQL's name their table
+        return str(recorder.events_table_name)
+
     def snapshot_problems(self, aggregate_id: UUID) -> list[str]:
         """The aggregate's stored snapshots that are unreadable or not what its events give."""
         if not isinstance(self.snapshots, ProvenSnapshots):
