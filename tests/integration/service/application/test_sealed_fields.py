@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.event_envelope import event_from_state
+from adapters.event_store import event_store_env
 from adapters.lead_keys import WRAPPING_KEY_LABEL, LeadKeys, create_lead_keys_table
 from adapters.personal_seal import PersonalSeal, UnopenableValue
 from adapters.settings import Settings
@@ -32,7 +33,7 @@ from domain.events import (
     LeadQualifiedAsSQL,
 )
 from domain.personal_fields import ERASED_TEXT, SEALED_PREFIX, open_state, seal_state
-from leadflow.bootstrap import open_application, privacy_master_key
+from leadflow.bootstrap import keyed_ids, open_application, privacy_master_key
 from service.application import LeadflowApp
 from tests.settings_helpers import settings_with
 
@@ -217,3 +218,18 @@ def _envelope() -> dict[str, Any]:
         "prev_hash": "0" * 64,
         "hash": "",
     }
+
+
+def test_a_store_written_before_sealing_opens_reads_and_verifies(store_settings: Settings) -> None:
+    open_application(store_settings).close()  # the store's tables and integrity record
+    ids = keyed_ids(privacy_master_key(store_settings))
+    with LeadflowApp(event_store_env(store_settings.store), ids=ids) as before:
+        _lifecycle(before)  # no PersonalData: personal fields stored plain
+    with open_application(store_settings) as app:
+        lead = app.get_lead(EMAIL)
+        assert lead.external_id == EMAIL and lead.bant == BANT
+        assert EMAIL.encode() in app.recorder.select_events(lead.id)[0].state
+        assert app.verify_chain(lead.id).ok
+        app.handle(c.LogContact(lead=EMAIL, channel="call", outcome="Ada again", occurred_at=T0))
+        assert b"Ada again" not in app.recorder.select_events(lead.id)[-1].state
+        assert _field(app.events_of(lead.id)[-1], "outcome") == "Ada again"
