@@ -122,11 +122,6 @@ class LeadKeys:
         except MissingDataKey:
             return False
 
-    def has_key(self, lead_id: UUID) -> bool:
-        """Whether the lead ever had a data key (destroyed or not)."""
-        rows = self._db().execute("SELECT 1 FROM {t} WHERE lead_id = ?", (str(lead_id),), t=TABLE)
-        return bool(rows)
-
     def destroy(self, lead_id: UUID) -> bool:
         """Overwrite the lead's wrapped key with NULL; True when it was destroyed now,
         False when it was already (or never existed)."""
