@@ -406,6 +406,7 @@ class Lead(StagedAggregate):
             self._refuse(attempted, why)
 
     def _refuse(self, attempted: str, why: str) -> None:
+        self.refuse_if_erased(attempted)  # that is the reason, whatever else stands in the way
         raise IllegalTransition("lead", self.external_id, self.id, self.stage, attempted, why)
 
     # --- event application ----------------------------------------------------------
