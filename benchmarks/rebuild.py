@@ -1,16 +1,18 @@
 """``rebuild``: events per second replaying the event store into all read models.
 
-A SQLite event store is filled once per run with lead lifecycles (``events`` events:
-captures, engagements, scores, contacts, MQL, SAL, SQL, deals opened, moved and won, so
-every read model gets work). Each round starts from an empty SQLite read model
-(``ReadModelStore.reset``, untimed) and replays the whole store with
-``consumers.projection.embedded.catch_up``, what ``leadflow rebuild --from-store`` runs,
-in steps of ``step`` notifications (``catch_up(..., until=...)``).
+Per store kind (SQLite, PostgreSQL), an event store is filled once per run with lead
+lifecycles (``events`` events: captures, engagements, scores, contacts, MQL, SAL, SQL,
+deals opened, moved and won, so every read model gets work). Each round starts from an
+empty read model of the same kind (a SQLite file, a PostgreSQL schema;
+``ReadModelStore.reset``, untimed) and replays the whole store with
+``projections.catch_up.catch_up``, what ``leadflow rebuild --from-store`` runs, in steps
+of ``step`` notifications (``catch_up(..., until=...)``).
 
 The baseline reads and decodes the same notifications with no projection
 (``select_notifications`` in pages of ``batch_size`` and ``envelope_from_notification``).
 Leadflow and the baseline take turns step by step, so both see the same machine
-conditions. The warm-up replays only the first step. Target: >= 20,000 events/s.
+conditions. The warm-up replays only the first step. Target: ratio >= 0.8 (and, in
+docs/performance.md, >= 50,000 events/s).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from projections.catch_up import catch_up
 from projections.store import ReadModelStore
 from service.application import LeadflowApp
 
-TARGET = Target(on="value", at_least=20_000.0)
+TARGET = Target(on="ratio", at_least=0.8)
 
 PARAMS = (
     Param("events", quick=10_000, full=1_000_000, help="events in the store replayed"),
@@ -47,8 +49,9 @@ PARAMS = (
 
 
 def run(ctx: BenchContext) -> list[Result]:
+    kind = ctx.store_kind
     step, batch_size = ctx.int_param("step"), ctx.int_param("batch_size")
-    with fresh_store(ctx, "sqlite", "rebuild") as settings, opened(settings) as app:
+    with fresh_store(ctx, kind, "rebuild") as settings, opened(settings) as app:
         stored = fill_store(app, ctx.int_param("events"), "rebuild")
         last = app.recorder.max_notification_id() or 0
         bounds = [(start, min(start + step, last)) for start in range(0, last, step)]
@@ -62,7 +65,7 @@ def run(ctx: BenchContext) -> list[Result]:
                     "decode": [_decode(app, b, batch_size) for b in chunks],
                 }
 
-            figures = paired_rounds(ctx.rounds, round_steps, benchmark="rebuild", store="sqlite")
+            figures = paired_rounds(ctx.rounds, round_steps, benchmark="rebuild", store=kind)
             replayed = store.last_notification_id()
     if replayed != last:
         msg = f"the rebuild stopped at notification {replayed} of {last}"
@@ -71,9 +74,9 @@ def run(ctx: BenchContext) -> list[Result]:
         Result(
             benchmark="rebuild",
             name="rebuild.from_store",
-            store="sqlite",
+            store=kind,
             measured=Series(
-                f"catch_up into an empty SQLite read model: {stored} events",
+                f"catch_up into an empty {kind} read model: {stored} events",
                 "events/s",
                 figures["rebuild"],
             ),
@@ -133,5 +136,4 @@ BENCHMARK = Benchmark(
     summary="events/s replaying the event store into all read models vs reading + decoding",
     run=run,
     params=PARAMS,
-    uses_stores=False,
 )

@@ -9,12 +9,18 @@ covers the whole run, connecting included.
 
 The baseline, in the same round: a raw kafka-python ``KafkaProducer`` with the relay's
 settings (idempotent, acks=all, the same linger and batch size) sending the very same
-records (same keys, values, headers, to the same two topics, in the same order;
-pre-encoded before the clock starts) and flushing at the end. Target: ratio >= 0.7.
+records (same keys, values, headers with the relay's epoch, to the same two topics, in
+the same order; pre-encoded before the clock starts) and flushing at the end. Target:
+ratio >= 0.8.
+
+The pre-encoded records are held as tuples of bytes, which the cyclic garbage collector
+does not track: otherwise every collection in either probe walks some 200,000 objects
+that belong to neither (a sixth of both probes' time).
 """
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Sequence
 
 from adapters.settings import KafkaSettings, Settings
@@ -41,7 +47,11 @@ from consumers.contracts.events_topic import KafkaRecord
 from leadflow import bootstrap
 from service.application import LeadflowApp
 
-TARGET = Target(on="ratio", at_least=0.7)
+TARGET = Target(on="ratio", at_least=0.8)
+
+EPOCH_HEADER = ("relay_epoch", b"1")  # the relay's epoch on fresh topics
+# public?, key, value, headers: only bytes and text, so the collector untracks them
+Fixture = tuple[bool, bytes, bytes, tuple[tuple[str, bytes], ...]]
 
 PARAMS = (
     Param("events", quick=1_500, full=20_000, help="events in the store the relay publishes"),
@@ -56,7 +66,7 @@ def run(ctx: BenchContext) -> list[Result]:
             update={"kafka": with_bootstrap(base.kafka, ctx.kafka_bootstrap)}
         )
         stored = fill_store(app, ctx.int_param("events"), "relay")
-        records = relay_records(app)
+        records = _untracked(relay_records(app))
         figures = interleaved_rounds(
             ctx.rounds,
             {
@@ -66,7 +76,8 @@ def run(ctx: BenchContext) -> list[Result]:
             benchmark="relay",
             store=kind,
         )
-    public = sum(is_public for is_public, _ in records)
+    public = sum(is_public for is_public, *_ in records)
+    value_bytes = sum(len(value) for _, _, value, _ in records)
     return [
         Result(
             benchmark="relay",
@@ -87,11 +98,20 @@ def run(ctx: BenchContext) -> list[Result]:
             details={
                 "events": stored,
                 "public_records": public,
-                "record_bytes": round(sum(len(r.value) for _, r in records) / max(1, len(records))),
+                "record_bytes": round(value_bytes / max(1, len(records))),
                 "partitions": settings.kafka.partitions,
             },
         )
     ]
+
+
+def _untracked(records: Sequence[tuple[bool, KafkaRecord]]) -> list[Fixture]:
+    """The records as tuples that the collector no longer tracks, with the header the
+    relay adds to each (its epoch)."""
+    fixture = [(is_public, r.key, r.value, (*r.headers, EPOCH_HEADER)) for is_public, r in records]
+    for _ in range(3):  # each collection untracks one more level of nested tuples
+        gc.collect()
+    return fixture
 
 
 def _relay_probe(settings: Settings, app: LeadflowApp, stored: int) -> Callable[[int], float]:
@@ -112,7 +132,7 @@ def _relay_probe(settings: Settings, app: LeadflowApp, stored: int) -> Callable[
 
 
 def _producer_probe(
-    kafka: KafkaSettings, records: Sequence[tuple[bool, KafkaRecord]], stored: int
+    kafka: KafkaSettings, records: Sequence[Fixture], stored: int
 ) -> Callable[[int], float]:
     def probe(_: int) -> float:
         # the topics are created before the clock starts and deleted after it stops
@@ -126,9 +146,7 @@ def _producer_probe(
     return probe
 
 
-def _send_all(
-    kafka: KafkaSettings, topics: list[str], records: Sequence[tuple[bool, KafkaRecord]]
-) -> int:
+def _send_all(kafka: KafkaSettings, topics: list[str], records: Sequence[Fixture]) -> int:
     """Send every record (public ones to the second topic), flush; how many failed."""
     events_topic, public_topic = topics
     producer = relay_like_producer(kafka)
@@ -136,11 +154,11 @@ def _send_all(
         futures = [
             producer.send(
                 public_topic if is_public else events_topic,
-                key=r.key,
-                value=r.value,
-                headers=r.headers,
+                key=key,
+                value=value,
+                headers=list(headers),
             )
-            for is_public, r in records
+            for is_public, key, value, headers in records
         ]
         producer.flush(timeout=SEND_TIMEOUT_SECONDS)
         return sum(1 for f in futures if f.failed())

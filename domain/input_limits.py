@@ -170,15 +170,17 @@ class JsonRefused(ValueError):
         super().__init__(reason)
 
 
-def load_json(text: str) -> Any:
+def load_json(text: str, *, unique_keys: bool = False) -> Any:
     """``json.loads`` that can neither exhaust the stack nor fail with an odd error.
 
     Text that is not JSON raises ``json.JSONDecodeError`` (callers say where); NaN and
     Infinity, nesting beyond ``MAX_DECODED_DEPTH`` levels and integers beyond Python's
-    digit limit raise ``JsonRefused``. The value returned can be walked recursively.
+    digit limit raise ``JsonRefused``, and so does a key given twice in one object with
+    ``unique_keys`` (two readers of such a text may each see another value). The value
+    returned can be walked recursively.
     """
     try:
-        value = _DECODER.decode(text)
+        value = (_UNIQUE_KEYS_DECODER if unique_keys else _DECODER).decode(text)
     except json.JSONDecodeError:
         raise
     except RecursionError:
@@ -202,7 +204,22 @@ def _reject_constant(name: str) -> object:
     raise JsonRefused(f"not JSON: {name} is not valid JSON", beyond_limits=False)
 
 
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # one, not one per call
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for key, item in pairs:
+        if key in value:
+            msg = f'not acceptable JSON: an object has the key "{_printable(key[:40])}" twice'
+
+            raise JsonRefused(msg, beyond_limits=False)
+        value[key] = item
+    return value
+
+
+# one of each, not one per call
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_UNIQUE_KEYS_DECODER = json.JSONDecoder(
+    parse_constant=_reject_constant, object_pairs_hook=_unique_keys
+)
 
 
 def _deeper_than(value: Any, limit: int) -> bool:

@@ -31,7 +31,7 @@ from adapters.batch_isolation import isolate
 from adapters.event_envelope import EventEnvelope
 from adapters.logging import error_kind, error_text
 from adapters.storable_text import storable_reason, storable_text
-from domain.events import DEAL_EVENTS
+from domain.events import DEAL_EVENTS, DomainEvent
 from projections.fact_store import load_deals, load_leads, save_deals, save_leads
 from projections.facts import (
     DealFacts,
@@ -151,23 +151,20 @@ class Projector:
 
     def _apply_items(self, tx: Tx, items: Sequence[Item]) -> list[_Outcome]:
         """Apply ``items`` to the facts and save the facts: what became of each item."""
-        envelopes = [item.envelope for item in items if item.envelope is not None]
-        deal_ids = {str(e.event.originator_id) for e in envelopes if _is_deal(e)}
-        lead_ids = {str(e.event.originator_id) for e in envelopes if not _is_deal(e)}
-        leads = load_leads(tx, lead_ids)
-        deals = load_deals(tx, deal_ids)
+        targets = [_target(item.envelope) for item in items]
+        leads = load_leads(tx, {t.aggregate_id for t in targets if t is not None and not t.deal})
+        deals = load_deals(tx, {t.aggregate_id for t in targets if t is not None and t.deal})
         touched_leads: dict[str, LeadFacts] = {}
         touched_deals: dict[str, DealFacts] = {}
         outcomes: list[_Outcome] = []
-        for item in items:
-            if item.envelope is None:
+        for item, target in zip(items, targets, strict=True):
+            if target is None:
                 problem = item.problem or "undecodable record"
                 outcomes.append(_DeadLetter.of(item, problem, "undecodable"))
                 continue
-            event = item.envelope.event
-            aggregate_id = str(event.originator_id)
-            is_deal = _is_deal(item.envelope)
-            current = deals.get(aggregate_id) if is_deal else leads.get(aggregate_id)
+            event, aggregate_id = target.event, target.aggregate_id
+            facts: Mapping[str, LeadFacts | DealFacts] = deals if target.deal else leads
+            current = facts.get(aggregate_id)
             stored_version = current.version if current is not None else 0
             if event.originator_version <= stored_version:
                 outcomes.append("duplicate")
@@ -177,7 +174,7 @@ class Projector:
                 outcomes.append(_DeadLetter.of(item, gap, "version_gap"))
                 continue
             try:
-                if is_deal:
+                if target.deal:
                     deal = apply_to_deal(deals.get(aggregate_id), event)
                     deals[aggregate_id] = touched_deals[aggregate_id] = deal
                 else:
@@ -271,5 +268,20 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _is_deal(envelope: EventEnvelope) -> bool:
-    return type(envelope.event) in DEAL_EVENTS
+_DEAL_EVENTS = frozenset(DEAL_EVENTS)
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """The event of a decoded item and the aggregate it applies to (looked up once)."""
+
+    event: DomainEvent
+    aggregate_id: str
+    deal: bool
+
+
+def _target(envelope: EventEnvelope | None) -> _Target | None:
+    if envelope is None:
+        return None
+    event = envelope.event
+    return _Target(event, str(event.originator_id), type(event) in _DEAL_EVENTS)

@@ -230,6 +230,17 @@ class LeadflowApp(Application[UUID]):
             raise UnknownAggregate(kind.KIND, ref) from None
         return queries.of_kind(kind, aggregate, ref)
 
+    def peek_cached(self, aggregate_id: UUID) -> Aggregate | None:
+        """The cached aggregate itself, not a copy: only to read, on the writing thread."""
+        cache = self.repository.cache
+        if cache is None:
+            return None
+        try:
+            cached = cache.get(aggregate_id)
+        except KeyError:
+            return None
+        return cached if isinstance(cached, Aggregate) else None
+
     def is_cached(self, aggregate_id: UUID) -> bool:
         """In the aggregate cache, so stored: aggregates are never deleted."""
         cache = self.repository.cache

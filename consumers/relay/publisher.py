@@ -75,9 +75,11 @@ from consumers.contracts.qualification import (
     unmappable_event,
 )
 from consumers.failure_policy import classify, is_transient, storable_reason
+from consumers.relay.collection import collecting_less
 from consumers.relay.lock import RelayLock
 from consumers.relay.partitioner import KeyHashPartitioner
 from consumers.relay.position import RelayFenced, RelayPosition
+from consumers.relay.producer_slot import ProducerSlot
 from consumers.relay.states_at_version import StatesAtVersion
 from consumers.relay.wakeup import NewEventsSignal
 from service.application import LeadflowApp
@@ -139,6 +141,16 @@ class RelayStats:
     epoch: int = 0
     undecodable: int = 0
     unmappable: int = 0
+
+
+def _ids(notification: Notification) -> dict[str, Any]:
+    """What a log line names a notification by (built only for a problem)."""
+    return {
+        "notification_id": notification.id,
+        "event_topic": notification.topic,
+        "aggregate_id": str(notification.originator_id),
+        "aggregate_version": notification.originator_version,
+    }
 
 
 class Relay:
@@ -203,8 +215,9 @@ class Relay:
                 if not self._wait_for_lock(lock):
                     break
                 try:
-                    if self._publish_while_active(lock, once):
-                        break
+                    with collecting_less():
+                        if self._publish_while_active(lock, once):
+                            break
                 except LockLost:
                     self.stats.lock_losses += 1
                     self._log.warning("relay_lock_lost", lock=lock.description)
@@ -264,7 +277,7 @@ class Relay:
         db = self._open_db()
         signal = self._new_events()
         flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-flush")
-        producer: KafkaProducer | None = None
+        producer = ProducerSlot(self._producer, flusher)
         try:
             position = self._activate(lock, db)
             backoff = 0.5
@@ -283,12 +296,10 @@ class Relay:
                     continue
                 position.check_epoch()  # a successor may have started: publish nothing more
                 try:
-                    producer = producer or self._producer()
-                    published, done, pending = self._publish(producer, flusher, page)
-                    self._publish_head(producer, db, published)
+                    published, done, pending = self._publish(producer.get(), flusher, page)
+                    self._publish_head(producer.get(), db, published)
                 except KafkaError as error:
-                    self._publish_failed(error, producer, backoff)
-                    producer = None
+                    self._publish_failed(error, producer.drop(), backoff)
                     self.stop.wait(backoff)
                     backoff = min(backoff * 2, self.stream.retry_max_seconds)
                     continue
@@ -303,10 +314,7 @@ class Relay:
         finally:
             self._states.forget()  # it may hold states of a page read ahead and never sent
             signal.close()
-            if producer is not None:
-                with suppress(KafkaError):
-                    producer.close(timeout=self.stream.send_timeout_seconds)
-            flusher.shutdown()
+            flusher.shutdown(wait=producer.close(self.stream.send_timeout_seconds))
             db.close()
 
     def _activate(self, lock: RelayLock, db: StoreDb) -> RelayPosition:
@@ -345,14 +353,16 @@ class Relay:
         self._states.forget()
 
     def _producer(self) -> KafkaProducer:
-        """A new producer; also learns what each topic takes (a topic created elsewhere may
-        take less than ``MAX_MESSAGE_BYTES``), so that a record too large is named before
-        the broker refuses it (which would fail the whole producer batch)."""
-        for topic in (self.stream.events_topic, self.stream.qualification_topic):
+        """A new producer that knows both topics' partitions; also learns what each topic
+        takes (a topic created elsewhere may take less than ``MAX_MESSAGE_BYTES``), so that
+        a record too large is named before the broker refuses it (which would fail the
+        whole producer batch)."""
+        topics = (self.stream.events_topic, self.stream.qualification_topic)
+        for topic in topics:
             limit = topic_max_message_bytes(self.kafka, topic) or MAX_MESSAGE_BYTES
             self._record_limits[topic] = min(limit, MAX_MESSAGE_BYTES) - BATCH_OVERHEAD_BYTES
         try:
-            return KafkaProducer(
+            producer = KafkaProducer(
                 **self.kafka.client_config(),
                 **acknowledged_delivery(self.stream.send_timeout_seconds),
                 **PRODUCER_TUNING,
@@ -360,6 +370,14 @@ class Relay:
             )
         except KafkaConfigurationError as error:
             raise RelayError(f"Kafka producer configuration: {error}") from error
+        try:
+            for topic in topics:
+                producer.partitions_for(topic)  # what the first send would wait for
+        except KafkaError:
+            with suppress(KafkaError):
+                producer.close(timeout=0)
+            raise
+        return producer
 
     def _read_page(self, after: int) -> Page:
         """The records of the next notifications after ``after``, per notification."""
@@ -465,12 +483,6 @@ class Relay:
 
     def _records(self, notification: Notification) -> Converted:
         """The events-topic record and the public one, if any."""
-        ids: dict[str, Any] = {
-            "notification_id": notification.id,
-            "event_topic": notification.topic,
-            "aggregate_id": str(notification.originator_id),
-            "aggregate_version": notification.originator_version,
-        }
         try:
             envelope = envelope_from_notification(self._mapper, notification)
         except Exception as error:
@@ -478,7 +490,7 @@ class Relay:
                 raise
             marker = undecodable_record(self._mapper, notification, error)
             action = "published as an undecodable-event record; projectors dead-letter it"
-            fields = {**ids, **error_kind(error), "action": action}
+            fields = {**_ids(notification), **error_kind(error), "action": action}
             return Converted(
                 [Outgoing(notification, self.stream.events_topic, marker)],
                 Problem("undecodable", "relay_event_undecodable", fields),
@@ -498,7 +510,7 @@ class Relay:
                 "unmappable",
                 "relay_public_event_unmappable",
                 {
-                    **ids,
+                    **_ids(notification),
                     "event_id": str(envelope.event.event_id),
                     **error_kind(error),
                     "action": "published a relay.unmappable record on the qualification topic",

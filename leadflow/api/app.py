@@ -21,6 +21,7 @@ from adapters.settings import Settings
 from consumers.contracts.engagement import EngagementRecordV1
 from leadflow.api import commands, docs, events, intake, keys, problems, reads
 from leadflow.api.auth import Gate
+from leadflow.api.json_body import JsonBodyRoute
 from leadflow.api.middleware import RequestMiddleware
 from leadflow.api.state import ApiState
 from leadflow.bootstrap import open_application, open_store_db
@@ -56,13 +57,17 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        # leadflow logs each request itself; FastAPI's OpenTelemetry hooks would look the
+        # providers up on every request
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
+    app.router.route_class = JsonBodyRoute  # the routes added to the app itself
     problems.install(app)
     docs.install(app)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.api.max_body_bytes)
     authenticated = problems.documented(*problems.AUTHENTICATED)
     with_body = problems.documented(*problems.AUTHENTICATED, 415)
-    app.include_router(commands.router())
+    commands.install(app)
     app.include_router(intake.routes, responses=with_body)
     app.include_router(reads.routes, responses=problems.documented(*problems.AUTHENTICATED, 404))
     app.include_router(keys.routes, responses=with_body)

@@ -14,6 +14,7 @@ from adapters.api_keys import ApiKey
 from consumers.contracts.engagement import EngagementRecordV1, InvalidEngagement
 from consumers.ingest.apply import IngestLimits, apply_isolating
 from leadflow.api.auth import require
+from leadflow.api.json_body import JsonBodyRoute
 from leadflow.api.problems import ApiProblem
 from leadflow.api.roles import Permission
 from leadflow.api.state import ApiState, api_state
@@ -30,7 +31,7 @@ class IntakeResult(BaseModel):
     results: list[RecordResult]
 
 
-routes = APIRouter(prefix="/v1")
+routes = APIRouter(prefix="/v1", route_class=JsonBodyRoute)
 
 
 ENGAGEMENT_SCHEMA = "EngagementRecordV1"

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from adapters.api_keys import ApiKey, Role
 from leadflow.api.auth import gate_of, require
+from leadflow.api.json_body import JsonBodyRoute
 from leadflow.api.roles import Permission
 
 Admin = Annotated[ApiKey, Depends(require(Permission.KEYS))]
@@ -44,7 +45,7 @@ def _view(key: ApiKey) -> KeyView:
     )
 
 
-routes = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
+routes = APIRouter(prefix="/v1/api-keys", tags=["api keys"], route_class=JsonBodyRoute)
 
 
 @routes.get("", operation_id="list_api_keys")

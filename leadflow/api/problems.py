@@ -6,15 +6,16 @@ deal, its stage and the attempted change as members of the problem.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 
 from adapters.api_keys import ApiKeyError
 from adapters.mapper import StoredEventError
@@ -184,8 +185,11 @@ def install(app: FastAPI) -> None:
             why = f"body: {error.detail} (send UTF-8 JSON)"
             return problem_response(request, 422, "invalid-input", "Invalid input", why)
         kind = _HTTP_KINDS.get(error.status_code, f"http-{error.status_code}")
+        headers = error.headers
+        if error.status_code == 405:  # the router names one route's methods: name them all
+            headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
         return problem_response(
-            request, error.status_code, kind, str(error.detail), headers=error.headers
+            request, error.status_code, kind, str(error.detail), headers=headers
         )
 
     async def on_damaged(request: Request, error: Exception) -> JSONResponse:
@@ -212,6 +216,26 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StoredEventError, on_damaged)
     app.add_exception_handler(DamagedHistory, on_damaged)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers on the request's path."""
+    methods: set[str] = set()
+    for route in _every_route(request.app.routes):
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
+def _every_route(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    """The routes, those of included routers too (FastAPI keeps those apart)."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if isinstance(included, APIRouter):
+            yield from _every_route(included.routes)
+        else:
+            yield route
 
 
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:

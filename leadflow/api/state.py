@@ -52,25 +52,37 @@ class _Queued:
     future: asyncio.Future[Any]
     names: frozenset[str]
 
-    def deliver(self, outcome: Outcome | BaseException) -> None:
-        """The answer, made in the request's log context, or the exception, to the request."""
+    def settled(self, outcome: Outcome | BaseException) -> _Settled:
+        """The answer, made in the request's log context, or the exception, for the request."""
         try:
             if isinstance(outcome, BaseException):
                 raise outcome
             result: Any = self.context.run(self.answer, outcome)
         except Exception as error:  # noqa: BLE001 -- raised again in the request, which answers it
-            self.loop.call_soon_threadsafe(_settle, self.future, None, error)
+            return self.future, None, error
+        return self.future, result, None
+
+
+_Settled = tuple["asyncio.Future[Any]", Any, BaseException | None]
+
+
+def _deliver(batch: list[_Queued], outcomes: list[Outcome | BaseException]) -> None:
+    """Every answer to its request: one wake-up of each event loop for the whole batch."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Settled]] = {}
+    for queued, outcome in zip(batch, outcomes, strict=True):
+        by_loop.setdefault(queued.loop, []).append(queued.settled(outcome))
+    for loop, settled in by_loop.items():
+        loop.call_soon_threadsafe(_settle_all, settled)
+
+
+def _settle_all(settled: list[_Settled]) -> None:
+    for future, result, error in settled:
+        if future.done():  # the client went away
+            continue
+        if error is not None:
+            future.set_exception(error)
         else:
-            self.loop.call_soon_threadsafe(_settle, self.future, result, None)
-
-
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.done():  # the client went away
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
+            future.set_result(result)
 
 
 def names_of(command: c.Command) -> frozenset[str]:
@@ -171,11 +183,9 @@ class ApiState:
                 outcomes = self.app.handle_many([q.command for q in batch])
         except Exception as error:  # the transaction failed: every command in it did
             log.error("command_batch_failed", size=len(batch), exc_info=error)
-            for queued in batch:
-                queued.deliver(error)
+            _deliver(batch, [error] * len(batch))
             return
-        for queued, outcome in zip(batch, outcomes, strict=True):
-            queued.deliver(outcome)
+        _deliver(batch, list(outcomes))
 
     def close(self) -> None:
         self._writer.shutdown(wait=True)

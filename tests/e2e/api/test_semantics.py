@@ -182,6 +182,26 @@ def test_refusals_are_problems_naming_what_they_are_about(served: Served) -> Non
             422,
             "invalid-input",
         )
+        twice = _problem(
+            sales.post(
+                "/v1/leads",
+                content=b'{"lead": "a@example.com", "source": "web", "lead": "b@example.com"}',
+                headers={"content-type": "application/json"},
+            ),
+            422,
+            "invalid-input",
+        )
+        assert 'the key "lead" twice' in str(twice["detail"])
+        deep = _problem(
+            sales.post(
+                "/v1/leads",
+                content=b"[" * 100_000 + b"]" * 100_000,
+                headers={"content-type": "application/json"},
+            ),
+            422,
+            "invalid-input",
+        )
+        assert "nested far deeper" in str(deep["detail"])
         _problem(
             sales.post("/v1/deals", json={"deal": "D-x", "amount": "1", "pipeline": "nope"}),
             422,
@@ -189,6 +209,10 @@ def test_refusals_are_problems_naming_what_they_are_about(served: Served) -> Non
         )
         _problem(sales.get("/v1/no-such-thing"), 404, "not-found")
         _problem(sales.delete("/v1/leads/prob@example.com"), 405, "method-not-allowed")
+        # a path two routes share: the Allow header names both routes' methods
+        not_allowed = sales.delete("/v1/deals/D-x")
+        _problem(not_allowed, 405, "method-not-allowed")
+        assert not_allowed.headers["allow"] == "GET, PATCH"
         _problem(
             sales.post("/v1/leads", content=b"x" * (1024 * 1024 + 1)), 413, "payload-too-large"
         )

@@ -56,6 +56,14 @@ def test_a_number_beyond_the_digit_limit_is_refused_not_a_value_error() -> None:
     assert refused.value.beyond_limits
 
 
+def test_a_key_given_twice_is_refused_when_keys_must_be_unique() -> None:
+    text = '{"a": {"lead": "x@example.com", "lead": "y@example.com"}}'
+    assert load_json(text) == {"a": {"lead": "y@example.com"}}  # JSON's usual reading
+    with pytest.raises(JsonRefused, match='an object has the key "lead" twice'):
+        load_json(text, unique_keys=True)
+    assert load_json('[{"a": 1}, {"a": 2}]', unique_keys=True) == [{"a": 1}, {"a": 2}]
+
+
 def test_nan_is_not_json_and_ordinary_json_decodes() -> None:
     with pytest.raises(JsonRefused, match="NaN is not valid JSON") as refused:
         load_json('{"n": NaN}')
