@@ -203,16 +203,23 @@ def forget_lead(settings: Settings, ref: str, reason: str, actor: str) -> Erasur
     """Erase one lead's personal data (``service.erasure``), and its personal columns
     in the read model (``projections.erased_facts``)."""
     with open_application(settings, default_actor=actor) as app:
-        personal = app.personal_data
-        assert isinstance(personal, PersonalSeal)  # what _construct gives every application
-        store = StoreErasure(settings.store, personal.keys, app.snapshots_table())
-        try:
-            erased = erasure.forget_lead(app, store, ref, reason, actor)
-        except erasure.AlreadyErased as error:
-            _erase_read_model(settings, error.erasure)
-            raise
-        _erase_read_model(settings, erased)
-        return erased
+        return forget_lead_in(app, settings, ref, reason, actor)
+
+
+def forget_lead_in(
+    app: LeadflowApp, settings: Settings, ref: str, reason: str, actor: str
+) -> Erasure:
+    """``forget_lead`` with an application already open (``leadflow serve``'s)."""
+    personal = app.personal_data
+    assert isinstance(personal, PersonalSeal)  # what _construct gives every application
+    store = StoreErasure(settings.store, personal.keys, app.snapshots_table())
+    try:
+        erased = erasure.forget_lead(app, store, ref, reason, actor)
+    except erasure.AlreadyErased as error:
+        _erase_read_model(settings, error.erasure)
+        raise
+    _erase_read_model(settings, erased)
+    return erased
 
 
 def _erase_read_model(settings: Settings, erased: Erasure) -> None:
