@@ -187,6 +187,7 @@ class LeadErased(DomainEvent):
     actor; ``reason`` must say why without naming the person (it is not sealed)."""
 
     reason: str
+    deal_ids: list[UUID] = Field(default_factory=list, description="its deals, erased with it")
 
 
 # --- Deal -------------------------------------------------------------------------

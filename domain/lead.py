@@ -322,7 +322,7 @@ class Lead(StagedAggregate):
     def erase(self, reason: str, ctx: EventContext, occurred_at: datetime) -> None:
         """Record that the lead's personal data is forgotten (its key is destroyed next)."""
         self.refuse_if_erased("erase it again (already erased)")
-        super().trigger(LeadErased, ctx, occurred_at, reason=reason)
+        super().trigger(LeadErased, ctx, occurred_at, reason=reason, deal_ids=list(self.deal_ids))
 
     def refuse_if_erased(self, attempted: str = "take this command") -> None:
         if self.erased_at is not None:
