@@ -13,6 +13,7 @@ from uuid import UUID
 
 import structlog
 
+from adapters.command_ledger import ERASED_FINGERPRINT
 from adapters.command_ledger import TABLE as LEDGER_TABLE
 from adapters.lead_keys import LeadKeys
 from adapters.settings import StoreSettings
@@ -35,16 +36,32 @@ _LEDGER_NAMING = {
     "sqlite": _LEDGER_ROWS + "instr(command, ?) > 0 OR instr(COALESCE(refusal, ''), ?) > 0",
     "postgres": _LEDGER_ROWS + "strpos(command, ?) > 0 OR strpos(COALESCE(refusal, ''), ?) > 0",
 }
-_LEDGER_SCRUB = "UPDATE {t} SET command = ?, refusal = ? WHERE command_id = ?"
+_LEDGER_SCRUB = "UPDATE {t} SET command = ?, refusal = ?, fingerprint = ? WHERE command_id = ?"
+_RECORDS_NAMING = {
+    "sqlite": "instr(COALESCE({column}, ''), ?) > 0",
+    "postgres": "strpos(COALESCE({column}, ''), ?) > 0",
+}
+_RECORDS_SCRUB = (
+    "UPDATE {{t}} SET event_id = CASE WHEN {event_id} THEN ? ELSE event_id END, "
+    "reason = CASE WHEN {reason} THEN ? ELSE reason END WHERE {event_id} OR {reason} "
+    "RETURNING 1"
+)
 
 
 class StoreErasure:
     """Destroys what the store keeps of one lead (each step may be run again)."""
 
-    def __init__(self, store: StoreSettings, keys: LeadKeys, snapshots_table: str | None) -> None:
+    def __init__(
+        self,
+        store: StoreSettings,
+        keys: LeadKeys,
+        snapshots_table: str | None,
+        records_table: str | None = None,
+    ) -> None:
         self._store = store
         self.keys = keys
         self._snapshots = snapshots_table
+        self._records = records_table  # the ingest's record of each engagement record
 
     def destroy_key(self, lead_id: UUID) -> bool:
         return self.keys.destroy(lead_id)
@@ -74,11 +91,34 @@ class StoreErasure:
                 naming = db.execute(_LEDGER_NAMING[db.dialect], (name, name), t=LEDGER_TABLE)
                 rows.update((row[0], row) for row in naming)
             scrubbed = [
-                (f"{command.split(' ', 1)[0]} {ERASED_TEXT}", refusal and ERASED_TEXT, command_id)
+                (
+                    f"{command.split(' ', 1)[0]} {ERASED_TEXT}",
+                    refusal and ERASED_TEXT,
+                    ERASED_FINGERPRINT,
+                    command_id,
+                )
                 for command_id, command, refusal in rows.values()
             ]
             db.executemany(_LEDGER_SCRUB, scrubbed, t=LEDGER_TABLE)
         return len(scrubbed)
+
+    def scrub_records(self, names: Sequence[str]) -> int:
+        """Overwrite the source's event id and the dead-letter reason of every ingest
+        record that holds one of ``names`` (a reason may quote the record it refused)."""
+        if self._records is None or not names:
+            return 0
+        with StoreDb(self._store) as db:
+            if not db.has_table(self._records):  # no ingest ever ran on this store
+                return 0
+            naming = _RECORDS_NAMING[db.dialect]
+            statement = _RECORDS_SCRUB.format(
+                event_id=naming.format(column="event_id"), reason=naming.format(column="reason")
+            )
+            scrubbed = 0
+            for name in names:
+                params = (name, ERASED_TEXT, name, ERASED_TEXT, name, name)
+                scrubbed += len(db.execute(statement, params, t=self._records))
+        return scrubbed
 
     def truncate_log(self) -> None:
         """SQLite: copy the write-ahead log into the file and empty it (older page images

@@ -37,6 +37,7 @@ from adapters.store_integrity import (
 )
 from adapters.stream_settings import StreamSettings
 from consumers.ingest.consumer import EngagementIngest
+from consumers.ingest.ledger import TABLE as INGEST_RECORDS
 from consumers.projection import runner
 from consumers.projection.runner import RebuildSource
 from consumers.relay.lock import FileRelayLock, PostgresRelayLock, RelayLock
@@ -212,7 +213,9 @@ def forget_lead_in(
     """``forget_lead`` with an application already open (``leadflow serve``'s)."""
     personal = app.personal_data
     assert isinstance(personal, PersonalSeal)  # what _construct gives every application
-    store = StoreErasure(settings.store, personal.keys, app.snapshots_table())
+    store = StoreErasure(
+        settings.store, personal.keys, app.snapshots_table(), records_table=INGEST_RECORDS
+    )
     try:
         erased = erasure.forget_lead(app, store, ref, reason, actor)
     except erasure.AlreadyErased as error:

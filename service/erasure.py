@@ -39,6 +39,8 @@ class ErasureStore(Protocol):
 
     def scrub_ledger(self, aggregate_ids: Sequence[UUID], names: Sequence[str]) -> int: ...
 
+    def scrub_records(self, names: Sequence[str]) -> int: ...
+
     def truncate_log(self) -> None: ...
 
 
@@ -50,6 +52,7 @@ class Erasure:
     key_destroyed: bool
     snapshots_deleted: int
     ledger_rows_scrubbed: int
+    ingest_records_scrubbed: int = 0
 
 
 class AlreadyErased(DomainError):
@@ -81,6 +84,7 @@ def forget_lead(
         deal_ids=tuple(lead.deal_ids),
         erased_at=already or app.get_lead(str(lead.id)).erased_at or datetime.now(UTC),
         ledger_rows_scrubbed=store.scrub_ledger(ids, sorted(names)),
+        ingest_records_scrubbed=store.scrub_records(sorted(names)),
         snapshots_deleted=store.delete_snapshots(ids),
         key_destroyed=store.destroy_key(lead.id),
     )
@@ -94,6 +98,7 @@ def forget_lead(
         key_destroyed=erasure.key_destroyed,
         snapshots_deleted=erasure.snapshots_deleted,
         ledger_rows_scrubbed=erasure.ledger_rows_scrubbed,
+        ingest_records_scrubbed=erasure.ingest_records_scrubbed,
     )
     if already is not None:
         raise AlreadyErased(erasure)

@@ -41,6 +41,7 @@ class ErasureResult(BaseModel):
     )
     snapshots_deleted: int
     ledger_rows_scrubbed: int
+    ingest_records_scrubbed: int
 
 
 @routes.post("/leads/{ref}/erasure", tags=["privacy"], operation_id="forget_lead")
@@ -72,4 +73,5 @@ def _result(erasure: Erasure, *, already: bool) -> ErasureResult:
         key_destroyed=erasure.key_destroyed,
         snapshots_deleted=erasure.snapshots_deleted,
         ledger_rows_scrubbed=erasure.ledger_rows_scrubbed,
+        ingest_records_scrubbed=erasure.ingest_records_scrubbed,
     )

@@ -6,6 +6,7 @@ loses nothing."""
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime
 
 from adapters.settings import Settings
@@ -17,6 +18,7 @@ from leadflow.bootstrap import forget_lead, open_application
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 _MAX_COMMANDS = 2000  # the writer stops after three refusals, long before
+_PAUSE = 0.002
 ADA, BOB = "ada@example.com", "bob@example.com"
 
 
@@ -41,6 +43,7 @@ def test_commands_racing_a_forget_are_applied_before_it_or_refused_after(
                     writer.handle(command)
                     outcomes.append("applied")
                     first_applied.set()
+                    time.sleep(_PAUSE)  # a busy lead, not a hot loop that starves the forget
                 except ErasedLead:
                     outcomes.append("erased")
                     if outcomes.count("erased") == 3:
