@@ -30,7 +30,12 @@ class StreamSettings(BaseSettings):
         description="occurred_at may lie at most this far after the wall clock at ingest",
     )
 
-    relay_batch_size: int = Field(default=500, ge=1, le=10_000)
+    relay_batch_size: int = Field(
+        default=2000,
+        ge=1,
+        le=10_000,
+        description="notifications per relay page (sent, confirmed, position saved)",
+    )
     relay_poll_seconds: float = Field(
         default=0.05, gt=0, description="how often the relay looks for new events on SQLite"
     )

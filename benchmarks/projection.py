@@ -10,7 +10,7 @@ polling, decoding, applying each batch and its positions in one transaction.
 
 The baseline, in the same round: a raw kafka-python ``KafkaConsumer`` in a fresh group,
 with the projector's poll size, that polls the same records and decodes each one
-(``consumers.contracts.events_topic.from_kafka_value``) and does nothing else. Target: ratio >= 0.5.
+(``consumers.contracts.events_topic.from_kafka_value``) and does nothing else. Target: ratio >= 0.7.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from consumers.contracts.events_topic import from_kafka_value
 from consumers.projection.kafka import KafkaProjector
 from leadflow.bootstrap import open_read_model
 
-TARGET = Target(on="ratio", at_least=0.5)
+TARGET = Target(on="ratio", at_least=0.7)
 POLL_TIMEOUT_MS = 200
 DEADLINE_SECONDS = 1800.0
 

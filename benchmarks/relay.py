@@ -4,7 +4,7 @@ A store is filled once with lead lifecycles (``events`` events). Each round, the
 (``consumers.relay.publisher.Relay``, ``run(once=True)``) publishes the whole store to fresh topics
 and stops when caught up: it reads the log in pages, decodes every event, builds the
 events-topic record and the public qualification record, sends, flushes, confirms and
-saves its position after every page (500 notifications), as in production. The clock
+saves its position after every page (2,000 notifications), as in production. The clock
 covers the whole run, connecting included.
 
 The baseline, in the same round: a raw kafka-python ``KafkaProducer`` with the relay's

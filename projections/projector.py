@@ -23,7 +23,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import structlog
 
@@ -271,9 +271,9 @@ def gc_paused() -> Iterator[None]:
 _DEAL_EVENTS = frozenset(DEAL_EVENTS)
 
 
-@dataclass(frozen=True, slots=True)
-class _Target:
-    """The event of a decoded item and the aggregate it applies to (looked up once)."""
+class _Target(NamedTuple):
+    """The event of a decoded item and the aggregate it applies to (looked up once; a
+    tuple: built for every event, faster than a frozen dataclass)."""
 
     event: DomainEvent
     aggregate_id: str

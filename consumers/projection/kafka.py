@@ -163,12 +163,14 @@ class KafkaProjector:
             idle_polls = 0
             while not stopping():
                 try:
-                    polled = consumer.poll(timeout_ms=self.options.poll_timeout_ms)
-                    listener.check()
-                    records = [r for batch in polled.values() for r in batch]
+                    with gc_paused():  # from parsing the records to the batch's commit
+                        polled = consumer.poll(timeout_ms=self.options.poll_timeout_ms)
+                        listener.check()
+                        records = [r for batch in polled.values() for r in batch]
+                        if records:
+                            self._apply(consumer, records, stats)
                     if records:
                         idle_polls = 0
-                        self._apply(consumer, records, stats)
                     elif until_idle and read_to_end(consumer):
                         idle_polls += 1
                         if idle_polls >= 2:
@@ -242,12 +244,11 @@ class KafkaProjector:
         self._log.warning("broker_unavailable", error=error_text(error), retry_in_s=retry_in)
 
     def _apply(self, consumer: KafkaConsumer, records: Sequence[Any], stats: RunStats) -> None:
-        with gc_paused():
-            items = [item_from_record(r, self.personal) for r in records]
-            next_positions: dict[int, int] = {}
-            for item in items:
-                next_positions[item.part] = max(next_positions.get(item.part, 0), item.position + 1)
-            result = self.projector.apply_batch(self.options.topic, items, next_positions)
+        items = [item_from_record(r, self.personal) for r in records]
+        next_positions: dict[int, int] = {}
+        for item in items:
+            next_positions[item.part] = max(next_positions.get(item.part, 0), item.position + 1)
+        result = self.projector.apply_batch(self.options.topic, items, next_positions)
         stats.batches += 1
         stats.records += len(items)
         stats.applied += result.applied

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from domain.stage_model import load_stage_model
+from projections.schema import LEADS
 from projections.store import UnstorableValue, _check_storable
+from tests.integration.projections.helpers import new_read_model
 
 
 @pytest.mark.parametrize(
@@ -36,3 +40,46 @@ def test_storable_parameters_pass(params: tuple[Any, ...]) -> None:
 def test_unstorable_parameter_is_named(params: tuple[Any, ...], message: str) -> None:
     with pytest.raises(UnstorableValue, match=message):
         _check_storable(params)
+
+
+def _lead_row(lead_id: str, employees: Any) -> tuple[Any, ...]:
+    at = "2026-01-05T09:00:00.000000+00:00"
+    # lead_id, external_id, version, source, campaign, employees, segment, cohort,
+    # captured_at, stage, entered_stage_at, owner, score, last_activity_at, visits, ...
+    return (
+        lead_id,
+        "ext-é",
+        1,
+        "web",
+        None,
+        employees,
+        "smb",
+        "2026-01",
+        at,
+        "new",
+        at,
+        None,
+        0.0,
+        at,
+        1,
+        0,
+        0,
+    )
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_both_stores_take_and_refuse_the_same_rows(
+    request: pytest.FixtureRequest, tmp_path: Path, kind: str
+) -> None:
+    """PostgreSQL gets each column as one binary array: whole and fractional numbers of a
+    real column together, columns of NULLs, text beyond ASCII; both stores read back the
+    same rows, and refuse a number beyond 64 bits alike."""
+    rows = [_lead_row("a", 250), _lead_row("b", 250.5), _lead_row("c", None)]
+    with new_read_model(request, kind, tmp_path, load_stage_model()) as store:
+        store.write(lambda tx: tx.insert(LEADS, rows))
+        stored = store.rows(LEADS)
+        with pytest.raises(UnstorableValue, match="does not fit in 64 bits"):
+            store.write(lambda tx: tx.insert(LEADS, [_lead_row("d", 2**64)]))
+    assert [row[5] for row in stored] == [250.0, 250.5, None]
+    assert [type(row[5]) for row in stored[:2]] == [float, float]
+    assert [row[:5] + row[6:] for row in stored] == [row[:5] + row[6:] for row in rows]
