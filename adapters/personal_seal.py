@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import secrets
+from collections.abc import Collection
 from typing import Any
 from uuid import UUID
 
@@ -35,6 +36,9 @@ class PersonalSeal:
 
     def __init__(self, keys: LeadKeys) -> None:
         self.keys = keys
+
+    def prepare(self, key_owners: Collection[UUID]) -> None:
+        self.keys.prepare(key_owners)
 
     def seal(self, key_owner: UUID, topic: str, field: str, value: Any) -> str:
         key = self.keys.key_for_new(key_owner)

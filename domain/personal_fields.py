@@ -16,7 +16,7 @@ character is a control character that no caller's text may hold
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Literal, Protocol
 from uuid import UUID
 
@@ -81,6 +81,11 @@ class PersonalData(Protocol):
     def seal(self, key_owner: UUID, topic: str, field: str, value: Any) -> str:
         """``value`` sealed (text starting with SEALED_PREFIX); a DomainError when the
         owner's key was destroyed."""
+        ...
+
+    def prepare(self, key_owners: Collection[UUID]) -> None:
+        """Make sure these owners have keys: one round trip for a batch about to seal for
+        them, where ``seal`` would take one each."""
         ...
 
     def open(self, sealed: str, topic: str, field: str) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -14,7 +15,11 @@ import pytest
 from adapters.lead_keys import TABLE, WRAPPING_KEY_LABEL, DataKeyUnreadable, LeadKeys
 from adapters.settings import Settings
 from adapters.store_db import StoreDb
+from domain import commands as c
+from domain.errors import DomainError
 from leadflow.bootstrap import open_application, privacy_master_key
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -93,3 +98,34 @@ def test_a_destroyed_key_is_gone_for_every_reader(keys: LeadKeys, store_settings
     assert _keys(store_settings).key(lead_id) is None
     other.forget_cached()
     assert other.key(lead_id) is None
+
+
+def test_a_batch_prepares_its_keys_in_one_go_and_keeps_what_exists(
+    keys: LeadKeys, store_settings: Settings
+) -> None:
+    existing, destroyed, new = uuid4(), uuid4(), uuid4()
+    before = keys.key_for_new(existing)
+    keys.key_for_new(destroyed)
+    keys.destroy(destroyed)
+    other = _keys(store_settings)  # another process, nothing cached
+    other.prepare([existing, destroyed, new, new])
+    assert other.key(existing) == before
+    assert other.key(destroyed) is None
+    created = other.key(new)
+    assert created is not None and keys.key(new) == created
+    other.prepare([new])  # known now: nothing read or written
+    assert _keys(store_settings).key(new) == created
+
+
+def test_a_batch_of_commands_creates_its_new_leads_keys(store_settings: Settings) -> None:
+    with open_application(store_settings) as app:
+        commands = [
+            c.CaptureLead(lead=f"batch-{n}@example.com", source="web", occurred_at=T0)
+            for n in range(30)
+        ]
+        outcomes = app.handle_many(commands)
+    with StoreDb(store_settings.store) as db:
+        rows = db.execute("SELECT lead_id FROM {t}", t=TABLE)
+    created = {o.aggregate_ids[0] for o in outcomes if not isinstance(o, DomainError)}
+    assert len(created) == 30
+    assert {UUID(str(r[0])) for r in rows} == created
