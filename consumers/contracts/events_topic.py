@@ -41,7 +41,6 @@ from adapters.logging import error_text
 from adapters.mapper import PydanticMapper
 from adapters.storable_text import storable_reason
 from domain.events import DomainEvent
-from domain.personal_fields import PersonalData
 
 EVENTS_TOPIC = "leadflow.events.v1"
 
@@ -123,13 +122,11 @@ def to_kafka_record(envelope: EventEnvelope) -> KafkaRecord:
     return KafkaRecord(key=aggregate_id, value=value, headers=headers)
 
 
-def from_kafka_value(value: bytes, personal: PersonalData | None = None) -> EventEnvelope:
-    """The envelope of a record; ``personal`` opens its sealed personal fields (without
-    it they read as ``[sealed]``)."""
+def from_kafka_value(value: bytes) -> EventEnvelope:
     data = json.loads(value)
     state = data["state"]
     event = event_from_state(
-        data["topic"], data["originator_id"], data["originator_version"], state, personal
+        data["topic"], data["originator_id"], data["originator_version"], state
     )
     return EventEnvelope(int(data["notification_id"]), data["topic"], state, event)
 
