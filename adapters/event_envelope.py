@@ -29,7 +29,8 @@ class EventEnvelope:
     topic: str
     state: dict[str, Any]
     event: DomainEvent
-    # the stored JSON of ``state`` when read from the event store (None from Kafka)
+    # the stored JSON of ``state`` when read from the event store and ``state`` is what is
+    # stored (None from Kafka, and when sealed personal fields were opened)
     stored_json: bytes | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -57,13 +58,15 @@ def event_from_state(
 
 
 def envelope_from_notification(mapper: PydanticMapper, notification: Notification) -> EventEnvelope:
+    """The stored event with its sealed personal fields opened (``state`` too: what the
+    relay publishes and the HTTP event stream shows; ``stored_json`` only when the state
+    is the stored one)."""
     stored_json = mapper.plain_state(notification)
-    state = mapper.transcoder.decode(stored_json)
+    stored = mapper.transcoder.decode(stored_json)
+    state = mapper.open_state(notification.topic, stored) if isinstance(stored, dict) else stored
     event = event_from_state(
-        notification.topic,
-        notification.originator_id,
-        notification.originator_version,
-        state,
-        mapper.personal,
+        notification.topic, notification.originator_id, notification.originator_version, state
     )
-    return EventEnvelope(notification.id, notification.topic, state, event, stored_json)
+    return EventEnvelope(
+        notification.id, notification.topic, state, event, stored_json if state is stored else None
+    )

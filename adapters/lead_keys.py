@@ -26,9 +26,9 @@ import structlog
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from adapters.event_store import StoreSettingsError
 from adapters.settings import StoreSettings
 from adapters.store_db import StoreDb
+from adapters.store_integrity import StoreTampered
 
 TABLE = "leadflow_lead_keys"
 WRAPPING_KEY_LABEL = "lead data keys"  # the master key's sub-key that wraps data keys
@@ -49,8 +49,9 @@ CREATE TABLE IF NOT EXISTS {{t}} (
 log = structlog.get_logger("leadflow.lead_keys")
 
 
-class DataKeyUnreadable(StoreSettingsError):
-    """A stored data key that the master key in use cannot unwrap."""
+class DataKeyUnreadable(StoreTampered):
+    """A stored data key that the master key in use cannot unwrap: the store already
+    refuses another master key (its key check), so the key table was altered (exit 3)."""
 
 
 class MissingDataKey(ValueError):
@@ -210,8 +211,8 @@ class LeadKeys:
         except InvalidTag:
             msg = (
                 f"the data key of lead {lead_id} in {self._db().location} cannot be unwrapped "
-                "with this privacy master key (LEADFLOW_PRIVACY_MASTER_KEY_FILE names another "
-                "key, or the key table was altered)"
+                "with this privacy master key (the key table was altered, or "
+                "LEADFLOW_PRIVACY_MASTER_KEY_FILE names another key)"
             )
             raise DataKeyUnreadable(msg) from None
 

@@ -100,12 +100,6 @@ def keyed_ids(master: MasterKey) -> KeyedIds:
     return KeyedIds(master.derive(ID_KEY_LABEL))
 
 
-def personal_seal(settings: Settings, master: MasterKey | None = None) -> PersonalSeal:
-    """Seals and opens personal fields under the store's per-lead keys."""
-    master = master or privacy_master_key(settings)
-    return PersonalSeal(LeadKeys(settings.store, master.derive(WRAPPING_KEY_LABEL)))
-
-
 def _construct(settings: Settings, default_actor: str) -> LeadflowApp:
     store = settings.store
     audit = audit_config(settings.audit, store.data_dir)
@@ -133,7 +127,7 @@ def _construct(settings: Settings, default_actor: str) -> LeadflowApp:
         app.ids = _id_scheme(recorded.id_scheme, keyed)
         with StoreDb(store) as db:
             create_lead_keys_table(db)
-        app.seal_personal_data(personal_seal(settings, master))
+        app.seal_personal_data(PersonalSeal(LeadKeys(store, master.derive(WRAPPING_KEY_LABEL))))
         attach_audit(app.recorder, audit)
         app.seal_snapshots_locally(master.derive(LOCAL_SEAL_LABEL))
         chained = chain_existing_events(
@@ -400,7 +394,6 @@ def run_projector(
         kafka=settings.kafka if settings.kafka_mode else None,
         follow_log=follow_log,
         until_idle=until_idle,
-        personal=personal_seal(settings) if settings.kafka_mode else None,
     )
 
 
@@ -413,5 +406,4 @@ def rebuild(settings: Settings, source: RebuildSource, *, max_seconds: float | N
         source,
         kafka=settings.kafka,
         max_seconds=max_seconds,
-        personal=personal_seal(settings) if source == "kafka" else None,
     )

@@ -3,7 +3,8 @@
 key     aggregate id (UUID text)
 value   JSON ``{"notification_id", "topic", "originator_id", "originator_version", "state"}``
         where ``state`` is the event's stored JSON state, before upcasting (consumers
-        upcast, exactly as the event store does on read)
+        upcast, exactly as the event store does on read), its sealed personal fields
+        opened (``domain.personal_fields``; ``[erased]`` once the lead is forgotten)
 headers event_id, event_type, aggregate_type, schema_version, aggregate_version,
         notification_id (all UTF-8 text); the relay adds relay_epoch (its fencing
         epoch, ``consumers.relay.position``)
@@ -41,7 +42,6 @@ from adapters.logging import error_text
 from adapters.mapper import PydanticMapper
 from adapters.storable_text import storable_reason
 from domain.events import DomainEvent
-from domain.personal_fields import PersonalData
 
 EVENTS_TOPIC = "leadflow.events.v1"
 
@@ -123,13 +123,11 @@ def to_kafka_record(envelope: EventEnvelope) -> KafkaRecord:
     return KafkaRecord(key=aggregate_id, value=value, headers=headers)
 
 
-def from_kafka_value(value: bytes, personal: PersonalData | None = None) -> EventEnvelope:
-    """The envelope of a record; ``personal`` opens its sealed personal fields (without
-    it they read as ``[sealed]``)."""
+def from_kafka_value(value: bytes) -> EventEnvelope:
     data = json.loads(value)
     state = data["state"]
     event = event_from_state(
-        data["topic"], data["originator_id"], data["originator_version"], state, personal
+        data["topic"], data["originator_id"], data["originator_version"], state
     )
     return EventEnvelope(int(data["notification_id"]), data["topic"], state, event)
 

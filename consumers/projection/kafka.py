@@ -38,7 +38,6 @@ from adapters.retrying import (
 from adapters.settings import KafkaSettings
 from consumers.contracts.events_topic import from_kafka_value
 from consumers.failure_policy import is_transient
-from domain.personal_fields import PersonalData
 from projections.projector import Item, Projector, gc_paused
 from projections.reconnect import reconnect_with_backoff
 from projections.store import ReadModelStore
@@ -57,12 +56,12 @@ class RunStats:
     broker_retries: int = 0
 
 
-def item_from_record(record: Any, personal: PersonalData | None = None) -> Item:
+def item_from_record(record: Any) -> Item:
     key = record.key.decode("utf-8", errors="replace") if record.key else None
     try:
         if record.value is None:
             raise ValueError("the record has no value")
-        envelope = from_kafka_value(record.value, personal)
+        envelope = from_kafka_value(record.value)
     except DECODE_ERRORS as error:
         where = f"record {record.topic}/{record.partition}@{record.offset}"
         problem = f"{where} cannot be decoded: {error_text(error)}"
@@ -124,13 +123,8 @@ def _numbers(partitions: Iterable[TopicPartition]) -> list[int]:
 
 class KafkaProjector:
     def __init__(
-        self,
-        kafka: KafkaSettings,
-        store: ReadModelStore,
-        options: ProjectorSettings,
-        personal: PersonalData | None = None,
+        self, kafka: KafkaSettings, store: ReadModelStore, options: ProjectorSettings
     ) -> None:
-        self.personal = personal  # opens the records' sealed personal fields
         self.kafka = kafka
         self.store = store
         self.options = options
@@ -244,7 +238,7 @@ class KafkaProjector:
         self._log.warning("broker_unavailable", error=error_text(error), retry_in_s=retry_in)
 
     def _apply(self, consumer: KafkaConsumer, records: Sequence[Any], stats: RunStats) -> None:
-        items = [item_from_record(r, self.personal) for r in records]
+        items = [item_from_record(r) for r in records]
         next_positions: dict[int, int] = {}
         for item in items:
             next_positions[item.part] = max(next_positions.get(item.part, 0), item.position + 1)

@@ -21,7 +21,6 @@ from adapters.settings import KafkaSettings
 from adapters.stopping import ProcessStop
 from consumers.projection.embedded import follow
 from consumers.projection.kafka import KafkaProjector
-from domain.personal_fields import PersonalData
 from projections.catch_up import catch_up
 from projections.store import ReadModelStore
 from service.application import LeadflowApp
@@ -44,7 +43,6 @@ def run_projector(
     kafka: KafkaSettings | None = None,
     follow_log: bool = False,
     until_idle: bool = False,
-    personal: PersonalData | None = None,
 ) -> int:
     """Project into the live read model; the number of events applied.
 
@@ -57,7 +55,7 @@ def run_projector(
         if store is None:
             return 0
         with store:
-            stats = KafkaProjector(kafka, store, options, personal).run(
+            stats = KafkaProjector(kafka, store, options).run(
                 should_stop=stop, until_idle=until_idle
             )
         return stats.applied
@@ -98,7 +96,6 @@ def rebuild(
     *,
     kafka: KafkaSettings,
     max_seconds: float | None = None,
-    personal: PersonalData | None = None,
 ) -> int:
     """Drop the live read model and rebuild it from the event store or from offset zero
     of the events topic; the number of events applied. Stop running projectors first."""
@@ -110,7 +107,7 @@ def rebuild(
             own_group = options.model_copy(
                 update={"group_id": f"{options.group_id}.rebuild-{uuid4().hex[:8]}"}
             )
-            stats = KafkaProjector(kafka, store, own_group, personal).run(
+            stats = KafkaProjector(kafka, store, own_group).run(
                 max_seconds=max_seconds, until_idle=True
             )
             return stats.applied

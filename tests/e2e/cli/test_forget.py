@@ -185,3 +185,12 @@ def test_forget_answers_for_an_unknown_lead_a_second_time_and_later_commands(
     recaptured = cli("capture-lead", EMAIL, "--source", "web", "--attr", "name=Ada")
     assert recaptured.code == 1 and "is erased" in recaptured.messages[0]
     assert cli("verify").code == 0
+
+
+def test_an_altered_data_key_is_an_integrity_problem(cli: Cli, data_dir: Path) -> None:
+    _ok(cli, "capture-lead", EMAIL, "--source", "web", "--attr", "name=Ada Lovelace")
+    with sqlite3.connect(data_dir / "events.sqlite3") as connection:
+        connection.execute("UPDATE leadflow_lead_keys SET wrapped_key = zeroblob(48)")
+    run = cli("lead", "show", EMAIL)
+    assert run.code == 3
+    assert len(run.messages) == 1 and "cannot be unwrapped" in run.messages[0]
