@@ -103,6 +103,11 @@ class LedgerEntry:
         )
 
 
+# the fingerprint of a row whose command named an erased lead: the content it stood for
+# (with the person's email in it) can no longer be confirmed by guessing
+ERASED_FINGERPRINT = bytes(32)
+
+
 @runtime_checkable
 class CommandLedger(Protocol):
     """The ledger as the unit of work sees it (implemented by the event store's recorder)."""

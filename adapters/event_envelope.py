@@ -14,6 +14,7 @@ from eventsourcing.utils import TopicError
 from adapters.mapper import EVENT_CLASS_BY_TOPIC, PydanticMapper
 from domain.event_state import upcast
 from domain.events import DEAL_EVENTS, DomainEvent
+from domain.personal_fields import PersonalData, open_state
 
 # What decoding a stored event (decrypt, decompress, JSON, event class, validation) raises
 # when its bytes or topic are not what leadflow wrote.
@@ -28,7 +29,8 @@ class EventEnvelope:
     topic: str
     state: dict[str, Any]
     event: DomainEvent
-    # the stored JSON of ``state`` when read from the event store (None from Kafka)
+    # the stored JSON of ``state`` when read from the event store and ``state`` is what is
+    # stored (None from Kafka, and when sealed personal fields were opened)
     stored_json: bytes | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -37,22 +39,34 @@ class EventEnvelope:
 
 
 def event_from_state(
-    topic: str, originator_id: UUID | str, originator_version: int, state: dict[str, Any]
+    topic: str,
+    originator_id: UUID | str,
+    originator_version: int,
+    state: dict[str, Any],
+    personal: PersonalData | None = None,
 ) -> DomainEvent:
+    """The domain event of a stored state; its sealed personal fields opened by
+    ``personal`` (without it, marked sealed)."""
     cls = EVENT_CLASS_BY_TOPIC.get(topic)  # looked up, never imported from the name
     if cls is None:
         msg = f"topic {topic!r} is not a leadflow domain event"
         raise ValueError(msg)
-    data = upcast(cls, dict(state))
+    data = upcast(cls, dict(open_state(cls, topic, state, personal)))
     data["originator_id"] = originator_id
     data["originator_version"] = originator_version
     return cls.model_validate(data)
 
 
 def envelope_from_notification(mapper: PydanticMapper, notification: Notification) -> EventEnvelope:
+    """The stored event with its sealed personal fields opened (``state`` too: what the
+    relay publishes and the HTTP event stream shows; ``stored_json`` only when the state
+    is the stored one)."""
     stored_json = mapper.plain_state(notification)
-    state = mapper.transcoder.decode(stored_json)
+    stored = mapper.transcoder.decode(stored_json)
+    state = mapper.open_state(notification.topic, stored) if isinstance(stored, dict) else stored
     event = event_from_state(
         notification.topic, notification.originator_id, notification.originator_version, state
     )
-    return EventEnvelope(notification.id, notification.topic, state, event, stored_json)
+    return EventEnvelope(
+        notification.id, notification.topic, state, event, stored_json if state is stored else None
+    )

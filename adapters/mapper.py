@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from domain.aggregate import Snapshot, snapshot_class
 from domain.event_state import stored_state, upcast
 from domain.events import EVENT_CLASSES, DomainEvent
+from domain.personal_fields import PersonalData, open_state
 
 EVENT_CLASS_BY_TOPIC: dict[str, type[DomainEvent]] = {
     get_topic(cls): cls for cls in EVENT_CLASSES.values()
@@ -134,6 +135,13 @@ class JSONTranscoder(Transcoder):
 class PydanticMapper(Mapper[UUID]):
     # the classes a stored topic may name (a subclass may add its own, e.g. in tests)
     stored_classes: ClassVar[Mapping[str, type[BaseModel]]] = STORED_CLASS_BY_TOPIC
+    # opens sealed personal fields (``domain.personal_fields``); None: marked sealed
+    personal: PersonalData | None = None
+
+    def open_state(self, topic: str, state: dict[str, Any]) -> dict[str, Any]:
+        """A stored event state with its sealed personal fields opened (or marked erased)."""
+        cls = EVENT_CLASS_BY_TOPIC.get(topic)
+        return state if cls is None else open_state(cls, topic, state, self.personal)
 
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
         model = cast(BaseModel, domain_event)
@@ -174,7 +182,7 @@ class PydanticMapper(Mapper[UUID]):
         try:
             state = self.decode_state(stored)
             if issubclass(cls, DomainEvent):
-                state = upcast(cls, state)
+                state = upcast(cls, open_state(cls, stored.topic, state, self.personal))
             state["originator_id"] = stored.originator_id
             state["originator_version"] = stored.originator_version
             decoded = cls.model_validate(state)

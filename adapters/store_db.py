@@ -81,6 +81,12 @@ class StoreDb:
             cursor.execute(text.encode(), tuple(params))
             return cursor.fetchall() if cursor.description else []
 
+    def has_table(self, name: str) -> bool:
+        if self.dialect == "sqlite":
+            query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+            return bool(self.execute(query, (name,)))
+        return self.execute("SELECT to_regclass(?) IS NOT NULL", (self.table(name),))[0][0] is True
+
     def create_table(self, statement: str, **tables: str) -> None:
         """``CREATE TABLE IF NOT EXISTS`` (PostgreSQL: the schema too, one process at a time)."""
         if self.dialect == "sqlite":

@@ -144,7 +144,7 @@ def check_store_integrity(
 
 
 def _read(db: StoreDb) -> IntegritySettings | None:
-    if not _table_exists(db):
+    if not db.has_table(TABLE):
         return None
     _add_columns(db)
     rows = db.execute(
@@ -224,13 +224,6 @@ def _scheme_of_events(recorder: ApplicationRecorder, ids: WantedIds) -> str:
     if not first or UUID(str(first[0].originator_id)).version == 8:
         return ids.scheme
     return ids.legacy_scheme
-
-
-def _table_exists(db: StoreDb) -> bool:
-    if db.dialect == "sqlite":
-        query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
-        return bool(db.execute(query, (TABLE,)))
-    return db.execute("SELECT to_regclass(?) IS NOT NULL", (db.table(TABLE),))[0][0] is True
 
 
 def _compare(location: str, recorded: IntegritySettings, wanted: IntegritySettings) -> None:

@@ -8,7 +8,10 @@ Two paths, each against its own floor on the same recorder:
   saving as many minimal events per transaction as the batch has commands;
 - ``commands.handle_signed``: ``app.handle(cmd)`` with the signed log on (each
   transaction's head signed and appended to a witness file), versus ``commands.handle``
-  (signing off) on the same app: the cost of signing.
+  (signing off) on the same app: the cost of signing;
+- ``commands.handle_privacy``: ``commands.handle`` (personal fields sealed under each
+  lead's data key, as always), versus the same commands on the same app with sealing off
+  (stored plain): the cost of per-lead encryption.
 
 The workload is whole lead lifecycles (capture, engagement, contact, MQL, SAL, SQL, deal
 opened, moved, won): 9 commands and about 12 events each. The floor's events are padded
@@ -85,7 +88,7 @@ def run(ctx: BenchContext) -> list[Result]:
     kind = ctx.store_kind
     single, batched = ctx.int_param("single"), ctx.int_param("batched")
     batch_size = ctx.int_param("batch_size")
-    counters = {"single": EventCounter(), "batched": EventCounter(), "signed": EventCounter()}
+    counters = {name: EventCounter() for name in ("single", "batched", "signed", "plain")}
     with fresh_store(ctx, kind, "commands") as settings, opened(settings) as app:
         audit = _signing(ctx.work_dir / f"audit_{uuid4().hex[:10]}")
         floor = FloorApp(event_store_env(settings.store), recorder=app.recorder)
@@ -102,6 +105,10 @@ def run(ctx: BenchContext) -> list[Result]:
                     "handle_signed": [
                         _signed_step(app, c, counters["signed"], audit)
                         for c in _chunks(lifecycle_commands(f"g{number}", single), SINGLE_STEP)
+                    ],
+                    "handle_plain": [
+                        _plain_step(app, c, counters["plain"])
+                        for c in _chunks(lifecycle_commands(f"p{number}", single), SINGLE_STEP)
                     ],
                     "floor_batched": _floor_steps(
                         floor, text, [len(c) for c in in_batches], batch_size
@@ -160,6 +167,28 @@ def run(ctx: BenchContext) -> list[Result]:
         ),
         Result(
             benchmark="commands",
+            name="commands.handle_privacy",
+            store=kind,
+            measured=Series(
+                "app.handle, personal fields sealed under each lead's data key (the "
+                "commands.handle figures)",
+                "commands/s",
+                figures["handle"],
+            ),
+            baseline=Series(
+                "app.handle with sealing off (personal fields stored plain), same app",
+                "commands/s",
+                figures["handle_plain"],
+            ),
+            higher_is_better=True,
+            details={
+                **details,
+                "commands_per_round": single,
+                "events_per_command": round(counters["plain"].per_command, 3),
+            },
+        ),
+        Result(
+            benchmark="commands",
             name="commands.handle_many",
             store=kind,
             measured=Series(
@@ -210,6 +239,21 @@ def _signed_step(
             return counter.add([app.handle(command) for command in commands])
         finally:
             attach_audit(app.recorder, AuditConfig())
+
+    return step
+
+
+def _plain_step(app: LeadflowApp, commands: list[c.Command], counter: EventCounter) -> Step:
+    """``_handle_step`` with personal fields stored plain meanwhile (sealing off)."""
+    sealing = app.personal_data
+
+    def step() -> int:
+        assert sealing is not None, "every application seals personal fields"
+        app.personal_data = None
+        try:
+            return counter.add([app.handle(command) for command in commands])
+        finally:
+            app.personal_data = sealing
 
     return step
 

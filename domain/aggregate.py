@@ -16,6 +16,7 @@ from domain.errors import DamagedHistory
 from domain.event_state import remember_stored_state, stored_state
 from domain.events import DomainEvent
 from domain.hash_chain import GENESIS_HASH, event_digest
+from domain.personal_fields import PersonalData, seal_state
 
 GENERATED_CAUSATION_PREFIX = "generated:"
 
@@ -40,6 +41,8 @@ class EventContext:
     # at that change (see domain.business_time).
     backdated: bool = False
     on_behalf_of: str | None = None
+    # seals the events' personal fields (``domain.personal_fields``); None: stored plain
+    personal_data: PersonalData | None = None
 
 
 def utc_now() -> datetime:
@@ -87,7 +90,10 @@ class Aggregate(BaseModel):
         occurred_at: datetime,
         **payload: Any,
     ) -> Self:
-        event = build_event(event_class, aggregate_id, 1, GENESIS_HASH, ctx, occurred_at, payload)
+        owner = cls.data_key_owner_of_new(aggregate_id, payload)
+        event = build_event(
+            event_class, aggregate_id, 1, GENESIS_HASH, ctx, occurred_at, payload, owner
+        )
         aggregate = cls.from_created(event)
         aggregate._pending.append(event)
         return aggregate
@@ -95,6 +101,15 @@ class Aggregate(BaseModel):
     @classmethod
     def from_created(cls, event: DomainEvent) -> Self:
         raise NotImplementedError
+
+    @classmethod
+    def data_key_owner_of_new(cls, aggregate_id: UUID, payload: dict[str, Any]) -> UUID:
+        """Whose data key seals the personal fields of the creation event."""
+        return aggregate_id
+
+    def data_key_owner(self) -> UUID:
+        """Whose data key seals the personal fields of this aggregate's events."""
+        return self.id
 
     def trigger(
         self,
@@ -104,7 +119,14 @@ class Aggregate(BaseModel):
         **payload: Any,
     ) -> DomainEvent:
         event = build_event(
-            event_class, self.id, self.version + 1, self.last_hash, ctx, occurred_at, payload
+            event_class,
+            self.id,
+            self.version + 1,
+            self.last_hash,
+            ctx,
+            occurred_at,
+            payload,
+            self.data_key_owner(),
         )
         self.apply(event)
         self._pending.append(event)
@@ -136,8 +158,12 @@ def build_event(
     ctx: EventContext,
     occurred_at: datetime,
     payload: dict[str, Any],
+    key_owner: UUID | None = None,
 ) -> DomainEvent:
-    """Construct the next event of an aggregate, chained to the one before it."""
+    """Construct the next event of an aggregate, chained to the one before it; its
+    personal fields are sealed under ``key_owner``'s data key (the aggregate's by default)
+    before it is hashed, so the chain covers their ciphertext. The event itself keeps
+    them plain."""
     draft = event_class(
         originator_id=aggregate_id,
         originator_version=version,
@@ -154,7 +180,10 @@ def build_event(
         **payload,
     )
     state = stored_state(draft)
-    digest = event_digest(get_topic(event_class), str(aggregate_id), version, state)
+    topic = get_topic(event_class)
+    if ctx.personal_data is not None:
+        seal_state(event_class, topic, key_owner or aggregate_id, state, ctx.personal_data)
+    digest = event_digest(topic, str(aggregate_id), version, state)
     state["hash"] = digest
     draft.__dict__["hash"] = digest  # completed in place: nobody else holds the draft yet
     remember_stored_state(draft, state)

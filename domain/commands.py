@@ -186,6 +186,13 @@ class FastTrack(LeadCommand):
     reason: Text
 
 
+class ForgetLead(LeadCommand):
+    """Forget the lead's personal data (``leadflow forget``; not a command of imports)."""
+
+    command: Literal["forget_lead"] = "forget_lead"
+    reason: Text
+
+
 class DealCommand(Command):
     deal: Ref
 

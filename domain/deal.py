@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 from uuid import UUID
 
 from domain.aggregate import EventContext
@@ -230,6 +230,18 @@ class Deal(StagedAggregate):
 
     def _refuse(self, attempted: str, why: str) -> None:
         raise IllegalTransition("deal", self.external_id, self.id, self.stage, attempted, why)
+
+    # --- personal data ---------------------------------------------------------------
+
+    @classmethod
+    def data_key_owner_of_new(cls, aggregate_id: UUID, payload: dict[str, Any]) -> UUID:
+        """A deal opened from a lead seals under the lead's key: forgetting the lead
+        shreds them too."""
+        lead_id = payload.get("lead_id")
+        return lead_id if isinstance(lead_id, UUID) else aggregate_id
+
+    def data_key_owner(self) -> UUID:
+        return self.lead_id or self.id
 
     # --- event application ----------------------------------------------------------
 

@@ -54,3 +54,14 @@ class DamagedHistory(ValueError):
             f"the stored events of aggregate {aggregate_id} start at version {version} "
             f"({event_type}), not with its creation event: earlier events are missing"
         )
+
+
+class ErasedLead(DomainError):
+    """A command naming a lead that was erased (``leadflow forget``), or one that would
+    record personal data under its destroyed key."""
+
+    def __init__(self, lead_id: object, attempted: str = "take this command") -> None:
+        self.lead_id = lead_id
+        super().__init__(
+            f"lead {lead_id} is erased (its personal data was forgotten): cannot {attempted}"
+        )

@@ -181,6 +181,15 @@ class LeadConverted(DomainEvent):
     fast_tracked: bool = False
 
 
+class LeadErased(DomainEvent):
+    """The lead's personal data was forgotten on request: its data key is destroyed, so
+    every sealed field of its events (and of its deals') reads as erased. Who asked is the
+    actor; ``reason`` must say why without naming the person (it is not sealed)."""
+
+    reason: str
+    deal_ids: list[UUID] = Field(default_factory=list, description="its deals, erased with it")
+
+
 # --- Deal -------------------------------------------------------------------------
 
 
@@ -244,6 +253,7 @@ LEAD_EVENTS: tuple[type[DomainEvent], ...] = (
     LeadDisqualified,
     LeadReopened,
     LeadConverted,
+    LeadErased,
 )
 DEAL_EVENTS: tuple[type[DomainEvent], ...] = (
     DealOpened,

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 from domain.aggregate import EventContext
 from domain.business_time import StagedAggregate, StageLine
 from domain.engagement_fold import EngagementFold, default_half_life_days, score_folded
-from domain.errors import IllegalTransition
+from domain.errors import ErasedLead, IllegalTransition
 from domain.events import (
     Bant,
     ContactLogged,
@@ -41,6 +41,7 @@ from domain.events import (
     LeadCaptured,
     LeadConverted,
     LeadDisqualified,
+    LeadErased,
     LeadFastTracked,
     LeadQualifiedAsMQL,
     LeadQualifiedAsSQL,
@@ -105,6 +106,7 @@ class Lead(StagedAggregate):
     fast_tracks: int = 0
     deal_ids: list[UUID] = []
     last_conversion_at: datetime | None = None
+    erased_at: datetime | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -317,6 +319,26 @@ class Lead(StagedAggregate):
             fast_tracked=self.stage != "sql",
         )
 
+    def erase(self, reason: str, ctx: EventContext, occurred_at: datetime) -> None:
+        """Record that the lead's personal data is forgotten (its key is destroyed next)."""
+        self.refuse_if_erased("erase it again (already erased)")
+        super().trigger(LeadErased, ctx, occurred_at, reason=reason, deal_ids=list(self.deal_ids))
+
+    def refuse_if_erased(self, attempted: str = "take this command") -> None:
+        if self.erased_at is not None:
+            raise ErasedLead(self.id, attempted)
+
+    def trigger(
+        self,
+        event_class: type[DomainEvent],
+        ctx: EventContext,
+        occurred_at: datetime,
+        **payload: Any,
+    ) -> DomainEvent:
+        """An erased lead records nothing more."""
+        self.refuse_if_erased()
+        return super().trigger(event_class, ctx, occurred_at, **payload)
+
     # --- scoring --------------------------------------------------------------------
 
     def _as_of(self, occurred_at: datetime) -> datetime:
@@ -384,6 +406,7 @@ class Lead(StagedAggregate):
             self._refuse(attempted, why)
 
     def _refuse(self, attempted: str, why: str) -> None:
+        self.refuse_if_erased(attempted)  # that is the reason, whatever else stands in the way
         raise IllegalTransition("lead", self.external_id, self.id, self.stage, attempted, why)
 
     # --- event application ----------------------------------------------------------
@@ -467,6 +490,9 @@ class Lead(StagedAggregate):
 
     def _on_LeadReopened(self, e: LeadReopened) -> None:
         self._enter(e.to_stage, e.occurred_at)
+
+    def _on_LeadErased(self, e: LeadErased) -> None:
+        self.erased_at = e.occurred_at
 
     def _on_LeadConverted(self, e: LeadConverted) -> None:
         if e.fast_tracked:

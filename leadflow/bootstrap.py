@@ -18,8 +18,11 @@ from adapters.audit_rotation import Rotation, key_ring, read_rotations, rotate
 from adapters.audit_topic import latest_head_on_topic
 from adapters.audit_witness import FileWitness, WitnessError
 from adapters.command_ledger import attach_audit, chain_existing_events
+from adapters.erased_rows import StoreErasure
 from adapters.event_store import StoreSettingsError, event_store_env, postgres_ddl_lock
+from adapters.lead_keys import WRAPPING_KEY_LABEL, LeadKeys, create_lead_keys_table
 from adapters.logging import error_text
+from adapters.personal_seal import PersonalSeal
 from adapters.privacy_keys import KEY_SETTING as MASTER_KEY_SETTING
 from adapters.privacy_keys import MasterKey, master_key
 from adapters.retrying import retry_while_unavailable
@@ -34,6 +37,7 @@ from adapters.store_integrity import (
 )
 from adapters.stream_settings import StreamSettings
 from consumers.ingest.consumer import EngagementIngest
+from consumers.ingest.ledger import TABLE as INGEST_RECORDS
 from consumers.projection import runner
 from consumers.projection.runner import RebuildSource
 from consumers.relay.lock import FileRelayLock, PostgresRelayLock, RelayLock
@@ -41,9 +45,12 @@ from consumers.relay.publisher import Relay
 from consumers.relay.wakeup import NewEventsSignal, Polling, PostgresListener
 from domain.scoring import load_scoring_rules
 from domain.stage_model import load_stage_model
+from projections.erased_facts import erase_personal_facts
 from projections.log_verify import LogProblem, LogVerification, verify_log
 from projections.store import ReadModelStore, open_read_model_store
+from service import erasure
 from service.application import LeadflowApp
+from service.erasure import Erasure
 from service.ids import ID_KEY_LABEL, IdScheme, KeyedIds, Uuid5Ids
 from service.snapshot_seal import LOCAL_SEAL_LABEL
 
@@ -118,6 +125,9 @@ def _construct(settings: Settings, default_actor: str) -> LeadflowApp:
             ids=_wanted_ids(settings, master),
         )
         app.ids = _id_scheme(recorded.id_scheme, keyed)
+        with StoreDb(store) as db:
+            create_lead_keys_table(db)
+        app.seal_personal_data(PersonalSeal(LeadKeys(store, master.derive(WRAPPING_KEY_LABEL))))
         attach_audit(app.recorder, audit)
         app.seal_snapshots_locally(master.derive(LOCAL_SEAL_LABEL))
         chained = chain_existing_events(
@@ -182,6 +192,39 @@ def _id_scheme(recorded: str | None, keyed: KeyedIds) -> IdScheme:
         return keyed
     msg = f"the event store records id scheme {recorded!r}, unknown to this leadflow"
     raise StoreSettingsError(msg)
+
+
+def forget_lead(settings: Settings, ref: str, reason: str, actor: str) -> Erasure:
+    """Erase one lead's personal data (``service.erasure``), and its personal columns
+    in the read model (``projections.erased_facts``)."""
+    with open_application(settings, default_actor=actor) as app:
+        return forget_lead_in(app, settings, ref, reason, actor)
+
+
+def forget_lead_in(
+    app: LeadflowApp, settings: Settings, ref: str, reason: str, actor: str
+) -> Erasure:
+    """``forget_lead`` with an application already open (``leadflow serve``'s)."""
+    personal = app.personal_data
+    assert isinstance(personal, PersonalSeal)  # what _construct gives every application
+    store = StoreErasure(
+        settings.store, personal.keys, app.snapshots_table(), records_table=INGEST_RECORDS
+    )
+    try:
+        erased = erasure.forget_lead(app, store, ref, reason, actor)
+    except erasure.AlreadyErased as error:
+        _erase_read_model(settings, error.erasure)
+        raise
+    _erase_read_model(settings, erased)
+    return erased
+
+
+def _erase_read_model(settings: Settings, erased: Erasure) -> None:
+    read_model = open_read_model(settings)
+    try:
+        erase_personal_facts(read_model, erased.lead_id, erased.deal_ids)
+    finally:
+        read_model.close()
 
 
 def open_application_patiently(

@@ -34,6 +34,7 @@ from domain.events import (
     LeadCaptured,
     LeadConverted,
     LeadDisqualified,
+    LeadErased,
     LeadFastTracked,
     LeadQualifiedAsMQL,
     LeadQualifiedAsSQL,
@@ -268,7 +269,10 @@ _LEAD_HANDLERS: dict[type[DomainEvent], Callable[[LeadFacts, Any, str], None]] =
     LeadDisqualified: _to("disqualified"),
     LeadReopened: lambda f, e, at: f.enter(e.to_stage, at),
     LeadConverted: _converted,
+    LeadErased: _activity,
 }
+# Not activity of the lead: recorded when someone asked, it moves no report.
+_NOT_ACTIVITY: frozenset[type[DomainEvent]] = frozenset({LeadErased})
 
 
 # --- deals ------------------------------------------------------------------------------
@@ -375,7 +379,8 @@ class _Projection(Generic[F]):
         at = utc_text(event.occurred_at)
         handler(facts, event, at)
         facts.version = event.originator_version
-        facts.last_activity_at = max(facts.last_activity_at, at)
+        if type(event) not in _NOT_ACTIVITY:
+            facts.last_activity_at = max(facts.last_activity_at, at)
         return facts
 
 

@@ -27,6 +27,7 @@ from domain.errors import DomainError, UnknownAggregate
 from domain.events import DomainEvent
 from domain.hash_chain import ChainVerdict, StoredLink, verify_chain
 from domain.lead import Lead
+from domain.personal_fields import PersonalData
 from domain.scoring import ScoringRules, load_scoring_rules
 from domain.stage_model import StageModel, load_stage_model
 from service import queries, unit_of_work
@@ -59,6 +60,7 @@ class LeadflowApp(Application[UUID]):
         ids: IdScheme,
     ) -> None:
         self.ids = ids
+        self.personal_data: PersonalData | None = None
         self.stage_model = stage_model or load_stage_model()
         self.scoring_rules = scoring_rules or load_scoring_rules()
         self.default_actor = default_actor
@@ -90,6 +92,12 @@ class LeadflowApp(Application[UUID]):
             )
             raise TypeError(msg)
         return recorder
+
+    def seal_personal_data(self, personal: PersonalData) -> None:
+        """Seal new events' personal fields with ``personal`` and open stored ones with it
+        (``domain.personal_fields``); without it, they are stored plain."""
+        self.personal_data = personal
+        cast(PydanticMapper, self.mapper).personal = personal
 
     def ledger_entries(self, command_ids: Iterable[str]) -> dict[str, LedgerEntry]:
         """The command ledger's entries of these ids (those it holds)."""
@@ -197,6 +205,13 @@ class LeadflowApp(Application[UUID]):
         """Seal snapshots under ``secret`` when no audit key can (``service.snapshot_seal``)."""
         if isinstance(self.snapshots, ProvenSnapshots):
             self.snapshots.local_seal = LocalSealKey(secret)
+
+    def snapshots_table(self) -> str | None:
+        """The name of the store's snapshot table (None when snapshots are off)."""
+        if self.snapshots is None:
+            return None
+        recorder: Any = self.snapshots.recorder  # SQLite's and PostgreSQL's name their table
+        return str(recorder.events_table_name)
 
     def snapshot_problems(self, aggregate_id: UUID) -> list[str]:
         """The aggregate's stored snapshots that are unreadable or not what its events give."""

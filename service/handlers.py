@@ -18,6 +18,7 @@ from domain.aggregate import Aggregate, EventContext, generated_causation_id
 from domain.deal import Deal
 from domain.errors import AlreadyExists, DomainError
 from domain.lead import Lead
+from domain.personal_fields import PersonalData
 from domain.scoring import ScoringRules
 from domain.stage_model import Pipeline, StageModel
 from service.ids import IdScheme, new_external_id, resolve_ref
@@ -40,6 +41,9 @@ class Setup(Protocol):
 
     @property
     def ids(self) -> IdScheme: ...
+
+    @property
+    def personal_data(self) -> PersonalData | None: ...
 
 
 class Aggregates(Protocol):
@@ -76,6 +80,7 @@ def capture_lead(app: Setup, cmd: c.CaptureLead, batch: Aggregates) -> Ids:
         batch.add(lead)
         return (lead_id,)
     lead = batch.load(Lead, lead_id, cmd.lead)
+    lead.refuse_if_erased("capture it again")
     attributes = cmd.attributes
     if cmd.fill_missing_only:
         attributes = {k: v for k, v in attributes.items() if k not in lead.attributes}
@@ -160,6 +165,10 @@ def fast_track(app: Setup, cmd: c.FastTrack, batch: Aggregates) -> Ids:
         batch,
         lambda lead, ctx: lead.fast_track(cmd.to_stage, cmd.reason, ctx, cmd.occurred_at),
     )
+
+
+def forget_lead(app: Setup, cmd: c.ForgetLead, batch: Aggregates) -> Ids:
+    return _on_lead(app, cmd, batch, lambda lead, ctx: lead.erase(cmd.reason, ctx, cmd.occurred_at))
 
 
 # --- deals ------------------------------------------------------------------------------
@@ -268,6 +277,7 @@ HANDLERS: Mapping[type[c.Command], Handler] = {
     c.DisqualifyLead: disqualify_lead,
     c.QualifyLead: qualify_lead,
     c.FastTrack: fast_track,
+    c.ForgetLead: forget_lead,
     c.OpenDeal: open_deal,
     c.MoveDeal: move_deal,
     c.WinDeal: win_deal,
@@ -297,6 +307,7 @@ def _context(app: Setup, cmd: c.Command) -> EventContext:
         causation_id=causation,
         correlation_id=cmd.correlation_id or causation,
         backdated=cmd.backdated,
+        personal_data=app.personal_data,
     )
 
 

@@ -167,7 +167,11 @@ class _Aggregate:
                 stored_class(stored)  # an unknown topic is named, and never imported
                 state = mapper.decode_state(stored)
                 event = event_from_state(
-                    stored.topic, stored.originator_id, stored.originator_version, state
+                    stored.topic,
+                    stored.originator_id,
+                    stored.originator_version,
+                    state,
+                    mapper.personal,
                 )
             except DECODE_ERRORS as error:
                 self.states.append(state)
@@ -360,7 +364,8 @@ def _not_a_lead(app: LeadflowApp, ref: str, mapper: PydanticMapper) -> DomainErr
     first = app.recorder.select_events(deal_id, limit=1)
     if first and first[0].topic.endswith(":DealOpened"):
         try:
-            lead_ref = mapper.decode_state(first[0]).get("lead_external_id")
+            state = mapper.open_state(first[0].topic, mapper.decode_state(first[0]))
+            lead_ref = state.get("lead_external_id")
         except DECODE_ERRORS:
             lead_ref = None
         if lead_ref:

@@ -33,7 +33,7 @@ from eventsourcing.persistence import AggregateRecorder, IntegrityError
 from pydantic import BaseModel, ConfigDict
 
 from adapters.aggregate_versions import latest_versions
-from adapters.command_ledger import LEDGER_KWARG, LedgerEntry
+from adapters.command_ledger import ERASED_FINGERPRINT, LEDGER_KWARG, LedgerEntry
 from adapters.stale_check import EXPECTED_VERSIONS_KWARG
 from domain import commands as c
 from domain.aggregate import Aggregate
@@ -112,6 +112,8 @@ def handle_many(
     entries of its command ids.
     """
     may_exist = _ids_to_probe(app.ids, commands)
+    if app.personal_data is not None and len(commands) > 1:
+        app.personal_data.prepare(_new_key_owners(app.ids, commands))
     for number in range(1, MAX_ATTEMPTS + 1):
         batch = _Batch(app, may_exist, _command_ids(app.ids, commands))
         results: list[Outcome | DomainError] = []
@@ -147,6 +149,17 @@ def _ids_to_probe(scheme: IdScheme, commands: Sequence[c.Command]) -> set[UUID]:
             if ref and (own_id := as_uuid(ref)) is not None:
                 ids.add(own_id)
     return ids
+
+
+def _new_key_owners(scheme: IdScheme, commands: Sequence[c.Command]) -> set[UUID]:
+    """Whose data keys the batch may create: leads captured, deals opened without one."""
+    owners: set[UUID] = set()
+    for command in commands:
+        if isinstance(command, c.CaptureLead) and as_uuid(command.lead) is None:
+            owners.add(scheme.lead(command.lead))
+        elif isinstance(command, c.OpenDeal) and command.lead is None:
+            owners.add(scheme.deal(command.deal))
+    return owners
 
 
 def _command_ids(scheme: IdScheme, commands: Sequence[c.Command]) -> set[str]:
@@ -215,7 +228,9 @@ def _ledger_entry(
 
 
 def _recorded_outcome(seen: LedgerEntry, content: bytes) -> Outcome | DomainError:
-    if seen.fingerprint != content:
+    """The outcome recorded for the id (a row of an erased lead's command can no longer
+    tell its content apart from another: it answers with its outcome)."""
+    if seen.fingerprint not in (content, ERASED_FINGERPRINT):
         return CommandIdReused(seen.command_id, seen.command)
     if seen.refusal is not None:
         return RefusedBefore(seen.refusal)

@@ -3,7 +3,8 @@
 key     aggregate id (UUID text)
 value   JSON ``{"notification_id", "topic", "originator_id", "originator_version", "state"}``
         where ``state`` is the event's stored JSON state, before upcasting (consumers
-        upcast, exactly as the event store does on read)
+        upcast, exactly as the event store does on read), its sealed personal fields
+        opened (``domain.personal_fields``; ``[erased]`` once the lead is forgotten)
 headers event_id, event_type, aggregate_type, schema_version, aggregate_version,
         notification_id (all UTF-8 text); the relay adds relay_epoch (its fencing
         epoch, ``consumers.relay.position``)

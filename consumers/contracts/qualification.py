@@ -25,6 +25,8 @@ reason; a sales system that meets one should read that lead or deal afresh.
 
 Personal data and retention: records hold personal data (``lead.external_id`` is
 usually the person's email; BANT answers; reasons people typed; the owner's name).
+When a lead is erased (``leadflow forget``), ``lead.erased`` names it and its deals:
+a subscriber must then delete every copy it keeps of them.
 leadflow creates the topic keeping records 30 days by default
 (``LEADFLOW_KAFKA_QUALIFICATION_RETENTION_MS``, docs/topics.md); a subscriber keeps its
 own copy and answers for it.
@@ -243,6 +245,20 @@ class DealReopenedEvent(_DealEvent):
     reason: str | None
 
 
+class LeadErasedEvent(IntegrationEvent):
+    """The lead's personal data was forgotten on request (GDPR Art. 17): delete every copy
+    of it and of its deals that you keep (external ids, BANT answers, reasons, whatever
+    else an earlier record gave you). leadflow's own copies read as ``[erased]`` from now
+    on; no later record names the person. It carries no personal data."""
+
+    type: Literal["lead.erased"] = "lead.erased"
+    lead_id: UUID = Field(description="the erased lead (also the record key)")
+    deal_ids: list[UUID] = Field(description="its deals: delete what you keep of them too")
+
+    def record_key(self) -> UUID:
+        return self.lead_id
+
+
 class RelayUnmappable(IntegrationEvent):
     """The relay could not map this domain event to the contract: the change it stands for
     is not published in full (read the lead or deal afresh)."""
@@ -269,6 +285,7 @@ EVENT_MODELS: tuple[type[IntegrationEvent], ...] = (
     DealWonEvent,
     DealLostEvent,
     DealReopenedEvent,
+    LeadErasedEvent,
 )
 QualificationEvent = Annotated[
     LeadMqlReached
@@ -283,6 +300,7 @@ QualificationEvent = Annotated[
     | DealWonEvent
     | DealLostEvent
     | DealReopenedEvent
+    | LeadErasedEvent
     | RelayUnmappable,
     Field(discriminator="type"),
 ]
@@ -362,6 +380,10 @@ def _lead_event(event: ev.DomainEvent, lookup: StateLookup) -> IntegrationEvent 
         case ev.LeadReopened():
             payload = {"to_stage": event.to_stage, "reason": event.reason}
             model = LeadReopenedEvent
+        case ev.LeadErased():
+            return LeadErasedEvent(
+                **_envelope(event), lead_id=event.originator_id, deal_ids=event.deal_ids
+            )
         case ev.LeadConverted():
             payload = {
                 "from_stage": event.from_stage,

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from adapters.api_keys import ApiKeys
 from adapters.settings import Settings
 from consumers.contracts.engagement import EngagementRecordV1
-from leadflow.api import commands, docs, events, intake, keys, problems, reads
+from leadflow.api import commands, docs, erasure, events, intake, keys, problems, reads
 from leadflow.api.auth import Gate
 from leadflow.api.json_body import JsonBodyRoute
 from leadflow.api.middleware import RequestMiddleware
@@ -71,6 +71,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(intake.routes, responses=with_body)
     app.include_router(reads.routes, responses=problems.documented(*problems.AUTHENTICATED, 404))
     app.include_router(keys.routes, responses=with_body)
+    app.include_router(
+        erasure.routes, responses=problems.documented(*problems.AUTHENTICATED, 404, 415)
+    )
     app.include_router(events.routes, responses=authenticated)
 
     @app.get("/healthz", tags=["health"], operation_id="healthz")

@@ -23,6 +23,7 @@ from domain.errors import (
     AlreadyExists,
     DamagedHistory,
     DomainError,
+    ErasedLead,
     IllegalTransition,
     UnknownAggregate,
 )
@@ -108,6 +109,8 @@ def problem_from_domain(error: DomainError) -> ApiProblem:
             attempted=error.attempted,
             why=error.why,
         )
+    if isinstance(error, ErasedLead):
+        return ApiProblem(409, "lead-erased", "Lead erased", str(error), lead_id=str(error.lead_id))
     if isinstance(error, UnknownAggregate):
         return ApiProblem(
             404, "unknown-aggregate", f"Unknown {error.kind}", str(error), aggregate=error.kind

@@ -17,6 +17,7 @@ class Permission(StrEnum):
     VERIFY = "verify"
     EVENTS = "events"  # the live stream of changes
     KEYS = "keys"  # API key management
+    ERASE = "erase"  # forgetting a lead's personal data
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {

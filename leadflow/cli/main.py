@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "leadflow.cli.audit_keys",
     "leadflow.cli.demo",
     "leadflow.cli.serve",
+    "leadflow.cli.privacy",
 )
 
 log = structlog.get_logger("leadflow.cli")

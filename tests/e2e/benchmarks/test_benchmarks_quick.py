@@ -46,6 +46,7 @@ TINY = [
 PER_STORE = {
     "commands.handle",
     "commands.handle_signed",
+    "commands.handle_privacy",
     "commands.handle_many",
     "history.load_with_snapshots",
     "history.load_full_replay",

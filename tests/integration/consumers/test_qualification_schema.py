@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
@@ -18,6 +19,7 @@ from adapters.mapper import PydanticMapper
 from consumers.contracts import qualification as q
 from consumers.contracts.schema_files import REPO_SCHEMAS, expected_files, stale_files, write_files
 from consumers.relay.states_at_version import StatesAtVersion
+from domain import commands as c
 from leadflow.bootstrap import open_application
 from service.application import LeadflowApp
 from tests.integration.consumers.stream_helpers import lifecycle, stream_setup
@@ -77,6 +79,12 @@ def app(tmp_path: Path) -> Iterator[LeadflowApp]:
 def test_every_public_event_type_maps_and_validates(app: LeadflowApp) -> None:
     for n in range(5):
         lifecycle(app, n)
+    forgotten = app.get_lead("lead-4@example.com")  # converted: its deal is named too
+    app.handle(
+        c.ForgetLead(
+            lead=str(forgotten.id), reason="art. 17", actor="dpo", occurred_at=datetime.now(UTC)
+        )
+    )
     lookup = StatesAtVersion(app)
     validators = {
         path.stem: Draft202012Validator(json.loads(path.read_text()))
@@ -95,6 +103,9 @@ def test_every_public_event_type_maps_and_validates(app: LeadflowApp) -> None:
             assert value["event_id"] == str(event.event_id)
             assert value["aggregate_version"] == event.originator_version
             assert record.key.decode() == str(event.originator_id)
+            if value["type"] == "lead.erased":
+                assert value["deal_ids"] == [str(i) for i in forgotten.deal_ids] != []
+                assert "reason" not in value  # typed by a person: never published
             seen.add(value["type"])
     assert seen == ALL_TYPES
 
@@ -141,6 +152,10 @@ def test_a_consumer_that_knows_nothing_of_leadflow_validates_the_topic(
     app = setup.open_app()
     for n in range(10):
         lifecycle(app, n)
+    forgotten = app.get_lead("lead-4@example.com")
+    app.handle(
+        c.ForgetLead(lead=str(forgotten.id), reason="art. 17", occurred_at=datetime.now(UTC))
+    )
     setup.relay(app).run(once=True, max_seconds=60)
     app.close()
     script = Path(__file__).with_name("plain_qualification_consumer.py")
