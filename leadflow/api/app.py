@@ -2,7 +2,8 @@
 
 The app opens the application on the event store (the same composition root as every
 other process) and the API keys table when it starts, and closes them when it stops.
-Routers: commands, intake, reads, keys, events (SSE); open paths: ``/healthz``,
+Routes: commands (on the app itself), intake, reads, keys, erasure, events (SSE); open
+paths: ``/healthz``,
 ``/openapi.json``, ``/docs``. A ``/metrics`` endpoint joins the open paths later.
 """
 
