@@ -3,8 +3,8 @@
 The app opens the application on the event store (the same composition root as every
 other process) and the API keys table when it starts, and closes them when it stops.
 Routes: commands (on the app itself), intake, reads, keys, erasure, events (SSE); open
-paths: ``/healthz``,
-``/openapi.json``, ``/docs``. A ``/metrics`` endpoint joins the open paths later.
+paths: ``/healthz``, ``/openapi.json``, ``/docs``. A ``/metrics`` endpoint joins the open
+paths later.
 """
 
 from __future__ import annotations
