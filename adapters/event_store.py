@@ -9,6 +9,8 @@ import base64
 import binascii
 import hashlib
 import importlib
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -94,11 +96,29 @@ class DsnPostgresFactory(PostgresFactory):
 SECURE_DELETE = "PRAGMA secure_delete=ON"  # deleted rows do not stay in free pages
 
 
+_WAL_SWITCH_SECONDS = 5.0
+
+
 class _SecureDeletePool(SQLiteConnectionPool):
     def _create_connection(self) -> SQLiteConnection:
-        connection = super()._create_connection()
+        connection = self._connected_in_wal_mode()
         connection.cursor().execute(SECURE_DELETE)
         return connection
+
+    def _connected_in_wal_mode(self) -> SQLiteConnection:
+        """A new connection; the first one of a new file switches it to WAL, which SQLite
+        refuses at once ("database is locked", no busy wait) while another connection
+        writes to it: tried again until it succeeds or the lock timeout passes."""
+        deadline = time.monotonic() + (self.lock_timeout or _WAL_SWITCH_SECONDS)
+        pause = 0.005
+        while True:
+            try:
+                return super()._create_connection()
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
 
 class SecureDeleteSQLiteFactory(SQLiteFactory):
