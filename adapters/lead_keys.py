@@ -36,6 +36,10 @@ DATA_KEY_SIZE = 32
 NONCE_SIZE = 12
 _CACHED_KEYS = 4096
 _READ_CHUNK = 500  # leads per key-table query
+_INSERT = (
+    "INSERT INTO {t} (lead_id, nonce, wrapped_key, created_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (lead_id) DO NOTHING"
+)
 _READ_MANY = "SELECT lead_id, nonce, wrapped_key, erased_at FROM {t} WHERE lead_id IN "
 _CREATE = """
 CREATE TABLE IF NOT EXISTS {{t}} (
@@ -100,14 +104,7 @@ class LeadKeys:
         known = self._cached_key(lead_id)
         if known is not None:
             return None if isinstance(known, _Destroyed) else known
-        nonce = secrets.token_bytes(NONCE_SIZE)
-        wrapped = self._wrap.encrypt(nonce, secrets.token_bytes(DATA_KEY_SIZE), _aad(lead_id))
-        self._db().execute(
-            "INSERT INTO {t} (lead_id, nonce, wrapped_key, created_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (lead_id) DO NOTHING",
-            (str(lead_id), nonce, wrapped, _now()),
-            t=TABLE,
-        )
+        self._db().execute(_INSERT, self._new_row(lead_id), t=TABLE)
         key = self.key(lead_id)  # whichever process inserted first
         if key is None and not self.is_destroyed(lead_id):  # pragma: no cover - just inserted
             raise MissingDataKey(f"lead {lead_id} has no data key right after creating one")
@@ -161,20 +158,17 @@ class LeadKeys:
         missing = set(wanted) - self._read_many(wanted)
         if not missing:
             return
-        rows = []
-        for lead_id in sorted(missing, key=str):
-            nonce = secrets.token_bytes(NONCE_SIZE)
-            wrapped = self._wrap.encrypt(nonce, secrets.token_bytes(DATA_KEY_SIZE), _aad(lead_id))
-            rows.append((str(lead_id), nonce, wrapped, _now()))
+        rows = [self._new_row(lead_id) for lead_id in sorted(missing, key=str)]
         db = self._db()
         with db.transaction():
-            db.executemany(
-                "INSERT INTO {t} (lead_id, nonce, wrapped_key, created_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (lead_id) DO NOTHING",
-                rows,
-                t=TABLE,
-            )
+            db.executemany(_INSERT, rows, t=TABLE)
         self._read_many(sorted(missing, key=str))  # whichever process inserted first
+
+    def _new_row(self, lead_id: UUID) -> tuple[str, bytes, bytes, str]:
+        """A row for the table: a new random key, wrapped."""
+        nonce = secrets.token_bytes(NONCE_SIZE)
+        wrapped = self._wrap.encrypt(nonce, secrets.token_bytes(DATA_KEY_SIZE), _aad(lead_id))
+        return str(lead_id), nonce, wrapped, _now()
 
     def _read_many(self, lead_ids: Sequence[UUID]) -> set[UUID]:
         """Read and cache these leads' keys; the leads that have a row."""
