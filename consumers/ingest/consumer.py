@@ -62,6 +62,7 @@ from adapters.kafka_topics import (
     topic_max_message_bytes,
 )
 from adapters.logging import error_text
+from adapters.retrying import retry_while_unavailable
 from adapters.settings import KafkaSettings
 from adapters.stopping import ProcessStop
 from adapters.store_db import StoreDb
@@ -148,7 +149,9 @@ class EngagementIngest:
         db = self._open_db()
         clients: tuple[KafkaConsumer, KafkaProducer] | None = None
         try:
-            ledger = IngestLedger(db)
+            ledger = self._open_ledger(db)
+            if ledger is None:
+                return
             clients = self._connect()
             if clients is None:
                 return
@@ -161,6 +164,21 @@ class EngagementIngest:
                 self._close(clients[0], self._producer_now)
             db.close()
             self._log.info("ingest_stopped", run=self._fields(self.counts))
+
+    def _open_ledger(self, db: StoreDb) -> IngestLedger | None:
+        """The ledger (its table created if need be), retried while the store is away: the
+        broker may come back only for the store to be gone; None when stopped first."""
+
+        def unreachable(error: Exception, retry_in: float) -> None:
+            self._log.warning("event_store_unreachable", error=error_text(error), retry_in=retry_in)
+
+        return retry_while_unavailable(
+            lambda: IngestLedger(db),
+            is_transient,
+            self.stop.is_set,
+            on_retry=unreachable,
+            max_delay=self.stream.retry_max_seconds,
+        )
 
     def _connect(self) -> tuple[KafkaConsumer, KafkaProducer] | None:
         """Consumer and producer, retried with back-off while the broker is away; None

@@ -10,7 +10,13 @@ from pathlib import Path
 from tests.e2e.api.served import Served, serving
 
 LEAD = "grace.hopper@example.com"
-BANT = {"budget": "budget-x81", "authority": "authority-x82", "need": "need-x83", "timeline": "q9"}
+# long enough not to turn up by chance in ciphertext ("q9" once did)
+BANT = {
+    "budget": "budget-x81",
+    "authority": "authority-x82",
+    "need": "need-x83",
+    "timeline": "timeline-x84",
+}
 PERSONAL = (LEAD, "grace-phone-5550199", "reason-typed-x80", *BANT.values())
 
 

@@ -10,9 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from adapters.kafka_topics import ensure_topics
+from adapters.store_db import StoreDb
+from consumers.ingest.consumer import EngagementIngest
 from consumers.ingest.ledger import IngestCounts, IngestLedger
+from deploy._common import free_port
 from domain import commands as c
 from service.application import LeadflowApp
 from tests.integration.consumers.engagement_samples import (
@@ -116,4 +120,27 @@ def test_ingest_into_a_postgres_event_store(
     assert len(read_topic(kafka_bootstrap, setup.stream.dlq_topic)) == counts.dead_lettered
     lead = app.get_lead("pg-lead-0@example.com")
     assert lead.engagements.count, "engagements reached the lead"
+    app.close()
+
+
+@pytest.mark.postgres
+def test_ingest_waits_for_a_store_that_is_away_when_it_starts(
+    tmp_path: Path, kafka_bootstrap: str, postgres_dsn: str
+) -> None:
+    """The broker may come back only for the event store to be gone (a chaos run saw the
+    ingest exit then, creating its ledger table): it waits for the store, as it does for
+    the broker, until it is stopped."""
+    setup = stream_setup(tmp_path, kafka_bootstrap, postgres_dsn)
+    away = f"postgresql://leadflow:leadflow@127.0.0.1:{free_port()}/leadflow"
+    store_away = setup.settings.store.model_copy(update={"postgres_dsn": SecretStr(away)})
+    app = setup.open_app()
+    ingest = EngagementIngest(
+        app,
+        setup.stream,
+        setup.settings.kafka,
+        open_db=lambda: StoreDb(store_away),
+    )
+    started = time.monotonic()
+    assert ingest.run(max_seconds=3) == IngestCounts()
+    assert time.monotonic() - started >= 3
     app.close()
