@@ -23,14 +23,18 @@ DECODE_ERRORS = (ValueError, KeyError, TypeError, TopicError, zlib.error)
 
 @dataclass(frozen=True, slots=True)
 class EventEnvelope:
-    """A domain event with its position in the application's notification log."""
+    """A domain event with its position in the application's notification log.
+
+    ``state`` is the event's state as stored, its personal fields sealed
+    (``domain.personal_fields``): what the relay publishes and a dead letter keeps.
+    ``event`` has them opened (or marked erased).
+    """
 
     notification_id: int
     topic: str
     state: dict[str, Any]
     event: DomainEvent
-    # the stored JSON of ``state`` when read from the event store and ``state`` is what is
-    # stored (None from Kafka, and when sealed personal fields were opened)
+    # the stored JSON of ``state`` when read from the event store (None from Kafka)
     stored_json: bytes | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -51,6 +55,9 @@ def event_from_state(
     if cls is None:
         msg = f"topic {topic!r} is not a leadflow domain event"
         raise ValueError(msg)
+    if not isinstance(state, dict):
+        msg = f"the state is a JSON {type(state).__name__}, not an object"
+        raise ValueError(msg)  # a decoding error, as a wrong JSON text is
     data = upcast(cls, dict(open_state(cls, topic, state, personal)))
     data["originator_id"] = originator_id
     data["originator_version"] = originator_version
@@ -58,15 +65,15 @@ def event_from_state(
 
 
 def envelope_from_notification(mapper: PydanticMapper, notification: Notification) -> EventEnvelope:
-    """The stored event with its sealed personal fields opened (``state`` too: what the
-    relay publishes and the HTTP event stream shows; ``stored_json`` only when the state
-    is the stored one)."""
+    """The stored event: its state as stored (personal fields sealed), its domain event
+    with them opened by the mapper's ``personal``."""
     stored_json = mapper.plain_state(notification)
-    stored = mapper.transcoder.decode(stored_json)
-    state = mapper.open_state(notification.topic, stored) if isinstance(stored, dict) else stored
+    state = mapper.transcoder.decode(stored_json)
     event = event_from_state(
-        notification.topic, notification.originator_id, notification.originator_version, state
+        notification.topic,
+        notification.originator_id,
+        notification.originator_version,
+        state,
+        mapper.personal,
     )
-    return EventEnvelope(
-        notification.id, notification.topic, state, event, stored_json if state is stored else None
-    )
+    return EventEnvelope(notification.id, notification.topic, state, event, stored_json)

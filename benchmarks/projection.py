@@ -6,7 +6,8 @@ round, ``consumers.projection.kafka.KafkaProjector`` consumes that topic with a 
 consumer group into a fresh, empty read model (the run's store kind: a SQLite file or a
 PostgreSQL schema) until every record is applied: its stop check reads the positions it
 committed with the read model. The clock covers the whole run: joining the group,
-polling, decoding, applying each batch and its positions in one transaction.
+polling, decoding (opening the sealed personal fields with the source store's keys, read
+afresh each round), applying each batch and its positions in one transaction.
 
 The baseline, in the same round: a raw kafka-python ``KafkaConsumer`` in a fresh group,
 with the projector's poll size, that polls the same records and decodes each one
@@ -21,7 +22,7 @@ from uuid import uuid4
 
 from kafka import KafkaConsumer, TopicPartition
 
-from adapters.settings import KafkaSettings
+from adapters.settings import KafkaSettings, Settings
 from benchmarks.event_fill import event_records, fill_store, publish
 from benchmarks.framework import (
     BenchContext,
@@ -38,6 +39,7 @@ from benchmarks.stores import fresh_store, opened
 from benchmarks.topics import scratch_topics, with_bootstrap
 from consumers.contracts.events_topic import from_kafka_value
 from consumers.projection.kafka import KafkaProjector
+from consumers.projection.runner import personal_data
 from leadflow.bootstrap import open_read_model
 
 TARGET = Target(on="ratio", at_least=0.7)
@@ -54,21 +56,24 @@ def run(ctx: BenchContext) -> list[Result]:
     kind = ctx.store_kind
     assert ctx.kafka_bootstrap is not None, "the runner provides a broker"
     batch_size = ctx.int_param("batch_size")
-    with fresh_store(ctx, "sqlite", "projection_source") as source, opened(source) as app:
-        kafka = with_bootstrap(source.kafka, ctx.kafka_bootstrap)
-        fill_store(app, ctx.int_param("events"), "projection")
-        records = event_records(app)
-    with scratch_topics(kafka, "projection") as (topic,):
-        publish(kafka, topic, records)
-        figures = interleaved_rounds(
-            ctx.rounds,
-            {
-                "projector": _projector_probe(ctx, kafka, topic, len(records), batch_size),
-                "consumer": _consumer_probe(kafka, topic, len(records), batch_size),
-            },
-            benchmark="projection",
-            store=kind,
-        )
+    with fresh_store(ctx, "sqlite", "projection_source") as source:
+        with opened(source) as app:
+            kafka = with_bootstrap(source.kafka, ctx.kafka_bootstrap)
+            fill_store(app, ctx.int_param("events"), "projection")
+            records = event_records(app)
+        with scratch_topics(kafka, "projection") as (topic,):
+            publish(kafka, topic, records)
+            figures = interleaved_rounds(
+                ctx.rounds,
+                {
+                    "projector": _projector_probe(
+                        ctx, source, kafka, topic, len(records), batch_size
+                    ),
+                    "consumer": _consumer_probe(source, kafka, topic, len(records), batch_size),
+                },
+                benchmark="projection",
+                store=kind,
+            )
     return [
         Result(
             benchmark="projection",
@@ -97,13 +102,19 @@ def run(ctx: BenchContext) -> list[Result]:
 
 
 def _projector_probe(
-    ctx: BenchContext, kafka: KafkaSettings, topic: str, count: int, batch_size: int
+    ctx: BenchContext,
+    source: Settings,
+    kafka: KafkaSettings,
+    topic: str,
+    count: int,
+    batch_size: int,
 ) -> Callable[[int], float]:
     def probe(number: int) -> float:
         label = f"projection_r{number + 1}"
         with (
             fresh_store(ctx, ctx.store_kind, label) as settings,
             open_read_model(settings) as store,
+            opened(source) as keys_app,  # its key cache starts empty each round
         ):
             own = settings.projector.model_copy(
                 update={
@@ -113,7 +124,7 @@ def _projector_probe(
                     "group_id": f"bench-projector-{uuid4().hex[:10]}",
                 }
             )
-            projector = KafkaProjector(kafka, store, own)
+            projector = KafkaProjector(kafka, store, own, personal_data(keys_app))
 
             def caught_up() -> bool:
                 return sum(store.positions(topic).values()) >= count
@@ -129,10 +140,11 @@ def _projector_probe(
 
 
 def _consumer_probe(
-    kafka: KafkaSettings, topic: str, count: int, batch_size: int
+    source: Settings, kafka: KafkaSettings, topic: str, count: int, batch_size: int
 ) -> Callable[[int], float]:
     def probe(_: int) -> float:
-        with stopwatch() as watch:
+        with opened(source) as keys_app, stopwatch() as watch:
+            personal = personal_data(keys_app)
             # partitions assigned, no group: the baseline pays no coordinator round trips
             # (and cannot hang looking for a coordinator, as kafka-python 3.0 once did here)
             consumer = KafkaConsumer(
@@ -153,7 +165,7 @@ def _consumer_probe(
                     polled = consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
                     for batch in polled.values():
                         for record in batch:
-                            from_kafka_value(record.value)
+                            from_kafka_value(record.value, personal)
                             decoded += 1
             finally:
                 consumer.close(autocommit=False)

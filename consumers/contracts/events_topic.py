@@ -3,13 +3,22 @@
 key     aggregate id (UUID text)
 value   JSON ``{"notification_id", "topic", "originator_id", "originator_version", "state"}``
         where ``state`` is the event's stored JSON state, before upcasting (consumers
-        upcast, exactly as the event store does on read), its sealed personal fields
-        opened (``domain.personal_fields``; ``[erased]`` once the lead is forgotten)
+        upcast, exactly as the event store does on read), its personal fields sealed
+        as stored (see below)
 headers event_id, event_type, aggregate_type, schema_version, aggregate_version,
         notification_id (all UTF-8 text); the relay adds relay_epoch (its fencing
         epoch, ``consumers.relay.position``)
 
 The embedded mode reads the same envelopes straight from the notification log.
+
+Personal fields (``domain.personal_fields.PERSONAL_FIELDS``: external ids, attributes but
+the firmographic ones, properties, BANT answers, contact outcomes, reasons, competitors)
+are text ``"\x1fsealed:v1:<lead id, 32 hex>:<base64 of nonce + AES-256-GCM ciphertext>"``
+under the lead's data key (``adapters.personal_seal``), as in the event store. Only
+leadflow opens them, with the privacy master key and the store's key table: the Kafka
+projector does (``from_kafka_value``). Once the lead is forgotten its key is gone and
+they stay sealed for ever: a consumer reads ``[erased]``, as a rebuild from the store does.
+Records written before sealing may hold plain values; they are read as they are.
 
 A stored event the relay cannot decode still comes, in its place in the aggregate's
 order, as an undecodable-event record (``undecodable_record``): the usual value with
@@ -42,6 +51,7 @@ from adapters.logging import error_text
 from adapters.mapper import PydanticMapper
 from adapters.storable_text import storable_reason
 from domain.events import DomainEvent
+from domain.personal_fields import PersonalData
 
 EVENTS_TOPIC = "leadflow.events.v1"
 
@@ -123,11 +133,13 @@ def to_kafka_record(envelope: EventEnvelope) -> KafkaRecord:
     return KafkaRecord(key=aggregate_id, value=value, headers=headers)
 
 
-def from_kafka_value(value: bytes) -> EventEnvelope:
+def from_kafka_value(value: bytes, personal: PersonalData) -> EventEnvelope:
+    """The envelope of a record, its sealed personal fields opened by ``personal``
+    (``[erased]`` where the lead's key was destroyed)."""
     data = json.loads(value)
     state = data["state"]
     event = event_from_state(
-        data["topic"], data["originator_id"], data["originator_version"], state
+        data["topic"], data["originator_id"], data["originator_version"], state, personal
     )
     return EventEnvelope(int(data["notification_id"]), data["topic"], state, event)
 

@@ -12,6 +12,11 @@ When the read-model database goes away (PostgreSQL restarted, SQLite locked beyo
 busy timeout) the projector reconnects with exponential backoff, seeks every assigned
 partition back to the stored positions, and carries on; the batch in hand was rolled back
 with its positions, so it is simply consumed again.
+
+The records carry personal fields sealed (``consumers.contracts.events_topic``); the
+projector opens them with the application's seal (``PersonalData``: the privacy master
+key and the event store's key table, keys cached), so its read model equals a rebuild
+from the store, ``[erased]`` where a lead was forgotten.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from adapters.retrying import (
 from adapters.settings import KafkaSettings
 from consumers.contracts.events_topic import from_kafka_value
 from consumers.failure_policy import is_transient
+from domain.personal_fields import PersonalData
 from projections.projector import Item, Projector, gc_paused
 from projections.reconnect import reconnect_with_backoff
 from projections.store import ReadModelStore
@@ -56,12 +62,14 @@ class RunStats:
     broker_retries: int = 0
 
 
-def item_from_record(record: Any) -> Item:
+def item_from_record(record: Any, personal: PersonalData) -> Item:
+    """The record as the projector's item (an undecodable one when it cannot be read);
+    ``personal`` opens its sealed personal fields."""
     key = record.key.decode("utf-8", errors="replace") if record.key else None
     try:
         if record.value is None:
             raise ValueError("the record has no value")
-        envelope = from_kafka_value(record.value)
+        envelope = from_kafka_value(record.value, personal)
     except DECODE_ERRORS as error:
         where = f"record {record.topic}/{record.partition}@{record.offset}"
         problem = f"{where} cannot be decoded: {error_text(error)}"
@@ -123,8 +131,13 @@ def _numbers(partitions: Iterable[TopicPartition]) -> list[int]:
 
 class KafkaProjector:
     def __init__(
-        self, kafka: KafkaSettings, store: ReadModelStore, options: ProjectorSettings
+        self,
+        kafka: KafkaSettings,
+        store: ReadModelStore,
+        options: ProjectorSettings,
+        personal: PersonalData,
     ) -> None:
+        self.personal = personal  # opens the records' sealed personal fields
         self.kafka = kafka
         self.store = store
         self.options = options
@@ -238,7 +251,7 @@ class KafkaProjector:
         self._log.warning("broker_unavailable", error=error_text(error), retry_in_s=retry_in)
 
     def _apply(self, consumer: KafkaConsumer, records: Sequence[Any], stats: RunStats) -> None:
-        items = [item_from_record(r) for r in records]
+        items = [item_from_record(r, self.personal) for r in records]
         next_positions: dict[int, int] = {}
         for item in items:
             next_positions[item.part] = max(next_positions.get(item.part, 0), item.position + 1)

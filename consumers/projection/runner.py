@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, TypeVar
 from uuid import uuid4
 
 import psycopg
 import structlog
+from eventsourcing.persistence import OperationalError as StoreOperationalError
 
 from adapters.logging import error_text
 from adapters.projector_settings import ProjectorSettings
@@ -21,17 +22,19 @@ from adapters.settings import KafkaSettings
 from adapters.stopping import ProcessStop
 from consumers.projection.embedded import follow
 from consumers.projection.kafka import KafkaProjector
+from domain.personal_fields import PersonalData
 from projections.catch_up import catch_up
 from projections.store import ReadModelStore
 from service.application import LeadflowApp
 
-__all__ = ["rebuild", "run_projector"]
+__all__ = ["personal_data", "rebuild", "run_projector"]
 
 log = structlog.get_logger("leadflow.consumers.projection_runner")
 
 RebuildSource = Literal["store", "kafka"]
 OpenStore = Callable[[], ReadModelStore]
 OpenApp = Callable[[], LeadflowApp]
+T = TypeVar("T")
 
 
 def run_projector(
@@ -51,13 +54,19 @@ def run_projector(
     ``until_idle``, until the assigned partitions are consumed to their end.
     """
     if kafka is not None:
-        store = _open_when_reachable(open_store, stop)
-        if store is None:
+        app = _open_when_reachable(open_app, "event_store_unreachable", stop)
+        if app is None:
             return 0
-        with store:
-            stats = KafkaProjector(kafka, store, options).run(
-                should_stop=stop, until_idle=until_idle
-            )
+        try:
+            store = _open_when_reachable(open_store, "read_model_unreachable", stop)
+            if store is None:
+                return 0
+            with store:
+                stats = KafkaProjector(kafka, store, options, personal_data(app)).run(
+                    should_stop=stop, until_idle=until_idle
+                )
+        finally:
+            app.close()
         return stats.applied
     with open_store() as store:
         app = open_app()
@@ -75,17 +84,23 @@ def run_projector(
             app.close()
 
 
-def _open_when_reachable(open_store: OpenStore, stop: ProcessStop) -> ReadModelStore | None:
-    """The live read model, retried with back-off while its PostgreSQL is unreachable (a
+def _open_when_reachable(open_it: Callable[[], T], event: str, stop: ProcessStop) -> T | None:
+    """``open_it()``, retried with back-off while its PostgreSQL is unreachable (a
     long-running projector started during an outage waits for it); None when stopped."""
     return retry_while_unavailable(
-        open_store,
-        lambda error: isinstance(error, psycopg.OperationalError),
+        open_it,
+        lambda error: isinstance(error, psycopg.OperationalError | StoreOperationalError),
         stop,
-        on_retry=lambda error, delay: log.warning(
-            "read_model_unreachable", error=error_text(error), retry_in_s=delay
-        ),
+        on_retry=lambda error, delay: log.warning(event, error=error_text(error), retry_in_s=delay),
     )
+
+
+def personal_data(app: LeadflowApp) -> PersonalData:
+    """The application's seal, which opens the events topic's sealed personal fields."""
+    if app.personal_data is None:
+        msg = "the application has no personal data seal: the events topic cannot be read"
+        raise ValueError(msg)
+    return app.personal_data
 
 
 def rebuild(
@@ -107,9 +122,13 @@ def rebuild(
             own_group = options.model_copy(
                 update={"group_id": f"{options.group_id}.rebuild-{uuid4().hex[:8]}"}
             )
-            stats = KafkaProjector(kafka, store, own_group).run(
-                max_seconds=max_seconds, until_idle=True
-            )
+            app = open_app()
+            try:
+                stats = KafkaProjector(kafka, store, own_group, personal_data(app)).run(
+                    max_seconds=max_seconds, until_idle=True
+                )
+            finally:
+                app.close()
             return stats.applied
         app = open_app()
         try:

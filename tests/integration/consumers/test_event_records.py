@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from adapters.event_envelope import EventEnvelope, envelope_from_notification
 from adapters.mapper import JSONTranscoder, PydanticMapper
 from consumers.contracts.events_topic import KafkaRecord, from_kafka_value, to_kafka_record
+from consumers.projection.runner import personal_data
 from consumers.relay.partitioner import KeyHashPartitioner
 from domain.events import LeadCaptured
 from leadflow.bootstrap import open_application
@@ -78,7 +79,7 @@ def test_every_stored_event_becomes_the_defined_record(
         envelope = envelope_from_notification(app.mapper, notification)
         record = to_kafka_record(envelope)
         assert record == reference_record(envelope), notification.id
-        assert from_kafka_value(record.value).event == envelope.event
+        assert from_kafka_value(record.value, personal_data(app)).event == envelope.event
     app.close()
 
 

@@ -15,6 +15,7 @@ from eventsourcing.persistence import StoredEvent
 
 from adapters.mapper import PydanticMapper
 from consumers.projection.kafka import item_from_record
+from consumers.projection.runner import personal_data
 from consumers.relay.position import RelayPosition
 from consumers.relay.publisher import MAX_RECORD_BYTES, RelayError
 from tests.integration.consumers.relay_helpers import insert_raw
@@ -55,9 +56,9 @@ def test_an_undecodable_event_goes_to_the_topic_for_the_projectors_to_dead_lette
     assert headers["event_topic"] == bogus.topic
     assert "NoSuchEvent" in headers["relay.undecodable"]
     assert json.loads(marker.value)["state"] == {"x": 1}
-    item = item_from_record(marker)
+    item = item_from_record(marker, personal_data(writer))
     assert item.envelope is None and item.problem, "a projector dead-letters it"
-    decoded = [item_from_record(r) for r in records if r is not marker]
+    decoded = [item_from_record(r, personal_data(writer)) for r in records if r is not marker]
     assert all(i.envelope is not None for i in decoded)
     writer.close()
 

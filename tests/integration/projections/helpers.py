@@ -15,8 +15,11 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
 from adapters.event_envelope import envelope_from_notification
+from adapters.lead_keys import TABLE as KEYS_TABLE
 from adapters.mapper import PydanticMapper
+from adapters.privacy_keys import DEFAULT_FILE_NAME, KEY_SETTING
 from adapters.settings import Settings
+from adapters.store_db import StoreDb
 from consumers.contracts.events_topic import to_kafka_record
 from domain import commands as c
 from domain.stage_model import StageModel
@@ -123,6 +126,34 @@ class Publisher:
 
     def close(self) -> None:
         self.producer.close()
+
+
+def sharing_lead_keys(source: Settings, env: dict[str, str]) -> dict[str, str]:
+    """``env`` of a projector process (``projector_env``) with its own store, extended so
+    that it opens the sealed fields of ``source``'s events: ``source``'s privacy master
+    key, and a copy of ``source``'s lead keys in the process's store (as wrapped, under
+    that master key). Call it again after commands that capture new leads."""
+    key_file = source.privacy.master_key_file or source.store.data_dir / DEFAULT_FILE_NAME
+    shared = {**env, KEY_SETTING: str(key_file)}
+    dsn = shared.get("LEADFLOW_POSTGRES_DSN")
+    target = settings_with(
+        data_dir=Path(shared["LEADFLOW_DATA_DIR"]),
+        postgres_dsn=dsn,
+        postgres_schema=shared.get("LEADFLOW_POSTGRES_SCHEMA", "public") if dsn else "public",
+    )
+    privacy = target.privacy.model_copy(update={"master_key_file": key_file})
+    open_application(target.model_copy(update={"privacy": privacy})).close()  # its tables
+    with StoreDb(source.store) as source_db, StoreDb(target.store) as target_db:
+        rows = source_db.execute(
+            "SELECT lead_id, nonce, wrapped_key, created_at FROM {t}", (), t=KEYS_TABLE
+        )
+        target_db.executemany(
+            "INSERT INTO {t} (lead_id, nonce, wrapped_key, created_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (lead_id) DO NOTHING",
+            rows,
+            t=KEYS_TABLE,
+        )
+    return shared
 
 
 def projector_env(

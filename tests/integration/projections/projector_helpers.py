@@ -14,7 +14,9 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 from consumers.projection.kafka import KafkaProjector
+from consumers.projection.runner import personal_data
 from projections.store import ReadModelStore
+from service.application import LeadflowApp
 from tests.integration.projections.helpers import PYTHON, REPO
 from tests.settings_helpers import settings_with
 
@@ -89,10 +91,11 @@ def _json(line: str) -> dict[str, Any]:
 
 
 def in_process_projector(
-    bootstrap: str, store: ReadModelStore, topic: str, group: str
+    bootstrap: str, store: ReadModelStore, topic: str, group: str, app: LeadflowApp
 ) -> KafkaProjector:
+    """A Kafka projector opening the records' sealed fields with ``app``'s seal."""
     settings = settings_with(kafka={"bootstrap": bootstrap, "partitions": 4})
     options = settings.projector.model_copy(
         update={"topic": topic, "group_id": group, "batch_size": 300, "session_timeout_ms": 6000}
     )
-    return KafkaProjector(settings.kafka, store, options)
+    return KafkaProjector(settings.kafka, store, options, personal_data(app))

@@ -24,6 +24,7 @@ from tests.integration.projections.helpers import (
     event_store,
     new_read_model,
     projector_env,
+    sharing_lead_keys,
 )
 from tests.integration.projections.projector_helpers import (
     ProjectorProcess,
@@ -71,7 +72,7 @@ def test_kafka_and_embedded_modes_build_identical_read_models(
     store = new_read_model(request, kind, tmp_path, model)
     with store, open_scratch_store(model) as embedded:
         stats = in_process_projector(
-            kafka_bootstrap, store, topic, f"g-{uuid.uuid4().hex[:8]}"
+            kafka_bootstrap, store, topic, f"g-{uuid.uuid4().hex[:8]}", scenario.app
         ).run(until_idle=True, max_seconds=90)
         catch_up(scenario.app, embedded)
         assert stats.applied == scenario.events
@@ -82,7 +83,9 @@ def test_kafka_and_embedded_modes_build_identical_read_models(
             [(_position, error)] = tx.execute("SELECT record_position, error FROM rm_dead_letters")
         assert "cannot be decoded" in error
         # a second run (a restart) starts at the stored positions: nothing more to apply
-        again = in_process_projector(kafka_bootstrap, store, topic, f"g-{uuid.uuid4().hex[:8]}")
+        again = in_process_projector(
+            kafka_bootstrap, store, topic, f"g-{uuid.uuid4().hex[:8]}", scenario.app
+        )
         assert again.run(until_idle=True, max_seconds=60).records == 0
 
 
@@ -110,7 +113,10 @@ def test_two_projector_processes_in_one_group_equal_one(
     pair_env, pair_store = read_model("pair")
     alone_env, alone_store = read_model("alone")
     group = f"pair-{uuid.uuid4().hex[:8]}"
-    env = projector_env(tmp_path / "pair", kafka_bootstrap, topic, group, **pair_env)
+    env = sharing_lead_keys(
+        scenario.settings,
+        projector_env(tmp_path / "pair", kafka_bootstrap, topic, group, **pair_env),
+    )
     processes += [
         ProjectorProcess(env, tmp_path, f"pair{n}", "--max-seconds", "240") for n in (1, 2)
     ]
@@ -126,12 +132,15 @@ def test_two_projector_processes_in_one_group_equal_one(
         applied = [sum(e["applied"] for e in p.events("projector_stopped")) for p in processes]
         assert all(applied) and sum(applied) == scenario.events  # both did part of the work
         alone = ProjectorProcess(
-            projector_env(
-                tmp_path / "alone",
-                kafka_bootstrap,
-                topic,
-                f"alone-{uuid.uuid4().hex[:8]}",
-                **alone_env,
+            sharing_lead_keys(
+                scenario.settings,
+                projector_env(
+                    tmp_path / "alone",
+                    kafka_bootstrap,
+                    topic,
+                    f"alone-{uuid.uuid4().hex[:8]}",
+                    **alone_env,
+                ),
             ),
             tmp_path,
             "alone",
@@ -167,7 +176,7 @@ def test_sigkilled_projectors_lose_nothing_while_commands_keep_arriving(
     commands = generate_commands(seed=11, leads=250)
     chunks = [commands[i : i + 120] for i in range(0, len(commands), 120)]
     kill_after = set(rng.sample(range(1, len(chunks)), 5))
-    _, app = event_store(tmp_path / "events")
+    settings, app = event_store(tmp_path / "events")
     read_models = tmp_path / "read_models"
     env = projector_env(
         read_models,
@@ -177,6 +186,7 @@ def test_sigkilled_projectors_lose_nothing_while_commands_keep_arriving(
         LEADFLOW_PROJECTOR_BATCH_SIZE="25",  # many transactions: kills land mid-stream
         LEADFLOW_LOG_LEVEL="debug",
     )
+    env = sharing_lead_keys(settings, env)
     start = lambda n: ProjectorProcess(env, tmp_path, f"p{n}", "--max-seconds", "300")  # noqa: E731
     running = [start(1), start(2)]
     processes += running
@@ -187,6 +197,7 @@ def test_sigkilled_projectors_lose_nothing_while_commands_keep_arriving(
             if number in kill_after:
                 wait_until_consuming(running)  # the victim owns partitions ...
             apply_commands(app, chunk)
+            sharing_lead_keys(settings, env)  # the new leads' keys
             publisher.publish_new(duplicate_every=11)
             if number not in kill_after:
                 time.sleep(rng.uniform(0.05, 0.4))

@@ -28,6 +28,7 @@ from tests.integration.projections.helpers import (
     event_store,
     new_read_model,
     projector_env,
+    sharing_lead_keys,
 )
 from tests.integration.projections.projector_helpers import (
     ProjectorProcess,
@@ -133,7 +134,9 @@ def test_a_garbage_record_with_a_nul_character_is_dead_lettered(
         PostgresStore(postgres_dsn, f"t_{uuid.uuid4().hex[:12]}", model) as store,
         open_scratch_store(model) as rebuilt,
     ):
-        projector = in_process_projector(kafka_bootstrap, store, topic, f"g-{uuid.uuid4().hex}")
+        projector = in_process_projector(
+            kafka_bootstrap, store, topic, f"g-{uuid.uuid4().hex}", small_app
+        )
         stats = projector.run(until_idle=True, max_seconds=90)
         assert (stats.applied, stats.dead_letters) == (published, 1)
         assert store.positions(topic) == end_offsets(kafka_bootstrap, topic)
@@ -195,7 +198,7 @@ def test_the_kafka_projector_rides_out_a_postgresql_restart(
         pytest.skip("the tests cannot restart an external PostgreSQL server")
     commands = generate_commands(seed=11, leads=60)
     half = len(commands) // 2
-    _settings, app = event_store(tmp_path / "es", commands[:half])
+    settings, app = event_store(tmp_path / "es", commands[:half])
     topic = create_topic(kafka_bootstrap, partitions=4)
     publisher = Publisher(app, kafka_bootstrap, topic)
     schema = f"t_{uuid.uuid4().hex[:12]}"
@@ -208,6 +211,7 @@ def test_the_kafka_projector_rides_out_a_postgresql_restart(
         LEADFLOW_POSTGRES_DSN=postgres_dsn,
         LEADFLOW_POSTGRES_SCHEMA=schema,
     )
+    env = sharing_lead_keys(settings, env)
     PostgresStore(postgres_dsn, schema, model).close()
     projector: ProjectorProcess | None = None
     try:
@@ -215,9 +219,10 @@ def test_the_kafka_projector_rides_out_a_postgresql_restart(
         projector = ProjectorProcess(env, tmp_path, "projector")
         with PostgresStore(postgres_dsn, schema, model) as store:
             wait_caught_up(store, kafka_bootstrap, topic)
+        apply_commands(app, commands[half:])
+        sharing_lead_keys(settings, env)  # the new leads' keys, while the server is up
         server.stop()
         try:
-            apply_commands(app, commands[half:])
             publisher.publish_new()
             _wait_for_log(projector, "read_model_unavailable")
         finally:
