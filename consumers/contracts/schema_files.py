@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from consumers.contracts import engagement as engagement_record
-from consumers.contracts import qualification
+from consumers.contracts import events_topic_schema, qualification
 
 REPO_SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 
@@ -25,6 +25,9 @@ def expected_files() -> dict[str, str]:
     }
     files["engagement/v1/engagement.json"] = qualification.render_schema(
         engagement_record.schema_document()
+    )
+    files["events/v1/record.json"] = qualification.render_schema(
+        events_topic_schema.schema_document()
     )
     return files
 

@@ -9,15 +9,19 @@ the store's rebuild does, and verify finds no difference."""
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 from adapters.settings import Settings
 from adapters.stopping import ProcessStop
+from consumers.contracts.schema_files import REPO_SCHEMAS
 from domain import commands as c
 from domain.events import Bant
 from domain.personal_fields import ERASED_TEXT
@@ -101,6 +105,31 @@ def _found_on_topic(setup: StreamSetup, bootstrap_servers: str) -> list[str]:
     return found
 
 
+def _check_records_against_the_schema(setup: StreamSetup, bootstrap_servers: str) -> int:
+    """Every record's value is valid under ``schemas/events/v1/record.json`` and each
+    personal field it holds is sealed; how many personal values were checked."""
+    schema = json.loads((REPO_SCHEMAS / "events/v1/record.json").read_text(encoding="utf-8"))
+    validator = Draft202012Validator(schema)
+    sealed = re.compile(schema["$defs"]["SealedValue"]["pattern"])
+    personal = schema["x-personal-fields"]
+    firmographic = set(schema["x-firmographic-attributes"])
+    checked = 0
+    for record in read_topic(bootstrap_servers, setup.stream.events_topic):
+        value = json.loads(record.value)
+        validator.validate(value)
+        for name, kind in personal.get(value["topic"], {}).items():
+            field = value["state"].get(name)
+            items = (
+                [v for k, v in field.items() if k not in firmographic]
+                if kind == "attributes"
+                else [field]
+            )
+            for item in (i for i in items if i is not None):
+                assert isinstance(item, str) and sealed.match(item), (value["topic"], name)
+                checked += 1
+    return checked
+
+
 def _external_id(store: ReadModelStore) -> Any:
     with store.read() as tx:
         [(external_id,)] = tx.execute(f"SELECT external_id FROM {LEADS.name}")
@@ -135,6 +164,8 @@ def test_the_events_topic_holds_personal_fields_only_sealed_even_after_forget(
         _lifecycle(app)
         assert setup.relay(app).run(once=True, max_seconds=60).published > 0
         assert _found_on_topic(setup, kafka_bootstrap) == []
+        # external id, 3 attributes, properties, outcome, reason, BANT, the deal's external id
+        assert _check_records_against_the_schema(setup, kafka_bootstrap) >= 9
 
         # the Kafka-mode projector (`leadflow project`) opens them with the app's seal
         applied = bootstrap.run_projector(settings, ProcessStop(90), until_idle=True)
