@@ -13,6 +13,10 @@ The baseline reads and decodes the same notifications with no projection
 Leadflow and the baseline take turns step by step, so both see the same machine
 conditions. The warm-up replays only the first step. Target: ratio >= 0.8 (and, in
 docs/performance.md, >= 50,000 events/s).
+
+``rebuild.privacy``: the same rebuild against a replay of the same events into a second
+empty read model with the mapper opening no sealed personal field (each stays a
+``[sealed]`` marker): the cost of looking up each lead's data key and decrypting.
 """
 
 from __future__ import annotations
@@ -51,17 +55,25 @@ PARAMS = (
 def run(ctx: BenchContext) -> list[Result]:
     kind = ctx.store_kind
     step, batch_size = ctx.int_param("step"), ctx.int_param("batch_size")
-    with fresh_store(ctx, kind, "rebuild") as settings, opened(settings) as app:
+    with (
+        fresh_store(ctx, kind, "rebuild") as settings,
+        fresh_store(ctx, kind, "rebuild_unopened") as other,
+        opened(settings) as app,
+    ):
         stored = fill_store(app, ctx.int_param("events"), "rebuild")
         last = app.recorder.max_notification_id() or 0
         bounds = [(start, min(start + step, last)) for start in range(0, last, step)]
-        with open_read_model(settings) as store:
+        with open_read_model(settings) as store, open_read_model(other) as unopened:
 
             def round_steps(number: int) -> dict[str, list[Step]]:
                 store.reset()
+                unopened.reset()
                 chunks = bounds[:1] if number < 0 else bounds
                 return {
                     "rebuild": [_replay(app, store, b, batch_size) for b in chunks],
+                    "unopened": [
+                        _unopened(_replay(app, unopened, b, batch_size), app) for b in chunks
+                    ],
                     "decode": [_decode(app, b, batch_size) for b in chunks],
                 }
 
@@ -70,6 +82,7 @@ def run(ctx: BenchContext) -> list[Result]:
     if replayed != last:
         msg = f"the rebuild stopped at notification {replayed} of {last}"
         raise BenchmarkError(msg)
+    details = {"events": stored, "step": step, "batch_size": batch_size}
     return [
         Result(
             benchmark="rebuild",
@@ -87,8 +100,27 @@ def run(ctx: BenchContext) -> list[Result]:
             ),
             higher_is_better=True,
             target=TARGET,
-            details={"events": stored, "step": step, "batch_size": batch_size},
-        )
+            details=details,
+        ),
+        Result(
+            benchmark="rebuild",
+            name="rebuild.privacy",
+            store=kind,
+            measured=Series(
+                "catch_up, sealed personal fields opened with each lead's data key "
+                "(the rebuild.from_store figures)",
+                "events/s",
+                figures["rebuild"],
+            ),
+            baseline=Series(
+                f"catch_up of the same events into another empty {kind} read model with "
+                "the personal fields left sealed (no key look-up, no decryption)",
+                "events/s",
+                figures["unopened"],
+            ),
+            higher_is_better=True,
+            details=details,
+        ),
     ]
 
 
@@ -106,6 +138,22 @@ def _replay(
             msg = f"catch_up applied {applied} events of notifications {start + 1}..{stop}"
             raise BenchmarkError(msg)
         return applied
+
+    return step
+
+
+def _unopened(replay: Step, app: LeadflowApp) -> Step:
+    """``replay`` with the mapper opening nothing meanwhile (privacy's reading cost off)."""
+    mapper = cast(PydanticMapper, app.mapper)
+    personal = mapper.personal
+
+    def step() -> int:
+        assert personal is not None, "every application opens personal fields"
+        mapper.personal = None
+        try:
+            return replay()
+        finally:
+            mapper.personal = personal
 
     return step
 

@@ -78,11 +78,12 @@ def forget_lead(
     if already is None:
         now = datetime.now(UTC)
         app.handle(c.ForgetLead(lead=str(lead.id), reason=reason, actor=actor, occurred_at=now))
+        lead = app.get_lead(str(lead.id))  # as erased: with a deal opened meanwhile, if any
     ids = (lead.id, *lead.deal_ids)
     erasure = Erasure(
         lead_id=lead.id,
         deal_ids=tuple(lead.deal_ids),
-        erased_at=already or app.get_lead(str(lead.id)).erased_at or datetime.now(UTC),
+        erased_at=already or lead.erased_at or datetime.now(UTC),
         ledger_rows_scrubbed=store.scrub_ledger(ids, sorted(names)),
         ingest_records_scrubbed=store.scrub_records(sorted(names)),
         snapshots_deleted=store.delete_snapshots(ids),

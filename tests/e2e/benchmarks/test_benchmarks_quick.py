@@ -64,6 +64,7 @@ PER_STORE = {
     "relay.publish",
     "projection.kafka",
     "rebuild.from_store",
+    "rebuild.privacy",
     "http.commands",
     "http.commands_sequential",
     "http.p50",

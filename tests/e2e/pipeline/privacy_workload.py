@@ -108,6 +108,11 @@ class Workload:
     runs: list[CliRun] = field(default_factory=list)
     processes: list[CliProcess] = field(default_factory=list)
     serve_log: Path | None = None
+    reports_before_forget: tuple[Any, Any] | None = None
+    reports_after_forget: tuple[Any, Any] | None = None
+
+    def reports(self) -> tuple[Any, Any]:
+        return self.pipeline.run_json("funnel"), self.pipeline.run_json("kpis")
 
     def run(self, *args: str) -> CliRun:
         done = self.pipeline.run(*args)
@@ -122,13 +127,14 @@ class Workload:
 
 @contextmanager
 def _running(pipeline: Pipeline, workload: Workload) -> Iterator[None]:
-    workload.processes = [pipeline.start(role) for role in ("ingest", "relay", "projector")]
+    processes = [pipeline.start(role) for role in ("ingest", "relay", "projector")]
+    workload.processes += processes
     try:
-        workload.processes[0].wait_for_log("ingest_ready")
+        processes[0].wait_for_log("ingest_ready")
         yield
         pipeline.wait_drained(timeout=120)
     finally:
-        codes = [p.terminate(timeout=30) for p in workload.processes]
+        codes = [p.terminate(timeout=30) for p in processes]
     assert codes == [0, 0, 0], codes
 
 
@@ -203,4 +209,15 @@ def run_workload(work_dir: Path, kafka_bootstrap: str, postgres_dsn: str | None)
         ("stream-stats",),
     ):
         workload.run(*args)
+    _forget(workload)
     return workload
+
+
+def _forget(workload: Workload) -> None:
+    """The person asks to be erased while every process runs: the relay publishes the
+    erasure, the projector applies it."""
+    workload.reports_before_forget = workload.reports()
+    with _running(workload.pipeline, workload):
+        erased = workload.run("forget", EMAIL, "--reason", "erasure request lf13-77")
+        assert erased.code == 0, erased.messages
+    workload.reports_after_forget = workload.reports()
