@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from adapters.mapper import JSONTranscoder, PydanticMapper
 from consumers.contracts.events_topic import KafkaRecord, from_kafka_value, to_kafka_record
 from consumers.projection.runner import personal_data
 from consumers.relay.partitioner import KeyHashPartitioner
+from domain import commands as c
 from domain.events import LeadCaptured
 from leadflow.bootstrap import open_application
 from service.application import LeadflowApp
@@ -109,6 +112,47 @@ def test_any_stored_state_is_published_as_json_dumps_writes_it(extra: dict[str, 
     stored = JSONTranscoder().encode(state)
     envelope = EventEnvelope(7, SAMPLE.topic, json.loads(stored), event, stored)
     assert to_kafka_record(envelope) == reference_record(envelope)
+
+
+@pytest.fixture(scope="module")
+def sealing_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LeadflowApp]:
+    data_dir = tmp_path_factory.mktemp("sealing")
+    app = open_application(settings_with(data_dir=data_dir, postgres_dsn=None), "test")
+    yield app
+    app.close()
+
+
+# what a person may type (no control characters: domain.input_limits), marked so that it
+# cannot turn up by chance in base64, an id or a hash
+personal_text = st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=40).map(
+    lambda text: f"person·{text}"
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(name=personal_text, title=personal_text, note=personal_text)
+def test_a_record_holds_personal_values_only_sealed_and_the_seal_opens_them(
+    sealing_app: LeadflowApp, name: str, title: str, note: str
+) -> None:
+    app = sealing_app
+    lead = f"{uuid.uuid4().hex}@example.com"
+    attributes = {"name": name, "title": title, "country": "de"}
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    before = app.recorder.max_notification_id() or 0
+    app.handle(c.CaptureLead(lead=lead, source="web", attributes=attributes, occurred_at=at))
+    app.handle(c.LogContact(lead=lead, channel="call", outcome=note, occurred_at=at))
+    assert isinstance(app.mapper, PydanticMapper)
+    new = app.recorder.select_notifications(before, 100, inclusive_of_start=False)
+    assert {n.topic.rpartition(":")[2] for n in new} >= {"LeadCaptured", "ContactLogged"}
+    for notification in new:
+        envelope = envelope_from_notification(app.mapper, notification)
+        value = to_kafka_record(envelope).value
+        for plain in (lead, name, title, note):
+            assert plain.encode() not in value
+            assert json.dumps(plain, ensure_ascii=True)[1:-1].encode() not in value
+        assert from_kafka_value(value, personal_data(app)).event == envelope.event
+    captured = app.events_of(app.get_lead(lead).id)[0]
+    assert captured.attributes == attributes  # type: ignore[attr-defined]
 
 
 def _sample() -> EventEnvelope:
