@@ -44,6 +44,7 @@ from domain.events import (
     LeadScored,
 )
 from domain.lead import skipped_stages
+from domain.personal_fields import ERASED_TEXT
 from projections.money import AmountOutOfRange, to_minor
 from projections.segments import employee_count, segment_of
 from projections.store import utc_text
@@ -255,6 +256,12 @@ def _activity(f: object, e: DomainEvent, at: str) -> None:
     """Counts as activity (``last_activity_at``) and nothing else."""
 
 
+def _erased(f: LeadFacts, e: LeadErased, at: str) -> None:
+    # what the lead's sealed external id reads as from now on (a projector still holding
+    # the lead's key in its cache may have written the plain one from earlier events)
+    f.external_id = ERASED_TEXT
+
+
 _LEAD_HANDLERS: dict[type[DomainEvent], Callable[[LeadFacts, Any, str], None]] = {
     LeadAttributesUpdated: _attributes_updated,
     EngagementRecorded: _activity,
@@ -269,7 +276,7 @@ _LEAD_HANDLERS: dict[type[DomainEvent], Callable[[LeadFacts, Any, str], None]] =
     LeadDisqualified: _to("disqualified"),
     LeadReopened: lambda f, e, at: f.enter(e.to_stage, at),
     LeadConverted: _converted,
-    LeadErased: _activity,
+    LeadErased: _erased,
 }
 # Not activity of the lead: recorded when someone asked, it moves no report.
 _NOT_ACTIVITY: frozenset[type[DomainEvent]] = frozenset({LeadErased})

@@ -22,6 +22,8 @@ from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from adapters.settings import Settings
 from adapters.stopping import ProcessStop
 from consumers.contracts.schema_files import REPO_SCHEMAS
+from consumers.projection.kafka import KafkaProjector
+from consumers.projection.runner import personal_data
 from domain import commands as c
 from domain.events import Bant
 from domain.personal_fields import ERASED_TEXT
@@ -192,5 +194,32 @@ def test_the_events_topic_holds_personal_fields_only_sealed_even_after_forget(
             assert _external_id(live) == ERASED_TEXT
         _assert_read_model_verifies(settings)
         assert erased.deal_ids, "the won deal was erased with its lead"
+    finally:
+        app.close()
+
+
+def test_a_projector_holding_the_key_from_before_forget_still_ends_at_erased(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """A projector lagging behind a forget opens the lead's earlier records with the key
+    it had cached; projecting LeadErased sets the read model to what a rebuild gives."""
+    setup = stream_setup(tmp_path, kafka_bootstrap)
+    settings = _kafka_settings(setup)
+    app = setup.open_app("writer")
+    try:
+        _lifecycle(app)
+        lead_id = app.get_lead(EMAIL).id
+        bootstrap.forget_lead(settings, EMAIL, "GDPR erasure request 8", "dpo")
+        assert setup.relay(app).run(once=True, max_seconds=60).published > 0
+        options = settings.projector.model_copy(update={"group_id": "lagging"})
+        with bootstrap.open_read_model(settings) as live:
+            # the writer's seal still holds the lead's key, as a running projector would
+            KafkaProjector(settings.kafka, live, options, personal_data(app)).run(
+                until_idle=True, max_seconds=90
+            )
+            assert _external_id(live) == ERASED_TEXT
+        _assert_read_model_verifies(settings)
+        # the premise: the writer's seal opened the lead's records after the forget
+        assert app.events_of(lead_id)[0].external_id == EMAIL  # type: ignore[attr-defined]
     finally:
         app.close()
