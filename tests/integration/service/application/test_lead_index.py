@@ -20,6 +20,7 @@ from domain.errors import UnknownAggregate
 from leadflow.bootstrap import forget_lead_in, open_application, privacy_master_key
 from service.application import LeadflowApp
 from service.indexed_ids import LEAD_INDEX_KEY_LABEL, IndexedIds
+from service.lead_history import lead_history
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ADA = "ada@example.com"
@@ -157,6 +158,21 @@ def test_another_applications_remembered_id_does_not_outlive_a_forget(
 
         with pytest.raises(UnknownAggregate):
             two.get_lead(ADA)
+        assert lead_history(two, str(erased)).lead_id == erased
+
+
+def test_a_remembered_id_of_a_forgotten_lead_does_not_give_its_history_by_email(
+    store_settings: Settings,
+) -> None:
+    with open_application(store_settings) as one, open_application(store_settings) as two:
+        erased = _capture(one)
+        assert lead_history(two, ADA).lead_id == erased  # now remembered by two
+        _forget(one, store_settings)
+
+        with pytest.raises(UnknownAggregate):
+            lead_history(two, ADA)
+        recaptured = _capture(one)
+        assert lead_history(two, ADA).lead_id == recaptured
         assert _capture(one) == _capture(two) != erased
         one.handle(c.MarkMql(lead=ADA, occurred_at=T0))
         assert two.get_lead(ADA).stage == "mql"
