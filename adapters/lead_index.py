@@ -53,11 +53,11 @@ class StoredLeadIndex:
                 found[bytes(mac)] = UUID(str(lead_id))
         return found
 
-    def claim(self, rows: Sequence[tuple[bytes, UUID]]) -> dict[bytes, UUID]:
+    def claim(self, rows: Sequence[tuple[bytes, UUID]]) -> None:
+        """Insert-or-ignore: a MAC that has a row keeps it (whoever inserted first)."""
         db = self._db()
         with db.transaction():
             db.executemany(_INSERT, [(mac, str(lead_id)) for mac, lead_id in rows], t=TABLE)
-        return self.find([mac for mac, _ in rows])  # whichever process inserted first
 
     def delete(self, lead_id: UUID) -> int:
         return len(self._db().execute(_DELETE, (str(lead_id),), t=TABLE))

@@ -11,7 +11,8 @@ its own UUID only. Deal ids are ``KeyedIds`` (deal refs are CRM ids, not persona
 An external id with no entry resolves to an id no lead ever has (version 8, derived from
 its MAC), without writing anything: a query for a random email does not grow the index.
 Capture allocates: insert-or-ignore, then read back, so two processes capturing the same
-email at once get the same lead.
+email at once get the same lead. A batch of commands inserts its captures' rows in one
+transaction and reads all its leads' ids in one query.
 
 Found ids are cached per process (bounded LRU); what is not found is not cached beyond
 one batch of commands. A cached id can outlive a forget run by another process; such an
@@ -41,8 +42,8 @@ class LeadIndex(Protocol):
 
     def find(self, macs: Sequence[bytes]) -> dict[bytes, UUID]: ...
 
-    def claim(self, rows: Sequence[tuple[bytes, UUID]]) -> dict[bytes, UUID]:
-        """Insert the rows whose MAC has none, then read back the ids stored for them."""
+    def claim(self, rows: Sequence[tuple[bytes, UUID]]) -> None:
+        """Insert the rows whose MAC has none (in one transaction)."""
         ...
 
     def delete(self, lead_id: UUID) -> int: ...
@@ -92,7 +93,8 @@ class IndexedIds:
         known = self._cached_id(mac)
         if known is not None:
             return known
-        claimed = self._index.claim([(mac, uuid4())])
+        self._index.claim([(mac, uuid4())])
+        claimed = self._index.find([mac])  # whichever process claimed it first
         self._remember(claimed)
         self._absent().discard(mac)
         return claimed[mac]
@@ -102,13 +104,12 @@ class IndexedIds:
 
     @contextmanager
     def batch(self, leads: Iterable[str], captured: Iterable[str]) -> Iterator[None]:
-        wanted = {self.mac(ref) for ref in leads}
+        claims = {self.mac(ref) for ref in captured if as_uuid(ref) is None}
+        wanted = claims | {self.mac(ref) for ref in leads}
         unknown = sorted(m for m in wanted if self._cached_id(m) is None)
+        if new := [(m, uuid4()) for m in unknown if m in claims]:
+            self._index.claim(new)  # then read back with the others: one query
         found = self._index.find(unknown) if unknown else {}
-        new = {self.mac(ref) for ref in captured if as_uuid(ref) is None} - found.keys()
-        claims = [(m, uuid4()) for m in sorted(new) if self._cached_id(m) is None]
-        if claims:
-            found |= self._index.claim(claims)
         self._remember(found)
         outer = getattr(self._local, "absent", None)
         self._local.absent = set(unknown) - found.keys()
