@@ -225,7 +225,7 @@ def _scheme_of_events(recorder: ApplicationRecorder, ids: WantedIds) -> str:
     in its first events, the configured one unless its first aggregate id is not a
     version 8 one (a deal of a legacy store)."""
     first = recorder.select_notifications(start=None, limit=_SAMPLE)
-    leads = [n for n in first if n.topic.endswith(":LeadCaptured")]
+    leads = [n for n in first if str(n.topic).endswith(":LeadCaptured")]
     if leads:
         version = UUID(str(leads[0].originator_id)).version
         by_version = {4: ids.scheme, 8: ids.keyed_scheme or ids.scheme}

@@ -316,7 +316,7 @@ def _by_external_id(app: LeadflowApp, ref: str) -> UUID:
     lead erased since (another process unlinked its external id)."""
     lead_id = app.ids.lead(ref)
     last = app.recorder.select_events(lead_id, desc=True, limit=1)
-    if last and last[0].topic.endswith(":LeadErased") and app.ids.is_stale(ref, lead_id):
+    if last and str(last[0].topic).endswith(":LeadErased") and app.ids.is_stale(ref, lead_id):
         return app.ids.lead(ref)
     return lead_id
 
