@@ -28,6 +28,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Protocol
 from uuid import UUID, uuid4
 
@@ -68,11 +69,16 @@ class IndexedIds:
         self._cache: OrderedDict[bytes, UUID] = OrderedDict()
         self._lock = threading.Lock()
         self._local = threading.local()  # each thread's batch: the MACs found absent
+        self.mac = lru_cache(maxsize=cached)(self._mac)  # type: ignore[method-assign]
 
     def __repr__(self) -> str:
         return "IndexedIds(<key>)"
 
     def mac(self, external_id: str) -> bytes:
+        """HMAC-SHA256(index key, ``lead:`` + normalised ``external_id``), memoised."""
+        return self._mac(external_id)
+
+    def _mac(self, external_id: str) -> bytes:
         text = f"lead:{normalise_ref(external_id)}".encode()
         return hmac.digest(self._key, text, hashlib.sha256)
 
