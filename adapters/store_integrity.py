@@ -9,8 +9,9 @@ disagree. A store that predates the record has it inferred once from its first s
 events, read with the configured settings. Changing the cipher key of an existing store
 is refused; rotation is not supported yet. So is opening a store with another privacy
 master key: the same email would silently become a second lead. A store whose id scheme
-is not recorded keeps the legacy (uuid5) scheme when its first aggregate id is not a
-keyed (version 8) one: its leads were created under it; otherwise it gets the keyed one.
+is not recorded gets the scheme its first lead's id shows (version 4: random ids in a
+keyed index; version 8: keyed ids; else the legacy uuid5 scheme), or, without a lead,
+the configured one unless its first aggregate id is neither (the legacy scheme).
 The record also notes when the log chain was started, so that a store whose chain was
 emptied is not taken for one from before the chain (``leadflow.bootstrap``).
 """
@@ -73,13 +74,15 @@ class IntegritySettings:
 
 @dataclass(frozen=True, slots=True)
 class WantedIds:
-    """The id scheme a new store gets, the scheme of a store whose events predate the
-    record, and the configured privacy master key's check value and file."""
+    """The id scheme a new store gets, the schemes of stores whose events predate the
+    record (keyed: version 8 lead ids; legacy: uuid5 ones), and the configured privacy
+    master key's check value and file."""
 
     scheme: str
     legacy_scheme: str
     key_check: str
     key_source: str
+    keyed_scheme: str = ""
 
 
 def configured_integrity(store: StoreSettings) -> IntegritySettings:
@@ -217,10 +220,16 @@ def _record_ids(
 
 
 def _scheme_of_events(recorder: ApplicationRecorder, ids: WantedIds) -> str:
-    """The id scheme of a store that does not record one: the configured one when it is
-    empty or its first aggregate id is a version 8 UUID (a keyed id), else the legacy one
-    (uuid5 ids, from before keyed ids)."""
-    first = recorder.select_notifications(start=None, limit=1)
+    """The id scheme of a store that does not record one, from the version of its first
+    lead's id (4: the configured, indexed scheme; 8: keyed; else legacy); without a lead
+    in its first events, the configured one unless its first aggregate id is not a
+    version 8 one (a deal of a legacy store)."""
+    first = recorder.select_notifications(start=None, limit=_SAMPLE)
+    leads = [n for n in first if str(n.topic).endswith(":LeadCaptured")]
+    if leads:
+        version = UUID(str(leads[0].originator_id)).version
+        by_version = {4: ids.scheme, 8: ids.keyed_scheme or ids.scheme}
+        return by_version.get(version or 0, ids.legacy_scheme)
     if not first or UUID(str(first[0].originator_id)).version == 8:
         return ids.scheme
     return ids.legacy_scheme

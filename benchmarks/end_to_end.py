@@ -59,7 +59,7 @@ from benchmarks.topics import delete_topics, scratch_topics, unique_topic, with_
 from benchmarks.workload import ATTRIBUTES, capture
 from consumers.ingest.apply import IngestLimits, apply_engagements
 from domain.errors import DomainError
-from leadflow.bootstrap import keyed_ids, load_settings, open_application, privacy_master_key
+from leadflow.bootstrap import load_settings, open_application
 from service.ids import IdScheme
 
 P99_TARGET = Target(on="value", at_most=150.0)
@@ -114,17 +114,19 @@ def engagement_load(
 ) -> Load:
     """``count`` records, one lead each; every ``new_lead_every``-th from a new lead.
     ``versions``: what a new lead and a known lead reach with their record; ``ids``: the
-    pipeline store's id scheme."""
+    pipeline store's id scheme, which allocates every lead's id now (in its lead index:
+    the ingest's capture takes the id allocated), so that the records' keys are known."""
     new_version, known_version = versions
     load = Load([], [], {})
-    for number in range(count):
-        new_lead = number % new_lead_every == 0
-        lead, value = engagement_record(tag, number, new_lead=new_lead)
-        key = str(ids.lead(lead))
-        load.offers.append(Offer(key, value))
-        load.versions[key] = new_version if new_lead else known_version
-        if not new_lead:
-            load.known_leads.append(lead)
+    records = [engagement_record(tag, n, new_lead=n % new_lead_every == 0) for n in range(count)]
+    with ids.batch([], [lead for lead, _ in records]):
+        for number, (lead, value) in enumerate(records):
+            new_lead = number % new_lead_every == 0
+            key = str(ids.new_lead(lead))
+            load.offers.append(Offer(key, value))
+            load.versions[key] = new_version if new_lead else known_version
+            if not new_lead:
+                load.known_leads.append(lead)
     return load
 
 
@@ -167,10 +169,9 @@ def run(ctx: BenchContext) -> list[Result]:
     kafka = with_bootstrap(load_settings().kafka, ctx.kafka_bootstrap)
     versions = versions_after_one_record(ctx.work_dir)
     with fresh_store(ctx, store, "e2e") as settings:
-        ids = keyed_ids(privacy_master_key(settings))  # the pipeline store's, created with it
         tag = uuid4().hex[:8]
 
-        def load_at(offered: int, label: str) -> tuple[Load, Load]:
+        def load_at(ids: IdScheme, offered: int, label: str) -> tuple[Load, Load]:
             warmup = offered * ctx.int_param("warmup_seconds")
             every = ctx.int_param("new_lead_every")
             return (
@@ -178,8 +179,9 @@ def run(ctx: BenchContext) -> list[Result]:
                 engagement_load(ids, f"{tag}{label}", offered * seconds, every, versions),
             )
 
-        main = load_at(rate, "m")
-        curve = {r: load_at(r, f"c{r}") for r in curve_rates}
+        with open_application(settings, default_actor="benchmark") as app:  # creates it
+            main = load_at(app.ids, rate, "m")
+            curve = {r: load_at(app.ids, r, f"c{r}") for r in curve_rates}
         baseline = _raw_round_trip(ctx, kafka, main[0].offers, main[1].offers, rate)
         latencies = _pipeline_latency(ctx, kafka, settings, {rate: main, **curve})
     windows = latency_windows(*latencies[rate], ctx.rounds)

@@ -5,6 +5,7 @@ the values it needs (a DSN and schema, a topic, a section such as ``KafkaSetting
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -20,6 +21,7 @@ from adapters.audit_witness import FileWitness, WitnessError
 from adapters.command_ledger import attach_audit, chain_existing_events
 from adapters.erased_rows import StoreErasure
 from adapters.event_store import StoreSettingsError, event_store_env, postgres_ddl_lock
+from adapters.lead_index import StoredLeadIndex, create_lead_index_table
 from adapters.lead_keys import WRAPPING_KEY_LABEL, LeadKeys, create_lead_keys_table
 from adapters.logging import error_text
 from adapters.personal_seal import PersonalSeal
@@ -52,6 +54,7 @@ from service import erasure
 from service.application import LeadflowApp
 from service.erasure import Erasure
 from service.ids import ID_KEY_LABEL, IdScheme, KeyedIds, Uuid5Ids
+from service.indexed_ids import LEAD_INDEX_KEY_LABEL, IndexedIds
 from service.snapshot_seal import LOCAL_SEAL_LABEL
 
 log = structlog.get_logger("leadflow.bootstrap")
@@ -96,7 +99,7 @@ def privacy_master_key(settings: Settings) -> MasterKey:
 
 
 def keyed_ids(master: MasterKey) -> KeyedIds:
-    """The keyed id scheme under ``master`` (what a new store records)."""
+    """The keyed id scheme under ``master`` (deal ids; lead ids of a store that records it)."""
     return KeyedIds(master.derive(ID_KEY_LABEL))
 
 
@@ -124,9 +127,10 @@ def _construct(settings: Settings, default_actor: str) -> LeadflowApp:
             audit_key_verifies_only=audit.key is not None and audit.key.private is None,
             ids=_wanted_ids(settings, master),
         )
-        app.ids = _id_scheme(recorded.id_scheme, keyed)
         with StoreDb(store) as db:
             create_lead_keys_table(db)
+            create_lead_index_table(db)
+        app.ids = _id_scheme(recorded.id_scheme, keyed, lambda: _indexed_ids(settings, master))
         app.seal_personal_data(PersonalSeal(LeadKeys(store, master.derive(WRAPPING_KEY_LABEL))))
         attach_audit(app.recorder, audit)
         app.seal_snapshots_locally(master.derive(LOCAL_SEAL_LABEL))
@@ -181,15 +185,27 @@ def _wanted_ids(settings: Settings, master: MasterKey) -> WantedIds:
     source = str(master.source)
     if settings.privacy.master_key_file is None:
         source += f" ({MASTER_KEY_SETTING} is not set)"
-    return WantedIds(KeyedIds.name, Uuid5Ids.name, master.check_value, source)
+    return WantedIds(
+        IndexedIds.name, Uuid5Ids.name, master.check_value, source, keyed_scheme=KeyedIds.name
+    )
 
 
-def _id_scheme(recorded: str | None, keyed: KeyedIds) -> IdScheme:
-    """The id scheme the store records (a store from before keyed ids keeps uuid5)."""
+def _indexed_ids(settings: Settings, master: MasterKey) -> IndexedIds:
+    """Random lead ids in the store's keyed index; deal ids keyed (``keyed_ids``)."""
+    index = StoredLeadIndex(settings.store)
+    return IndexedIds(master.derive(LEAD_INDEX_KEY_LABEL), index, keyed_ids(master).deal)
+
+
+def _id_scheme(
+    recorded: str | None, keyed: KeyedIds, indexed: Callable[[], IndexedIds]
+) -> IdScheme:
+    """The id scheme the store records (a store from before keeps its keyed or uuid5 ids)."""
     if recorded == Uuid5Ids.name:
         return Uuid5Ids()
-    if recorded in (None, KeyedIds.name):
+    if recorded == KeyedIds.name:
         return keyed
+    if recorded in (None, IndexedIds.name):
+        return indexed()
     msg = f"the event store records id scheme {recorded!r}, unknown to this leadflow"
     raise StoreSettingsError(msg)
 

@@ -3,9 +3,11 @@
 ``forget_lead`` records ``LeadErased`` (who asked is the actor, why is the reason, when
 is now; no personal data), then has the store destroy what it keeps of the person: the
 lead's data key (every sealed field of its events and its deals' events reads as erased
-from then on), the snapshots of the lead and its deals, and the command ledger's
-summaries and refusals naming it. Stages, scores, amounts and times stay, so funnels and
-KPIs do not change, and the hash chains still verify: they cover the ciphertext.
+from then on), the snapshots of the lead and its deals, the command ledger's summaries
+and refusals naming it, and the id scheme's index entry of its external id (the email
+then maps to nothing; capturing it again makes a new lead). Stages, scores, amounts and
+times stay, so funnels and KPIs do not change, and the hash chains still verify: they
+cover the ciphertext.
 
 Every step may run again: forgetting a lead already erased finishes whatever an
 interrupted run left (the key, snapshots, ledger rows) and answers AlreadyErased.
@@ -53,6 +55,9 @@ class Erasure:
     snapshots_deleted: int
     ledger_rows_scrubbed: int
     ingest_records_scrubbed: int = 0
+    unlinked: bool = False
+    """The lead's entry in the id scheme's index was deleted now (its external id maps to
+    nothing from then on; schemes that derive ids cannot unlink)."""
 
 
 class AlreadyErased(DomainError):
@@ -88,6 +93,7 @@ def forget_lead(
         ingest_records_scrubbed=store.scrub_records(sorted(names)),
         snapshots_deleted=store.delete_snapshots(ids),
         key_destroyed=store.destroy_key(lead.id),
+        unlinked=app.ids.forget_lead(lead.id),
     )
     store.truncate_log()
     app.evict(ids)
@@ -100,6 +106,7 @@ def forget_lead(
         snapshots_deleted=erasure.snapshots_deleted,
         ledger_rows_scrubbed=erasure.ledger_rows_scrubbed,
         ingest_records_scrubbed=erasure.ingest_records_scrubbed,
+        unlinked=erasure.unlinked,
     )
     if already is not None:
         raise AlreadyErased(erasure)

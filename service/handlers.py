@@ -65,7 +65,7 @@ Handler = Callable[[Setup, Any, Aggregates], Ids]
 def capture_lead(app: Setup, cmd: c.CaptureLead, batch: Aggregates) -> Ids:
     ctx = _context(app, cmd)
     external_id = new_external_id("lead", cmd.lead)
-    lead_id = app.ids.lead(cmd.lead)
+    lead_id = app.ids.new_lead(cmd.lead)
     if not batch.exists(lead_id):
         lead = Lead.capture(
             lead_id,

@@ -2,10 +2,14 @@
 
 An external id (email or CRM id) maps to a stable UUID through the store's id scheme,
 so capturing the same lead twice, even from two processes at once, can never create two
-leads. The scheme of a new store is ``KeyedIds``: HMAC-SHA256 under a secret id key
-(derived from the privacy master key), so an email cannot be linked to its lead id
-without the key. A store created before it keeps ``Uuid5Ids`` (uuid5 under a namespace
-published here), as its integrity record says; the composition root chooses.
+leads. The scheme of a new store is ``IndexedIds``: a lead's id is random (uuid4), chosen
+when it is first captured, and found again through a keyed index (HMAC-SHA256 of the
+email under a secret sub-key of the privacy master key -> lead id); forgetting the lead
+deletes its index entry, so the email then maps to nothing and a later capture makes a
+new, unlinked lead. Deal ids stay ``KeyedIds`` (deal refs are CRM ids, not personal).
+Stores created before keep their recorded scheme: ``KeyedIds`` (lead ids HMAC-SHA256
+under a secret id key: unlinkable without the key, but the same for ever) or
+``Uuid5Ids`` (uuid5 under a namespace published here); the composition root chooses.
 
 One rule for references: a reference that reads as a UUID (hex, hyphenated, braced or
 ``urn:uuid:``) names leadflow's own id. An external id never reads as a UUID: one is
@@ -18,7 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from typing import Protocol
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -43,9 +48,29 @@ class IdScheme(Protocol):
     @property
     def name(self) -> str: ...
 
-    def lead(self, external_id: str) -> UUID: ...
+    def lead(self, external_id: str) -> UUID:
+        """The lead's id; for an external id no lead has, one that no lead ever has."""
+        ...
+
+    def new_lead(self, external_id: str) -> UUID:
+        """The id to capture the lead under (allocated now if it has none)."""
+        ...
 
     def deal(self, external_id: str) -> UUID: ...
+
+    def batch(self, leads: Iterable[str], captured: Iterable[str]) -> AbstractContextManager[None]:
+        """Within it, the ids of ``leads`` are looked up and those of ``captured``
+        allocated at once (one query for a batch of commands, not one per command)."""
+        ...
+
+    def is_stale(self, external_id: str, lead_id: UUID) -> bool:
+        """``lead_id`` (an erased lead) was remembered for ``external_id``, which no longer
+        maps to it (forgotten by another process): the entry is dropped."""
+        ...
+
+    def forget_lead(self, lead_id: UUID) -> bool:
+        """Unlink the lead from its external id; False when the scheme cannot."""
+        ...
 
 
 class _CachedIds:
@@ -66,8 +91,21 @@ class _CachedIds:
     def lead(self, external_id: str) -> UUID:
         return self._lead(external_id)
 
+    def new_lead(self, external_id: str) -> UUID:
+        return self._lead(external_id)
+
     def deal(self, external_id: str) -> UUID:
         return self._deal(external_id)
+
+    @contextmanager
+    def batch(self, leads: Iterable[str], captured: Iterable[str]) -> Iterator[None]:
+        yield  # derived ids need no look-up
+
+    def is_stale(self, external_id: str, lead_id: UUID) -> bool:
+        return False
+
+    def forget_lead(self, lead_id: UUID) -> bool:
+        return False  # a derived id stays derivable: the scheme cannot unlink it
 
 
 class KeyedIds(_CachedIds):
@@ -86,10 +124,15 @@ class KeyedIds(_CachedIds):
         return "KeyedIds(<key>)"
 
     def _derive(self, text: str) -> UUID:
-        digest = bytearray(hmac.digest(self._key, text.encode(), hashlib.sha256)[:16])
-        digest[6] = (digest[6] & 0x0F) | 0x80  # version 8
-        digest[8] = (digest[8] & 0x3F) | 0x80  # variant 10
-        return UUID(bytes=bytes(digest))
+        return uuid8(hmac.digest(self._key, text.encode(), hashlib.sha256))
+
+
+def uuid8(digest: bytes) -> UUID:
+    """The first 16 bytes of ``digest`` as an RFC 9562 version 8 UUID."""
+    raw = bytearray(digest[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x80  # version 8
+    raw[8] = (raw[8] & 0x3F) | 0x80  # variant 10
+    return UUID(bytes=bytes(raw))
 
 
 class Uuid5Ids(_CachedIds):

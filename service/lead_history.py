@@ -305,8 +305,20 @@ def resolve_lead_id(app: LeadflowApp, ref: str) -> UUID:
     try:
         candidate = UUID(ref.strip())
     except ValueError:
+        return _by_external_id(app, ref)
+    if app.recorder.select_events(candidate, limit=1):
+        return candidate
+    return _by_external_id(app, ref)
+
+
+def _by_external_id(app: LeadflowApp, ref: str) -> UUID:
+    """The id scheme's lead for ``ref``, looked up again when the id it remembered is of a
+    lead erased since (another process unlinked its external id)."""
+    lead_id = app.ids.lead(ref)
+    last = app.recorder.select_events(lead_id, desc=True, limit=1)
+    if last and str(last[0].topic).endswith(":LeadErased") and app.ids.is_stale(ref, lead_id):
         return app.ids.lead(ref)
-    return candidate if app.recorder.select_events(candidate, limit=1) else app.ids.lead(ref)
+    return lead_id
 
 
 def lead_history(app: LeadflowApp, ref: str, as_of: datetime | None = None) -> LeadHistory:

@@ -38,6 +38,7 @@ from adapters.stale_check import EXPECTED_VERSIONS_KWARG
 from domain import commands as c
 from domain.aggregate import Aggregate
 from domain.errors import DomainError
+from domain.lead import Lead
 from service.command_fingerprint import fingerprint, summary
 from service.handlers import HANDLERS, Setup
 from service.ids import IdScheme, as_uuid, resolve_ref
@@ -107,21 +108,34 @@ def handle_many(
     others still apply (with ``stop_at_refusal`` the batch ends at the first refusal: the
     results stop there and only the commands before it are stored). After a conflict the
     batch is recomputed after a short random pause; after repeated conflicts each command
-    is stored in its own transaction. The batch asks the store once which of the
-    aggregates it may create or address by UUID exist, and the ledger once for the
-    entries of its command ids.
+    is stored in its own transaction. The batch asks the id scheme once for the ids of
+    its leads (allocating those it captures), the store once which of the aggregates it
+    may create or address by UUID exist, and the ledger once for the entries of its
+    command ids.
     """
+    captured = [command.lead for command in commands if isinstance(command, c.CaptureLead)]
+    with app.ids.batch(_lead_refs(commands), captured):
+        return _handle_many(app, commands, stop_at_refusal)
+
+
+def _lead_refs(commands: Sequence[c.Command]) -> list[str]:
+    return [ref for command in commands if (ref := getattr(command, "lead", None))]
+
+
+def _handle_many(
+    app: CommandStore, commands: Sequence[c.Command], stop_at_refusal: bool
+) -> list[Outcome | DomainError]:
     may_exist = _ids_to_probe(app.ids, commands)
     if app.personal_data is not None and len(commands) > 1:
         app.personal_data.prepare(_new_key_owners(app.ids, commands))
     for number in range(1, MAX_ATTEMPTS + 1):
         batch = _Batch(app, may_exist, _command_ids(app.ids, commands))
         results: list[Outcome | DomainError] = []
-        for command in commands:
-            results.append(_apply(app, command, batch))
-            if stop_at_refusal and isinstance(results[-1], DomainError):
-                break
         try:
+            for command in commands:
+                results.append(_apply(app, command, batch))
+                if stop_at_refusal and isinstance(results[-1], DomainError):
+                    break
             batch.commit()
         except (IntegrityError, _StaleBatch):
             batch.evict()
@@ -253,7 +267,8 @@ def _decide(app: CommandStore, command: c.Command, batch: _Batch) -> Outcome | D
 
 
 class _StaleBatch(Exception):
-    """A decision that stored nothing was taken on a cached aggregate that has moved on."""
+    """A decision that stored nothing was taken on a cached aggregate that has moved on, or
+    an external id led to an erased lead that the id scheme no longer maps it to."""
 
 
 class _Batch:
@@ -296,6 +311,9 @@ class _Batch:
             if cached:
                 self._cache_hits[aggregate_id] = aggregate.version
         loaded = of_kind(kind, aggregate, ref)
+        if isinstance(loaded, Lead) and loaded.erased_at and self.app.ids.is_stale(ref, loaded.id):
+            log.debug("stale_lead_ref", lead_id=str(loaded.id))
+            raise _StaleBatch  # the ref was remembered for a lead forgotten since
         self._touched.setdefault(aggregate_id, len(loaded.pending_events))
         return loaded
 

@@ -42,6 +42,10 @@ class ErasureResult(BaseModel):
     snapshots_deleted: int
     ledger_rows_scrubbed: int
     ingest_records_scrubbed: int
+    unlinked: bool = Field(
+        description="its external id's index entry was deleted by this request: the "
+        "email maps to no lead any more (a later capture makes a new one)"
+    )
 
 
 @routes.post("/leads/{ref}/erasure", tags=["privacy"], operation_id="forget_lead")
@@ -74,4 +78,5 @@ def _result(erasure: Erasure, *, already: bool) -> ErasureResult:
         snapshots_deleted=erasure.snapshots_deleted,
         ledger_rows_scrubbed=erasure.ledger_rows_scrubbed,
         ingest_records_scrubbed=erasure.ingest_records_scrubbed,
+        unlinked=erasure.unlinked,
     )

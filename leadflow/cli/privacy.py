@@ -40,7 +40,7 @@ def run_forget(args: argparse.Namespace, settings: Settings) -> int:
         f"erased: lead {erasure.lead_id}{deals} at {erasure.erased_at.isoformat()}: "
         f"data key destroyed, {erasure.snapshots_deleted} snapshots deleted, "
         f"{erasure.ledger_rows_scrubbed} ledger rows and {erasure.ingest_records_scrubbed} "
-        "ingest records overwritten"
+        "ingest records overwritten" + (", its external id unlinked" if erasure.unlinked else "")
     )
     if not erasure.key_destroyed:
         print(

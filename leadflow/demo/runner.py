@@ -70,7 +70,8 @@ class DemoResult(BaseModel):
     stalled: StalledReport
 
     def document(self) -> dict[str, Any]:
-        """One JSON-ready document; the same for the same seed and size (no timings)."""
+        """One JSON-ready document; the same for the same seed and size (no timings), but
+        for the lead ids: random, each run's own (``service.indexed_ids``)."""
         return {
             "demo": self.summary.model_dump(mode="json"),
             "funnel": self.funnel.model_dump(mode="json"),

@@ -52,8 +52,14 @@ def test_an_admin_erases_a_lead_and_nothing_personal_is_left(tmp_path: Path) -> 
             result = erased.json()
             assert result["already_erased"] is False
             assert result["key_destroyed"] is True
-            again = admin.post(f"/v1/leads/{LEAD}/erasure", json={"reason": "art. 17 request"})
+            assert result["unlinked"] is True
+            by_email = admin.post(f"/v1/leads/{LEAD}/erasure", json={"reason": "art. 17 request"})
+            assert by_email.status_code == 404  # the email leads to no lead any more
+            again = admin.post(
+                f"/v1/leads/{result['lead_id']}/erasure", json={"reason": "art. 17 request"}
+            )
             assert again.status_code == 200, again.text
+            assert again.json()["unlinked"] is False
             assert again.json()["already_erased"] is True
             assert again.json()["erased_at"] == result["erased_at"]
             unknown = admin.post("/v1/leads/nobody@example.com/erasure", json={"reason": "x"})

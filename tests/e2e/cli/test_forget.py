@@ -86,6 +86,10 @@ def _reports(cli: Cli) -> tuple[Any, Any]:
     return json.loads(_ok(cli, "funnel", "--json")), json.loads(_ok(cli, "kpis", "--json"))
 
 
+def _captured(funnel: Any) -> int:
+    return int(next(s["reached"] for s in funnel["stages"] if s["stage"] == "new"))
+
+
 def _sqlite_files(data_dir: Path) -> list[Path]:
     """Every file under the data dir, each SQLite database checkpointed first."""
     for database in data_dir.glob("*.sqlite3"):
@@ -132,6 +136,8 @@ def test_forget_leaves_no_personal_value_and_changes_no_report(
     assert run.code == 0, run.err
     assert run.out.startswith("erased: lead ") and "its 1 deals" in run.out
     assert ", 3 snapshots deleted," in run.out  # the lead's, every 3 versions
+    assert run.out.rstrip().endswith(", its external id unlinked")
+    lead_id = run.out.split()[2]
 
     if store == "sqlite":
         assert _found_in_files(data_dir) == []
@@ -140,7 +146,7 @@ def test_forget_leaves_no_personal_value_and_changes_no_report(
     assert _reports(cli) == (funnel, kpis)
     assert cli("verify").code == 0
 
-    history = json.loads(_ok(cli, "history", EMAIL, "--json"))
+    history = json.loads(_ok(cli, "history", lead_id, "--json"))  # its email finds nothing
     assert history["verified"] is True
     events = {(e["aggregate"], e["type"]): e for e in history["events"]}
     captured = events["lead", "LeadCaptured"]["data"]
@@ -175,16 +181,39 @@ def test_forget_answers_for_an_unknown_lead_a_second_time_and_later_commands(
     unknown = cli("forget", "nobody@example.com", "--reason", "request 1")
     assert unknown.code == 1
     assert unknown.messages == ["leadflow forget: lead 'nobody@example.com' does not exist"]
-    assert cli("forget", EMAIL, "--reason", "request 2").code == 0
+    lead_id = _ok(cli, "forget", EMAIL, "--reason", "request 2").split()[2]
 
-    again = cli("forget", EMAIL, "--reason", "request 3")
+    again = cli("forget", lead_id, "--reason", "request 3")
     assert again.code == 1
     assert len(again.messages) == 1 and "is already erased (since " in again.messages[0]
-    later = cli("log-contact", EMAIL, "--channel", "call", "--outcome", "hello")
+    later = cli("log-contact", lead_id, "--channel", "call", "--outcome", "hello")
     assert later.code == 1 and "is erased" in later.messages[0]
-    recaptured = cli("capture-lead", EMAIL, "--source", "web", "--attr", "name=Ada")
-    assert recaptured.code == 1 and "is erased" in recaptured.messages[0]
+    for argv in (("forget", EMAIL, "--reason", "request 4"), ("lead", "show", EMAIL)):
+        unlinked = cli(*argv)  # the email no longer leads to the erased lead
+        assert unlinked.code == 1
+        assert unlinked.messages[0].endswith(f"lead '{EMAIL}' does not exist")
     assert cli("verify").code == 0
+
+
+def test_capturing_a_forgotten_email_again_makes_a_new_unlinked_lead(cli: Cli, store: str) -> None:
+    _ok(cli, "capture-lead", EMAIL, "--source", "web", "--attr", "name=Ada Lovelace")
+    _ok(cli, "capture-lead", "bob@example.com", "--source", "web")
+    erased = _ok(cli, "forget", EMAIL, "--reason", "request 1").split()[2]
+    funnel_before = json.loads(_ok(cli, "funnel", "--json"))
+
+    _ok(cli, "capture-lead", EMAIL, "--source", "web", "--attr", "name=Ada")
+    _ok(cli, "mark-mql", EMAIL)
+
+    new = json.loads(_ok(cli, "lead", "show", EMAIL, "--json"))
+    assert new["id"] != erased and new["stage"] == "mql"
+    old = json.loads(_ok(cli, "lead", "show", erased, "--json"))
+    assert old["erased_at"] is not None
+    history = json.loads(_ok(cli, "history", erased, "--json"))
+    assert history["verified"] is True
+    assert [e["type"] for e in history["events"]][-1] == "LeadErased"
+    assert cli("verify").code == 0
+    funnel = json.loads(_ok(cli, "funnel", "--json"))
+    assert _captured(funnel) == _captured(funnel_before) + 1  # both leads, and the new one
 
 
 def test_an_altered_data_key_is_an_integrity_problem(cli: Cli, data_dir: Path) -> None:

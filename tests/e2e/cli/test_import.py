@@ -224,7 +224,8 @@ def test_store_failure_aborts_with_what_was_done_and_a_rerun_resumes(
     path = tmp_path / "f.jsonl"
     path.write_bytes(b"\n".join([MIXED[2], MIXED[0], MIXED[7]]) + b"\n")
 
-    bad_json = expected_rejections(lead_uuid(ADA_REF))[0].replace("line 3", "line 1")
+    not_json = expected_rejections(UUID(int=0))[0]  # names no lead
+    bad_json = not_json.replace("line 3", "line 1")
 
     run = cli("import", str(path))
 

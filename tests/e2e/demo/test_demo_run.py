@@ -7,6 +7,7 @@ import re
 import subprocess
 from collections import Counter
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -86,7 +87,15 @@ def test_rerunning_replaces_the_previous_demo_with_the_same_result(
     marker = json.loads((settings.store.data_dir / MARKER).read_text())
     assert marker["events"] == first.summary.events
     again = run_demo(settings, seed=SEED, leads=LEADS)
-    assert again.document() == first.document()
+    assert _without_lead_ids(again.document()) == _without_lead_ids(first.document())
+
+
+def _without_lead_ids(document: dict[str, Any]) -> dict[str, Any]:
+    """The document with the stalled leads' ids left out: a new store's lead ids are random."""
+    stalled = document["stalled"]
+    leads = [{k: v for k, v in lead.items() if k != "lead_id"} for lead in stalled["leads"]]
+    assert leads, "the quarter has stalled leads"
+    return {**document, "stalled": {**stalled, "leads": leads}}
 
 
 def test_other_data_in_the_data_dir_is_never_overwritten(tmp_path: Path) -> None:

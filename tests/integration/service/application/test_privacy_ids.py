@@ -1,15 +1,19 @@
-"""Keyed lead ids, one privacy master key per store, the ids of older stores and
-``secure_delete`` (SQLite and PostgreSQL, through the composition root)."""
+"""Random lead ids in a keyed index, one privacy master key per store, the ids of older
+stores (keyed, uuid5) and ``secure_delete`` (SQLite and PostgreSQL, through the
+composition root)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import UTC, datetime
 from pathlib import Path
-from uuid import NAMESPACE_URL, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 import pytest
 
 from adapters.event_store import StoreSettingsError
+from adapters.lead_index import TABLE as INDEX_TABLE
 from adapters.privacy_keys import DEFAULT_FILE_NAME, KEY_SETTING
 from adapters.settings import Settings
 from adapters.store_db import StoreDb
@@ -17,6 +21,7 @@ from adapters.store_integrity import TABLE
 from domain import commands as c
 from leadflow.bootstrap import keyed_ids, open_application, open_read_model, privacy_master_key
 from service.ids import KeyedIds, Uuid5Ids
+from service.indexed_ids import LEAD_INDEX_KEY_LABEL, IndexedIds
 from tests.settings_helpers import settings_with
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -46,13 +51,24 @@ def test_the_email_and_the_code_without_the_key_do_not_give_the_lead_id(
     _capture(store_settings)
     with open_application(store_settings) as app:
         lead = app.get_lead(ADA)
-        assert app.ids.name == KeyedIds.name
+        assert app.ids.name == IndexedIds.name
 
-    assert lead.id.version == 8
+    assert lead.id.version == 4  # random: nothing derives it, not even with the key
     assert lead.id != uuid5(PUBLISHED_NAMESPACE, f"lead:{ADA}")
     assert lead.id != Uuid5Ids().lead(ADA)
+    assert lead.id != keyed_ids(privacy_master_key(store_settings)).lead(ADA)
     other = keyed_ids(privacy_master_key(_with_key_file(store_settings, _other_key(tmp_path))))
     assert lead.id != other.lead(ADA)
+    with StoreDb(store_settings.store) as db:
+        [(mac, lead_id)] = db.execute("SELECT ref_mac, lead_id FROM {t}", t=INDEX_TABLE)
+    # the index holds a MAC under a sub-key of the master key: no email, no unkeyed digest
+    assert UUID(lead_id) == lead.id
+    assert ADA.encode() not in bytes(mac)
+    assert bytes(mac) not in {
+        hashlib.sha256(text.encode()).digest() for text in (ADA, f"lead:{ADA}")
+    }
+    index_key = privacy_master_key(store_settings).derive(LEAD_INDEX_KEY_LABEL)
+    assert bytes(mac) == hmac.digest(index_key, f"lead:{ADA}".encode(), hashlib.sha256)
 
 
 def test_two_stores_with_their_own_keys_give_the_same_email_unlinkable_ids(
@@ -127,10 +143,29 @@ def test_a_store_from_before_keyed_ids_keeps_its_uuid5_ids(store_settings: Setti
         assert again.get_lead(BOB).stage == "mql"
 
 
+def _make_it_a_keyed_store(settings: Settings) -> None:
+    """A store created with keyed lead ids (before the index): it records that scheme."""
+    with open_application(settings) as app:
+        app.ids = keyed_ids(privacy_master_key(settings))
+        app.handle(c.CaptureLead(lead=ADA, source="web", occurred_at=T0))
+    with StoreDb(settings.store) as db:
+        db.execute("UPDATE {t} SET id_scheme = ?", (KeyedIds.name,), t=TABLE)
+
+
+def test_a_store_created_with_keyed_ids_keeps_them(store_settings: Settings) -> None:
+    _make_it_a_keyed_store(store_settings)
+
+    with open_application(store_settings) as app:
+        assert app.ids.name == KeyedIds.name
+        assert app.get_lead(ADA).id == keyed_ids(privacy_master_key(store_settings)).lead(ADA)
+        app.handle(c.CaptureLead(lead=BOB, source="web", occurred_at=T0))
+        assert app.get_lead(BOB).id.version == 8
+
+
 def test_a_keyed_store_whose_record_was_lost_keeps_its_keyed_ids(
     store_settings: Settings,
 ) -> None:
-    _capture(store_settings)
+    _make_it_a_keyed_store(store_settings)
     with StoreDb(store_settings.store) as db:
         db.execute("DROP TABLE {t}", t=TABLE)
 
@@ -139,7 +174,22 @@ def test_a_keyed_store_whose_record_was_lost_keeps_its_keyed_ids(
         assert app.exists(app.ids.lead(ADA))
 
 
-def test_an_empty_store_of_an_older_leadflow_gets_keyed_ids(store_settings: Settings) -> None:
+def test_an_indexed_store_whose_record_was_lost_keeps_its_index(
+    store_settings: Settings,
+) -> None:
+    with open_application(store_settings) as app:  # a deal first: its id is keyed
+        app.handle(c.OpenDeal(deal="D-1", amount="100", occurred_at=T0))
+        app.handle(c.CaptureLead(lead=ADA, source="web", occurred_at=T0))
+        ada = app.get_lead(ADA).id
+    with StoreDb(store_settings.store) as db:
+        db.execute("DROP TABLE {t}", t=TABLE)
+
+    with open_application(store_settings) as app:
+        assert app.ids.name == IndexedIds.name
+        assert app.get_lead(ADA).id == ada
+
+
+def test_an_empty_store_of_an_older_leadflow_gets_indexed_ids(store_settings: Settings) -> None:
     open_application(store_settings).close()
     with StoreDb(store_settings.store) as db:
         for column in ("id_scheme", "key_check"):
@@ -147,8 +197,8 @@ def test_an_empty_store_of_an_older_leadflow_gets_keyed_ids(store_settings: Sett
 
     _capture(store_settings)
     with open_application(store_settings) as app:
-        assert app.ids.name == KeyedIds.name
-        assert app.get_lead(ADA).id.version == 8
+        assert app.ids.name == IndexedIds.name
+        assert app.get_lead(ADA).id.version == 4
 
 
 def test_sqlite_connections_overwrite_deleted_content(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ from domain.events import (
     LeadQualifiedAsSQL,
 )
 from domain.personal_fields import ERASED_TEXT, SEALED_PREFIX, open_state, seal_state
-from leadflow.bootstrap import keyed_ids, open_application, privacy_master_key
+from leadflow.bootstrap import open_application, privacy_master_key
 from service.application import LeadflowApp
 from tests.settings_helpers import settings_with
 
@@ -221,8 +221,8 @@ def _envelope() -> dict[str, Any]:
 
 
 def test_a_store_written_before_sealing_opens_reads_and_verifies(store_settings: Settings) -> None:
-    open_application(store_settings).close()  # the store's tables and integrity record
-    ids = keyed_ids(privacy_master_key(store_settings))
+    with open_application(store_settings) as opened:  # tables, integrity record, id scheme
+        ids = opened.ids
     with LeadflowApp(event_store_env(store_settings.store), ids=ids) as before:
         _lifecycle(before)  # no PersonalData: personal fields stored plain
     with open_application(store_settings) as app:
