@@ -38,3 +38,4 @@ def erase_personal_facts(store: ReadModelStore, lead_id: UUID, deal_ids: Sequenc
             tx.execute(_DEAD_LETTERS, (ERASED_TEXT, str(aggregate_id), aggregate_id.hex))
 
     store.write(erase)
+    store.truncate_log()  # the pages before the update stay in the log until then

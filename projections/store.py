@@ -279,6 +279,11 @@ class ReadModelStore(ABC):
     # --- lifecycle ------------------------------------------------------------------
 
     @abstractmethod
+    def truncate_log(self) -> None:
+        """Empty a write-ahead log that may keep overwritten values (SQLite); PostgreSQL:
+        nothing (its WAL is the server's, see the README's privacy section)."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
     def __enter__(self) -> Self:
@@ -389,6 +394,12 @@ class SqliteStore(ReadModelStore):
     def _lock_schema(self, tx: Tx) -> None:
         """BEGIN IMMEDIATE already holds the database's write lock."""
 
+    def truncate_log(self) -> None:
+        with self._lock:
+            busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            log.warning("read_model_wal_not_truncated", path=str(self._path))
+
     def close(self) -> None:
         self._conn.close()
 
@@ -467,6 +478,9 @@ class PostgresStore(ReadModelStore):
 
     def _lock_schema(self, tx: Tx) -> None:
         tx.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
+
+    def truncate_log(self) -> None:
+        """The server's WAL: see the README's privacy section."""
 
     def close(self) -> None:
         self._conn.close()
