@@ -4,7 +4,8 @@ Once a lead's data key is destroyed its sealed fields read as ``[erased]``, so a
 gives ``[erased]`` for the lead's external id and for its deals' lost reasons and
 competitors; the live rows are set to the same, so ``leadflow verify`` finds no
 difference. Dead letters of their events keep the error but lose the payload (the event
-as it was read). (Free pages of a SQLite read model are not covered yet.)
+as it was read). A SQLite read model deletes securely (``secure_delete``: freed space is
+zeroed) and its write-ahead log is emptied afterwards, so no page keeps the old values.
 """
 
 from __future__ import annotations
