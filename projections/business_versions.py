@@ -5,7 +5,7 @@ from the event's business time (``occurred_at``); several events at one business
 make one version. A version is valid until the next one's ``valid_from``. This equals a
 replay up to any moment only while the aggregate's events arrive in business-time order:
 the first event that occurred before one applied earlier moves the aggregate to
-``rm_out_of_order`` and drops its versions (an as-of replays its events instead).
+``rm_out_of_order``, and its versions stop there (an as-of replays its events instead).
 Events that move no report (``is_activity`` false) make no version.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from domain.events import DomainEvent
 from projections.facts import DealFacts, LeadFacts, is_activity
@@ -21,6 +21,7 @@ from projections.schema import DEAL_VERSIONS, LEAD_VERSIONS, OUT_OF_ORDER, Table
 from projections.store import Row, Tx, utc_text
 
 _CHUNK = 500
+Kind = Literal["lead", "deal"]
 
 
 def lead_version(facts: LeadFacts) -> tuple[Any, ...]:
@@ -66,31 +67,38 @@ class BusinessVersions:
     """The versions one batch makes: ``observe`` each applied event, then ``save``."""
 
     def __init__(self, tx: Tx, leads: Mapping[str, LeadFacts], deals: Mapping[str, DealFacts]):
-        self._kinds = {"lead": _Kind(LEAD_VERSIONS), "deal": _Kind(DEAL_VERSIONS)}
+        self._kinds: dict[Kind, _Kind] = {
+            "lead": _Kind(LEAD_VERSIONS),
+            "deal": _Kind(DEAL_VERSIONS),
+        }
         self._out_of_order = _marked(tx, leads.keys() | deals.keys())
-        self._newly_out_of_order: dict[str, str] = {}
+        self._newly_out_of_order: dict[str, Kind] = {}
+        loaded: Mapping[str, LeadFacts | DealFacts]
+        kind: Kind
         for kind, loaded in (("lead", leads), ("deal", deals)):
             timelines = self._kinds[kind].timelines
             for aggregate_id, facts in loaded.items():
                 timelines[aggregate_id] = _Timeline((facts.last_activity_at, _version(facts)))
 
-    def observe(self, facts: LeadFacts | DealFacts, event: DomainEvent, before: str | None) -> None:
-        """``facts`` after ``event`` was applied; ``before``: their ``last_activity_at``
-        before it (None: the event created them)."""
-        if not is_activity(event):
+    def observe(
+        self, kind: Kind, facts: LeadFacts | DealFacts, event: DomainEvent, before: str | None
+    ) -> None:
+        """``facts`` (of aggregate ``kind``) after ``event`` was applied; ``before``: their
+        ``last_activity_at`` before it (None: the event created them)."""
+        aggregate_id = facts.lead_id if isinstance(facts, LeadFacts) else facts.deal_id
+        if aggregate_id in self._out_of_order or not is_activity(event):
             return
-        aggregate_id = str(event.originator_id)
-        if aggregate_id in self._out_of_order:
-            return
-        kind = "lead" if isinstance(facts, LeadFacts) else "deal"
-        timelines = self._kinds[kind].timelines
-        at = utc_text(event.occurred_at)
+        at = facts.last_activity_at  # the event's time, unless it is not after ``before``
+        if at == before:
+            at = utc_text(event.occurred_at)
         if before is not None and at < before:
             self._out_of_order.add(aggregate_id)
             self._newly_out_of_order[aggregate_id] = kind
-            timelines.pop(aggregate_id, None)
             return
-        timeline = timelines.setdefault(aggregate_id, _Timeline(None))
+        timelines = self._kinds[kind].timelines
+        timeline = timelines.get(aggregate_id)
+        if timeline is None:
+            timeline = timelines[aggregate_id] = _Timeline(None)
         timeline.versions[at] = _version(facts)
 
     def save(self, tx: Tx) -> None:
@@ -102,9 +110,6 @@ class BusinessVersions:
                 sorted(self._newly_out_of_order.items()),
                 "ON CONFLICT (aggregate_id) DO NOTHING",
             )
-            for name, kind in self._kinds.items():
-                ids = [i for i, k in self._newly_out_of_order.items() if k == name]
-                _delete(tx, kind.table, ids)
 
 
 def _save_kind(tx: Tx, kind: _Kind) -> None:
@@ -141,9 +146,3 @@ def _marked(tx: Tx, ids: Collection[str]) -> set[str]:
             )
         }
     return found
-
-
-def _delete(tx: Tx, table: Table, ids: Collection[str]) -> None:
-    for chunk in _chunks(ids):
-        condition, params = tx.dialect.one_of(table.key[0], chunk)
-        tx.execute(f"DELETE FROM {table.name} WHERE {condition}", params)  # noqa: S608

@@ -180,14 +180,15 @@ class Projector:
                 if target.deal:
                     deal = apply_to_deal(deals.get(aggregate_id), event)
                     deals[aggregate_id] = touched_deals[aggregate_id] = deal
+                    versions.observe("deal", deal, event, before)
                 else:
                     lead = apply_to_lead(leads.get(aggregate_id), event)
                     leads[aggregate_id] = touched_leads[aggregate_id] = lead
+                    versions.observe("lead", lead, event, before)
             except UnprojectableEvent as problem:
                 letter = _DeadLetter.of(item, str(problem), "unprojectable")
                 outcomes.append(letter if self.strict else "skipped")
                 continue
-            versions.observe(deal if target.deal else lead, event, before)
             outcomes.append("applied")
         save_leads(tx, list(touched_leads.values()))
         save_deals(tx, list(touched_deals.values()))

@@ -160,8 +160,7 @@ LEAD_VERSIONS = Table(
         *_VALIDITY,
         *(c for c in LEADS.columns if c[0] not in ("lead_id", "external_id", "version")),
     ),
-    ("lead_id", "valid_from"),
-    indexes=(("valid_from",),),
+    ("valid_from", "lead_id"),  # led by the time: the index an as-of reads by
     versions=True,
 )
 
@@ -176,8 +175,7 @@ DEAL_VERSIONS = Table(
             if c[0] not in ("deal_id", "external_id", "version", "lost_reason", "competitor")
         ),
     ),
-    ("deal_id", "valid_from"),
-    indexes=(("valid_from",),),
+    ("valid_from", "deal_id"),
     versions=True,
 )
 
