@@ -11,16 +11,16 @@ Events that move no report (``is_activity`` false) make no version.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from domain.events import DomainEvent
+from projections.fact_store import select_in
 from projections.facts import DealFacts, LeadFacts, is_activity
 from projections.schema import DEAL_VERSIONS, LEAD_VERSIONS, OUT_OF_ORDER, Table
 from projections.store import Row, Tx, utc_text
 
-_CHUNK = 500
 Kind = Literal["lead", "deal"]
 
 
@@ -128,21 +128,7 @@ def _version(facts: LeadFacts | DealFacts) -> tuple[Any, ...]:
     return lead_version(facts) if isinstance(facts, LeadFacts) else deal_version(facts)
 
 
-def _chunks(ids: Collection[str]) -> Iterator[list[str]]:
-    ordered = sorted(ids)
-    for start in range(0, len(ordered), _CHUNK):
-        yield ordered[start : start + _CHUNK]
-
-
 def _marked(tx: Tx, ids: Collection[str]) -> set[str]:
-    found: set[str] = set()
-    for chunk in _chunks(ids):
-        condition, params = tx.dialect.one_of("aggregate_id", chunk)
-        found |= {
-            str(i)
-            for (i,) in tx.execute(
-                f"SELECT aggregate_id FROM {OUT_OF_ORDER.name} WHERE {condition}",  # noqa: S608
-                params,
-            )
-        }
-    return found
+    return {
+        str(i) for (i,) in select_in(tx, "aggregate_id", OUT_OF_ORDER.name, "aggregate_id", ids)
+    }

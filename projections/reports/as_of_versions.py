@@ -22,6 +22,7 @@ from eventsourcing.persistence import Notification
 
 from adapters.mapper import PydanticMapper
 from projections.catch_up import item_from_notification
+from projections.fact_store import select_in
 from projections.projector import Item, Projector
 from projections.schema import (
     DEAD_LETTERS,
@@ -32,13 +33,12 @@ from projections.schema import (
     LEAD_VISITS,
     LEADS,
     OUT_OF_ORDER,
+    Table,
 )
 from projections.store import EMBEDDED_STREAM, ReadModelStore, Row, Tx, open_scratch_store, utc_text
 from service.application import LeadflowApp
 
 log = structlog.get_logger("leadflow.projections.as_of")
-
-_VALID_AT = "v.valid_from <= ? AND (v.valid_to IS NULL OR v.valid_to > ?)"
 
 
 def read_model_from_versions(
@@ -92,23 +92,31 @@ def read_model_from_versions(
 
 def _valid_leads(tx: Tx, moment: str) -> list[Row]:
     """``rm_leads`` rows as of ``moment`` (aggregate version 0: not kept in versions)."""
-    columns = ", ".join(f"v.{c}" for c in LEAD_VERSIONS.column_names[3:])
-    return tx.execute(
-        f"SELECT v.lead_id, l.external_id, 0, {columns} FROM {LEAD_VERSIONS.name} v "  # noqa: S608
-        f"JOIN {LEADS.name} l ON l.lead_id = v.lead_id WHERE {_VALID_AT}",
-        (moment, moment),
-    )
+    return _valid_rows(tx, LEAD_VERSIONS, LEADS, moment, ())
 
 
 def _valid_deals(tx: Tx, moment: str) -> list[Row]:
     """``rm_deals`` rows as of ``moment``, without the personal loss reason and competitor
     (no report shows them)."""
-    columns = ", ".join(f"v.{c}" for c in DEAL_VERSIONS.column_names[3:])
-    return tx.execute(
-        f"SELECT v.deal_id, d.external_id, 0, {columns}, NULL, NULL FROM {DEAL_VERSIONS.name} v "  # noqa: S608
-        f"JOIN {DEALS.name} d ON d.deal_id = v.deal_id WHERE {_VALID_AT}",
+    return _valid_rows(tx, DEAL_VERSIONS, DEALS, moment, (None, None))
+
+
+def _valid_rows(
+    tx: Tx, versions: Table, current: Table, moment: str, tail: tuple[None, ...]
+) -> list[Row]:
+    """The versions valid at ``moment`` as rows of ``current``, with the external ids of
+    the ``current`` rows (looked up by id: no scan of the whole table)."""
+    columns = ", ".join(c for c in versions.column_names if c not in ("valid_from", "valid_to"))
+    valid = tx.execute(
+        f"SELECT {columns} FROM {versions.name} "  # noqa: S608 - schema names
+        "WHERE valid_from <= ? AND (valid_to IS NULL OR valid_to > ?)",
         (moment, moment),
     )
+    key = current.key[0]
+    external: dict[str, str] = dict(
+        select_in(tx, f"{key}, external_id", current.name, key, [row[0] for row in valid])
+    )
+    return [(row[0], external[row[0]], 0, *row[1:], *tail) for row in valid]
 
 
 def _replayed_ids(tx: Tx) -> set[str]:
