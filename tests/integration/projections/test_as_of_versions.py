@@ -29,7 +29,7 @@ from projections.reports import (
     stalled_report,
 )
 from projections.reports.as_of import past_read_model, read_model_as_of
-from projections.schema import META, VERSIONS_META_KEY
+from projections.schema import DEAL_VERSIONS, LEAD_VERSIONS, META, VERSIONS_META_KEY
 from projections.store import ReadModelStore, SqliteStore, open_scratch_store
 from service.application import LeadflowApp
 from tests.integration.projections.conftest import Scenario
@@ -192,3 +192,10 @@ def test_read_model_without_versions_replays(scenario: Scenario, tmp_path: Path)
             assert compare_stores(live, rebuilt) == []
         live.reset()
         assert live.keeps_versions()
+
+
+def test_versions_hold_no_personal_column() -> None:
+    """Erasure sets the personal columns of ``rm_leads`` / ``rm_deals``; the versions have
+    none to miss (an as-of takes the external id from the live rows)."""
+    personal = {"external_id", "lost_reason", "competitor"}
+    assert not personal & {*LEAD_VERSIONS.column_names, *DEAL_VERSIONS.column_names}
