@@ -18,6 +18,7 @@ MODULES: dict[str, str] = {
     "projection": "benchmarks.projection",
     "end_to_end": "benchmarks.end_to_end",
     "rebuild": "benchmarks.rebuild",
+    "as_of": "benchmarks.as_of",
     "http": "benchmarks.http_api",
 }
 

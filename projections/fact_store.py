@@ -18,7 +18,7 @@ def _chunks(ids: Collection[str]) -> Iterator[list[str]]:
         yield ordered[start : start + _CHUNK]
 
 
-def _select_in(
+def select_in(
     tx: Tx, columns: str, table: str, key: str, ids: Collection[str], also: str = ""
 ) -> list[Row]:
     """Rows whose ``key`` is one of ``ids`` (and that match the ``also`` condition)."""
@@ -33,15 +33,15 @@ def _select_in(
 def load_leads(tx: Tx, lead_ids: Collection[str]) -> dict[str, LeadFacts]:
     leads = {
         row[0]: LeadFacts(*row)
-        for row in _select_in(tx, ", ".join(LEADS.column_names), LEADS.name, "lead_id", lead_ids)
+        for row in select_in(tx, ", ".join(LEADS.column_names), LEADS.name, "lead_id", lead_ids)
     }
     if not leads:
         return leads
-    for lead_id, stage in _select_in(
+    for lead_id, stage in select_in(
         tx, "lead_id, stage", LEAD_REACHED.name, "lead_id", leads.keys()
     ):
         leads[lead_id].reached.add(stage)
-    open_visits = _select_in(
+    open_visits = select_in(
         tx,
         "lead_id, seq, stage, entered_at, exited_at, exited_to",
         LEAD_VISITS.name,
@@ -55,7 +55,7 @@ def load_leads(tx: Tx, lead_ids: Collection[str]) -> dict[str, LeadFacts]:
 
 
 def load_deals(tx: Tx, deal_ids: Collection[str]) -> dict[str, DealFacts]:
-    rows = _select_in(tx, ", ".join(DEALS.column_names), DEALS.name, "deal_id", deal_ids)
+    rows = select_in(tx, ", ".join(DEALS.column_names), DEALS.name, "deal_id", deal_ids)
     return {row[0]: DealFacts(*row) for row in rows}
 
 

@@ -282,6 +282,11 @@ _LEAD_HANDLERS: dict[type[DomainEvent], Callable[[LeadFacts, Any, str], None]] =
 _NOT_ACTIVITY: frozenset[type[DomainEvent]] = frozenset({LeadErased})
 
 
+def is_activity(event: DomainEvent) -> bool:
+    """Whether the event counts as activity: every event but those that move no report."""
+    return type(event) not in _NOT_ACTIVITY
+
+
 # --- deals ------------------------------------------------------------------------------
 
 
@@ -386,7 +391,7 @@ class _Projection(Generic[F]):
         at = utc_text(event.occurred_at)
         handler(facts, event, at)
         facts.version = event.originator_version
-        if type(event) not in _NOT_ACTIVITY:
+        if is_activity(event):
             facts.last_activity_at = max(facts.last_activity_at, at)
         return facts
 

@@ -32,6 +32,7 @@ from adapters.event_envelope import EventEnvelope
 from adapters.logging import error_kind, error_text
 from adapters.storable_text import storable_reason, storable_text
 from domain.events import DEAL_EVENTS, DomainEvent
+from projections.business_versions import BusinessVersions
 from projections.fact_store import load_deals, load_leads, save_deals, save_leads
 from projections.facts import (
     DealFacts,
@@ -154,6 +155,7 @@ class Projector:
         targets = [_target(item.envelope) for item in items]
         leads = load_leads(tx, {t.aggregate_id for t in targets if t is not None and not t.deal})
         deals = load_deals(tx, {t.aggregate_id for t in targets if t is not None and t.deal})
+        versions = BusinessVersions(tx, leads, deals)
         touched_leads: dict[str, LeadFacts] = {}
         touched_deals: dict[str, DealFacts] = {}
         outcomes: list[_Outcome] = []
@@ -173,13 +175,16 @@ class Projector:
                 gap = gap_problem(stored_version + 1, event.originator_version)
                 outcomes.append(_DeadLetter.of(item, gap, "version_gap"))
                 continue
+            before = current.last_activity_at if current is not None else None
             try:
                 if target.deal:
                     deal = apply_to_deal(deals.get(aggregate_id), event)
                     deals[aggregate_id] = touched_deals[aggregate_id] = deal
+                    versions.observe("deal", deal, event, before)
                 else:
                     lead = apply_to_lead(leads.get(aggregate_id), event)
                     leads[aggregate_id] = touched_leads[aggregate_id] = lead
+                    versions.observe("lead", lead, event, before)
             except UnprojectableEvent as problem:
                 letter = _DeadLetter.of(item, str(problem), "unprojectable")
                 outcomes.append(letter if self.strict else "skipped")
@@ -187,6 +192,7 @@ class Projector:
             outcomes.append("applied")
         save_leads(tx, list(touched_leads.values()))
         save_deals(tx, list(touched_deals.values()))
+        versions.save(tx)
         return outcomes
 
     def _log_frozen(self, stream: str, aggregate_ids: set[str]) -> None:

@@ -23,6 +23,8 @@ class Table:
     facts: bool = True
     """Fact tables are derived from events alone: `leadflow verify` compares them."""
     indexes: tuple[tuple[str, ...], ...] = ()
+    versions: bool = False
+    """Business-time versions: compared only when both read models keep them."""
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -85,7 +87,7 @@ LEAD_REACHED = Table(
     "rm_lead_reached",
     (("lead_id", "text"), ("stage", "text"), ("reached_at", "text")),
     ("lead_id", "stage"),
-    indexes=(("stage",),),
+    indexes=(("stage",), ("reached_at",)),
 )
 
 LEAD_VISITS = Table(
@@ -99,7 +101,7 @@ LEAD_VISITS = Table(
         ("exited_to", "text"),
     ),
     ("lead_id", "seq"),
-    indexes=(("stage",),),
+    indexes=(("stage",), ("entered_at",)),
 )
 
 DEALS = Table(
@@ -143,5 +145,62 @@ DEAD_LETTERS = Table(
 )
 """Records the projector could not apply: kept here (and logged), never silently dropped."""
 
-TABLES: tuple[Table, ...] = (META, POSITIONS, LEADS, LEAD_REACHED, LEAD_VISITS, DEALS, DEAD_LETTERS)
+# --- business-time versions (as-of without replaying history) ---------------------------
+# A version holds an aggregate's facts from ``valid_from`` (the business time of the events
+# that made it) until ``valid_to`` (that of the next version; NULL: still valid). Kept only
+# for aggregates whose events arrived in business-time order; the others are listed in
+# ``rm_out_of_order`` and an as-of replays their events. No personal columns: an as-of
+# takes the external id from ``rm_leads`` / ``rm_deals``, which erasure keeps right.
+_VALIDITY: tuple[tuple[str, ColumnType], ...] = (("valid_from", "text"), ("valid_to", "text"))
+
+LEAD_VERSIONS = Table(
+    "rm_lead_versions",
+    (
+        ("lead_id", "text"),
+        *_VALIDITY,
+        *(c for c in LEADS.columns if c[0] not in ("lead_id", "external_id", "version")),
+    ),
+    ("valid_from", "lead_id"),  # led by the time: the index an as-of reads by
+    versions=True,
+)
+
+DEAL_VERSIONS = Table(
+    "rm_deal_versions",
+    (
+        ("deal_id", "text"),
+        *_VALIDITY,
+        *(
+            c
+            for c in DEALS.columns
+            if c[0] not in ("deal_id", "external_id", "version", "lost_reason", "competitor")
+        ),
+    ),
+    ("valid_from", "deal_id"),
+    versions=True,
+)
+
+OUT_OF_ORDER = Table(
+    "rm_out_of_order",
+    (("aggregate_id", "text"), ("kind", "text")),
+    ("aggregate_id",),
+    versions=True,
+)
+"""Aggregates with an event that occurred before one applied earlier: no versions."""
+
+VERSIONS_META_KEY = "business_versions"
+"""In ``rm_meta`` (value "1") when the versions were kept since the read model was created;
+a read model created by an older leadflow has the tables empty until ``leadflow rebuild``."""
+
+TABLES: tuple[Table, ...] = (
+    META,
+    POSITIONS,
+    LEADS,
+    LEAD_REACHED,
+    LEAD_VISITS,
+    DEALS,
+    DEAD_LETTERS,
+    LEAD_VERSIONS,
+    DEAL_VERSIONS,
+    OUT_OF_ORDER,
+)
 FACT_TABLES: tuple[Table, ...] = tuple(t for t in TABLES if t.facts)

@@ -30,7 +30,14 @@ from adapters.private_files import private_file
 from adapters.settings import StoreSettings
 from adapters.storable_text import storable_text
 from domain.stage_model import StageModel
-from projections.schema import POSITIONS, SCHEMA_VERSION, TABLES, Table
+from projections.schema import (
+    META,
+    POSITIONS,
+    SCHEMA_VERSION,
+    TABLES,
+    VERSIONS_META_KEY,
+    Table,
+)
 from projections.sql_dialect import POSTGRESQL, SQLITE, Dialect
 
 log = structlog.get_logger("leadflow.projections.store")
@@ -243,10 +250,7 @@ class ReadModelStore(ABC):
                     tx.execute(statement)
             found = tx.execute("SELECT value FROM rm_meta WHERE key = ?", ("schema_version",))
             if not found:
-                tx.execute(
-                    "INSERT INTO rm_meta (key, value) VALUES (?, ?)",
-                    ("schema_version", SCHEMA_VERSION),
-                )
+                tx.insert(META, [("schema_version", SCHEMA_VERSION), (VERSIONS_META_KEY, "1")])
             elif found[0][0] != SCHEMA_VERSION:
                 msg = (
                     f"read model {self.location} has schema version {found[0][0]}, this leadflow "
@@ -255,6 +259,13 @@ class ReadModelStore(ABC):
                 raise ReadModelError(msg)
 
         self.write(create)
+
+    def keeps_versions(self) -> bool:
+        """Whether the business-time versions were kept since this read model was created
+        (a read model of an older leadflow has them only after ``leadflow rebuild``)."""
+        with self.read() as tx:
+            found = tx.execute("SELECT value FROM rm_meta WHERE key = ?", (VERSIONS_META_KEY,))
+        return bool(found) and found[0][0] == "1"
 
     def reset(self) -> None:
         """Drop every read-model table (facts, positions, dead letters) and recreate them."""

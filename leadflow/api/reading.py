@@ -11,7 +11,7 @@ from leadflow.api.problems import ApiProblem
 from leadflow.api.state import ApiState
 from leadflow.bootstrap import open_read_model
 from projections.catch_up import catch_up
-from projections.reports.as_of import read_model_as_of
+from projections.reports.as_of import past_read_model
 from projections.store import ReadModelStore
 from service.lead_history import parse_as_of
 
@@ -27,12 +27,12 @@ def as_of_moment(text: str | None) -> datetime | None:
 
 @contextmanager
 def report_store(state: ApiState, as_of: datetime | None = None) -> Iterator[ReadModelStore]:
-    if as_of is not None:
-        with read_model_as_of(state.app, as_of) as scratch:
-            yield scratch
-        return
     with open_read_model(state.settings) as store:
         if not state.settings.kafka_mode:
             with state.writing:
                 catch_up(state.app, store)
-        yield store
+        if as_of is None:
+            yield store
+            return
+        with past_read_model(state.app, as_of, store) as scratch:
+            yield scratch

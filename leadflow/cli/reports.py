@@ -52,7 +52,7 @@ from projections.reports import (
 )
 from projections.reports import funnel as funnel_module
 from projections.reports import kpis as kpis_module
-from projections.reports.as_of import read_model_as_of
+from projections.reports.as_of import past_read_model
 from projections.reports.positions import __doc__ as positions_doc
 from projections.reports.stalled import __doc__ as stalled_doc
 from projections.segments import SEGMENTS
@@ -244,8 +244,11 @@ def report_store(settings: Settings, as_of: datetime | None = None) -> Iterator[
     """The read model a report runs on: as of a past moment, or the live one (caught up
     with the event store first in embedded mode)."""
     if as_of is not None:
-        with _event_store(settings) as app, read_model_as_of(app, as_of) as scratch:
-            yield scratch
+        with _event_store(settings) as app, open_read_model(settings) as live:
+            if not settings.kafka_mode:
+                catch_up(app, live)
+            with past_read_model(app, as_of, live) as scratch:
+                yield scratch
         return
     with open_read_model(settings) as store:
         if not settings.kafka_mode:

@@ -2,7 +2,8 @@
 JSON the CLI prints): funnel, pipeline health (KPIs), pipeline positions, stalled list.
 
 In embedded mode, catch the store up first (``projections.catch_up.catch_up``);
-for a past moment, run them on ``projections.reports.as_of.read_model_as_of(app, at)``.
+for a past moment, run them on ``projections.reports.as_of.past_read_model(app, at, live)``
+(or ``read_model_as_of(app, at)``, the replay of history that defines it).
 """
 
 from __future__ import annotations

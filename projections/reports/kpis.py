@@ -97,7 +97,8 @@ def kpi_report(store: ReadModelStore) -> KpiReport:
             for status, count in tx.execute("SELECT status, COUNT(*) FROM rm_deals GROUP BY status")
         }
         won_rows = tx.execute(
-            "SELECT amount_minor, currency, opened_at, closed_at FROM rm_deals WHERE status = ?",
+            "SELECT amount_minor, currency, opened_at, closed_at FROM rm_deals WHERE status = ? "
+            "ORDER BY deal_id",  # floats summed in one order: the same figures from any store
             ("won",),
         )
         # Summed here, not with SQL SUM: SQLite's integer SUM stops at 2**63.
@@ -134,7 +135,7 @@ def kpi_report(store: ReadModelStore) -> KpiReport:
     for (pipeline, stage), deals in unknown.items():
         log.warning("deals_in_unknown_stage", pipeline=pipeline, stage=stage, deals=deals)
     weighted = 0.0
-    for key, by_currency in open_minor.items():
+    for key, by_currency in sorted(open_minor.items()):
         probability = stage_probability(model, *key)
         if probability is not None:
             weighted += major_sum(by_currency) * probability
