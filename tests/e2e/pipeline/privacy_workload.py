@@ -110,6 +110,7 @@ class Workload:
     serve_log: Path | None = None
     reports_before_forget: tuple[Any, Any] | None = None
     reports_after_forget: tuple[Any, Any] | None = None
+    erased_lead_id: str = ""  # the email finds nothing after the erasure: the lead's UUID
 
     def reports(self) -> tuple[Any, Any]:
         return self.pipeline.run_json("funnel"), self.pipeline.run_json("kpis")
@@ -220,4 +221,5 @@ def _forget(workload: Workload) -> None:
     with _running(workload.pipeline, workload):
         erased = workload.run("forget", EMAIL, "--reason", "erasure request lf13-77")
         assert erased.code == 0, erased.messages
+        workload.erased_lead_id = erased.out.removeprefix("erased: lead ").split()[0]
     workload.reports_after_forget = workload.reports()

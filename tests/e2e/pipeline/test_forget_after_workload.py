@@ -116,7 +116,9 @@ def test_reports_verify_and_history_after_the_erasure(privacy_workload: Workload
     pipeline = privacy_workload.pipeline
     verified = pipeline.run("verify")
     assert verified.code == 0, verified.messages
-    history = pipeline.run_json("history", EMAIL)
+    unknown = pipeline.run("history", EMAIL)
+    assert unknown.code == 1 and "does not exist" in unknown.messages[0], unknown.messages
+    history = pipeline.run_json("history", privacy_workload.erased_lead_id)
     assert history["verified"] is True
     events = {(e["aggregate"], e["type"]): e for e in history["events"]}
     assert events["lead", "LeadCaptured"]["data"]["external_id"] == ERASED_TEXT
