@@ -17,7 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adapters.personal_seal import PersonalSeal
 from domain import commands as c
+from domain.errors import UnknownAggregate
 from leadflow.bootstrap import open_application
 from projections.catch_up import catch_up, notification_batches
 from projections.compare import compare_stores
@@ -110,6 +112,19 @@ def moments(app: LeadflowApp, rng: random.Random, count: int) -> list[datetime]:
     return picked
 
 
+def destroy_key(app: LeadflowApp, lead: str) -> None:
+    """The lead's data key destroyed, so that its events read as erased from then on,
+    before and after its ``LeadErased`` (what ``leadflow forget`` does after recording it)."""
+    seal = app.personal_data
+    assert isinstance(seal, PersonalSeal)
+    try:
+        found = app.get_lead(lead)
+    except UnknownAggregate:
+        return  # the ForgetLead was refused: not captured yet
+    if found.erased_at is not None:
+        seal.keys.destroy(found.id)
+
+
 @st.composite
 def histories(draw: st.DrawFn) -> tuple[int, int, int, int]:
     return (
@@ -138,6 +153,8 @@ def test_versions_equal_the_replay(
         try:
             for command in shuffled_history(seed, leads, late):
                 app.handle_many([command])  # refusals (going back in business time) are fine
+                if isinstance(command, c.ForgetLead):
+                    destroy_key(app, command.lead)  # as leadflow forget does
             live = new_read_model(request, store_kind, Path(directory), app.stage_model)
             with live:
                 catch_up(app, live, batch_size=batch)
