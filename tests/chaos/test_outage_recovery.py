@@ -126,7 +126,7 @@ def test_stream_processes_wait_for_postgresql_to_start(
     waiting = {
         "ingest": ("event_store_unreachable", "ingest_ready"),
         "relay": ("event_store_unreachable", "relay_active"),
-        "projector": ("read_model_unreachable", "projector_started"),
+        "projector": ("event_store_unreachable", "projector_started"),  # its seal first
     }
     processes = {}
     try:
