@@ -8,12 +8,11 @@ and no key. Forgetting a lead deletes its row (on SQLite ``secure_delete`` zeroe
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from uuid import UUID
 
 from adapters.settings import StoreSettings
-from adapters.store_db import StoreDb
+from adapters.store_db import StoreDb, ThreadDbs
 
 TABLE = "leadflow_lead_index"
 _BY_LEAD = "leadflow_lead_index_by_lead"
@@ -35,14 +34,10 @@ class StoredLeadIndex:
     """The index of one store, one connection per thread."""
 
     def __init__(self, store: StoreSettings) -> None:
-        self._store = store
-        self._local = threading.local()
+        self._dbs = ThreadDbs(store)
 
     def _db(self) -> StoreDb:
-        db: StoreDb | None = getattr(self._local, "db", None)
-        if db is None:
-            db = self._local.db = StoreDb(self._store)
-        return db
+        return self._dbs.get()
 
     def find(self, macs: Sequence[bytes]) -> dict[bytes, UUID]:
         found: dict[bytes, UUID] = {}
@@ -63,7 +58,4 @@ class StoredLeadIndex:
         return len(self._db().execute(_DELETE, (str(lead_id),), t=TABLE))
 
     def close(self) -> None:
-        db: StoreDb | None = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        self._dbs.close()

@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from adapters.settings import StoreSettings
-from adapters.store_db import StoreDb
+from adapters.store_db import StoreDb, ThreadDbs
 from adapters.store_integrity import StoreTampered
 
 TABLE = "leadflow_lead_keys"
@@ -83,9 +83,8 @@ class LeadKeys:
     ) -> None:
         if len(wrapping_key) != DATA_KEY_SIZE:
             raise ValueError("a wrapping key has 32 bytes")
-        self._store = store
         self._wrap = AESGCM(wrapping_key)
-        self._local = threading.local()  # one connection per thread
+        self._dbs = ThreadDbs(store)
         self._lock = threading.Lock()
         self._cache: OrderedDict[UUID, bytes | _Destroyed] = OrderedDict()
         self._cached = cached
@@ -94,10 +93,7 @@ class LeadKeys:
         return "LeadKeys(<key>)"
 
     def _db(self) -> StoreDb:
-        db: StoreDb | None = getattr(self._local, "db", None)
-        if db is None:
-            db = self._local.db = StoreDb(self._store)
-        return db
+        return self._dbs.get()
 
     def key_for_new(self, lead_id: UUID) -> bytes | None:
         """The lead's data key, created now if it has none; None when it was destroyed."""
@@ -144,10 +140,7 @@ class LeadKeys:
             self._cache.clear()
 
     def close(self) -> None:
-        db: StoreDb | None = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        self._dbs.close()
 
     def prepare(self, lead_ids: Iterable[UUID]) -> None:
         """Keys for these leads in the cache, those without one created now: one read and

@@ -11,8 +11,9 @@ for the dialect.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, Literal
 
 import psycopg
@@ -129,3 +130,31 @@ class StoreDb:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class ThreadDbs:
+    """One ``StoreDb`` per thread on one store (SQLite connections stay in their thread);
+    ``close`` closes every one it can, so an application's side tables do not keep
+    PostgreSQL connections open after it is closed."""
+
+    def __init__(self, store: StoreSettings) -> None:
+        self._store = store
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._opened: list[StoreDb] = []
+
+    def get(self) -> StoreDb:
+        db: StoreDb | None = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = StoreDb(self._store)
+            with self._lock:
+                self._opened.append(db)
+        return db
+
+    def close(self) -> None:
+        with self._lock:
+            opened, self._opened = self._opened, []
+            self._local = threading.local()
+        for db in opened:
+            with suppress(sqlite3.ProgrammingError):  # another thread's SQLite connection
+                db.close()

@@ -130,8 +130,10 @@ def _construct(settings: Settings, default_actor: str) -> LeadflowApp:
         with StoreDb(store) as db:
             create_lead_keys_table(db)
             create_lead_index_table(db)
-        app.ids = _id_scheme(recorded.id_scheme, keyed, lambda: _indexed_ids(settings, master))
-        app.seal_personal_data(PersonalSeal(LeadKeys(store, master.derive(WRAPPING_KEY_LABEL))))
+        app.ids = _id_scheme(recorded.id_scheme, keyed, lambda: _indexed_ids(app, settings, master))
+        keys = LeadKeys(store, master.derive(WRAPPING_KEY_LABEL))
+        app.on_close(keys.close)
+        app.seal_personal_data(PersonalSeal(keys))
         attach_audit(app.recorder, audit)
         app.seal_snapshots_locally(master.derive(LOCAL_SEAL_LABEL))
         chained = chain_existing_events(
@@ -190,9 +192,10 @@ def _wanted_ids(settings: Settings, master: MasterKey) -> WantedIds:
     )
 
 
-def _indexed_ids(settings: Settings, master: MasterKey) -> IndexedIds:
+def _indexed_ids(app: LeadflowApp, settings: Settings, master: MasterKey) -> IndexedIds:
     """Random lead ids in the store's keyed index; deal ids keyed (``keyed_ids``)."""
     index = StoredLeadIndex(settings.store)
+    app.on_close(index.close)
     return IndexedIds(master.derive(LEAD_INDEX_KEY_LABEL), index, keyed_ids(master).deal)
 
 

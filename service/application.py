@@ -61,6 +61,7 @@ class LeadflowApp(Application[UUID]):
     ) -> None:
         self.ids = ids
         self.personal_data: PersonalData | None = None
+        self._on_close: list[Callable[[], None]] = []
         self.stage_model = stage_model or load_stage_model()
         self.scoring_rules = scoring_rules or load_scoring_rules()
         self.default_actor = default_actor
@@ -92,6 +93,17 @@ class LeadflowApp(Application[UUID]):
             )
             raise TypeError(msg)
         return recorder
+
+    def on_close(self, close: Callable[[], None]) -> None:
+        """Run ``close`` when the application is closed (its side tables' connections)."""
+        self._on_close.append(close)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            for close in self._on_close:
+                close()
 
     def seal_personal_data(self, personal: PersonalData) -> None:
         """Seal new events' personal fields with ``personal`` and open stored ones with it
