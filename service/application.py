@@ -189,15 +189,15 @@ class LeadflowApp(Application[UUID]):
         return resolve_ref(ref, self.ids.deal, self.exists)
 
     def get_lead(self, ref: str, version: int | None = None) -> Lead:
-        lead = queries.read_aggregate(
-            self.events, self.snapshots, Lead, self.resolve_lead(ref), ref, version
-        )
+        def read() -> Lead:
+            return queries.read_aggregate(
+                self.events, self.snapshots, Lead, self.resolve_lead(ref), ref, version
+            )
+
+        lead = read()
         if lead.erased_at is None or not self.ids.is_stale(ref, lead.id):
             return lead
-        # the ref was remembered for a lead forgotten since (by another process)
-        return queries.read_aggregate(
-            self.events, self.snapshots, Lead, self.resolve_lead(ref), ref, version
-        )
+        return read()  # the ref was remembered for a lead forgotten since (by another process)
 
     def get_deal(self, ref: str, version: int | None = None) -> Deal:
         return queries.read_aggregate(

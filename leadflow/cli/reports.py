@@ -14,7 +14,7 @@ import json
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -243,18 +243,15 @@ def _event_store(settings: Settings) -> Iterator[LeadflowApp]:
 def report_store(settings: Settings, as_of: datetime | None = None) -> Iterator[ReadModelStore]:
     """The read model a report runs on: as of a past moment, or the live one (caught up
     with the event store first in embedded mode)."""
-    if as_of is not None:
-        with _event_store(settings) as app, open_read_model(settings) as live:
-            if not settings.kafka_mode:
-                catch_up(app, live)
-            with past_read_model(app, as_of, live) as scratch:
-                yield scratch
-        return
-    with open_read_model(settings) as store:
+    with ExitStack() as stack:
+        live = stack.enter_context(open_read_model(settings))
+        if settings.kafka_mode and as_of is None:
+            yield live
+            return
+        app = stack.enter_context(_event_store(settings))
         if not settings.kafka_mode:
-            with _event_store(settings) as app:
-                catch_up(app, store)
-        yield store
+            catch_up(app, live)
+        yield live if as_of is None else stack.enter_context(past_read_model(app, as_of, live))
 
 
 # --- output -------------------------------------------------------------------------------
