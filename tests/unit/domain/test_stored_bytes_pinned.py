@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -46,6 +46,9 @@ class DeterministicSeal:
     def seal(self, key_owner: UUID, topic: str, field: str, value: Any) -> str:
         plain = json.dumps([str(key_owner), topic, field, value], sort_keys=True)
         return f"{SEALED_PREFIX}{key_owner.hex}:{hashlib.sha256(plain.encode()).hexdigest()}"
+
+    def seal_fields(self, key_owner: UUID, topic: str, values: Mapping[str, Any]) -> dict[str, str]:
+        return {field: self.seal(key_owner, topic, field, value) for field, value in values.items()}
 
     def prepare(self, key_owners: Collection[UUID]) -> None:
         return None
