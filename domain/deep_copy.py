@@ -9,6 +9,7 @@ from typing import Any, Self
 from uuid import UUID
 
 from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
 
 _IMMUTABLE = frozenset({str, int, float, bool, type(None), datetime, date, UUID, Decimal})
 
@@ -32,7 +33,8 @@ class SharesImmutables(BaseModel):
         object.__setattr__(copied, "__dict__", fields)
         object.__setattr__(copied, "__pydantic_extra__", deepcopy(self.__pydantic_extra__, memo))
         object.__setattr__(copied, "__pydantic_fields_set__", set(self.__pydantic_fields_set__))
-        object.__setattr__(
-            copied, "__pydantic_private__", deepcopy(self.__pydantic_private__, memo)
-        )
+        private = self.__pydantic_private__
+        if private is not None:  # unset private attributes stay unset, as pydantic does
+            private = {k: v for k, v in private.items() if v is not PydanticUndefined}
+        object.__setattr__(copied, "__pydantic_private__", deepcopy(private, memo))
         return copied
