@@ -13,7 +13,7 @@ import base64
 import binascii
 import json
 import secrets
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 from uuid import UUID
 
@@ -41,14 +41,21 @@ class PersonalSeal:
         self.keys.prepare(key_owners)
 
     def seal(self, key_owner: UUID, topic: str, field: str, value: Any) -> str:
+        return self.seal_fields(key_owner, topic, {field: value})[field]
+
+    def seal_fields(self, key_owner: UUID, topic: str, values: Mapping[str, Any]) -> dict[str, str]:
         key = self.keys.key_for_new(key_owner)
         if key is None:
-            raise ErasedLead(key_owner, f"record personal data in {field}")
-        nonce = secrets.token_bytes(NONCE_SIZE)
-        plain = _COMPACT.encode(value).encode("utf-8")
-        sealed = AESGCM(key).encrypt(nonce, plain, _aad(key_owner, topic, field))
-        body = base64.b64encode(nonce + sealed).decode("ascii")
-        return f"{SEALED_PREFIX}{key_owner.hex}:{body}"
+            raise ErasedLead(key_owner, f"record personal data in {next(iter(values), '')}")
+        cipher = AESGCM(key)  # for this call only: no key outlives its destruction here
+        prefix = f"{SEALED_PREFIX}{key_owner.hex}:"
+        sealed = {}
+        for field, value in values.items():
+            nonce = secrets.token_bytes(NONCE_SIZE)
+            plain = _COMPACT.encode(value).encode("utf-8")
+            ciphertext = cipher.encrypt(nonce, plain, _aad(key_owner, topic, field))
+            sealed[field] = prefix + base64.b64encode(nonce + ciphertext).decode("ascii")
+        return sealed
 
     def open(self, sealed: str, topic: str, field: str) -> Any | Erased:
         owner_hex, _, body = sealed.removeprefix(SEALED_PREFIX).partition(":")

@@ -12,6 +12,7 @@ from uuid import UUID, uuid4
 from eventsourcing.utils import get_topic
 from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
 
+from domain.deep_copy import SharesImmutables
 from domain.errors import DamagedHistory
 from domain.event_state import remember_stored_state, stored_state
 from domain.events import DomainEvent
@@ -49,7 +50,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class Aggregate(BaseModel):
+class Aggregate(SharesImmutables):
     """Mutable state rebuilt from events; command methods validate, then trigger events."""
 
     model_config = ConfigDict(extra="forbid")
@@ -95,7 +96,7 @@ class Aggregate(BaseModel):
             event_class, aggregate_id, 1, GENESIS_HASH, ctx, occurred_at, payload, owner
         )
         aggregate = cls.from_created(event)
-        aggregate._pending.append(event)
+        aggregate.pending_events.append(event)
         return aggregate
 
     @classmethod
@@ -129,7 +130,7 @@ class Aggregate(BaseModel):
             self.data_key_owner(),
         )
         self.apply(event)
-        self._pending.append(event)
+        self.pending_events.append(event)
         return event
 
     def apply(self, event: DomainEvent) -> None:
@@ -137,17 +138,33 @@ class Aggregate(BaseModel):
         self._advance(event)
 
     def _advance(self, event: DomainEvent) -> None:
-        self.version = event.originator_version
-        self.last_hash = event.hash
-        self.modified_on = event.timestamp
+        # what pydantic's assignment does for fields it does not validate, without its
+        # per-attribute dispatch (three per event)
+        fields = self.__dict__
+        fields["version"] = event.originator_version
+        fields["last_hash"] = event.hash
+        fields["modified_on"] = event.timestamp
+        self.__pydantic_fields_set__.update(_ADVANCED_FIELDS)
 
     def collect_events(self) -> list[DomainEvent]:
-        events, self._pending = self._pending, []
+        events = self.pending_events
+        self._private()["_pending"] = []
         return events
 
     @property
     def pending_events(self) -> list[DomainEvent]:
-        return self._pending
+        pending: list[DomainEvent] = self._private()["_pending"]
+        return pending
+
+    def _private(self) -> dict[str, Any]:
+        """The private attributes, read directly (``self._pending`` goes through pydantic's
+        ``__getattr__``, a slow path taken several times per command)."""
+        private = self.__pydantic_private__
+        assert private is not None  # the model has private attributes
+        return private
+
+
+_ADVANCED_FIELDS = frozenset({"version", "last_hash", "modified_on"})
 
 
 def build_event(

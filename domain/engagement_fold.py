@@ -19,8 +19,9 @@ import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from domain.deep_copy import SharesImmutables
 from domain.scoring import (
     Engagement,
     ScoreBreakdown,
@@ -38,12 +39,12 @@ def default_half_life_days() -> float:
     return load_scoring_rules().half_life_days
 
 
-class KindFold(BaseModel):
+class KindFold(SharesImmutables):
     count: int = 0
     weight: float = 0.0
 
 
-class EngagementFold(BaseModel):
+class EngagementFold(SharesImmutables):
     """Per kind, how many engagements and their decayed weight at ``horizon``."""
 
     horizon: datetime | None = None

@@ -83,6 +83,11 @@ class PersonalData(Protocol):
         owner's key was destroyed."""
         ...
 
+    def seal_fields(self, key_owner: UUID, topic: str, values: Mapping[str, Any]) -> dict[str, str]:
+        """Each value sealed as ``seal`` would, for the field its key names (the owner's
+        key looked up once)."""
+        ...
+
     def prepare(self, key_owners: Collection[UUID]) -> None:
         """Make sure these owners have keys: one round trip for a batch about to seal for
         them, where ``seal`` would take one each."""
@@ -105,19 +110,31 @@ def seal_state(
     personal: PersonalData,
 ) -> None:
     """Seal, in place, the personal values of an event's stored state."""
-    for name, kind in PERSONAL_FIELDS.get(event_class, {}).items():
+    fields = PERSONAL_FIELDS.get(event_class, {})
+    plain: dict[str, Any] = {}
+    for name, kind in fields.items():
         value = state.get(name)
         if value is None:
             continue
         if kind == "attributes":
-            state[name] = {
-                key: item
-                if key in FIRMOGRAPHIC_ATTRIBUTES or item is None
-                else personal.seal(key_owner, topic, f"{name}.{key}", item)
+            plain.update(
+                (f"{name}.{key}", item)
                 for key, item in value.items()
-            }
+                if key not in FIRMOGRAPHIC_ATTRIBUTES and item is not None
+            )
         else:
-            state[name] = personal.seal(key_owner, topic, name, value)
+            plain[name] = value
+    if not plain:
+        return
+    sealed = personal.seal_fields(key_owner, topic, plain)
+    for name, kind in fields.items():
+        value = state.get(name)
+        if value is None:
+            continue
+        if kind == "attributes":
+            state[name] = {key: sealed.get(f"{name}.{key}", item) for key, item in value.items()}
+        else:
+            state[name] = sealed[name]
 
 
 def open_state(
