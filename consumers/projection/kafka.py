@@ -14,9 +14,10 @@ partition back to the stored positions, and carries on; the batch in hand was ro
 with its positions, so it is simply consumed again.
 
 The records carry personal fields sealed (``consumers.contracts.events_topic``); the
-projector opens them with the application's seal (``PersonalData``: the privacy master
-key and the event store's key table, keys cached), so its read model equals a rebuild
-from the store, ``[erased]`` where a lead was forgotten.
+projector opens those the read models store (``projections.projected_personal``) with the
+application's seal (``PersonalData``: the privacy master key and the event store's key
+table, keys cached), so its read model equals a rebuild from the store, ``[erased]`` where
+a lead was forgotten.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from adapters.settings import KafkaSettings
 from consumers.contracts.events_topic import from_kafka_value
 from consumers.failure_policy import is_transient
 from domain.personal_fields import PersonalData
+from projections.projected_personal import ProjectedPersonal
 from projections.projector import Item, Projector, gc_paused
 from projections.reconnect import reconnect_with_backoff
 from projections.store import ReadModelStore
@@ -137,7 +139,8 @@ class KafkaProjector:
         options: ProjectorSettings,
         personal: PersonalData,
     ) -> None:
-        self.personal = personal  # opens the records' sealed personal fields
+        # opens the records' sealed personal fields that the read models store
+        self.personal = ProjectedPersonal(personal)
         self.kafka = kafka
         self.store = store
         self.options = options
