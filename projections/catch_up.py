@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from typing import cast
+from uuid import UUID
 
 import structlog
 from eventsourcing.persistence import Notification
@@ -16,7 +17,7 @@ from adapters.event_envelope import DECODE_ERRORS, EventEnvelope, event_from_sta
 from adapters.logging import error_text
 from adapters.mapper import PydanticMapper, raw_state
 from domain.personal_fields import PersonalData
-from projections.projected_personal import projected
+from projections.projected_personal import CAPTURED_TOPIC, projected
 from projections.projector import Item, Projector, gc_paused
 from projections.store import EMBEDDED_STREAM, ReadModelStore
 from service.application import LeadflowApp
@@ -24,6 +25,9 @@ from service.application import LeadflowApp
 log = structlog.get_logger("leadflow.projections.catch_up")
 
 DEFAULT_BATCH = 1000
+REBUILD_BATCH = 5000
+"""Notifications per transaction when nothing else uses the read model (a rebuild, a
+scratch copy): fewer commits, and a lead's rows written once for more of its events."""
 
 
 def item_from_notification(
@@ -72,6 +76,14 @@ def notification_batches(
         )
         if not notifications:
             return
+        if personal is not None:
+            personal.load(
+                {
+                    n.originator_id
+                    for n in notifications
+                    if n.topic == CAPTURED_TOPIC and isinstance(n.originator_id, UUID)
+                }
+            )
         yield [item_from_notification(mapper, n, personal) for n in notifications]
         after = notifications[-1].id
         if len(notifications) < batch_size:

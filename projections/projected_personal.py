@@ -5,12 +5,14 @@ id and a lost deal's reason and competitor. Opening every other sealed field of 
 event (a key look-up, AES-GCM and JSON per value) changes no read model, so the projector
 decodes with ``ProjectedPersonal``, which opens those three and reads the others as the
 erased marker, never stored. A lead whose key was destroyed still reads ``[erased]``.
+Before decoding a batch, ``load`` reads the keys of the leads it captures in one query
+(one read per lead otherwise).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
@@ -26,6 +28,13 @@ PROJECTED_FIELDS = frozenset(
     }
 )
 """(event topic, field) of every personal value some read model stores."""
+CAPTURED_TOPIC = get_topic(LeadCaptured)
+CAPTURED_TYPE = LeadCaptured.__name__
+
+
+@runtime_checkable
+class _LoadsKeys(Protocol):
+    def load(self, key_owners: Collection[UUID]) -> None: ...
 
 
 class ProjectedPersonal:
@@ -46,7 +55,12 @@ class ProjectedPersonal:
             return self.personal.open(sealed, topic, field)
         return ERASED
 
+    def load(self, key_owners: Collection[UUID]) -> None:
+        """Read these owners' keys ahead in one go, where the seal can."""
+        if key_owners and isinstance(self.personal, _LoadsKeys):
+            self.personal.load(key_owners)
 
-def projected(personal: PersonalData | None) -> PersonalData | None:
+
+def projected(personal: PersonalData | None) -> ProjectedPersonal | None:
     """What the projector decodes with: ``personal`` opening only what it stores."""
     return None if personal is None else ProjectedPersonal(personal)
