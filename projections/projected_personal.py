@@ -6,7 +6,8 @@ event (a key look-up, AES-GCM and JSON per value) changes no read model, so the 
 decodes with ``ProjectedPersonal``, which opens those three and reads the others as the
 erased marker, never stored. A lead whose key was destroyed still reads ``[erased]``.
 Before decoding a batch, ``load`` reads the keys of the leads it captures in one query
-(one read per lead otherwise).
+(one read per lead otherwise). A sealed value left unopened is not checked either: one
+altered in the store breaks its event's hash chain, which ``leadflow verify`` reports.
 """
 
 from __future__ import annotations

@@ -88,7 +88,7 @@ def _captured_leads(records: Sequence[Any]) -> set[UUID]:
     keys open the captured external ids; a record with a damaged key is left out."""
     leads: set[UUID] = set()
     for record in records:
-        if record.key and _CAPTURED_HEADER in record.headers:
+        if record.key and _CAPTURED_HEADER in (record.headers or ()):
             try:
                 leads.add(UUID(record.key.decode("ascii")))
             except ValueError:
