@@ -39,7 +39,7 @@ from benchmarks.framework import (
 )
 from benchmarks.stores import fresh_store, opened
 from leadflow.bootstrap import open_read_model
-from projections.catch_up import REBUILD_BATCH, catch_up
+from projections.catch_up import catch_up
 from projections.store import ReadModelStore
 from service.application import LeadflowApp
 
@@ -49,12 +49,7 @@ SPEED_TARGET = Target(on="value", at_least=50_000)
 PARAMS = (
     Param("events", quick=10_000, full=1_000_000, help="events in the store replayed"),
     Param("step", quick=2_000, full=50_000, help="notifications per alternating step"),
-    Param(
-        "batch_size",
-        quick=2_000,
-        full=REBUILD_BATCH,
-        help="notifications per read-model transaction (leadflow rebuild's; at most a step)",
-    ),
+    Param("batch_size", quick=1_000, full=1_000, help="notifications per read-model transaction"),
 )
 
 

@@ -25,9 +25,6 @@ from service.application import LeadflowApp
 log = structlog.get_logger("leadflow.projections.catch_up")
 
 DEFAULT_BATCH = 1000
-REBUILD_BATCH = 5000
-"""Notifications per transaction when nothing else uses the read model (a rebuild, a
-scratch copy): fewer commits, and a lead's rows written once for more of its events."""
 
 
 def item_from_notification(

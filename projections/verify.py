@@ -17,7 +17,7 @@ from adapters.event_envelope import DECODE_ERRORS
 from adapters.logging import error_text
 from adapters.mapper import PydanticMapper, stored_class, stored_version
 from domain.hash_chain import ChainVerdict, StoredLink, verify_chain
-from projections.catch_up import REBUILD_BATCH, catch_up
+from projections.catch_up import catch_up
 from projections.compare import Difference, compare_stores
 from projections.frozen_aggregates import FrozenAggregate, frozen_aggregates
 from projections.store import ReadModelStore, open_scratch_store
@@ -103,7 +103,7 @@ def verify_read_model(
     and check every hash chain."""
     result = Verification()
     with open_scratch_store(live.stage_model) as scratch:
-        catch_up(app, scratch, batch_size=REBUILD_BATCH, until=until)
+        catch_up(app, scratch, until=until)
         result.differences = compare_stores(live, scratch)
         with scratch.read() as tx:
             ids = [

@@ -23,7 +23,7 @@ from adapters.stopping import ProcessStop
 from consumers.projection.embedded import follow
 from consumers.projection.kafka import KafkaProjector
 from domain.personal_fields import PersonalData
-from projections.catch_up import REBUILD_BATCH, catch_up
+from projections.catch_up import catch_up
 from projections.store import ReadModelStore
 from service.application import LeadflowApp
 
@@ -132,7 +132,7 @@ def rebuild(
             return stats.applied
         app = open_app()
         try:
-            return catch_up(app, store, batch_size=max(options.batch_size, REBUILD_BATCH))
+            return catch_up(app, store, batch_size=options.batch_size)
         finally:
             app.close()
 

@@ -1,5 +1,5 @@
-"""A rebuild (large batches, only the personal fields the read models store opened, keys
-read ahead a batch at a time) writes exactly the read model that applying the events one
+"""A rebuild (batches, only the personal fields the read models store opened, keys read
+ahead a batch at a time) writes exactly the read model that applying the events one
 by one, every personal field opened, writes: random histories with erasures (keys
 destroyed), re-captures, late activity and deals; SQLite and PostgreSQL."""
 
@@ -18,7 +18,7 @@ from adapters.mapper import PydanticMapper
 from adapters.personal_seal import PersonalSeal
 from domain import commands as c
 from leadflow.bootstrap import open_application
-from projections.catch_up import REBUILD_BATCH, catch_up
+from projections.catch_up import DEFAULT_BATCH, catch_up
 from projections.compare import compare_stores
 from projections.projector import Item, Projector
 from projections.schema import DEAD_LETTERS
@@ -49,7 +49,7 @@ def store_kind(request: pytest.FixtureRequest) -> str:
     seed=st.integers(0, 10_000),
     leads=st.integers(2, 12),
     late=st.integers(0, 10),
-    batch=st.sampled_from((7, REBUILD_BATCH)),
+    batch=st.sampled_from((7, DEFAULT_BATCH)),
 )
 def test_rebuild_equals_one_by_one(
     request: pytest.FixtureRequest, store_kind: str, seed: int, leads: int, late: int, batch: int
