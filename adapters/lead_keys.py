@@ -163,8 +163,16 @@ class LeadKeys:
         wrapped = self._wrap.encrypt(nonce, secrets.token_bytes(DATA_KEY_SIZE), _aad(lead_id))
         return str(lead_id), nonce, wrapped, _now()
 
-    def _read_many(self, lead_ids: Sequence[UUID]) -> set[UUID]:
-        """Read and cache these leads' keys; the leads that have a row."""
+    def load(self, lead_ids: Iterable[UUID]) -> None:
+        """Read into the cache the keys of these leads not cached yet, in one query per
+        500 leads, creating none: a reader about to open many leads' values. A lead with
+        no row, or a key that does not unwrap, is left for ``key`` to report."""
+        wanted = sorted({i for i in lead_ids if self._cached_key(i) is None}, key=str)
+        self._read_many(wanted, strict=False)
+
+    def _read_many(self, lead_ids: Sequence[UUID], *, strict: bool = True) -> set[UUID]:
+        """Read and cache these leads' keys; the leads that have a row. Not ``strict``:
+        a key that does not unwrap is skipped, not raised."""
         found: set[UUID] = set()
         for start in range(0, len(lead_ids), _READ_CHUNK):
             chunk = lead_ids[start : start + _READ_CHUNK]
@@ -173,7 +181,13 @@ class LeadKeys:
             rows = self._db().execute(query, [str(i) for i in chunk], t=TABLE)
             for lead_id, nonce, wrapped, erased_at in rows:
                 owner = UUID(str(lead_id))
-                self._remember(owner, self._unwrapped(owner, nonce, wrapped, erased_at))
+                try:
+                    key = self._unwrapped(owner, nonce, wrapped, erased_at)
+                except DataKeyUnreadable:
+                    if strict:
+                        raise
+                    continue
+                self._remember(owner, key)
                 found.add(owner)
         return found
 

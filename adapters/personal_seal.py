@@ -40,6 +40,10 @@ class PersonalSeal:
     def prepare(self, key_owners: Collection[UUID]) -> None:
         self.keys.prepare(key_owners)
 
+    def load(self, key_owners: Collection[UUID]) -> None:
+        """Read these owners' keys ahead, in one query: a reader about to open their values."""
+        self.keys.load(key_owners)
+
     def seal(self, key_owner: UUID, topic: str, field: str, value: Any) -> str:
         return self.seal_fields(key_owner, topic, {field: value})[field]
 

@@ -11,8 +11,8 @@ of ``step`` notifications (``catch_up(..., until=...)``).
 The baseline reads and decodes the same notifications with no projection
 (``select_notifications`` in pages of ``batch_size`` and ``envelope_from_notification``).
 Leadflow and the baseline take turns step by step, so both see the same machine
-conditions. The warm-up replays only the first step. Target: ratio >= 0.8 (and, in
-docs/performance.md, >= 50,000 events/s).
+conditions. The warm-up replays only the first step. Target: ratio >= 0.8; and the row
+``rebuild.events_per_s``, the same figures alone: >= 50,000 events/s.
 
 ``rebuild.privacy``: the same rebuild against a replay of the same events into a second
 empty read model with the mapper opening no sealed personal field (each stays a
@@ -44,6 +44,7 @@ from projections.store import ReadModelStore
 from service.application import LeadflowApp
 
 TARGET = Target(on="ratio", at_least=0.8)
+SPEED_TARGET = Target(on="value", at_least=50_000)
 
 PARAMS = (
     Param("events", quick=10_000, full=1_000_000, help="events in the store replayed"),
@@ -83,16 +84,17 @@ def run(ctx: BenchContext) -> list[Result]:
         msg = f"the rebuild stopped at notification {replayed} of {last}"
         raise BenchmarkError(msg)
     details = {"events": stored, "step": step, "batch_size": batch_size}
+    rebuilt = Series(
+        f"catch_up into an empty {kind} read model: {stored} events",
+        "events/s",
+        figures["rebuild"],
+    )
     return [
         Result(
             benchmark="rebuild",
             name="rebuild.from_store",
             store=kind,
-            measured=Series(
-                f"catch_up into an empty {kind} read model: {stored} events",
-                "events/s",
-                figures["rebuild"],
-            ),
+            measured=rebuilt,
             baseline=Series(
                 "select_notifications + envelope_from_notification, no projection",
                 "events/s",
@@ -100,6 +102,16 @@ def run(ctx: BenchContext) -> list[Result]:
             ),
             higher_is_better=True,
             target=TARGET,
+            details=details,
+        ),
+        Result(
+            benchmark="rebuild",
+            name="rebuild.events_per_s",
+            store=kind,
+            measured=rebuilt,
+            baseline=None,
+            higher_is_better=True,
+            target=SPEED_TARGET,
             details=details,
         ),
         Result(

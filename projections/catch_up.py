@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from typing import cast
+from uuid import UUID
 
 import structlog
 from eventsourcing.persistence import Notification
 
-from adapters.event_envelope import DECODE_ERRORS, envelope_from_notification
+from adapters.event_envelope import DECODE_ERRORS, EventEnvelope, event_from_state
 from adapters.logging import error_text
 from adapters.mapper import PydanticMapper, raw_state
+from domain.personal_fields import PersonalData
+from projections.projected_personal import CAPTURED_TOPIC, projected
 from projections.projector import Item, Projector, gc_paused
 from projections.store import EMBEDDED_STREAM, ReadModelStore
 from service.application import LeadflowApp
@@ -24,9 +27,15 @@ log = structlog.get_logger("leadflow.projections.catch_up")
 DEFAULT_BATCH = 1000
 
 
-def item_from_notification(mapper: PydanticMapper, notification: Notification) -> Item:
+def item_from_notification(
+    mapper: PydanticMapper, notification: Notification, personal: PersonalData | None = None
+) -> Item:
+    """The stored event as the projector's item, its personal fields opened by
+    ``personal`` (by default: those the read models store, with the mapper's seal)."""
+    if personal is None:
+        personal = projected(mapper.personal)
     try:
-        envelope = envelope_from_notification(mapper, notification)
+        envelope = _envelope(mapper, notification, personal)
     except DECODE_ERRORS as error:
         problem = (
             f"notification {notification.id} ({notification.topic} "
@@ -37,18 +46,42 @@ def item_from_notification(mapper: PydanticMapper, notification: Notification) -
     return Item(part=0, position=notification.id, envelope=envelope)
 
 
+def _envelope(
+    mapper: PydanticMapper, notification: Notification, personal: PersonalData | None
+) -> EventEnvelope:
+    stored_json = mapper.plain_state(notification)
+    state = mapper.transcoder.decode(stored_json)
+    event = event_from_state(
+        notification.topic,
+        notification.originator_id,
+        notification.originator_version,
+        state,
+        personal,
+    )
+    return EventEnvelope(notification.id, notification.topic, state, event, stored_json)
+
+
 def notification_batches(
     app: LeadflowApp, after: int, batch_size: int = DEFAULT_BATCH, until: int | None = None
 ) -> Iterator[Sequence[Item]]:
     """The event store's notifications after id ``after`` (up to ``until``), decoded."""
     mapper = cast(PydanticMapper, app.mapper)
+    personal = projected(mapper.personal)
     while True:
         notifications = app.recorder.select_notifications(
             start=after, limit=batch_size, stop=until, inclusive_of_start=False
         )
         if not notifications:
             return
-        yield [item_from_notification(mapper, n) for n in notifications]
+        if personal is not None:
+            personal.load(
+                {
+                    n.originator_id
+                    for n in notifications
+                    if n.topic == CAPTURED_TOPIC and isinstance(n.originator_id, UUID)
+                }
+            )
+        yield [item_from_notification(mapper, n, personal) for n in notifications]
         after = notifications[-1].id
         if len(notifications) < batch_size:
             return

@@ -14,9 +14,10 @@ partition back to the stored positions, and carries on; the batch in hand was ro
 with its positions, so it is simply consumed again.
 
 The records carry personal fields sealed (``consumers.contracts.events_topic``); the
-projector opens them with the application's seal (``PersonalData``: the privacy master
-key and the event store's key table, keys cached), so its read model equals a rebuild
-from the store, ``[erased]`` where a lead was forgotten.
+projector opens those the read models store (``projections.projected_personal``) with the
+application's seal (``PersonalData``: the privacy master key and the event store's key
+table, keys cached), so its read model equals a rebuild from the store, ``[erased]`` where
+a lead was forgotten.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 import structlog
 from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
@@ -44,6 +46,7 @@ from adapters.settings import KafkaSettings
 from consumers.contracts.events_topic import from_kafka_value
 from consumers.failure_policy import is_transient
 from domain.personal_fields import PersonalData
+from projections.projected_personal import CAPTURED_TYPE, ProjectedPersonal
 from projections.projector import Item, Projector, gc_paused
 from projections.reconnect import reconnect_with_backoff
 from projections.store import ReadModelStore
@@ -75,6 +78,22 @@ def item_from_record(record: Any, personal: PersonalData) -> Item:
         problem = f"{where} cannot be decoded: {error_text(error)}"
         return Item.undecodable(record.partition, record.offset, problem, record.value or b"", key)
     return Item(part=record.partition, position=record.offset, envelope=envelope)
+
+
+_CAPTURED_HEADER = ("event_type", CAPTURED_TYPE.encode())
+
+
+def _captured_leads(records: Sequence[Any]) -> set[UUID]:
+    """The leads whose capture is among ``records`` (by their headers and keys), whose
+    keys open the captured external ids; a record with a damaged key is left out."""
+    leads: set[UUID] = set()
+    for record in records:
+        if record.key and _CAPTURED_HEADER in (record.headers or ()):
+            try:
+                leads.add(UUID(record.key.decode("ascii")))
+            except ValueError:
+                continue
+    return leads
 
 
 class SeekFailed(Exception):
@@ -137,7 +156,8 @@ class KafkaProjector:
         options: ProjectorSettings,
         personal: PersonalData,
     ) -> None:
-        self.personal = personal  # opens the records' sealed personal fields
+        # opens the records' sealed personal fields that the read models store
+        self.personal = ProjectedPersonal(personal)
         self.kafka = kafka
         self.store = store
         self.options = options
@@ -251,6 +271,7 @@ class KafkaProjector:
         self._log.warning("broker_unavailable", error=error_text(error), retry_in_s=retry_in)
 
     def _apply(self, consumer: KafkaConsumer, records: Sequence[Any], stats: RunStats) -> None:
+        self.personal.load(_captured_leads(records))
         items = [item_from_record(r, self.personal) for r in records]
         next_positions: dict[int, int] = {}
         for item in items:

@@ -65,6 +65,7 @@ PER_STORE = {
     "relay.publish",
     "projection.kafka",
     "rebuild.from_store",
+    "rebuild.events_per_s",
     "rebuild.privacy",
     "as_of.p50 n=100",
     "as_of.p50 n=300",

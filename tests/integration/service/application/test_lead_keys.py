@@ -12,7 +12,13 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from adapters.lead_keys import TABLE, WRAPPING_KEY_LABEL, DataKeyUnreadable, LeadKeys
+from adapters.lead_keys import (
+    TABLE,
+    WRAPPING_KEY_LABEL,
+    DataKeyUnreadable,
+    LeadKeys,
+    MissingDataKey,
+)
 from adapters.settings import Settings
 from adapters.store_db import StoreDb
 from domain import commands as c
@@ -129,3 +135,29 @@ def test_a_batch_of_commands_creates_its_new_leads_keys(store_settings: Settings
     created = {o.aggregate_ids[0] for o in outcomes if not isinstance(o, DomainError)}
     assert len(created) == 30
     assert {UUID(str(r[0])) for r in rows} == created
+
+
+def test_loading_keys_ahead_reads_them_and_creates_none(
+    keys: LeadKeys, store_settings: Settings
+) -> None:
+    """``load`` (a reader about to open many leads' values): the stored keys and the
+    destroyed ones come in one go; a lead with no key gets none, and ``key`` still says
+    so; a key that does not unwrap is left for ``key`` to refuse."""
+    kept, destroyed, unknown = uuid4(), uuid4(), uuid4()
+    key = keys.key_for_new(kept)
+    keys.key_for_new(destroyed)
+    keys.destroy(destroyed)
+    reader = _keys(store_settings)
+    reader.load([kept, destroyed, unknown])
+    with StoreDb(store_settings.store) as db:
+        db.execute("DELETE FROM {t} WHERE lead_id = ?", (str(kept),), t=TABLE)
+    assert reader.key(kept) == key  # read by load, before the row went
+    assert reader.key(destroyed) is None
+    with pytest.raises(MissingDataKey):
+        reader.key(unknown)  # load created no key for it
+    stranger = _keys(store_settings, secrets.token_bytes(32))
+    other = uuid4()
+    keys.key_for_new(other)
+    stranger.load([other])  # does not raise
+    with pytest.raises(DataKeyUnreadable):
+        stranger.key(other)
