@@ -143,7 +143,9 @@ def versions_after_one_record(work_dir: Path) -> tuple[int, int]:
             if not new_lead:
                 app.handle(capture(lead))
             record = limits.parse(value)
-            apply_engagements(app, [(record, "benchmark:scratch")], "benchmark")
+            # each record its own origin: a shared one would make the second a redelivery
+            origin = f"benchmark:scratch:{int(new_lead)}"
+            apply_engagements(app, [(record, origin)], "benchmark")
             versions.append(app.get_lead(record.lead_ref).version)
     return versions[0], versions[1]
 
