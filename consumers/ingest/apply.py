@@ -156,7 +156,8 @@ def apply_engagements(
     A concurrency conflict or a storage failure raises: nothing of the batch is stored.
     """
     planner = _Planner(app, actor)
-    plans = [planner.plan(record, origin) for record, origin in records]
+    with app.ids.batch([record.lead_ref for record, _ in records], []):  # one look-up
+        plans = [planner.plan(record, origin) for record, origin in records]
     commands = [c for p in plans if isinstance(p, _Planned) for c in p.commands]
     results = app.handle_many(commands) if commands else []
     verdicts: list[Applied | InvalidEngagement] = []
