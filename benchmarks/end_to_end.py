@@ -33,6 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
 
+import structlog
+
 from adapters.settings import KafkaSettings, Settings
 from benchmarks.framework import (
     BenchContext,
@@ -53,7 +55,7 @@ from benchmarks.latency import (
     load_producer,
     offer_at_rate,
 )
-from benchmarks.pipeline_processes import running_pipeline
+from benchmarks.pipeline_processes import cpu_shares, running_pipeline
 from benchmarks.stores import fresh_store
 from benchmarks.topics import delete_topics, scratch_topics, unique_topic, with_bootstrap
 from benchmarks.workload import ATTRIBUTES, capture
@@ -62,16 +64,20 @@ from domain.errors import DomainError
 from leadflow.bootstrap import load_settings, open_application
 from service.ids import IdScheme
 
+log = structlog.get_logger("leadflow.benchmarks.end_to_end")
+
 P99_TARGET = Target(on="value", at_most=150.0)
 CAPACITY_P99_MS = 250.0
 CAPACITY_TARGET = Target(on="value", at_least=500.0)
+CURVE_RATES = (100, 200, 300, 500, 800)
 NEW_LEAD_KIND = "form_submit"
 CAPTURE_BATCH = 500
 LOST_AFTER_DRAINS = 5  # a record not in the read model by then is lost
 
 PARAMS = (
-    Param("rate", quick=100, full=500, help="records offered per second (windows, baseline)"),
-    Param("curve_rates", quick=(50, 100), full=(100, 200, 300, 500, 800), help="capacity curve"),
+    # quick mode offers the same rates (for less time), so that it prints the same rows
+    Param("rate", quick=500, full=500, help="records offered per second (windows, baseline)"),
+    Param("curve_rates", quick=CURVE_RATES, full=CURVE_RATES, help="capacity curve"),
     Param("seconds", quick=3, full=60, help="seconds of measured load at each rate"),
     Param("warmup_seconds", quick=1, full=5, help="seconds of unrecorded warm-up load"),
     Param("poll_ms", quick=5, full=5, help="how often the watcher polls the read model"),
@@ -185,7 +191,7 @@ def run(ctx: BenchContext) -> list[Result]:
             main = load_at(app.ids, rate, "m")
             curve = {r: load_at(app.ids, r, f"c{r}") for r in curve_rates}
         baseline = _raw_round_trip(ctx, kafka, main[0].offers, main[1].offers, rate)
-        latencies = _pipeline_latency(ctx, kafka, settings, {rate: main, **curve})
+        latencies, cpu = _pipeline_latency(ctx, kafka, settings, {rate: main, **curve})
     windows = latency_windows(*latencies[rate], ctx.rounds)
     details = {
         "rate": rate,
@@ -198,6 +204,7 @@ def run(ctx: BenchContext) -> list[Result]:
         "processes": "leadflow ingest, leadflow relay, leadflow project",
         "poll_ms": ctx.int_param("poll_ms"),
         "partitions": kafka.partitions,
+        "cpu_cores": {str(offered): cpu[offered] for offered in sorted(cpu)},
     }
     results = []
     for figure, target in (("p50", None), ("p99", P99_TARGET), ("max", None)):
@@ -297,8 +304,9 @@ def _pipeline_latency(
     kafka: KafkaSettings,
     settings: Settings,
     loads: dict[int, tuple[Load, Load]],
-) -> dict[int, Latencies]:
-    """Each rate's loads through one running pipeline, from the lowest rate up."""
+) -> tuple[dict[int, Latencies], dict[int, dict[str, float]]]:
+    """Each rate's loads through one running pipeline, from the lowest rate up; and the
+    CPU cores each process used at each rate (warm-up, load and drain)."""
     data_dir = settings.store.data_dir
     topics = {
         "ENGAGEMENT_TOPIC": unique_topic("e2e-engagement"),
@@ -323,6 +331,7 @@ def _pipeline_latency(
     capture_known_leads(settings, every_load)
     versions = {k: v for load in every_load for k, v in load.versions.items()}
     latencies = {}
+    cpu: dict[int, dict[str, float]] = {}
     try:
         with running_pipeline(env, data_dir / "logs") as processes:
             for offered in sorted(loads):
@@ -331,13 +340,15 @@ def _pipeline_latency(
                 )
                 warm, measured = loads[offered]
                 topic = topics["ENGAGEMENT_TOPIC"]
-                latencies[offered] = _measure(
-                    ctx, kafka, topic, watcher, (warm.offers, measured.offers), offered
-                )
+                with cpu_shares(processes) as cpu[offered]:
+                    latencies[offered] = _measure(
+                        ctx, kafka, topic, watcher, (warm.offers, measured.offers), offered
+                    )
+                log.info("pipeline_cpu", rate=offered, cores=cpu[offered])
                 for process in processes:
                     process.check_alive()
             _check_nothing_lost(ctx, settings, versions)
-            return latencies
+            return latencies, cpu
     finally:
         delete_topics(kafka, list(topics.values()))
 
