@@ -37,7 +37,7 @@ class StreamSettings(BaseSettings):
         description="notifications per relay page (sent, confirmed, position saved)",
     )
     relay_poll_seconds: float = Field(
-        default=0.05, gt=0, description="how often the relay looks for new events on SQLite"
+        default=0.025, gt=0, description="how often the relay looks for new events on SQLite"
     )
     standby_poll_seconds: float = Field(
         default=0.5, gt=0, description="how often a standby relay tries to take the lock"
@@ -49,6 +49,13 @@ class StreamSettings(BaseSettings):
         default=10.0, gt=0, description="longest back-off between reconnection attempts"
     )
     ingest_batch_size: int = Field(default=500, ge=1, le=10_000)
+    ingest_gather_ms: int = Field(
+        default=20,
+        ge=0,
+        le=500,
+        description="how long the broker may hold the ingest's fetch to gather a larger "
+        "batch (each batch costs a transaction and an offset commit); 0: answer at once",
+    )
     ingest_session_timeout_seconds: float = Field(
         default=10.0,
         ge=1,

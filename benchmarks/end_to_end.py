@@ -33,6 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
 
+import structlog
+
 from adapters.settings import KafkaSettings, Settings
 from benchmarks.framework import (
     BenchContext,
@@ -53,7 +55,7 @@ from benchmarks.latency import (
     load_producer,
     offer_at_rate,
 )
-from benchmarks.pipeline_processes import running_pipeline
+from benchmarks.pipeline_processes import cpu_shares, running_pipeline
 from benchmarks.stores import fresh_store
 from benchmarks.topics import delete_topics, scratch_topics, unique_topic, with_bootstrap
 from benchmarks.workload import ATTRIBUTES, capture
@@ -62,16 +64,20 @@ from domain.errors import DomainError
 from leadflow.bootstrap import load_settings, open_application
 from service.ids import IdScheme
 
+log = structlog.get_logger("leadflow.benchmarks.end_to_end")
+
 P99_TARGET = Target(on="value", at_most=150.0)
 CAPACITY_P99_MS = 250.0
 CAPACITY_TARGET = Target(on="value", at_least=500.0)
+CURVE_RATES = (100, 200, 300, 500, 800)
 NEW_LEAD_KIND = "form_submit"
 CAPTURE_BATCH = 500
 LOST_AFTER_DRAINS = 5  # a record not in the read model by then is lost
 
 PARAMS = (
-    Param("rate", quick=100, full=500, help="records offered per second (windows, baseline)"),
-    Param("curve_rates", quick=(50, 100), full=(100, 200, 300, 500, 800), help="capacity curve"),
+    # quick mode offers the same rates (for less time), so that it prints the same rows
+    Param("rate", quick=500, full=500, help="records offered per second (windows, baseline)"),
+    Param("curve_rates", quick=CURVE_RATES, full=CURVE_RATES, help="capacity curve"),
     Param("seconds", quick=3, full=60, help="seconds of measured load at each rate"),
     Param("warmup_seconds", quick=1, full=5, help="seconds of unrecorded warm-up load"),
     Param("poll_ms", quick=5, full=5, help="how often the watcher polls the read model"),
@@ -143,15 +149,18 @@ def versions_after_one_record(work_dir: Path) -> tuple[int, int]:
             if not new_lead:
                 app.handle(capture(lead))
             record = limits.parse(value)
-            apply_engagements(app, [(record, "benchmark:scratch")], "benchmark")
+            # each record its own origin: a shared one would make the second a redelivery
+            origin = f"benchmark:scratch:{int(new_lead)}"
+            apply_engagements(app, [(record, origin)], "benchmark")
             versions.append(app.get_lead(record.lead_ref).version)
     return versions[0], versions[1]
 
 
-def capture_known_leads(settings: Settings, loads: Sequence[Load]) -> None:
-    """Capture the known leads before the pipeline starts (the relay and the projector
-    take them in before the warm-up load is seen)."""
+def capture_known_leads(settings: Settings, loads: Sequence[Load]) -> dict[str, int]:
+    """Capture the known leads before the pipeline starts; the version each (by id)
+    then has, which the read model shows once the relay and the projector took them in."""
     leads = [lead for load in loads for lead in load.known_leads]
+    captured: dict[str, int] = {}
     with open_application(settings, default_actor="benchmark") as app:
         for start in range(0, len(leads), CAPTURE_BATCH):
             for outcome in app.handle_many(
@@ -159,6 +168,8 @@ def capture_known_leads(settings: Settings, loads: Sequence[Load]) -> None:
             ):
                 if isinstance(outcome, DomainError):
                     raise BenchmarkError(f"capturing a known lead was refused: {outcome}")
+                captured |= {str(i): outcome.events for i in outcome.aggregate_ids}
+    return captured
 
 
 def run(ctx: BenchContext) -> list[Result]:
@@ -183,7 +194,7 @@ def run(ctx: BenchContext) -> list[Result]:
             main = load_at(app.ids, rate, "m")
             curve = {r: load_at(app.ids, r, f"c{r}") for r in curve_rates}
         baseline = _raw_round_trip(ctx, kafka, main[0].offers, main[1].offers, rate)
-        latencies = _pipeline_latency(ctx, kafka, settings, {rate: main, **curve})
+        latencies, cpu = _pipeline_latency(ctx, kafka, settings, {rate: main, **curve})
     windows = latency_windows(*latencies[rate], ctx.rounds)
     details = {
         "rate": rate,
@@ -196,6 +207,7 @@ def run(ctx: BenchContext) -> list[Result]:
         "processes": "leadflow ingest, leadflow relay, leadflow project",
         "poll_ms": ctx.int_param("poll_ms"),
         "partitions": kafka.partitions,
+        "cpu_cores": {str(offered): cpu[offered] for offered in sorted(cpu)},
     }
     results = []
     for figure, target in (("p50", None), ("p99", P99_TARGET), ("max", None)):
@@ -295,8 +307,9 @@ def _pipeline_latency(
     kafka: KafkaSettings,
     settings: Settings,
     loads: dict[int, tuple[Load, Load]],
-) -> dict[int, Latencies]:
-    """Each rate's loads through one running pipeline, from the lowest rate up."""
+) -> tuple[dict[int, Latencies], dict[int, dict[str, float]]]:
+    """Each rate's loads through one running pipeline, from the lowest rate up; and the
+    CPU cores each process used at each rate (warm-up, load and drain)."""
     data_dir = settings.store.data_dir
     topics = {
         "ENGAGEMENT_TOPIC": unique_topic("e2e-engagement"),
@@ -318,31 +331,37 @@ def _pipeline_latency(
             "LEADFLOW_POSTGRES_SCHEMA": settings.store.postgres_schema,
         }
     every_load = [load for pair in loads.values() for load in pair]
-    capture_known_leads(settings, every_load)
+    captured = capture_known_leads(settings, every_load)
     versions = {k: v for load in every_load for k, v in load.versions.items()}
     latencies = {}
+    cpu: dict[int, dict[str, float]] = {}
     try:
         with running_pipeline(env, data_dir / "logs") as processes:
+            # the captures reach the read model before the first load: no backlog in it
+            _wait_in_read_model(ctx, settings, captured)
             for offered in sorted(loads):
                 watcher = ReadModelWatcher(
                     settings.store, versions, ctx.int_param("poll_ms") / 1000
                 )
                 warm, measured = loads[offered]
                 topic = topics["ENGAGEMENT_TOPIC"]
-                latencies[offered] = _measure(
-                    ctx, kafka, topic, watcher, (warm.offers, measured.offers), offered
-                )
+                with cpu_shares(processes) as cpu[offered]:
+                    latencies[offered] = _measure(
+                        ctx, kafka, topic, watcher, (warm.offers, measured.offers), offered
+                    )
+                log.info("pipeline_cpu", rate=offered, cores=cpu[offered])
                 for process in processes:
                     process.check_alive()
-            _check_nothing_lost(ctx, settings, versions)
-            return latencies
+            _wait_in_read_model(ctx, settings, versions)  # nothing lost
+            return latencies, cpu
     finally:
         delete_topics(kafka, list(topics.values()))
 
 
-def _check_nothing_lost(ctx: BenchContext, settings: Settings, versions: dict[str, int]) -> None:
-    """Every record of every load in the read model at last (a record counted late at a
-    rate beyond capacity must still arrive): BenchmarkError naming the first missing."""
+def _wait_in_read_model(ctx: BenchContext, settings: Settings, versions: dict[str, int]) -> None:
+    """Every lead at its version in the read model at last (after the loads, a record
+    counted late at a rate beyond capacity must still arrive): BenchmarkError naming the
+    first missing."""
     watcher = ReadModelWatcher(settings.store, versions, ctx.int_param("poll_ms") / 1000)
     for key in versions:
         watcher.expect(key)

@@ -59,6 +59,11 @@ class PipelineProcess:
                     continue
         return False
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user and system) the process has used so far; 0 where the system has
+        no ``/proc``."""
+        return process_cpu_seconds(self.process.pid)
+
     def tail(self, lines: int = 15) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
@@ -80,6 +85,30 @@ class PipelineProcess:
                 log.warning("pipeline_process_killed", role=self.role, pid=self.process.pid)
                 self.process.kill()
                 self.process.wait(timeout=STOP_SECONDS)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of a running process, from ``/proc/<pid>/stat``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def cpu_shares(processes: list[PipelineProcess]) -> Iterator[dict[str, float]]:
+    """The CPU cores each pipeline process, and this one (load generator and watcher),
+    used on average while the block ran: filled in on exit."""
+    shares: dict[str, float] = {}
+    before = {p.role: p.cpu_seconds() for p in processes}
+    own, started = time.process_time(), time.monotonic()
+    yield shares
+    wall = max(time.monotonic() - started, 1e-9)
+    for p in processes:
+        shares[p.role] = round((p.cpu_seconds() - before[p.role]) / wall, 2)
+    shares["benchmark"] = round((time.process_time() - own) / wall, 2)
 
 
 def process_env(settings_env: dict[str, str]) -> dict[str, str]:

@@ -43,6 +43,7 @@ from consumers.contracts.engagement import (
 from consumers.failure_policy import isolate_bad_items
 from domain.commands import Command, RecordEngagement
 from domain.errors import DomainError, UnknownAggregate
+from domain.lead import Lead
 from service.application import LeadflowApp
 from service.unit_of_work import Outcome
 
@@ -96,10 +97,20 @@ class _Planner:
         """The lead's attribute names; None when the lead does not exist (yet)."""
         if lead_id not in self._known:
             try:
-                self._known[lead_id] = set(self.app.get_lead(ref).attributes)
+                self._known[lead_id] = set(self._lead(lead_id, ref).attributes)
             except UnknownAggregate:
                 self._known[lead_id] = None
         return self._known[lead_id]
+
+    def _lead(self, lead_id: UUID, ref: str) -> Lead:
+        """The lead as the batch will load it: through the aggregate cache, which this
+        read fills, so that the batch's own load is no second read of the store."""
+        lead = self.app.peek_cached(lead_id)
+        if not isinstance(lead, Lead):
+            lead = self.app.load_cached(Lead, lead_id, ref)
+        if lead.erased_at is not None:
+            return self.app.get_lead(ref)  # the ref may name a lead forgotten since
+        return lead
 
     def plan(self, record: EngagementRecordV1, origin: str) -> _Planned | InvalidEngagement:
         try:
@@ -145,7 +156,8 @@ def apply_engagements(
     A concurrency conflict or a storage failure raises: nothing of the batch is stored.
     """
     planner = _Planner(app, actor)
-    plans = [planner.plan(record, origin) for record, origin in records]
+    with app.ids.batch([record.lead_ref for record, _ in records], []):  # one look-up
+        plans = [planner.plan(record, origin) for record, origin in records]
     commands = [c for p in plans if isinstance(p, _Planned) for c in p.commands]
     results = app.handle_many(commands) if commands else []
     verdicts: list[Applied | InvalidEngagement] = []

@@ -76,6 +76,7 @@ from service.application import LeadflowApp
 log = structlog.get_logger("leadflow.engagement_ingest")
 
 INGEST_ACTOR = "engagement-ingest"
+GATHER_BYTES = 64 * 1024  # some hundreds of engagement records
 KAFKA_CLOCK = "the record's Kafka timestamp"
 # A dead letter the dead-letter topic cannot take whole (its max.message.bytes, less this
 # much for the record batch's own bytes) goes there as a truncated copy keeping the first
@@ -212,6 +213,7 @@ class EngagementIngest:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.stream.ingest_batch_size,
+            **_gathering(self.stream.ingest_gather_ms),
             session_timeout_ms=int(timeout * 1000),
             heartbeat_interval_ms=max(100, int(timeout * 250)),
         )
@@ -441,6 +443,14 @@ class EngagementIngest:
             "dead_lettered": counts.dead_lettered,
             "consumed": counts.consumed,
         }
+
+
+def _gathering(wait_ms: int) -> dict[str, int]:
+    """Fetch settings: the broker answers once it holds ``GATHER_BYTES`` for the ingest
+    or after ``wait_ms``, so that a steady trickle comes in batches, not one by one."""
+    if wait_ms == 0:
+        return {"fetch_min_bytes": 1}
+    return {"fetch_min_bytes": GATHER_BYTES, "fetch_max_wait_ms": wait_ms}
 
 
 def truncation_headers(value: bytes) -> list[tuple[str, bytes]]:

@@ -104,6 +104,25 @@ def test_a_mixed_stream_is_counted_exactly_dead_lettered_with_reasons_and_replay
     app.close()
 
 
+@pytest.mark.parametrize("gather_ms", [0, 20, 200])
+def test_gathering_batches_changes_no_verdict(
+    tmp_path: Path, kafka_bootstrap: str, gather_ms: int
+) -> None:
+    """Whether the broker answers the ingest's fetch at once or holds it to gather a
+    batch, every record is judged and applied as before."""
+    setup = stream_setup(tmp_path, kafka_bootstrap)
+    stream = setup.stream.model_copy(update={"ingest_gather_ms": gather_ms})
+    topic = stream.engagement_topic
+    samples = valid_samples(random.Random(7), 30, prefix="gather") + bad_samples()
+    ensure_topics(setup.settings.kafka, {topic: setup.settings.kafka.engagement_retention_ms})
+    produce(kafka_bootstrap, topic, samples, 0)
+    app = setup.open_app()
+    counts = setup.ingest(app, stream=stream).run(once=True, max_seconds=60)
+    assert counts == expected_ingest_counts(samples)
+    assert app.get_lead("gather-lead-0@example.com").engagements.count
+    app.close()
+
+
 @pytest.mark.postgres
 def test_ingest_into_a_postgres_event_store(
     tmp_path: Path, kafka_bootstrap: str, postgres_dsn: str
