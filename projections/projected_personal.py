@@ -12,7 +12,7 @@ altered in the store breaks its event's hash chain, which ``leadflow verify`` re
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
@@ -47,6 +47,9 @@ class ProjectedPersonal:
     def seal(self, key_owner: UUID, topic: str, field: str, value: Any) -> str:
         msg = "the projector only reads personal data"
         raise TypeError(msg)
+
+    def seal_fields(self, key_owner: UUID, topic: str, values: Mapping[str, Any]) -> dict[str, str]:
+        return {field: self.seal(key_owner, topic, field, v) for field, v in values.items()}
 
     def prepare(self, key_owners: Collection[UUID]) -> None:
         """Nothing to prepare: opening needs no new key."""
