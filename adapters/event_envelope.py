@@ -64,9 +64,11 @@ def event_from_state(
     return cls.model_validate(data)
 
 
-def envelope_from_notification(mapper: PydanticMapper, notification: Notification) -> EventEnvelope:
+def envelope_from_notification(
+    mapper: PydanticMapper, notification: Notification, personal: PersonalData | None = None
+) -> EventEnvelope:
     """The stored event: its state as stored (personal fields sealed), its domain event
-    with them opened by the mapper's ``personal``."""
+    with them opened by ``personal`` (by default the mapper's)."""
     stored_json = mapper.plain_state(notification)
     state = mapper.transcoder.decode(stored_json)
     event = event_from_state(
@@ -74,6 +76,6 @@ def envelope_from_notification(mapper: PydanticMapper, notification: Notificatio
         notification.originator_id,
         notification.originator_version,
         state,
-        mapper.personal,
+        mapper.personal if personal is None else personal,
     )
     return EventEnvelope(notification.id, notification.topic, state, event, stored_json)

@@ -13,7 +13,7 @@ from uuid import UUID
 import structlog
 from eventsourcing.persistence import Notification
 
-from adapters.event_envelope import DECODE_ERRORS, EventEnvelope, event_from_state
+from adapters.event_envelope import DECODE_ERRORS, envelope_from_notification
 from adapters.logging import error_text
 from adapters.mapper import PydanticMapper, raw_state
 from domain.personal_fields import PersonalData
@@ -35,7 +35,7 @@ def item_from_notification(
     if personal is None:
         personal = projected(mapper.personal)
     try:
-        envelope = _envelope(mapper, notification, personal)
+        envelope = envelope_from_notification(mapper, notification, personal)
     except DECODE_ERRORS as error:
         problem = (
             f"notification {notification.id} ({notification.topic} "
@@ -44,21 +44,6 @@ def item_from_notification(
         raw = raw_state(notification)  # a damaged row may hold no state, or text
         return Item.undecodable(0, notification.id, problem, raw, str(notification.originator_id))
     return Item(part=0, position=notification.id, envelope=envelope)
-
-
-def _envelope(
-    mapper: PydanticMapper, notification: Notification, personal: PersonalData | None
-) -> EventEnvelope:
-    stored_json = mapper.plain_state(notification)
-    state = mapper.transcoder.decode(stored_json)
-    event = event_from_state(
-        notification.topic,
-        notification.originator_id,
-        notification.originator_version,
-        state,
-        personal,
-    )
-    return EventEnvelope(notification.id, notification.topic, state, event, stored_json)
 
 
 def notification_batches(
