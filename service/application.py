@@ -31,6 +31,7 @@ from domain.personal_fields import PersonalData
 from domain.scoring import ScoringRules, load_scoring_rules
 from domain.stage_model import StageModel, load_stage_model
 from service import queries, unit_of_work
+from service.batch_read import read_into_cache
 from service.ids import IdScheme, resolve_ref
 from service.snapshot_proof import ForgedSnapshot, ProvenSnapshots, snapshot_problems
 from service.snapshot_seal import LocalSealKey
@@ -247,6 +248,12 @@ class LeadflowApp(Application[UUID]):
         except AggregateNotFoundError:
             raise UnknownAggregate(kind.KIND, ref) from None
         return queries.of_kind(kind, aggregate, ref)
+
+    def preload(self, aggregate_ids: Iterable[UUID]) -> set[UUID]:
+        """Read into the aggregate cache those of these aggregates it lacks, with one query
+        per table for all of them (``service.batch_read``); the ids of those that do not
+        exist."""
+        return read_into_cache(self, aggregate_ids, self.personal_data)
 
     def peek_cached(self, aggregate_id: UUID) -> Aggregate | None:
         """The cached aggregate itself, not a copy: only to read, on the writing thread."""

@@ -137,6 +137,22 @@ class ProvenSnapshots(EventStore[UUID]):
             return False
         return True
 
+    def usable_as_read(self, snapshot: Snapshot, event_at_version: Any) -> bool:
+        """Whether ``snapshot`` is usable as ``get`` would find it, known without reading
+        the store again: already proven with this content, or sealed by this process's
+        seal key at the chain position of ``event_at_version`` (its stored event at the
+        snapshot's version, read with the events after it). False: let ``get`` decide
+        (a replay, a forgery to report)."""
+        digest = _digest(snapshot)
+        if self._already_proven(snapshot, digest):
+            return True
+        if snapshot.chain_hash is None or seal_verdict(snapshot, self.seal_key()) is not True:
+            return False
+        at_position = getattr(event_at_version, "hash", None) == snapshot.chain_hash
+        if at_position:
+            self._remember(snapshot, digest)
+        return at_position
+
     def put(self, domain_events: Sequence[Any], **kwargs: Any) -> list[Any]:
         key = self.seal_key()
         snapshots = [sealed(s, key) for s in domain_events]

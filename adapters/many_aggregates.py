@@ -1,0 +1,157 @@
+"""Read the stored records of many aggregates in one query instead of one query each.
+
+``events_after`` gives each aggregate's records after a version of its own (its events
+after its snapshot); ``latest_records`` each aggregate's last record (its latest
+snapshot, when the recorder is the snapshot store's). SQLite and PostgreSQL recorders
+get one statement per chunk of ids; any other recorder is asked aggregate by aggregate,
+as eventsourcing's repository would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from itertools import islice
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import AggregateRecorder, StoredEvent
+from eventsourcing.postgres import PostgresAggregateRecorder
+from eventsourcing.sqlite import SQLiteAggregateRecorder
+from psycopg.sql import SQL, Identifier
+
+CHUNK = 400  # ids per statement: two bound parameters each, under SQLite's limit
+
+
+def reads_at_once(recorder: AggregateRecorder) -> bool:
+    """Whether this recorder answers for many aggregates in one statement."""
+    return isinstance(recorder, SQLiteAggregateRecorder | PostgresAggregateRecorder)
+
+
+def events_after(
+    recorder: AggregateRecorder, after: Mapping[UUID, int]
+) -> dict[UUID, list[StoredEvent]]:
+    """Each aggregate's stored records with a version above ``after[id]``, in version
+    order (an aggregate with none is absent)."""
+    found: dict[UUID, list[StoredEvent]] = {}
+    for chunk in _chunks(list(after), CHUNK):
+        bounds = {i: after[i] for i in chunk}
+        if isinstance(recorder, SQLiteAggregateRecorder):
+            rows = _sqlite_after(recorder, bounds)
+        elif isinstance(recorder, PostgresAggregateRecorder):
+            rows = _postgres_after(recorder, bounds)
+        else:
+            rows = [e for i, v in bounds.items() for e in recorder.select_events(i, gt=v)]
+        for event in rows:
+            found.setdefault(_uuid(event.originator_id), []).append(event)
+    return found
+
+
+def latest_records(recorder: AggregateRecorder, ids: Collection[UUID]) -> dict[UUID, StoredEvent]:
+    """Each aggregate's stored record of the highest version (absent: none stored)."""
+    found: dict[UUID, StoredEvent] = {}
+    for chunk in _chunks(list(dict.fromkeys(ids)), CHUNK):
+        if isinstance(recorder, SQLiteAggregateRecorder):
+            rows = _sqlite_latest(recorder, chunk)
+        elif isinstance(recorder, PostgresAggregateRecorder):
+            rows = _postgres_latest(recorder, chunk)
+        else:
+            rows = [e for i in chunk for e in recorder.select_events(i, desc=True, limit=1)]
+        found.update((_uuid(event.originator_id), event) for event in rows)
+    return found
+
+
+def _sqlite_after(
+    recorder: SQLiteAggregateRecorder, after: Mapping[UUID, int]
+) -> list[StoredEvent]:
+    values = ",".join("(?,?)" for _ in after)
+    statement = (
+        f"WITH wanted(id, gt) AS (VALUES {values}) "  # noqa: S608 - no input in the text
+        f"SELECT e.* FROM wanted JOIN {recorder.events_table_name} AS e "
+        "ON e.originator_id = wanted.id AND e.originator_version > wanted.gt "
+        "ORDER BY e.originator_id, e.originator_version"
+    )
+    params = [p for i, v in after.items() for p in (i.hex, v)]
+    with recorder.datastore.transaction(commit=False) as cursor:
+        cursor.execute(statement, params)
+        return [_sqlite_row(recorder, row) for row in cursor.fetchall()]
+
+
+def _sqlite_latest(recorder: SQLiteAggregateRecorder, ids: Sequence[UUID]) -> list[StoredEvent]:
+    marks = ",".join("?" * len(ids))
+    table = recorder.events_table_name
+    statement = (
+        f"SELECT e.* FROM {table} AS e WHERE e.originator_id IN ({marks}) "  # noqa: S608
+        f"AND e.originator_version = (SELECT MAX(m.originator_version) FROM {table} AS m "
+        "WHERE m.originator_id = e.originator_id)"
+    )
+    with recorder.datastore.transaction(commit=False) as cursor:
+        cursor.execute(statement, [i.hex for i in ids])
+        return [_sqlite_row(recorder, row) for row in cursor.fetchall()]
+
+
+def _sqlite_row(recorder: SQLiteAggregateRecorder, row: Any) -> StoredEvent:
+    return StoredEvent(
+        originator_id=recorder.convert_originator_id(row["originator_id"]),
+        originator_version=row["originator_version"],
+        topic=row["topic"],
+        state=row["state"],
+    )
+
+
+def _postgres_after(
+    recorder: PostgresAggregateRecorder, after: Mapping[UUID, int]
+) -> list[StoredEvent]:
+    id_type = "text" if recorder.datastore.originator_id_type == "text" else "uuid"
+    statement = SQL(
+        "SELECT e.* FROM unnest(%s::{id_type}[], %s::bigint[]) AS w(id, gt) "
+        "JOIN {schema}.{table} AS e "
+        "ON e.originator_id = w.id AND e.originator_version > w.gt "
+        "ORDER BY e.originator_id, e.originator_version"
+    ).format(
+        id_type=SQL(id_type),
+        schema=Identifier(recorder.datastore.schema),
+        table=Identifier(recorder.events_table_name),
+    )
+    params = (_postgres_ids(recorder, list(after)), list(after.values()))
+    return _postgres_rows(recorder, statement, params)
+
+
+def _postgres_latest(recorder: PostgresAggregateRecorder, ids: Sequence[UUID]) -> list[StoredEvent]:
+    statement = SQL(
+        "SELECT DISTINCT ON (originator_id) * FROM {schema}.{table} "
+        "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version DESC"
+    ).format(
+        schema=Identifier(recorder.datastore.schema),
+        table=Identifier(recorder.events_table_name),
+    )
+    return _postgres_rows(recorder, statement, (_postgres_ids(recorder, ids),))
+
+
+def _postgres_ids(recorder: PostgresAggregateRecorder, ids: Sequence[UUID]) -> list[Any]:
+    return [str(i) for i in ids] if recorder.datastore.originator_id_type == "text" else list(ids)
+
+
+def _postgres_rows(
+    recorder: PostgresAggregateRecorder, statement: Any, params: Sequence[Any]
+) -> list[StoredEvent]:
+    with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
+        cursor.execute(statement, params, prepare=True)
+        return [
+            StoredEvent(
+                originator_id=row["originator_id"],
+                originator_version=row["originator_version"],
+                topic=row["topic"],
+                state=bytes(row["state"]),
+            )
+            for row in cursor.fetchall()
+        ]
+
+
+def _uuid(originator_id: UUID | str) -> UUID:
+    return originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))
+
+
+def _chunks(ids: list[UUID], size: int) -> Iterator[list[UUID]]:
+    it = iter(ids)
+    while chunk := list(islice(it, size)):
+        yield chunk
