@@ -7,7 +7,10 @@ the lead rescores and may reach MQL) and stored in one transaction; the invalid 
 to ``leadflow.engagement.dlq.v1`` with their original key, value and headers plus
 ``dlq.reason`` (what, where, why), ``dlq.problem`` and ``dlq.source.topic/partition/
 offset``. Then the dead letters are acknowledged, the verdicts written to the ingest
-ledger (``consumers.ingest.ledger``), and only then the offsets committed.
+ledger (``consumers.ingest.ledger``), and only then the offsets committed: without
+waiting for the broker's answer (the next poll does not wait on a round trip), and once
+more, waited for, when the ingest stops. A commit that fails or is lost only means the
+records after the last one committed are read again.
 
 A crash anywhere before the commit means the batch is read again: the commands are
 idempotent (the engagement's ``event_id``, and each record's own causation id), the
@@ -128,6 +131,7 @@ class EngagementIngest:
         self.counts = IngestCounts()
         self._dlq_limit = MAX_MESSAGE_BYTES
         self._producer_now: KafkaProducer | None = None
+        self._committing: dict[TopicPartition, OffsetAndMetadata] = {}  # last sent, per partition
         self._log = log.bind(group=self.group, topic=self.topic, dlq_topic=stream.dlq_topic)
 
     # --- lifecycle -------------------------------------------------------------------
@@ -160,6 +164,7 @@ class EngagementIngest:
             consumer.subscribe([self.topic], listener=_AssignmentLog(self._on_assigned))
             self._log.info("ingest_started", store=db.location, once=once)
             self._loop(consumer, ledger, once)
+            self._commit_waiting(consumer)
         finally:
             if clients is not None:
                 self._close(clients[0], self._producer_now)
@@ -233,6 +238,8 @@ class EngagementIngest:
                 producer.close(timeout=self.stream.send_timeout_seconds)
 
     def _on_assigned(self, assigned: list[TopicPartition]) -> None:
+        # offsets of partitions another member may have read since are not ours to commit
+        self._committing = {tp: o for tp, o in self._committing.items() if tp in assigned}
         if assigned:
             self._log.info("ingest_ready", partitions=sorted(tp.partition for tp in assigned))
 
@@ -276,6 +283,22 @@ class EngagementIngest:
             else:
                 backoff = 0.5
 
+    def _on_commit(self, offsets: Any, response: Any) -> None:
+        if isinstance(response, Exception):  # e.g. the group rebalanced: records are read again
+            self._log.warning("ingest_commit_failed", error=error_text(response))
+
+    def _commit_waiting(self, consumer: KafkaConsumer) -> None:
+        """On stopping: the offsets last sent, for the partitions still assigned, committed
+        and waited for (a commit sent without waiting may still be on its way)."""
+        assigned = consumer.assignment()
+        offsets = {tp: o for tp, o in self._committing.items() if tp in assigned}
+        if not offsets:
+            return
+        try:
+            consumer.commit(offsets)
+        except KafkaError as error:  # the records after the last commit are read again
+            self._log.warning("ingest_commit_failed", error=error_text(error))
+
     def _rewind(self, consumer: KafkaConsumer, batch: dict[TopicPartition, list[Any]]) -> None:
         for tp, records in batch.items():
             try:
@@ -301,9 +324,9 @@ class EngagementIngest:
         ]
         self._send_dead_letters(producer, letters)
         ledger.record(entries)
-        consumer.commit(
-            {tp: OffsetAndMetadata(rs[-1].offset + 1, "", -1) for tp, rs in batch.items()}
-        )
+        offsets = {tp: OffsetAndMetadata(rs[-1].offset + 1, "", -1) for tp, rs in batch.items()}
+        self._committing.update(offsets)
+        consumer.commit_async(offsets=offsets, callback=self._on_commit)
         batch_counts = IngestCounts()
         for entry in entries:
             batch_counts = batch_counts.plus(entry.status)
