@@ -1,10 +1,11 @@
 """Read the stored records of many aggregates in one query instead of one query each.
 
-``events_after`` gives each aggregate's records after a version of its own (its events
-after its snapshot); ``latest_records`` each aggregate's last record (its latest
-snapshot, when the recorder is the snapshot store's). SQLite and PostgreSQL recorders
-get one statement per chunk of ids; any other recorder is asked aggregate by aggregate,
-as eventsourcing's repository would.
+``snapshots_and_events`` gives each aggregate's latest snapshot and its events from the
+snapshot's version on: one statement on PostgreSQL (both tables in one schema), else
+``latest_records`` (each aggregate's last record) then ``events_after`` (each
+aggregate's records after a version of its own). SQLite and PostgreSQL recorders get one
+statement per chunk of ids; any other recorder is asked aggregate by aggregate, as
+eventsourcing's repository would.
 """
 
 from __future__ import annotations
@@ -25,6 +26,29 @@ CHUNK = 400  # ids per statement: two bound parameters each, under SQLite's limi
 def reads_at_once(recorder: AggregateRecorder) -> bool:
     """Whether this recorder answers for many aggregates in one statement."""
     return isinstance(recorder, SQLiteAggregateRecorder | PostgresAggregateRecorder)
+
+
+def snapshots_and_events(
+    events: AggregateRecorder, snapshots: AggregateRecorder | None, ids: Collection[UUID]
+) -> tuple[dict[UUID, StoredEvent], dict[UUID, list[StoredEvent]]]:
+    """Each aggregate's latest stored snapshot (absent: none), and its stored events from
+    that snapshot's version on, or all of them without one, in version order (absent:
+    none)."""
+    wanted = list(dict.fromkeys(ids))
+    if snapshots is None:
+        return {}, events_after(events, dict.fromkeys(wanted, 0))
+    if (
+        isinstance(events, PostgresAggregateRecorder)
+        and isinstance(snapshots, PostgresAggregateRecorder)
+        and events.datastore is snapshots.datastore
+    ):
+        found: tuple[dict[UUID, StoredEvent], dict[UUID, list[StoredEvent]]] = ({}, {})
+        for chunk in _chunks(wanted, CHUNK):
+            _postgres_both(events, snapshots.events_table_name, chunk, *found)
+        return found
+    latest = latest_records(snapshots, wanted)
+    after = {i: latest[i].originator_version - 1 if i in latest else 0 for i in wanted}
+    return latest, events_after(events, after)
 
 
 def events_after(
@@ -125,6 +149,47 @@ def _postgres_latest(recorder: PostgresAggregateRecorder, ids: Sequence[UUID]) -
         table=Identifier(recorder.events_table_name),
     )
     return _postgres_rows(recorder, statement, (_postgres_ids(recorder, ids),))
+
+
+def _postgres_both(
+    events: PostgresAggregateRecorder,
+    snapshots_table: str,
+    ids: Sequence[UUID],
+    latest: dict[UUID, StoredEvent],
+    after: dict[UUID, list[StoredEvent]],
+) -> None:
+    statement = SQL(
+        "WITH s AS (SELECT DISTINCT ON (originator_id) originator_id, originator_version,"
+        " topic, state FROM {schema}.{snapshots} WHERE originator_id = ANY(%s)"
+        " ORDER BY originator_id, originator_version DESC) "
+        "SELECT true AS snapshot, originator_id, originator_version, topic, state FROM s "
+        "UNION ALL "
+        "SELECT false, e.originator_id, e.originator_version, e.topic, e.state"
+        " FROM unnest(%s::{id_type}[]) AS w(id) LEFT JOIN s ON s.originator_id = w.id"
+        " JOIN {schema}.{events} AS e ON e.originator_id = w.id"
+        " AND e.originator_version >= COALESCE(s.originator_version, 0) "
+        "ORDER BY 2, 3"
+    ).format(
+        id_type=SQL("text" if events.datastore.originator_id_type == "text" else "uuid"),
+        schema=Identifier(events.datastore.schema),
+        snapshots=Identifier(snapshots_table),
+        events=Identifier(events.events_table_name),
+    )
+    params = _postgres_ids(events, ids)
+    with events.datastore.get_connection() as conn, conn.cursor() as cursor:
+        cursor.execute(statement, (params, params), prepare=True)
+        for row in cursor.fetchall():
+            record = StoredEvent(
+                originator_id=row["originator_id"],
+                originator_version=row["originator_version"],
+                topic=row["topic"],
+                state=bytes(row["state"]),
+            )
+            aggregate_id = _uuid(record.originator_id)
+            if row["snapshot"]:
+                latest[aggregate_id] = record
+            else:
+                after.setdefault(aggregate_id, []).append(record)
 
 
 def _postgres_ids(recorder: PostgresAggregateRecorder, ids: Sequence[UUID]) -> list[Any]:

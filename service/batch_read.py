@@ -18,7 +18,7 @@ from uuid import UUID
 import structlog
 from eventsourcing.application import Application
 
-from adapters.many_aggregates import events_after, latest_records, reads_at_once
+from adapters.many_aggregates import reads_at_once, snapshots_and_events
 from domain.aggregate import Snapshot, project_aggregate
 from service.snapshot_proof import ProvenSnapshots
 
@@ -47,12 +47,13 @@ def read_into_cache(
         return set()
     if isinstance(personal, _LoadsKeys):
         personal.load(wanted)
-    latest = _latest_snapshots(snapshots, wanted) if snapshots is not None else {}
-    undecodable = {i for i, snapshot in latest.items() if snapshot is None}
-    after = {i: _after(latest.get(i)) for i in wanted if i not in undecodable}
-    stored = events_after(app.recorder, after)
+    snapshot_recorder = snapshots.recorder if snapshots is not None else None
+    stored_snapshots, stored = snapshots_and_events(app.recorder, snapshot_recorder, wanted)
+    latest = _decoded_snapshots(snapshots, stored_snapshots) if snapshots is not None else {}
     absent: set[UUID] = set()
-    for aggregate_id in after:
+    for aggregate_id in wanted:
+        if aggregate_id in latest and latest[aggregate_id] is None:
+            continue  # a snapshot that does not decode
         records = stored.get(aggregate_id)
         snapshot = latest.get(aggregate_id)
         if not records:
@@ -66,23 +67,19 @@ def read_into_cache(
     return absent
 
 
-def _latest_snapshots(snapshots: ProvenSnapshots, ids: list[UUID]) -> dict[UUID, Snapshot | None]:
-    """Each aggregate's latest snapshot; None for one that does not decode (left to the
+def _decoded_snapshots(
+    snapshots: ProvenSnapshots, stored: dict[UUID, Any]
+) -> dict[UUID, Snapshot | None]:
+    """Each stored snapshot decoded; None for one that does not decode (left to the
     repository's read)."""
     found: dict[UUID, Snapshot | None] = {}
-    for aggregate_id, record in latest_records(snapshots.recorder, ids).items():
+    for aggregate_id, record in stored.items():
         try:
             snapshot = snapshots.mapper.to_domain_event(record)
         except Exception:  # noqa: BLE001 - the repository's read raises it where it belongs
             snapshot = None
         found[aggregate_id] = snapshot if isinstance(snapshot, Snapshot) else None
     return found
-
-
-def _after(snapshot: Snapshot | None) -> int:
-    """The version after which to read events: from the snapshot's own event, whose hash
-    proves a sealed snapshot's chain position."""
-    return 0 if snapshot is None else snapshot.originator_version - 1
 
 
 def _built(
