@@ -163,3 +163,20 @@ def test_ingest_waits_for_a_store_that_is_away_when_it_starts(
     assert ingest.run(max_seconds=3) == IngestCounts()
     assert time.monotonic() - started >= 3
     app.close()
+
+
+def test_a_run_that_ends_leaves_nothing_to_read_again(tmp_path: Path, kafka_bootstrap: str) -> None:
+    """Offsets are committed without waiting for the broker's answer, then waited for when
+    the ingest stops: the same group's next run starts after the last record judged."""
+    setup = stream_setup(tmp_path, kafka_bootstrap)
+    stream = setup.stream.model_copy(update={"ingest_batch_size": 7})  # several polls
+    topic = stream.engagement_topic
+    samples = valid_samples(random.Random(3), 30, prefix="commit") + bad_samples()
+    ensure_topics(setup.settings.kafka, {topic: setup.settings.kafka.engagement_retention_ms})
+    produce(kafka_bootstrap, topic, samples, 0)
+    app = setup.open_app()
+    first = setup.ingest(app, stream=stream).run(once=True, max_seconds=120)
+    assert first == expected_ingest_counts(samples)
+    again = setup.ingest(app, stream=stream).run(once=True, max_seconds=30)
+    assert again == IngestCounts(), "the first run's offsets were all committed"
+    app.close()
