@@ -16,7 +16,8 @@ from domain.deep_copy import SharesImmutables
 from domain.errors import DamagedHistory
 from domain.event_state import remember_stored_state, stored_state
 from domain.events import DomainEvent
-from domain.hash_chain import GENESIS_HASH, event_digest
+from domain.hash_chain import GENESIS_HASH
+from domain.new_event_digest import new_event_digest
 from domain.personal_fields import PersonalData, seal_state
 
 GENERATED_CAUSATION_PREFIX = "generated:"
@@ -200,7 +201,7 @@ def build_event(
     topic = get_topic(event_class)
     if ctx.personal_data is not None:
         seal_state(event_class, topic, key_owner or aggregate_id, state, ctx.personal_data)
-    digest = event_digest(topic, str(aggregate_id), version, state)
+    digest = new_event_digest(event_class, topic, str(aggregate_id), version, state)
     state["hash"] = digest
     draft.__dict__["hash"] = digest  # completed in place: nobody else holds the draft yet
     remember_stored_state(draft, state)
