@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self, TypeVar
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from eventsourcing.utils import get_topic
 from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
@@ -19,6 +19,7 @@ from domain.events import DomainEvent
 from domain.hash_chain import GENESIS_HASH
 from domain.new_event_digest import new_event_digest
 from domain.personal_fields import PersonalData, seal_state
+from domain.random_ids import uuid4
 
 GENERATED_CAUSATION_PREFIX = "generated:"
 
