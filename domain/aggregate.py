@@ -183,20 +183,24 @@ def build_event(
     personal fields are sealed under ``key_owner``'s data key (the aggregate's by default)
     before it is hashed, so the chain covers their ciphertext. The event itself keeps
     them plain."""
-    draft = event_class(
-        originator_id=aggregate_id,
-        originator_version=version,
-        timestamp=utc_now(),
-        event_id=uuid4(),
-        occurred_at=occurred_at,
-        actor=ctx.actor,
-        on_behalf_of=ctx.on_behalf_of,
-        causation_id=ctx.causation_id,
-        correlation_id=ctx.correlation_id,
-        schema_version=event_class.SCHEMA_VERSION,
-        prev_hash=prev_hash,
-        hash="",
-        **payload,
+    # validated as ``event_class(**fields)`` does, without the keyword arguments' detour;
+    # the envelope comes last, so no payload can set it
+    draft: DomainEvent = event_class.__pydantic_validator__.validate_python(
+        {
+            **payload,
+            "originator_id": aggregate_id,
+            "originator_version": version,
+            "timestamp": utc_now(),
+            "event_id": uuid4(),
+            "occurred_at": occurred_at,
+            "actor": ctx.actor,
+            "on_behalf_of": ctx.on_behalf_of,
+            "causation_id": ctx.causation_id,
+            "correlation_id": ctx.correlation_id,
+            "schema_version": event_class.SCHEMA_VERSION,
+            "prev_hash": prev_hash,
+            "hash": "",
+        }
     )
     state = stored_state(draft)
     topic = get_topic(event_class)
