@@ -8,9 +8,10 @@ event class, and only the fields whose type may hold floats or objects are looke
 (the whole digest costs about half the canonical one's).
 
 Both encoders spell text, integers, booleans, null, NaN and infinities alike (checked
-over every code point and over floats of every magnitude); they spell floats below 1e-4
-and from 1e16 up differently, so a state holding one, or anything else unexpected, is
-hashed by ``event_digest`` itself. ``tests/unit/domain/test_new_event_digest.py`` checks
+over every code point and over floats of every magnitude); they spell some floats below
+1e-4 differently (``1e-05`` against ``1e-5``), so a state holding one, or a float from
+1e16 up (alike in every sample, left out as a precaution), or anything else unexpected,
+is hashed by ``event_digest`` itself. ``tests/unit/domain/test_new_event_digest.py`` checks
 that both give the same digest.
 """
 
