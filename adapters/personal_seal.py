@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import secrets
+import os
 from collections.abc import Collection, Mapping
 from typing import Any
 from uuid import UUID
@@ -53,11 +53,12 @@ class PersonalSeal:
             raise ErasedLead(key_owner, f"record personal data in {next(iter(values), '')}")
         cipher = AESGCM(key)  # for this call only: no key outlives its destruction here
         prefix = f"{SEALED_PREFIX}{key_owner.hex}:"
+        place = _aad_prefix(key_owner, topic)
         sealed = {}
         for field, value in values.items():
-            nonce = secrets.token_bytes(NONCE_SIZE)
+            nonce = os.urandom(NONCE_SIZE)
             plain = _COMPACT.encode(value).encode("utf-8")
-            ciphertext = cipher.encrypt(nonce, plain, _aad(key_owner, topic, field))
+            ciphertext = cipher.encrypt(nonce, plain, place + field.encode())
             sealed[field] = prefix + base64.b64encode(nonce + ciphertext).decode("ascii")
         return sealed
 
@@ -83,4 +84,9 @@ class PersonalSeal:
 
 
 def _aad(owner: UUID, topic: str, field: str) -> bytes:
-    return f"{owner}\x00{topic}\x00{field}".encode()
+    return _aad_prefix(owner, topic) + field.encode()
+
+
+def _aad_prefix(owner: UUID, topic: str) -> bytes:
+    """The associated data of every field of one owner in one event, but the field."""
+    return f"{owner}\x00{topic}\x00".encode()

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self, TypeVar
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from eventsourcing.utils import get_topic
 from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
@@ -16,8 +16,10 @@ from domain.deep_copy import SharesImmutables
 from domain.errors import DamagedHistory
 from domain.event_state import remember_stored_state, stored_state
 from domain.events import DomainEvent
-from domain.hash_chain import GENESIS_HASH, event_digest
+from domain.hash_chain import GENESIS_HASH
+from domain.new_event_digest import new_event_digest
 from domain.personal_fields import PersonalData, seal_state
+from domain.random_ids import uuid4
 
 GENERATED_CAUSATION_PREFIX = "generated:"
 
@@ -181,26 +183,30 @@ def build_event(
     personal fields are sealed under ``key_owner``'s data key (the aggregate's by default)
     before it is hashed, so the chain covers their ciphertext. The event itself keeps
     them plain."""
-    draft = event_class(
-        originator_id=aggregate_id,
-        originator_version=version,
-        timestamp=utc_now(),
-        event_id=uuid4(),
-        occurred_at=occurred_at,
-        actor=ctx.actor,
-        on_behalf_of=ctx.on_behalf_of,
-        causation_id=ctx.causation_id,
-        correlation_id=ctx.correlation_id,
-        schema_version=event_class.SCHEMA_VERSION,
-        prev_hash=prev_hash,
-        hash="",
-        **payload,
+    # validated as ``event_class(**fields)`` does, without the keyword arguments' detour;
+    # the envelope comes last, so no payload can set it
+    draft: DomainEvent = event_class.__pydantic_validator__.validate_python(
+        {
+            **payload,
+            "originator_id": aggregate_id,
+            "originator_version": version,
+            "timestamp": utc_now(),
+            "event_id": uuid4(),
+            "occurred_at": occurred_at,
+            "actor": ctx.actor,
+            "on_behalf_of": ctx.on_behalf_of,
+            "causation_id": ctx.causation_id,
+            "correlation_id": ctx.correlation_id,
+            "schema_version": event_class.SCHEMA_VERSION,
+            "prev_hash": prev_hash,
+            "hash": "",
+        }
     )
     state = stored_state(draft)
     topic = get_topic(event_class)
     if ctx.personal_data is not None:
         seal_state(event_class, topic, key_owner or aggregate_id, state, ctx.personal_data)
-    digest = event_digest(topic, str(aggregate_id), version, state)
+    digest = new_event_digest(event_class, topic, str(aggregate_id), version, state)
     state["hash"] = digest
     draft.__dict__["hash"] = digest  # completed in place: nobody else holds the draft yet
     remember_stored_state(draft, state)

@@ -13,7 +13,9 @@ _ID_FIELDS = ("originator_id", "originator_version")
 
 def stored_state(model: BaseModel) -> dict[str, Any]:
     """The JSON state stored for an event or snapshot (ids live in their own columns)."""
-    state = model.model_dump(mode="json")  # then dropping two keys beats ``exclude=``
+    # ``model_dump(mode="json")`` without its Python wrapper; then dropping two keys
+    # beats ``exclude=``
+    state: dict[str, Any] = type(model).__pydantic_serializer__.to_python(model, mode="json")
     for field in _ID_FIELDS:
         state.pop(field, None)
     for field in OMITTED_WHEN_NONE:

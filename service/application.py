@@ -15,8 +15,14 @@ from typing import Any, ClassVar, TypeVar, cast
 from uuid import UUID
 
 import structlog
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import ApplicationRecorder, EventStore, Mapper, Transcoder
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    EventStore,
+    Mapper,
+    Recording,
+    Transcoder,
+)
 
 from adapters.command_ledger import CommandLedger, LedgerEntry
 from adapters.mapper import JSONTranscoder, PydanticMapper
@@ -137,6 +143,26 @@ class LeadflowApp(Application[UUID]):
                 version=version,
                 forged_version=error.originator_version,
             )
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """eventsourcing's save, collecting leadflow's aggregates' events directly: its
+        ``collect_events`` tells aggregates from events by ``isinstance`` against runtime
+        protocols, which inspects every protocol member per object (the slowest part of a
+        batch's save). Anything else is collected as eventsourcing does."""
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        others = []
+        for obj in objs:
+            if isinstance(obj, Aggregate):
+                processing_event.events.extend(obj.collect_events())
+                processing_event.aggregates[obj.id] = obj
+            else:
+                others.append(obj)
+        processing_event.collect_events(*others, **kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        self.notify(processing_event.events)  # deprecated; eventsourcing still calls it
+        return recordings
 
     def _take_snapshots(self, processing_event: Any) -> None:
         """Each saved aggregate whose new events cross a snapshot interval is snapshotted
