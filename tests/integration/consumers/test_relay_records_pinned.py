@@ -1,0 +1,88 @@
+"""The relay's pages hold, byte for byte, the records the straightforward path builds.
+
+The reference decodes each notification with eventsourcing's own read, builds the
+events-topic record and the public one, and reads every lead's or deal's state from the
+event store at the event's version (no state followed in memory). The relay's pages
+must give the same records (topic, key, value, headers) in the same order, whatever it
+does to go faster. Privacy is on: personal fields are sealed in the store and opened
+for the public records. No broker is needed: pages are built, not sent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from uuid import UUID
+
+from adapters.event_envelope import envelope_from_notification
+from adapters.mapper import PydanticMapper
+from consumers.contracts.events_topic import to_kafka_record
+from consumers.contracts.qualification import (
+    DealState,
+    LeadState,
+    integration_event,
+    to_public_record,
+)
+from consumers.relay.states_at_version import StatesAtVersion
+from service.application import LeadflowApp
+from tests.integration.consumers.stream_helpers import lifecycle, stream_setup
+
+# topic, key, value, headers
+Row = tuple[str, bytes, bytes, list[tuple[str, bytes]]]
+
+
+class StoreStates:
+    """Every state read from the event store at the version asked."""
+
+    def __init__(self, app: LeadflowApp) -> None:
+        self._states = StatesAtVersion(app, capacity=0)
+
+    def lead(self, lead_id: UUID, version: int) -> LeadState:
+        return self._states.lead(lead_id, version)
+
+    def deal(self, deal_id: UUID, version: int) -> DealState:
+        return self._states.deal(deal_id, version)
+
+
+def reference_rows(app: LeadflowApp, events_topic: str, public_topic: str) -> list[Row]:
+    assert isinstance(app.mapper, PydanticMapper)
+    states = StoreStates(app)
+    rows: list[Row] = []
+    for notification in app.recorder.select_notifications(start=1, limit=100_000):
+        envelope = envelope_from_notification(app.mapper, notification)
+        record = to_kafka_record(envelope)
+        rows.append((events_topic, record.key, record.value, record.headers))
+        public = integration_event(envelope.event, states)
+        if public is not None:
+            p = to_public_record(public)
+            rows.append((public_topic, p.key, p.value, p.headers))
+    return rows
+
+
+def relay_rows(app: LeadflowApp, relay_page_size: int, tmp_path: Path) -> list[Row]:
+    setup = stream_setup(tmp_path / "relay", "127.0.0.1:1")
+    stream = setup.stream.model_copy(update={"relay_batch_size": relay_page_size})
+    relay = setup.relay(app, stream=stream)
+    rows: list[Row] = []
+    position = 0
+    while page := relay._read_page(position):
+        for converted in page:
+            assert converted.problem is None
+            for out in converted.records:
+                rows.append((out.topic, out.record.key, out.record.value, out.record.headers))
+        position = page[-1].records[0].notification.id
+    topics = {stream.events_topic: "events", stream.qualification_topic: "public"}
+    return [(topics[topic], *rest) for topic, *rest in rows]
+
+
+def test_the_relay_pages_hold_the_reference_records(tmp_path: Path) -> None:
+    setup = stream_setup(tmp_path, "127.0.0.1:1")
+    app = setup.open_app("writer")
+    for n in range(15):  # every lifecycle path, three times
+        lifecycle(app, n)
+    expected = reference_rows(app, "events", "public")
+    assert len(expected) > 15 * 5
+    assert sum(topic == "public" for topic, *_ in expected) > 15
+    assert any(b"sealed:v1:" in value for _, _, value, _ in expected)  # privacy is on
+    for page_size in (7, 2_000):
+        assert relay_rows(app, page_size, tmp_path / str(page_size)) == expected
+    app.close()
