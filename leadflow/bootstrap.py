@@ -46,6 +46,7 @@ from consumers.projection import runner
 from consumers.projection.runner import RebuildSource
 from consumers.relay.lock import FileRelayLock, PostgresRelayLock, RelayLock
 from consumers.relay.publisher import Relay
+from consumers.relay.reader_process import ReaderProcess
 from consumers.relay.wakeup import NewEventsSignal, Polling, PostgresListener
 from domain.scoring import load_scoring_rules
 from domain.stage_model import load_stage_model
@@ -385,7 +386,12 @@ def relay(
     *,
     stop: ProcessStop | None = None,
 ) -> Relay:
-    """The relay from ``app``'s event store to the topics ``stream`` names."""
+    """The relay from ``app``'s event store to the topics ``stream`` names (its pages read
+    by a child process on the same store when ``stream.relay_reader_process``)."""
+    pages = None
+    if stream.relay_reader_process:
+        open_app = functools.partial(open_application, settings, "relay-reader")
+        pages = functools.partial(ReaderProcess, open_app, stream, preload=(__name__,))
     return Relay(
         app,
         stream,
@@ -395,6 +401,7 @@ def relay(
         new_events=lambda: new_events_signal(settings, app, stream.relay_poll_seconds),
         stop=stop,
         audit_topic=settings.audit.topic if settings.audit.key_file is not None else None,
+        pages=pages,
     )
 
 

@@ -64,14 +64,15 @@ def relay_rows(app: LeadflowApp, relay_page_size: int, tmp_path: Path) -> list[R
     relay = setup.relay(app, stream=stream)
     rows: list[Row] = []
     position = 0
-    while page := relay._read_page(position):
+    reader = relay._local_pages()
+    while page := reader.read(position):
         for converted in page:
             assert converted.problem is None
             for out in converted.records:
-                rows.append((out.topic, out.record.key, out.record.value, out.record.headers))
-        position = page[-1].records[0].notification.id
+                rows.append((out.topic, out.key, out.value, out.headers))
+        position = page[-1].records[0].origin.id
     topics = {stream.events_topic: "events", stream.qualification_topic: "public"}
-    return [(topics[topic], *rest) for topic, *rest in rows]
+    return [(topics[topic], key, value, headers) for topic, key, value, headers in rows]
 
 
 def test_the_relay_pages_hold_the_reference_records(tmp_path: Path) -> None:
