@@ -4,8 +4,9 @@ The reference decodes each notification with eventsourcing's own read, builds th
 events-topic record and the public one, and reads every lead's or deal's state from the
 event store at the event's version (no state followed in memory). The relay's pages
 must give the same records (topic, key, value, headers) in the same order, whatever it
-does to go faster. Privacy is on: personal fields are sealed in the store and opened
-for the public records. No broker is needed: pages are built, not sent.
+does to go faster, read in its own process or in its page reader process. Privacy is
+on: personal fields are sealed in the store and opened for the public records. No
+broker is needed: pages are built, not sent.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from consumers.contracts.qualification import (
 )
 from consumers.relay.states_at_version import StatesAtVersion
 from service.application import LeadflowApp
-from tests.integration.consumers.stream_helpers import lifecycle, stream_setup
+from tests.integration.consumers.stream_helpers import StreamSetup, lifecycle, stream_setup
 
 # topic, key, value, headers
 Row = tuple[str, bytes, bytes, list[tuple[str, bytes]]]
@@ -58,19 +59,25 @@ def reference_rows(app: LeadflowApp, events_topic: str, public_topic: str) -> li
     return rows
 
 
-def relay_rows(app: LeadflowApp, relay_page_size: int, tmp_path: Path) -> list[Row]:
-    setup = stream_setup(tmp_path / "relay", "127.0.0.1:1")
-    stream = setup.stream.model_copy(update={"relay_batch_size": relay_page_size})
+def relay_rows(setup: StreamSetup, app: LeadflowApp, page_size: int, in_child: bool) -> list[Row]:
+    """What the relay's pages hold (``in_child``: read by its page reader process)."""
+    stream = setup.stream.model_copy(
+        update={"relay_batch_size": page_size, "relay_reader_process": in_child}
+    )
     relay = setup.relay(app, stream=stream)
     rows: list[Row] = []
     position = 0
-    reader = relay._local_pages()
-    while page := reader.read(position):
-        for converted in page:
-            assert converted.problem is None
-            for out in converted.records:
-                rows.append((out.topic, out.key, out.value, out.headers))
-        position = page[-1].records[0].origin.id
+    reader = relay._pages()
+    try:
+        while page := reader.read(position):
+            for converted in page:
+                assert converted.problem is None
+                for out in converted.records:
+                    rows.append((out.topic, out.key, out.value, out.headers))
+            position = page[-1].records[0].origin.id
+            reader.prefetch(position)
+    finally:
+        reader.close()
     topics = {stream.events_topic: "events", stream.qualification_topic: "public"}
     return [(topics[topic], key, value, headers) for topic, key, value, headers in rows]
 
@@ -84,6 +91,6 @@ def test_the_relay_pages_hold_the_reference_records(tmp_path: Path) -> None:
     assert len(expected) > 15 * 5
     assert sum(topic == "public" for topic, *_ in expected) > 15
     assert any(b"sealed:v1:" in value for _, _, value, _ in expected)  # privacy is on
-    for page_size in (7, 2_000):
-        assert relay_rows(app, page_size, tmp_path / str(page_size)) == expected
+    for page_size, in_child in ((7, False), (2_000, False), (7, True), (2_000, True)):
+        assert relay_rows(setup, app, page_size, in_child) == expected
     app.close()
