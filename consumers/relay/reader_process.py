@@ -111,7 +111,9 @@ class ReaderProcess:
             self._conn.send("forget")
 
     def close(self) -> None:
-        with suppress(OSError):
+        with suppress(OSError, EOFError):
+            if self._pending is not None and self._conn.poll(CLOSE_SECONDS):
+                self._conn.recv()  # a page read ahead: the child waits to hand it over
             self._conn.send(None)
         self._process.join(CLOSE_SECONDS)
         if self._process.is_alive():
