@@ -79,6 +79,12 @@ def _ids(origin: Origin) -> dict[str, Any]:
     }
 
 
+def _origin(notification: Notification, aggregate_id: str) -> Origin:
+    return Origin(
+        notification.id, notification.topic, aggregate_id, notification.originator_version
+    )
+
+
 def _outgoing(origin: Origin, topic: str, record: KafkaRecord) -> Outgoing:
     return Outgoing(origin, topic, record.key, record.value, record.headers, record_size(record))
 
@@ -110,17 +116,12 @@ class PageReader:
 
     def _records(self, notification: Notification) -> Converted:
         """The events-topic record and the public one, if any."""
-        origin = Origin(
-            notification.id,
-            notification.topic,
-            str(notification.originator_id),
-            notification.originator_version,
-        )
         try:
             envelope = envelope_from_notification(self._mapper, notification)
         except Exception as error:
             if classify(error) != "permanent":
                 raise
+            origin = _origin(notification, str(notification.originator_id))
             marker = undecodable_record(self._mapper, notification, error)
             action = "published as an undecodable-event record; projectors dead-letter it"
             fields = {**_ids(origin), **error_kind(error), "action": action}
@@ -128,7 +129,9 @@ class PageReader:
                 [_outgoing(origin, self._events_topic, marker)],
                 Problem("undecodable", "relay_event_undecodable", fields),
             )
-        records = [_outgoing(origin, self._events_topic, to_kafka_record(envelope))]
+        record = to_kafka_record(envelope)
+        origin = _origin(notification, record.key.decode())  # the key is the aggregate id
+        records = [_outgoing(origin, self._events_topic, record)]
         problem: Problem | None = None
         try:
             self._states.observe(envelope.event)
