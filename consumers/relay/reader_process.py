@@ -4,7 +4,8 @@
 does it in a child process with its own connection to the event store
 (``LEADFLOW_STREAM_RELAY_READER_PROCESS``): the relay's process then only sends, confirms
 and saves its position, and on two cores the relay is bound by the larger half instead
-of the sum. The child reads the next page while the relay sends the current one.
+of the sum. Under a backlog the child reads the next page while the relay sends the
+current one and waits for the broker to confirm the one before.
 
 The child holds nothing that matters: the lock, the epoch, the producer and the position
 stay in the relay's process, and a page is only ever records to send. A child that
@@ -70,7 +71,8 @@ Request = int | str | None
 
 
 class ReaderProcess:
-    """Pages read by a child process, one page ahead of the relay."""
+    """Pages read by a child process ahead of the relay: while the relay sends a page and
+    waits for the broker to confirm the one before, the child reads the next."""
 
     def __init__(
         self,
@@ -92,6 +94,7 @@ class ReaderProcess:
         self._process.start()
         there.close()
         self._conn = here
+        self._page_size = stream.relay_batch_size
         self._pending: int | None = None  # the page asked for and not yet received
 
     def prefetch(self, after: int) -> None:
@@ -104,7 +107,11 @@ class ReaderProcess:
                 self._receive()
         if self._pending is None:
             self._ask(after)
-        return self._receive()
+        page = self._receive()
+        if len(page) == self._page_size:  # a backlog: read the next page while this one goes
+            with suppress(ReportedFailure):  # a child gone: the next read says so
+                self._ask(page[-1].records[0].origin.id)
+        return page
 
     def forget(self) -> None:
         with suppress(OSError):  # a child gone: the next read says so
