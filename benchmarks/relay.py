@@ -4,11 +4,10 @@ A store is filled once with lead lifecycles (``events`` events). Each round, the
 (``consumers.relay.publisher.Relay``, ``run(once=True)``) publishes the whole store to fresh topics
 and stops when caught up: it reads the log in pages, decodes every event, builds the
 events-topic record and the public qualification record, sends, flushes, confirms and
-saves its position after every page (2,000 notifications), as in production. Its pages
-are read, decoded and encoded by its page reader process
-(``LEADFLOW_STREAM_RELAY_READER_PROCESS=true``, what a relay of a busy store runs), while
-its own process sends. The clock covers the whole run, connecting and starting the page
-reader included.
+saves its position after every page (2,000 notifications), as in production. The relay
+runs as configured: in one process by default, with its page reader process when
+``LEADFLOW_STREAM_RELAY_READER_PROCESS=true`` is set for the benchmark run. The clock
+covers the whole run, connecting (and starting the page reader) included.
 
 The baseline, in the same round: a raw kafka-python ``KafkaProducer`` with the relay's
 settings (idempotent, acks=all, the same linger and batch size) sending the very same
@@ -121,11 +120,7 @@ def _relay_probe(settings: Settings, app: LeadflowApp, stored: int) -> Callable[
     def probe(_: int) -> float:
         with scratch_topics(settings.kafka, "relay-events", "relay-public") as topics:
             stream = settings.stream.model_copy(
-                update={
-                    "events_topic": topics[0],
-                    "qualification_topic": topics[1],
-                    "relay_reader_process": True,  # as a relay of a busy store is run
-                }
+                update={"events_topic": topics[0], "qualification_topic": topics[1]}
             )
             relay = bootstrap.relay(settings, stream, app)
             with stopwatch() as watch:
