@@ -25,7 +25,7 @@ from adapters.erased_rows import StoreErasure
 from adapters.event_store import StoreSettingsError, event_store_env, postgres_ddl_lock
 from adapters.lead_index import StoredLeadIndex, create_lead_index_table
 from adapters.lead_keys import WRAPPING_KEY_LABEL, LeadKeys, create_lead_keys_table
-from adapters.logging import error_text
+from adapters.logging import configure_logging, error_text
 from adapters.personal_seal import PersonalSeal
 from adapters.privacy_keys import KEY_SETTING as MASTER_KEY_SETTING
 from adapters.privacy_keys import MasterKey, master_key
@@ -379,6 +379,12 @@ def new_events_signal(
 # --- processes ----------------------------------------------------------------------------
 
 
+def _open_relay_reader_app(settings: Settings) -> LeadflowApp:
+    """The application of the relay's page reader process, logging as the relay does."""
+    configure_logging(settings.log.level, settings.log.format)
+    return open_application(settings, "relay-reader")
+
+
 def relay(
     settings: Settings,
     stream: StreamSettings,
@@ -390,7 +396,7 @@ def relay(
     by a child process on the same store when ``stream.relay_reader_process``)."""
     pages = None
     if stream.relay_reader_process:
-        open_app = functools.partial(open_application, settings, "relay-reader")
+        open_app = functools.partial(_open_relay_reader_app, settings)
         pages = functools.partial(ReaderProcess, open_app, stream, preload=(__name__,))
     return Relay(
         app,
