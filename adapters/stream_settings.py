@@ -36,6 +36,12 @@ class StreamSettings(BaseSettings):
         le=10_000,
         description="notifications per relay page (sent, confirmed, position saved)",
     )
+    relay_reader_process: bool = Field(
+        default=False,
+        description="read, decode and encode the relay's pages in a child process, so that "
+        "sending and reading use two cores (for a busy store; one process is enough for a "
+        "small one)",
+    )
     relay_poll_seconds: float = Field(
         default=0.025, gt=0, description="how often the relay looks for new events on SQLite"
     )

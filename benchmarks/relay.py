@@ -4,8 +4,10 @@ A store is filled once with lead lifecycles (``events`` events). Each round, the
 (``consumers.relay.publisher.Relay``, ``run(once=True)``) publishes the whole store to fresh topics
 and stops when caught up: it reads the log in pages, decodes every event, builds the
 events-topic record and the public qualification record, sends, flushes, confirms and
-saves its position after every page (2,000 notifications), as in production. The clock
-covers the whole run, connecting included.
+saves its position after every page (2,000 notifications), as in production. The relay
+runs as configured: in one process by default, with its page reader process when
+``LEADFLOW_STREAM_RELAY_READER_PROCESS=true`` is set for the benchmark run. The clock
+covers the whole run, connecting (and starting the page reader) included.
 
 The baseline, in the same round: a raw kafka-python ``KafkaProducer`` with the relay's
 settings (idempotent, acks=all, the same linger and batch size) sending the very same

@@ -39,6 +39,7 @@ from service.unit_of_work import ConcurrencyConflict
 __all__ = [
     "REASON_MAX_CHARS",
     "Failure",
+    "ReportedFailure",
     "classify",
     "is_transient",
     "isolate_bad_items",
@@ -63,8 +64,19 @@ _KAFKA_TRANSIENT: tuple[type[KafkaError], ...] = (
 _KAFKA_FATAL: tuple[type[KafkaError], ...] = (AuthorizationError, SaslAuthenticationFailedError)
 
 
+class ReportedFailure(Exception):
+    """A failure another process met and classified (it cannot send the error itself:
+    a driver's error does not cross a pipe whole)."""
+
+    def __init__(self, failure: Failure, text: str) -> None:
+        super().__init__(text)
+        self.failure: Failure = failure
+
+
 def classify(error: BaseException) -> Failure:
     """``transient``, ``permanent`` or ``fatal`` (see the module's docstring)."""
+    if isinstance(error, ReportedFailure):
+        return error.failure
     if isinstance(error, ConcurrencyConflict):
         return "transient"
     if isinstance(error, KafkaError):

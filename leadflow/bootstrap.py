@@ -25,7 +25,7 @@ from adapters.erased_rows import StoreErasure
 from adapters.event_store import StoreSettingsError, event_store_env, postgres_ddl_lock
 from adapters.lead_index import StoredLeadIndex, create_lead_index_table
 from adapters.lead_keys import WRAPPING_KEY_LABEL, LeadKeys, create_lead_keys_table
-from adapters.logging import error_text
+from adapters.logging import configure_logging, error_text
 from adapters.personal_seal import PersonalSeal
 from adapters.privacy_keys import KEY_SETTING as MASTER_KEY_SETTING
 from adapters.privacy_keys import MasterKey, master_key
@@ -46,6 +46,7 @@ from consumers.projection import runner
 from consumers.projection.runner import RebuildSource
 from consumers.relay.lock import FileRelayLock, PostgresRelayLock, RelayLock
 from consumers.relay.publisher import Relay
+from consumers.relay.reader_process import ReaderProcess
 from consumers.relay.wakeup import NewEventsSignal, Polling, PostgresListener
 from domain.scoring import load_scoring_rules
 from domain.stage_model import load_stage_model
@@ -378,6 +379,12 @@ def new_events_signal(
 # --- processes ----------------------------------------------------------------------------
 
 
+def _open_relay_reader_app(settings: Settings) -> LeadflowApp:
+    """The application of the relay's page reader process, logging as the relay does."""
+    configure_logging(settings.log.level, settings.log.format)
+    return open_application(settings, "relay-reader")
+
+
 def relay(
     settings: Settings,
     stream: StreamSettings,
@@ -385,7 +392,12 @@ def relay(
     *,
     stop: ProcessStop | None = None,
 ) -> Relay:
-    """The relay from ``app``'s event store to the topics ``stream`` names."""
+    """The relay from ``app``'s event store to the topics ``stream`` names (its pages read
+    by a child process on the same store when ``stream.relay_reader_process``)."""
+    pages = None
+    if stream.relay_reader_process:
+        open_app = functools.partial(_open_relay_reader_app, settings)
+        pages = functools.partial(ReaderProcess, open_app, stream, preload=(__name__,))
     return Relay(
         app,
         stream,
@@ -395,6 +407,7 @@ def relay(
         new_events=lambda: new_events_signal(settings, app, stream.relay_poll_seconds),
         stop=stop,
         audit_topic=settings.audit.topic if settings.audit.key_file is not None else None,
+        pages=pages,
     )
 
 

@@ -65,8 +65,10 @@ class KafkaRecord:
 
 def record_size(record: KafkaRecord) -> int:
     """Bytes of key, value and headers: what the broker's message size limit counts."""
-    headers = sum([len(k.encode()) + len(v) for k, v in record.headers])
-    return len(record.key) + len(record.value) + headers
+    size = len(record.key) + len(record.value)
+    for name, value in record.headers:
+        size += len(value) + (len(name) if name.isascii() else len(name.encode()))
+    return size
 
 
 # json.dumps spells two kinds of float differently from pydantic-core: with an exponent

@@ -39,17 +39,15 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any
 
 import structlog
-from eventsourcing.persistence import Notification
 from kafka import KafkaProducer
 from kafka.errors import KafkaConfigurationError, KafkaError
 
 from adapters.audit_log import HEADS_TABLE, SignedHead
 from adapters.audit_topic import RECORD_KEY as AUDIT_RECORD_KEY
 from adapters.audit_witness import head_to_json
-from adapters.event_envelope import envelope_from_notification
 from adapters.kafka_retention import AUDIT_RETENTION_MS
 from adapters.kafka_topics import (
     MAX_MESSAGE_BYTES,
@@ -57,30 +55,19 @@ from adapters.kafka_topics import (
     ensure_topics_patiently,
     topic_max_message_bytes,
 )
-from adapters.logging import error_kind, error_text
-from adapters.mapper import PydanticMapper
+from adapters.logging import error_text
 from adapters.settings import KafkaSettings
 from adapters.stopping import ProcessStop
 from adapters.store_db import StoreDb
 from adapters.stream_settings import StreamSettings
-from consumers.contracts.events_topic import (
-    KafkaRecord,
-    record_size,
-    to_kafka_record,
-    undecodable_record,
-)
-from consumers.contracts.qualification import (
-    integration_event,
-    to_public_record,
-    unmappable_event,
-)
-from consumers.failure_policy import classify, is_transient, storable_reason
+from consumers.failure_policy import is_transient
 from consumers.relay.collection import collecting_less
 from consumers.relay.lock import RelayLock
+from consumers.relay.pages import Outgoing, Page, PageReader
 from consumers.relay.partitioner import KeyHashPartitioner
 from consumers.relay.position import RelayFenced, RelayPosition
 from consumers.relay.producer_slot import ProducerSlot
-from consumers.relay.states_at_version import StatesAtVersion
+from consumers.relay.reader_process import LocalPages, PageSource
 from consumers.relay.wakeup import NewEventsSignal
 from service.application import LeadflowApp
 
@@ -104,31 +91,6 @@ class LockLost(Exception):
 PRODUCER_TUNING: dict[str, int] = {"linger_ms": 1000, "batch_size": 256 * 1024}
 
 
-class Outgoing(NamedTuple):
-    notification: Notification
-    topic: str
-    record: KafkaRecord
-
-
-class Problem(NamedTuple):
-    """A notification published in a substitute form: counted and logged once published."""
-
-    kind: Literal["undecodable", "unmappable"]
-    event: str
-    fields: dict[str, Any]
-
-
-class Converted(NamedTuple):
-    """One notification's records, in order, and its problem if it has one."""
-
-    records: list[Outgoing]
-    problem: Problem | None
-
-
-# a page of the notification log, in order
-Page = list[Converted]
-
-
 @dataclass
 class RelayStats:
     published: int = 0
@@ -143,16 +105,6 @@ class RelayStats:
     unmappable: int = 0
 
 
-def _ids(notification: Notification) -> dict[str, Any]:
-    """What a log line names a notification by (built only for a problem)."""
-    return {
-        "notification_id": notification.id,
-        "event_topic": notification.topic,
-        "aggregate_id": str(notification.originator_id),
-        "aggregate_version": notification.originator_version,
-    }
-
-
 class Relay:
     def __init__(
         self,
@@ -165,10 +117,13 @@ class Relay:
         new_events: Callable[[], NewEventsSignal],
         stop: ProcessStop | None = None,
         audit_topic: str | None = None,
+        pages: Callable[[], PageSource] | None = None,
     ) -> None:
         """Built by ``leadflow.bootstrap.relay``: the lock, the side-table connection and
         the wake-up signal match the event store's database. With ``audit_topic`` (the
-        log is signed), the latest signed head each page reaches is published there."""
+        log is signed), the latest signed head each page reaches is published there.
+        ``pages`` opens, per activation, where pages are read (by default in this
+        process, from ``app``)."""
         self.kafka = kafka
         self.audit_topic = audit_topic
         self._head_published = 0
@@ -180,10 +135,8 @@ class Relay:
         self.stop = stop or ProcessStop()
         self.stats = RelayStats()
         self._epoch_header = ("relay_epoch", b"0")
-        self._states = StatesAtVersion(app)
+        self._pages = pages or self._local_pages
         self._record_limits: dict[str, int] = {}
-        assert isinstance(app.mapper, PydanticMapper)
-        self._mapper = app.mapper
         self._log = log.bind(
             events_topic=stream.events_topic, qualification_topic=stream.qualification_topic
         )
@@ -276,6 +229,7 @@ class Relay:
         """Publish until stopped (True) or the lock is lost (raises LockLost)."""
         db = self._open_db()
         signal = self._new_events()
+        reader = self._reader = self._pages()
         flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-flush")
         producer = ProducerSlot(self._producer, flusher)
         try:
@@ -287,7 +241,7 @@ class Relay:
                     raise LockLost
                 if isinstance(pending, Exception):
                     raise pending  # reading the next page failed: as if read now
-                page = pending if pending is not None else self._read_page(self.stats.position)
+                page = pending if pending is not None else reader.read(self.stats.position)
                 pending = None
                 if not page:
                     if once:
@@ -296,7 +250,7 @@ class Relay:
                     continue
                 position.check_epoch()  # a successor may have started: publish nothing more
                 try:
-                    published, done, pending = self._publish(producer.get(), flusher, page)
+                    published, done, pending = self._publish(producer.get(), flusher, reader, page)
                     self._publish_head(producer.get(), db, published)
                 except KafkaError as error:
                     self._publish_failed(error, producer.drop(), backoff)
@@ -312,7 +266,7 @@ class Relay:
                 self._store_backoff = 0.5
             return True
         finally:
-            self._states.forget()  # it may hold states of a page read ahead and never sent
+            reader.close()  # it may hold states of a page read ahead and never sent
             signal.close()
             flusher.shutdown(wait=producer.close(self.stream.send_timeout_seconds))
             db.close()
@@ -350,7 +304,7 @@ class Relay:
         if producer is not None:
             with suppress(KafkaError):  # it raises with records still buffered
                 producer.close(timeout=0)
-        self._states.forget()
+        self._reader.forget()
 
     def _producer(self) -> KafkaProducer:
         """A new producer that knows both topics' partitions; also learns what each topic
@@ -379,22 +333,27 @@ class Relay:
             raise
         return producer
 
-    def _read_page(self, after: int) -> Page:
-        """The records of the next notifications after ``after``, per notification."""
-        notifications = self.app.recorder.select_notifications(
-            start=after, limit=self.stream.relay_batch_size, inclusive_of_start=False
+    def _local_pages(self) -> PageSource:
+        stream = self.stream
+        return LocalPages(
+            PageReader(
+                self.app, stream.events_topic, stream.qualification_topic, stream.relay_batch_size
+            )
         )
-        return [self._records(notification) for notification in notifications]
 
-    def _read_ahead(self, after: int) -> Page | Exception:
+    def _read_ahead(self, reader: PageSource, after: int) -> Page | Exception:
         """The next page, or the error reading it, to be raised when that page is used."""
         try:
-            return self._read_page(after)
+            return reader.read(after)
         except Exception as error:  # noqa: BLE001 - kept, not swallowed
             return error
 
     def _publish(
-        self, producer: KafkaProducer, flusher: ThreadPoolExecutor, page: Page
+        self,
+        producer: KafkaProducer,
+        flusher: ThreadPoolExecutor,
+        reader: PageSource,
+        page: Page,
     ) -> tuple[int, Page, Page | Exception | None]:
         """Publish and confirm the page up to the first notification too large for Kafka:
         the id of the last one published, the part published, and the next page when this
@@ -408,16 +367,17 @@ class Relay:
                     raise RelayError(problem)
                 break  # the batch before it goes out; the next round stops at it
             batch.append(converted)
+        whole = len(batch) == len(page)
+        if whole:
+            reader.prefetch(page[-1].records[0].origin.id)
         sent = [
-            (self._send(producer, out.topic, out.record), out)
-            for converted in batch
-            for out in converted.records
+            (self._send(producer, out), out) for converted in batch for out in converted.records
         ]
         flushed = flusher.submit(producer.flush, timeout=self.stream.send_timeout_seconds)
         following: Page | Exception | None = None
         try:
-            if len(batch) == len(page):
-                following = self._read_ahead(page[-1].records[0].notification.id)
+            if whole:
+                following = self._read_ahead(reader, page[-1].records[0].origin.id)
         finally:
             wait([flushed])
         flushed.result()
@@ -452,12 +412,12 @@ class Relay:
                 if is_transient(error):
                     raise
                 msg = (
-                    f"notification {out.notification.id} ({out.notification.topic}, "
-                    f"{record_size(out.record)} bytes) was refused by the broker: "
+                    f"notification {out.origin.id} ({out.origin.topic}, "
+                    f"{out.size} bytes) was refused by the broker: "
                     f"{error_text(error)}"
                 )
                 raise RelayError(msg) from error
-        return sent[-1][1].notification.id
+        return sent[-1][1].origin.id
 
     def _account(self, page: Page) -> None:
         """Count and log a page once it is published and its position saved."""
@@ -477,62 +437,23 @@ class Relay:
             "relay_published",
             events=len(page),
             public=records - len(page),
-            first=page[0].records[0].notification.id,
-            last=page[-1].records[0].notification.id,
+            first=page[0].records[0].origin.id,
+            last=page[-1].records[0].origin.id,
         )
-
-    def _records(self, notification: Notification) -> Converted:
-        """The events-topic record and the public one, if any."""
-        try:
-            envelope = envelope_from_notification(self._mapper, notification)
-        except Exception as error:
-            if classify(error) != "permanent":
-                raise
-            marker = undecodable_record(self._mapper, notification, error)
-            action = "published as an undecodable-event record; projectors dead-letter it"
-            fields = {**_ids(notification), **error_kind(error), "action": action}
-            return Converted(
-                [Outgoing(notification, self.stream.events_topic, marker)],
-                Problem("undecodable", "relay_event_undecodable", fields),
-            )
-        records = [Outgoing(notification, self.stream.events_topic, to_kafka_record(envelope))]
-        problem: Problem | None = None
-        try:
-            self._states.observe(envelope.event)
-            public_event = integration_event(envelope.event, self._states)
-            public = None if public_event is None else to_public_record(public_event)
-        except Exception as error:
-            if classify(error) != "permanent":
-                raise
-            reason = storable_reason(error_text(error))
-            public = to_public_record(unmappable_event(envelope.event, reason))
-            problem = Problem(
-                "unmappable",
-                "relay_public_event_unmappable",
-                {
-                    **_ids(notification),
-                    "event_id": str(envelope.event.event_id),
-                    **error_kind(error),
-                    "action": "published a relay.unmappable record on the qualification topic",
-                },
-            )
-        if public is not None:
-            records.append(Outgoing(notification, self.stream.qualification_topic, public))
-        return Converted(records, problem)
 
     def _too_large(self, records: list[Outgoing]) -> str | None:
         """Why one of a notification's records cannot go to Kafka, if it cannot."""
-        for notification, topic, record in records:
-            size = record_size(record)
-            limit = self._record_limits.get(topic, MAX_RECORD_BYTES)
-            if size > limit:
+        for out in records:
+            limit = self._record_limits.get(out.topic, MAX_RECORD_BYTES)
+            if out.size > limit:
+                origin = out.origin
                 return (
-                    f"notification {notification.id} ({notification.topic}, aggregate "
-                    f"{notification.originator_id} version {notification.originator_version}) "
-                    f"is {size} bytes as a record for {topic}; the limit is {limit} bytes"
+                    f"notification {origin.id} ({origin.topic}, aggregate "
+                    f"{origin.aggregate_id} version {origin.aggregate_version}) "
+                    f"is {out.size} bytes as a record for {out.topic}; the limit is {limit} bytes"
                 )
         return None
 
-    def _send(self, producer: KafkaProducer, topic: str, record: KafkaRecord) -> Any:
-        headers = [*record.headers, self._epoch_header]
-        return producer.send(topic, key=record.key, value=record.value, headers=headers)
+    def _send(self, producer: KafkaProducer, out: Outgoing) -> Any:
+        headers = [*out.headers, self._epoch_header]
+        return producer.send(out.topic, key=out.key, value=out.value, headers=headers)
