@@ -48,6 +48,9 @@ EMBEDDED_STREAM = "event-store"
 """The stream name under which embedded mode records the last applied notification id."""
 
 _MAX_ATTEMPTS = 12
+_COPY_FROM = 64  # rows: below, a COPY's extra round trips cost more than it saves
+_COPY_TYPES = {"text": "text", "int": "int8", "real": "float8"}
+STAGING_SUFFIX = "_incoming"
 _SCHEMA_LOCK = DDL_LOCK_KEY  # shared with the event store: one schema set-up at a time
 _INT64 = range(-(2**63), 2**63)
 
@@ -115,6 +118,16 @@ def _check_values(position: int, values: Sequence[Any]) -> None:
             raise UnstorableValue(f"parameter {position} does not fit in 64 bits: {value}")
 
 
+def staging_ddl(table: Table) -> str:
+    """A PostgreSQL session's temporary table shaped like ``table`` (its key columns NOT
+    NULL, as in the table), into which ``PostgresStore`` copies rows before moving them."""
+    columns = ", ".join(
+        f"{name} {POSTGRESQL.column_type(kind)}{' NOT NULL' if name in table.key else ''}"
+        for name, kind in table.columns
+    )
+    return f"CREATE TEMPORARY TABLE IF NOT EXISTS {table.name}{STAGING_SUFFIX} ({columns})"
+
+
 def utc_text(moment: datetime) -> str:
     """The stored form of a time: ISO 8601 in UTC with microseconds, sortable as text."""
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
@@ -148,10 +161,8 @@ class Tx:
     def insert(self, table: Table, rows: Sequence[Sequence[Any]], on_conflict: str = "") -> None:
         """Insert rows in as few statements as the dialect allows; ``on_conflict`` is the
         ``ON CONFLICT ...`` clause. The rows' keys must be unique."""
-        for statement, params in self.dialect.insert_statements(
-            table.name, table.columns, rows, on_conflict
-        ):
-            self.execute(statement, params)
+        if rows:
+            self._store._insert(self, table, rows, on_conflict)
 
 
 class ReadModelStore(ABC):
@@ -187,6 +198,14 @@ class ReadModelStore(ABC):
         """A consistent snapshot for the queries of one report."""
         with self._lock, self._transaction(write=False):
             yield Tx(self)
+
+    def _insert(
+        self, tx: Tx, table: Table, rows: Sequence[Sequence[Any]], on_conflict: str
+    ) -> None:
+        for statement, params in self.dialect.insert_statements(
+            table.name, table.columns, rows, on_conflict
+        ):
+            tx.execute(statement, params)
 
     # --- errors and connections ----------------------------------------------------
 
@@ -439,6 +458,33 @@ class PostgresStore(ReadModelStore):
 
     def _use_schema(self) -> None:
         self._conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self._schema)))
+        for table in TABLES:  # this session's own, empty between statements (see _insert)
+            self._conn.execute(staging_ddl(table))
+
+    def _insert(
+        self, tx: Tx, table: Table, rows: Sequence[Sequence[Any]], on_conflict: str
+    ) -> None:
+        """Many rows: a binary COPY into the table's staging table (rows formatted by
+        psycopg in C), then moved into the table, the staging table emptied again; a few
+        rows: one ``unnest`` statement (one round trip)."""
+        if len(rows) < _COPY_FROM:
+            super()._insert(tx, table, rows, on_conflict)
+            return
+        columns = self.dialect.column_arrays(table.columns, rows)
+        _check_storable(columns)
+        names = ", ".join(table.column_names)
+        staging = f"{table.name}{STAGING_SUFFIX}"
+        with self._conn.cursor() as cursor:
+            with cursor.copy(f"COPY {staging} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types([_COPY_TYPES[kind] for _, kind in table.columns])
+                for row in zip(*columns, strict=True):
+                    copy.write_row(row)
+            # no parameters: both statements go in one round trip. TRUNCATE, not DELETE:
+            # nothing vacuums a temporary table, so deleted rows would pile up in it
+            cursor.execute(
+                f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {staging} "  # noqa: S608
+                f"{on_conflict}; TRUNCATE {staging}"
+            )
 
     def _connect(self) -> None:
         self._conn = connect_postgres(self._dsn)
