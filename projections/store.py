@@ -458,8 +458,13 @@ class PostgresStore(ReadModelStore):
 
     def _use_schema(self) -> None:
         self._conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self._schema)))
-        for table in TABLES:  # this session's own, empty between statements (see _insert)
-            self._conn.execute(staging_ddl(table))
+        self._staging = True
+        try:
+            for table in TABLES:  # this session's own, empty between statements (see _insert)
+                self._conn.execute(staging_ddl(table))
+        except psycopg.errors.InsufficientPrivilege:
+            self._staging = False  # no TEMPORARY privilege on the database: unnest only
+            self._log.info("read_model_without_staging_tables")
 
     def _insert(
         self, tx: Tx, table: Table, rows: Sequence[Sequence[Any]], on_conflict: str
@@ -467,7 +472,7 @@ class PostgresStore(ReadModelStore):
         """Many rows: a binary COPY into the table's staging table (rows formatted by
         psycopg in C), then moved into the table, the staging table emptied again; a few
         rows: one ``unnest`` statement (one round trip)."""
-        if len(rows) < _COPY_FROM:
+        if len(rows) < _COPY_FROM or not self._staging:
             super()._insert(tx, table, rows, on_conflict)
             return
         columns = self.dialect.column_arrays(table.columns, rows)
