@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import compress
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
@@ -74,8 +75,9 @@ def _check_storable(params: Sequence[Any]) -> None:
     values = params
     if list in map(type, params):  # PostgreSQL array parameters
         values = [x for v in params for x in (v if isinstance(v, list) else (v,))]
-    text = "".join([v for v in values if isinstance(v, str)])
-    ints = [v for v in values if isinstance(v, int)]
+    # isinstance by map: no Python-level loop over the values
+    text = "".join(compress(values, map(_IS_TEXT, values)))
+    ints = list(compress(values, map(_IS_INT, values)))
     if (
         "\x00" not in text
         and (text.isascii() or _encodable(text))
@@ -83,6 +85,10 @@ def _check_storable(params: Sequence[Any]) -> None:
     ):
         return
     _name_unstorable(params)
+
+
+_IS_TEXT = str.__instancecheck__
+_IS_INT = int.__instancecheck__
 
 
 def _encodable(text: str) -> bool:
