@@ -17,6 +17,13 @@ class ProjectorSettings(BaseSettings):
     group_id: str = Field(default="leadflow.projector", min_length=1)
     batch_size: int = Field(default=1000, ge=1, le=50_000, description="records per transaction")
     poll_timeout_ms: int = Field(default=500, ge=10)
+    gather_ms: int = Field(
+        default=20,
+        ge=0,
+        le=500,
+        description="how long the broker may hold the projector's fetch to gather a larger "
+        "batch (each batch costs a read-model transaction); 0: answer at once",
+    )
     session_timeout_ms: int = Field(
         default=10_000, ge=1000, description="how soon the group notices a crashed projector"
     )

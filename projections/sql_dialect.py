@@ -41,6 +41,13 @@ class Dialect:
             return f"{column} = ANY({_BINARY})", [list(values)]
         return f"{column} IN ({', '.join('?' * len(values))})", list(values)
 
+    def column_arrays(
+        self, columns: Sequence[tuple[str, ColumnType]], rows: Sequence[Sequence[Any]]
+    ) -> list[list[Any]]:
+        """PostgreSQL: ``rows`` as one list per column, each of one element type."""
+        by_column = zip(*rows, strict=True)
+        return [_array(c, kind) for c, (_, kind) in zip(by_column, columns, strict=True)]
+
     def insert_statements(
         self,
         table: str,
@@ -56,10 +63,9 @@ class Dialect:
         head = f"INSERT INTO {table} ({names})"
         if self.name == "postgresql":
             arrays = ", ".join(f"{_BINARY}::{self.column_type(kind)}[]" for _, kind in columns)
-            by_column = zip(*rows, strict=True)
             yield (
                 f"{head} SELECT * FROM unnest({arrays}) {on_conflict}",  # noqa: S608
-                [_array(c, kind) for c, (_, kind) in zip(by_column, columns, strict=True)],
+                self.column_arrays(columns, rows),
             )
             return
         width = len(columns)

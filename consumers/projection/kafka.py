@@ -96,6 +96,18 @@ def _captured_leads(records: Sequence[Any]) -> set[UUID]:
     return leads
 
 
+GATHER_BYTES = 64 * 1024  # some tens of event records
+
+
+def gathering(wait_ms: int) -> dict[str, int]:
+    """Fetch settings: the broker answers once it holds ``GATHER_BYTES`` for the projector
+    or after ``wait_ms``, so that a trickle of events comes in batches (a read-model
+    transaction each), not one or two records a transaction. A backlog is answered at once."""
+    if wait_ms == 0:
+        return {"fetch_min_bytes": 1}
+    return {"fetch_min_bytes": GATHER_BYTES, "fetch_max_wait_ms": wait_ms}
+
+
 class SeekFailed(Exception):
     """The projector could not seek newly assigned partitions to their stored positions."""
 
@@ -245,6 +257,7 @@ class KafkaProjector:
                 max_poll_records=self.options.batch_size,
                 session_timeout_ms=self.options.session_timeout_ms,
                 heartbeat_interval_ms=self.options.heartbeat_interval_ms,
+                **gathering(self.options.gather_ms),
             )
 
         return retry_while_unavailable(

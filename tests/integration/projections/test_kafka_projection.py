@@ -4,14 +4,20 @@ partitions across projector processes, and SIGKILLed projectors that lose nothin
 from __future__ import annotations
 
 import random
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 from kafka import KafkaProducer
 
+from adapters.event_envelope import envelope_from_notification
+from adapters.mapper import PydanticMapper
+from consumers.contracts.events_topic import to_kafka_record
+from consumers.projection.kafka import GATHER_BYTES, gathering
 from projections.catch_up import catch_up
 from projections.store import PostgresStore, ReadModelStore, SqliteStore, open_scratch_store
 from projections.verify import verify_read_model
@@ -223,3 +229,60 @@ def test_sigkilled_projectors_lose_nothing_while_commands_keep_arriving(
     finally:
         publisher.close()
         app.close()
+
+
+@pytest.mark.parametrize(
+    ("kind", "gather_ms"),
+    [
+        ("sqlite", 0),
+        ("sqlite", 50),
+        pytest.param("postgresql", 50, marks=pytest.mark.postgres),
+    ],
+)
+def test_a_trickle_gathered_into_batches_builds_the_same_read_model(
+    request: pytest.FixtureRequest,
+    scenario: Scenario,
+    kafka_bootstrap: str,
+    topic: str,
+    tmp_path: Path,
+    kind: str,
+    gather_ms: int,
+) -> None:
+    """Records sent one at a time while the projector runs: whether the broker answers its
+    fetch at once or holds it to gather a batch, every event is applied, once, in order."""
+    mapper = cast(PydanticMapper, scenario.app.mapper)
+    notifications = scenario.app.recorder.select_notifications(start=1, limit=400)
+    records = [to_kafka_record(envelope_from_notification(mapper, n)) for n in notifications]
+
+    def trickle() -> None:
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        try:
+            for record in records:
+                producer.send(
+                    topic, key=record.key, value=record.value, headers=record.headers
+                ).get(timeout=30)
+        finally:
+            producer.close()
+
+    model = scenario.app.stage_model
+    store = new_read_model(request, kind, tmp_path, model)
+    sender = threading.Thread(target=trickle)
+    with store, open_scratch_store(model) as embedded:
+        projector = in_process_projector(
+            kafka_bootstrap, store, topic, f"g-{uuid.uuid4().hex[:8]}", scenario.app
+        )
+        projector.options = projector.options.model_copy(update={"gather_ms": gather_ms})
+        sender.start()
+        stats = projector.run(
+            should_stop=lambda: sum(store.positions(topic).values()) >= len(records),
+            max_seconds=120,
+        )
+        sender.join()
+        catch_up(scenario.app, embedded, until=notifications[-1].id)
+        assert stats.applied == len(records) and stats.dead_letters == 0
+        assert_same_facts(store, embedded)
+
+
+def test_the_projector_gathers_only_when_asked() -> None:
+    assert gathering(0) == {"fetch_min_bytes": 1}
+    assert gathering(20) == {"fetch_min_bytes": GATHER_BYTES, "fetch_max_wait_ms": 20}
