@@ -49,7 +49,6 @@ EMBEDDED_STREAM = "event-store"
 """The stream name under which embedded mode records the last applied notification id."""
 
 _MAX_ATTEMPTS = 12
-_SQLITE_MMAP_BYTES = 1 << 30
 _COPY_FROM = 64  # rows: below, a COPY's extra round trips cost more than it saves
 _COPY_TYPES = {"text": "text", "int": "int8", "real": "float8"}
 STAGING_SUFFIX = "_incoming"
@@ -383,11 +382,6 @@ class SqliteStore(ReadModelStore):
                 # WAL + NORMAL survives any process crash; a power loss may lose the last
                 # transactions, together with their positions, so the model stays consistent.
                 self._conn.execute("PRAGMA synchronous=NORMAL")
-                # read the file through a memory map, not a read() call per page missed by
-                # SQLite's small private cache: a read model of 10^5 events and more is
-                # written into faster (its upserts' index pages); the map shares the OS's
-                # page cache between processes. SQLite only reads through it.
-                self._conn.execute(f"PRAGMA mmap_size={_SQLITE_MMAP_BYTES}")
             except BaseException:
                 self._conn.close()
                 raise
