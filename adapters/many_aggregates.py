@@ -10,17 +10,31 @@ eventsourcing's repository would.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
-from eventsourcing.persistence import AggregateRecorder, StoredEvent
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    InterfaceError,
+    OperationalError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresAggregateRecorder
 from eventsourcing.sqlite import SQLiteAggregateRecorder
+from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
+_Read = TypeVar("_Read", bound=Callable[..., Any])
+
 CHUNK = 400  # ids per statement: two bound parameters each, under SQLite's limit
+
+
+# As eventsourcing's own PostgreSQL reads: a pooled connection broken by a server restart
+# is discarded when it fails, and the read is tried again on another one.
+def _reconnecting(read: _Read) -> _Read:
+    return cast("_Read", retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)(read))
 
 
 def reads_at_once(recorder: AggregateRecorder) -> bool:
@@ -151,6 +165,7 @@ def _postgres_latest(recorder: PostgresAggregateRecorder, ids: Sequence[UUID]) -
     return _postgres_rows(recorder, statement, (_postgres_ids(recorder, ids),))
 
 
+@_reconnecting
 def _postgres_both(
     events: PostgresAggregateRecorder,
     snapshots_table: str,
@@ -196,6 +211,7 @@ def _postgres_ids(recorder: PostgresAggregateRecorder, ids: Sequence[UUID]) -> l
     return [str(i) for i in ids] if recorder.datastore.originator_id_type == "text" else list(ids)
 
 
+@_reconnecting
 def _postgres_rows(
     recorder: PostgresAggregateRecorder, statement: Any, params: Sequence[Any]
 ) -> list[StoredEvent]:
