@@ -23,7 +23,7 @@ CHUNK = 500  # ids per statement: well under SQLite's limit on bound parameters
 def latest_versions(recorder: AggregateRecorder, ids: Collection[UUID]) -> dict[UUID, int]:
     """The highest stored version of each of ``ids`` that has events (absent: no events)."""
     found: dict[UUID, int] = {}
-    for chunk in _chunks(list(dict.fromkeys(ids)), CHUNK):
+    for chunk in chunks(list(dict.fromkeys(ids)), CHUNK):
         if isinstance(recorder, SQLiteAggregateRecorder):
             found.update(_sqlite(recorder, chunk))
         elif isinstance(recorder, PostgresAggregateRecorder):
@@ -41,7 +41,7 @@ def _sqlite(recorder: SQLiteAggregateRecorder, ids: Sequence[UUID]) -> dict[UUID
 def sqlite_versions(cursor: Any, table: str, ids: Sequence[UUID]) -> dict[UUID, int]:
     """``latest_versions`` on an open SQLite cursor (e.g. in a write's transaction)."""
     found: dict[UUID, int] = {}
-    for chunk in _chunks(list(ids), CHUNK):
+    for chunk in chunks(list(ids), CHUNK):
         marks = ",".join("?" * len(chunk))
         statement = (
             f"SELECT originator_id, MAX(originator_version) AS version "  # noqa: S608 - no input
@@ -71,10 +71,13 @@ def postgres_versions(
         schema=Identifier(recorder.datastore.schema),
         table=Identifier(recorder.events_table_name),
     )
-    as_text = recorder.datastore.originator_id_type == "text"
-    params = [str(i) for i in ids] if as_text else list(ids)
-    cursor.execute(statement, (params,), prepare=True)
+    cursor.execute(statement, (postgres_ids(recorder, ids),), prepare=True)
     return {UUID(str(row["originator_id"])): int(row["version"]) for row in cursor.fetchall()}
+
+
+def postgres_ids(recorder: PostgresAggregateRecorder, ids: Sequence[UUID]) -> list[Any]:
+    """``ids`` as a parameter for the recorder's ``originator_id`` column."""
+    return [str(i) for i in ids] if recorder.datastore.originator_id_type == "text" else list(ids)
 
 
 def _one_by_one(recorder: AggregateRecorder, ids: Sequence[UUID]) -> dict[UUID, int]:
@@ -86,7 +89,8 @@ def _one_by_one(recorder: AggregateRecorder, ids: Sequence[UUID]) -> dict[UUID, 
     return found
 
 
-def _chunks(ids: list[UUID], size: int) -> Iterator[list[UUID]]:
+def chunks(ids: list[UUID], size: int) -> Iterator[list[UUID]]:
+    """``ids`` in consecutive lists of at most ``size``."""
     it = iter(ids)
     while chunk := list(islice(it, size)):
         yield chunk

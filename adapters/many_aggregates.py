@@ -10,8 +10,7 @@ eventsourcing's repository would.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from itertools import islice
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
@@ -25,6 +24,8 @@ from eventsourcing.postgres import PostgresAggregateRecorder
 from eventsourcing.sqlite import SQLiteAggregateRecorder
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
+
+from adapters.aggregate_versions import chunks, postgres_ids
 
 _Read = TypeVar("_Read", bound=Callable[..., Any])
 
@@ -57,7 +58,7 @@ def snapshots_and_events(
         and events.datastore is snapshots.datastore
     ):
         found: tuple[dict[UUID, StoredEvent], dict[UUID, list[StoredEvent]]] = ({}, {})
-        for chunk in _chunks(wanted, CHUNK):
+        for chunk in chunks(wanted, CHUNK):
             _postgres_both(events, snapshots.events_table_name, chunk, *found)
         return found
     latest = latest_records(snapshots, wanted)
@@ -71,7 +72,7 @@ def events_after(
     """Each aggregate's stored records with a version above ``after[id]``, in version
     order (an aggregate with none is absent)."""
     found: dict[UUID, list[StoredEvent]] = {}
-    for chunk in _chunks(list(after), CHUNK):
+    for chunk in chunks(list(after), CHUNK):
         bounds = {i: after[i] for i in chunk}
         if isinstance(recorder, SQLiteAggregateRecorder):
             rows = _sqlite_after(recorder, bounds)
@@ -87,7 +88,7 @@ def events_after(
 def latest_records(recorder: AggregateRecorder, ids: Collection[UUID]) -> dict[UUID, StoredEvent]:
     """Each aggregate's stored record of the highest version (absent: none stored)."""
     found: dict[UUID, StoredEvent] = {}
-    for chunk in _chunks(list(dict.fromkeys(ids)), CHUNK):
+    for chunk in chunks(list(dict.fromkeys(ids)), CHUNK):
         if isinstance(recorder, SQLiteAggregateRecorder):
             rows = _sqlite_latest(recorder, chunk)
         elif isinstance(recorder, PostgresAggregateRecorder):
@@ -150,7 +151,7 @@ def _postgres_after(
         schema=Identifier(recorder.datastore.schema),
         table=Identifier(recorder.events_table_name),
     )
-    params = (_postgres_ids(recorder, list(after)), list(after.values()))
+    params = (postgres_ids(recorder, list(after)), list(after.values()))
     return _postgres_rows(recorder, statement, params)
 
 
@@ -162,7 +163,7 @@ def _postgres_latest(recorder: PostgresAggregateRecorder, ids: Sequence[UUID]) -
         schema=Identifier(recorder.datastore.schema),
         table=Identifier(recorder.events_table_name),
     )
-    return _postgres_rows(recorder, statement, (_postgres_ids(recorder, ids),))
+    return _postgres_rows(recorder, statement, (postgres_ids(recorder, ids),))
 
 
 @_reconnecting
@@ -190,7 +191,7 @@ def _postgres_both(
         snapshots=Identifier(snapshots_table),
         events=Identifier(events.events_table_name),
     )
-    params = _postgres_ids(events, ids)
+    params = postgres_ids(events, ids)
     with events.datastore.get_connection() as conn, conn.cursor() as cursor:
         cursor.execute(statement, (params, params), prepare=True)
         for row in cursor.fetchall():
@@ -205,10 +206,6 @@ def _postgres_both(
                 latest[aggregate_id] = record
             else:
                 after.setdefault(aggregate_id, []).append(record)
-
-
-def _postgres_ids(recorder: PostgresAggregateRecorder, ids: Sequence[UUID]) -> list[Any]:
-    return [str(i) for i in ids] if recorder.datastore.originator_id_type == "text" else list(ids)
 
 
 @_reconnecting
@@ -230,9 +227,3 @@ def _postgres_rows(
 
 def _uuid(originator_id: UUID | str) -> UUID:
     return originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))
-
-
-def _chunks(ids: list[UUID], size: int) -> Iterator[list[UUID]]:
-    it = iter(ids)
-    while chunk := list(islice(it, size)):
-        yield chunk
