@@ -97,18 +97,32 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine spent busy so far (any process, the servers
+    included: all but idle and I/O wait), from ``/proc/stat``; 0 where there is none."""
+    try:
+        with Path("/proc/stat").open() as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    guest = sum(fields[8:10])  # counted in user and nice already
+    return (sum(fields) - fields[3] - fields[4] - guest) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def cpu_shares(processes: list[PipelineProcess]) -> Iterator[dict[str, float]]:
-    """The CPU cores each pipeline process, and this one (load generator and watcher),
-    used on average while the block ran: filled in on exit."""
+    """The CPU cores each pipeline process, this one (load generator and watcher) and the
+    whole machine (``machine``: servers and everything else too) used on average while
+    the block ran: filled in on exit."""
     shares: dict[str, float] = {}
     before = {p.role: p.cpu_seconds() for p in processes}
-    own, started = time.process_time(), time.monotonic()
+    own, busy, started = time.process_time(), machine_busy_seconds(), time.monotonic()
     yield shares
     wall = max(time.monotonic() - started, 1e-9)
     for p in processes:
         shares[p.role] = round((p.cpu_seconds() - before[p.role]) / wall, 2)
     shares["benchmark"] = round((time.process_time() - own) / wall, 2)
+    shares["machine"] = round((machine_busy_seconds() - busy) / wall, 2)
 
 
 def process_env(settings_env: dict[str, str]) -> dict[str, str]:
