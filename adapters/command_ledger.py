@@ -274,6 +274,18 @@ class LedgerPostgresRecorder(_AuditedInserts, PostgresApplicationRecorder):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # the events go as one binary array of the stored-event composite: the text
+        # form hex-escapes and quotes every state with a regular expression in Python
+        self.insert_events_statement = sql.SQL(
+            "INSERT INTO {schema}.{table} AS t"
+            " (originator_id, originator_version, topic, state)"
+            " SELECT originator_id, originator_version, topic, state"
+            " FROM unnest(%b::{schema}.{stored_event}[]) RETURNING notification_id"
+        ).format(
+            schema=sql.Identifier(self.datastore.schema),
+            table=sql.Identifier(self.events_table_name),
+            stored_event=sql.Identifier(self.stored_event_type_name),
+        )
         self.sql_create_statements.append(postgres_ddl(self.datastore.schema))
         self.sql_create_statements.extend(chain_postgres_ddl(self.datastore.schema))
 

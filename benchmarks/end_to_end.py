@@ -55,6 +55,7 @@ from benchmarks.latency import (
     load_producer,
     offer_at_rate,
 )
+from benchmarks.latency_stages import stage_figures, stored_moments
 from benchmarks.pipeline_processes import cpu_shares, running_pipeline
 from benchmarks.stores import fresh_store
 from benchmarks.topics import delete_topics, scratch_topics, unique_topic, with_bootstrap
@@ -194,7 +195,7 @@ def run(ctx: BenchContext) -> list[Result]:
             main = load_at(app.ids, rate, "m")
             curve = {r: load_at(app.ids, r, f"c{r}") for r in curve_rates}
         baseline = _raw_round_trip(ctx, kafka, main[0].offers, main[1].offers, rate)
-        latencies, cpu = _pipeline_latency(ctx, kafka, settings, {rate: main, **curve})
+        latencies, cpu, stages = _pipeline_latency(ctx, kafka, settings, {rate: main, **curve})
     windows = latency_windows(*latencies[rate], ctx.rounds)
     details = {
         "rate": rate,
@@ -208,6 +209,7 @@ def run(ctx: BenchContext) -> list[Result]:
         "poll_ms": ctx.int_param("poll_ms"),
         "partitions": kafka.partitions,
         "cpu_cores": {str(offered): cpu[offered] for offered in sorted(cpu)},
+        "stages_ms": {str(offered): stages[offered] for offered in sorted(stages)},
     }
     results = []
     for figure, target in (("p50", None), ("p99", P99_TARGET), ("max", None)):
@@ -300,6 +302,8 @@ def _raw_round_trip(
 
 Latencies = tuple[list[str], dict[str, float], dict[str, float]]
 """The keys of a measured load, when each was sent and when each was seen."""
+Stages = dict[str, dict[str, float]]
+"""Stage -> p50 and p99 (ms) of a measured load."""
 
 
 def _pipeline_latency(
@@ -307,9 +311,10 @@ def _pipeline_latency(
     kafka: KafkaSettings,
     settings: Settings,
     loads: dict[int, tuple[Load, Load]],
-) -> tuple[dict[int, Latencies], dict[int, dict[str, float]]]:
-    """Each rate's loads through one running pipeline, from the lowest rate up; and the
-    CPU cores each process used at each rate (warm-up, load and drain)."""
+) -> tuple[dict[int, Latencies], dict[int, dict[str, float]], dict[int, Stages]]:
+    """Each rate's loads through one running pipeline, from the lowest rate up; the
+    CPU cores each process used at each rate (warm-up, load and drain); and where each
+    rate's latency went (``latency_stages``)."""
     data_dir = settings.store.data_dir
     topics = {
         "ENGAGEMENT_TOPIC": unique_topic("e2e-engagement"),
@@ -353,7 +358,12 @@ def _pipeline_latency(
                 for process in processes:
                     process.check_alive()
             _wait_in_read_model(ctx, settings, versions)  # nothing lost
-            return latencies, cpu
+        moments = stored_moments(kafka, topics["EVENTS_TOPIC"], versions)
+        stages = {
+            offered: stage_figures(keys, sent, seen, moments)
+            for offered, (keys, sent, seen) in latencies.items()
+        }
+        return latencies, cpu, stages
     finally:
         delete_topics(kafka, list(topics.values()))
 

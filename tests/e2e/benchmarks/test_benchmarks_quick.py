@@ -170,6 +170,11 @@ def test_quick_run_reports_every_benchmark_on_both_stores(tmp_path, postgres_dsn
         capacity = by_name[("end_to_end.capacity", store)]
         assert capacity["details"]["curve_rates"] == [10, 20]
         assert capacity["target"]["at_least"] == 500.0
+        stages = e2e["details"]["stages_ms"]  # every record found on the events topic
+        assert set(stages) == {"10", "20"}
+        for figures in stages.values():
+            assert set(figures) == {"ingest", "relay", "projector"}
+            assert all(0 <= f["p50"] <= f["p99"] for f in figures.values())
 
 
 def test_a_benchmark_that_cannot_measure_is_reported_and_the_run_fails(tmp_path, capsys):
