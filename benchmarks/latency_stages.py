@@ -57,8 +57,11 @@ def stored_moments(
                 for record in records:
                     value = json.loads(record.value)
                     lead = value["originator_id"]
-                    if versions.get(lead) == value["originator_version"]:
-                        built = datetime.fromisoformat(value["state"]["timestamp"])
+                    state = value.get("state") or {}  # null: an undecodable event
+                    awaited = versions.get(lead) == value["originator_version"]
+                    if awaited and "timestamp" in state and lead not in found:
+                        built = datetime.fromisoformat(state["timestamp"])
+                        # a record sent again (a relay taking over) keeps its first send
                         found[lead] = (built.timestamp(), record.timestamp / 1000)
         return found
     finally:
