@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import psycopg
 import pytest
+import structlog
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from structlog.testing import capture_logs
@@ -51,6 +52,7 @@ def test_a_role_without_temporary_writes_the_same_read_model(
         pytest.skip("needs the superuser of a server this session started (DSN given)")
     model = scenario.app.stage_model
     with database_without_temporary(postgres_server, postgres_dsn) as limited_dsn:
+        structlog.reset_defaults()  # a level filter another test configured would hide it
         with capture_logs() as logs:
             limited = PostgresStore(limited_dsn, "rm", model)
         staged = PostgresStore(postgres_dsn, f"t_{uuid.uuid4().hex[:12]}", model)
