@@ -191,6 +191,17 @@ class ReadModelWatcher(Watcher):
         self._conn.close()
 
 
+def read_from_start(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Assign ``consumer`` every partition of ``topic``, each from its first record."""
+    partitions = consumer.partitions_for_topic(topic) or set()
+    if not partitions:
+        raise BenchmarkError(f"topic {topic} has no partitions the consumer can see")
+    assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+    consumer.assign(assigned)
+    consumer.seek_to_beginning(*assigned)
+    return assigned
+
+
 class TopicWatcher(Watcher):
     """Consumes every partition of ``topic`` from the start; a record's key is seen when
     a poll returns it."""
@@ -198,13 +209,11 @@ class TopicWatcher(Watcher):
     def __init__(self, kafka: KafkaSettings, topic: str) -> None:
         super().__init__("raw consumer")
         self._consumer = KafkaConsumer(**kafka.client_config(), enable_auto_commit=False)
-        partitions = self._consumer.partitions_for_topic(topic) or set()
-        if not partitions:
+        try:
+            read_from_start(self._consumer, topic)
+        except BenchmarkError:
             self._consumer.close()
-            raise BenchmarkError(f"topic {topic} has no partitions the consumer can see")
-        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
-        self._consumer.assign(assigned)
-        self._consumer.seek_to_beginning(*assigned)
+            raise
 
     def look(self) -> None:
         polled = self._consumer.poll(timeout_ms=50)

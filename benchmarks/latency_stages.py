@@ -24,11 +24,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from itertools import pairwise
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 
 from adapters.settings import KafkaSettings
-from benchmarks.framework import BenchmarkError
-from benchmarks.latency import percentile
+from benchmarks.latency import percentile, read_from_start
 
 STAGES = ("ingest", "relay", "projector")
 _IDLE_POLLS = 3  # empty polls in a row after which the topic is read to its end
@@ -41,12 +40,7 @@ def stored_moments(
     lead at the version ``versions`` awaits."""
     consumer = KafkaConsumer(**kafka.client_config(), enable_auto_commit=False)
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
-        if not assigned:
-            raise BenchmarkError(f"topic {topic} has no partitions the consumer can see")
-        consumer.assign(assigned)
-        consumer.seek_to_beginning(*assigned)
+        assigned = read_from_start(consumer, topic)
         ends = consumer.end_offsets(assigned)
         found: dict[str, tuple[float, float]] = {}
         idle = 0
