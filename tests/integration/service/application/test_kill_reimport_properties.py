@@ -1,7 +1,7 @@
 """Property: an import SIGKILLed at a random point, then run again, gives the read models
 and the refusal report of one clean import, on SQLite and PostgreSQL.
 
-The import runs in a forked process that kills itself with SIGKILL at the k-th write of
+The import runs in a child process that kills itself with SIGKILL at the k-th write of
 the event store: either inside its transaction (events and ledger rows inserted, not
 committed) or between transactions (the writes before it committed). The command files
 are those of ``test_reimport_properties`` (refused lines, duplicates, formatting variants,
@@ -31,7 +31,9 @@ from tests.integration.service.application.test_reimport_properties import (
 
 CHILD_BATCH = 3  # small batches: more writes to die at
 KillPoint = Literal["inside_transaction", "between_transactions"]
-_FORK = multiprocessing.get_context("fork")
+# a fresh interpreter: a forked child of this multi-threaded test run could inherit a lock
+# some thread held at the fork and wait on it for ever
+_SPAWN = multiprocessing.get_context("spawn")
 
 
 def _import_then_die(settings_: Settings, lines: list[str], write: int, point: KillPoint) -> None:
@@ -61,7 +63,7 @@ def _import_then_die(settings_: Settings, lines: list[str], write: int, point: K
 
 
 def killed_import(settings_: Settings, lines: list[str], write: int, point: KillPoint) -> int:
-    child = _FORK.Process(target=_import_then_die, args=(settings_, lines, write, point))
+    child = _SPAWN.Process(target=_import_then_die, args=(settings_, lines, write, point))
     child.start()
     child.join(timeout=120)
     assert child.exitcode is not None, "the killed import did not end"
