@@ -8,9 +8,10 @@ the same transaction and kept in ``leadflow_signed_heads``; the recorder then ap
 it to the witness (``adapters.audit_witness``). The chain alone can be recomputed by
 anyone; a signed head cannot, so it anchors every event up to its position.
 
-On PostgreSQL the entries are written after eventsourcing's insert, under the
-EXCLUSIVE lock it takes on the events table: writers are serialised, so entries never
-interleave and positions follow commit order. SQLite serialises writers itself.
+On PostgreSQL the entries are written after eventsourcing's insert, under the writers'
+lock the recorder takes first (``adapters.write_lock``): writers are serialised, so
+entries never interleave and positions follow commit order. SQLite serialises writers
+itself.
 """
 
 from __future__ import annotations

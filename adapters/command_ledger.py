@@ -37,6 +37,7 @@ from adapters.audit_log import (
 from adapters.audit_log import SQLITE_DDL as CHAIN_SQLITE_DDL
 from adapters.audit_log import postgres_ddl as chain_postgres_ddl
 from adapters.stale_check import refuse_stale_postgres, refuse_stale_sqlite
+from adapters.write_lock import postgres_write_lock
 
 log = structlog.get_logger("leadflow.adapters.command_ledger")
 
@@ -288,6 +289,12 @@ class LedgerPostgresRecorder(_AuditedInserts, PostgresApplicationRecorder):
         )
         self.sql_create_statements.append(postgres_ddl(self.datastore.schema))
         self.sql_create_statements.extend(chain_postgres_ddl(self.datastore.schema))
+        # in place of eventsourcing's LOCK TABLE ... IN EXCLUSIVE MODE, which vacuum blocks
+        self.lock_table_statements = list(
+            postgres_write_lock(
+                self.datastore.schema, self.events_table_name, self.datastore.lock_timeout
+            )
+        )
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any

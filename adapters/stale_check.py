@@ -5,9 +5,9 @@ The unit of work (``service.unit_of_work``) decides a batch on cached aggregates
 changed meets the store's unique (id, version) on insert; one it only read (a refusal
 or a duplicate was decided on it) is named with its cached version in
 ``expected_versions=`` of the save, and the recorders check those versions here, after
-taking the write lock (PostgreSQL: the events table's EXCLUSIVE lock; SQLite: checked
-after the transaction's first write), so that no other writer can slip in between the
-check and the commit. A moved aggregate raises ``StaleAggregates`` (an
+taking the write lock (PostgreSQL: the writers' lock of ``adapters.write_lock``;
+SQLite: checked after the transaction's first write), so that no other writer can slip
+in between the check and the commit. A moved aggregate raises ``StaleAggregates`` (an
 ``IntegrityError``): the transaction rolls back, with its command ledger rows, and the
 batch is decided again on fresh state.
 """

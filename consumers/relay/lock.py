@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,6 +21,7 @@ import structlog
 
 from adapters.event_store import connect_postgres
 from adapters.private_files import PRIVATE_FILE, private_dir
+from adapters.write_lock import advisory_key
 
 log = structlog.get_logger("leadflow.relay_lock")
 
@@ -77,11 +77,6 @@ class FileRelayLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
-
-
-def advisory_key(name: str) -> int:
-    """A stable signed 64-bit key for ``pg_try_advisory_lock``."""
-    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), signed=True)
 
 
 class PostgresRelayLock:

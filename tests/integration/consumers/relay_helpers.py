@@ -14,7 +14,8 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 
 from adapters.stopping import ProcessStop
-from consumers.relay.lock import RelayLock, advisory_key
+from adapters.write_lock import advisory_key
+from consumers.relay.lock import RelayLock
 from consumers.relay.publisher import Relay
 from deploy.kafka.broker import Broker
 from service.application import LeadflowApp
