@@ -36,7 +36,7 @@ from adapters.audit_log import (
 )
 from adapters.audit_log import SQLITE_DDL as CHAIN_SQLITE_DDL
 from adapters.audit_log import postgres_ddl as chain_postgres_ddl
-from adapters.stale_check import refuse_stale_postgres, refuse_stale_sqlite
+from adapters.stale_check import expected_versions, refuse_stale_postgres, refuse_stale_sqlite
 from adapters.write_lock import postgres_write_lock
 
 log = structlog.get_logger("leadflow.adapters.command_ledger")
@@ -289,6 +289,10 @@ class LedgerPostgresRecorder(_AuditedInserts, PostgresApplicationRecorder):
         )
         self.sql_create_statements.append(postgres_ddl(self.datastore.schema))
         self.sql_create_statements.extend(chain_postgres_ddl(self.datastore.schema))
+        if self.datastore.enable_db_functions:
+            # eventsourcing's insert by a database function writes no ledger or chain rows
+            log.warning("postgres_db_functions_ignored", setting="POSTGRES_ENABLE_DB_FUNCTIONS")
+            self.datastore.enable_db_functions = False
         # in place of eventsourcing's LOCK TABLE ... IN EXCLUSIVE MODE, which vacuum blocks
         self.lock_table_statements = list(
             postgres_write_lock(
@@ -316,6 +320,9 @@ class LedgerPostgresRecorder(_AuditedInserts, PostgresApplicationRecorder):
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
         super()._insert_events(curs, stored_events, **kwargs)
+        if stored_events or expected_versions(kwargs):
+            # before the ledger rows: every writer takes the lock, then the rows' locks
+            self._lock_table(curs)
         refuse_stale_postgres(self, curs, kwargs)
         postgres_insert(curs, self.datastore.schema, entries_to_write(kwargs))
 

@@ -1,5 +1,6 @@
 """PostgreSQL: the writers' lock (``adapters.write_lock``) lets a vacuum run beside a
-write, and still keeps writers, including an older leadflow's, one at a time."""
+write, and still keeps writers, including an older leadflow's, one at a time; and no
+write takes eventsourcing's database-function insert, which bypasses the recorder."""
 
 from __future__ import annotations
 
@@ -71,45 +72,53 @@ def _hold(dsn: str, statements: list[sql.Composed]) -> psycopg.Connection[Any]:
     return conn
 
 
-def _waiting_on_events(dsn: str, app: LeadflowApp) -> int:
+_WAITING_ON_EVENTS = "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = %s::regclass"
+_WAITING_ON_ADVISORY = "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'advisory'"
+
+
+def _waiting(dsn: str, query: str, app: LeadflowApp) -> bool:
     with psycopg.connect(dsn) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = %s::regclass",
-            (_events(app).as_string(conn),),
-        ).fetchone()
-    return int(row[0]) if row else 0
+        params = (_events(app).as_string(conn),) if "%s" in query else ()
+        row = conn.execute(query, params).fetchone()
+    return bool(row and row[0])
+
+
+def _write_beside(dsn: str, app: LeadflowApp, held: list[sql.Composed], waits: str) -> bool:
+    """Store a command while another transaction holds ``held``: whether the write was
+    seen waiting for a lock (``waits``: a pg_locks query) before it was stored."""
+    holder = _hold(dsn, held)
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            write = pool.submit(
+                app.handle, c.CaptureLead(lead="w@example.com", source="web", occurred_at=T0)
+            )
+            waited = False
+            deadline = time.monotonic() + 60  # a guard against hanging, not a timing
+            while not (waited or write.done()) and time.monotonic() < deadline:
+                waited = _waiting(dsn, waits, app)
+                time.sleep(0.01)
+            holder.rollback()  # lets a waiting write finish
+            assert write.result().status == "applied"
+    finally:
+        holder.close()
+    return waited
 
 
 def test_a_write_goes_through_while_a_vacuum_holds_the_events_table(
     app: LeadflowApp, postgres_dsn: str
 ) -> None:
-    dsn = postgres_dsn
-    vacuum = _hold(dsn, [_table_lock(app, VACUUM_LOCK)])
-    try:
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            write = pool.submit(
-                app.handle, c.CaptureLead(lead="v@example.com", source="web", occurred_at=T0)
-            )
-            waited = 0
-            deadline = time.monotonic() + 60  # a guard against hanging, not a timing
-            while not write.done() and time.monotonic() < deadline:
-                waited = max(waited, _waiting_on_events(dsn, app))
-                if waited:
-                    break
-                time.sleep(0.01)
-            if not write.done():
-                vacuum.rollback()  # lets a blocked write finish, so the pool can close
-    finally:
-        vacuum.close()
+    vacuum = [_table_lock(app, VACUUM_LOCK)]
+    assert not _write_beside(postgres_dsn, app, vacuum, _WAITING_ON_EVENTS)
 
-    assert waited == 0, "the write waited for the vacuum's lock on the events table"
-    assert write.result().status == "applied"
+
+def test_a_write_waits_for_a_writer_holding_the_lock(app: LeadflowApp, postgres_dsn: str) -> None:
+    assert _write_beside(postgres_dsn, app, _writers_lock(app, 5), _WAITING_ON_ADVISORY)
 
 
 @pytest.mark.parametrize("holder", ["writers_lock", "older_writer"])
 def test_writers_exclude_each_other(app: LeadflowApp, postgres_dsn: str, holder: str) -> None:
     dsn = postgres_dsn
-    first = _writers_lock(app, 0) if holder == "writers_lock" else _older_writer(app)
+    first = _writers_lock(app, 5) if holder == "writers_lock" else _older_writer(app)
     held = _hold(dsn, first)
     try:
         for second in (_writers_lock(app, 1), _older_writer(app)):
@@ -120,3 +129,22 @@ def test_writers_exclude_each_other(app: LeadflowApp, postgres_dsn: str, holder:
 
     with psycopg.connect(dsn) as free:  # once released, a writer gets the lock at once
         _run(free, _writers_lock(app, 1))
+
+
+def test_eventsourcing_database_function_insert_is_not_used(
+    postgres_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """That insert writes no ledger row and no chain entry; the environment may ask for it."""
+    monkeypatch.setenv("POSTGRES_ENABLE_DB_FUNCTIONS", "y")
+    settings = settings_with(
+        data_dir=tmp_path, postgres_dsn=postgres_dsn, postgres_schema=f"t_{uuid4().hex[:12]}"
+    )
+    with open_application(settings) as app:
+        app.handle(
+            c.CaptureLead(lead="f@example.com", source="web", occurred_at=T0, command_id="f-1")
+        )
+        assert "f-1" in app.ledger_entries(["f-1"])
+        with psycopg.connect(postgres_dsn) as conn:
+            chain = sql.Identifier(settings.store.postgres_schema, "leadflow_log_chain")
+            row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(chain)).fetchone()
+        assert row is not None and row[0] == app.recorder.max_notification_id()
