@@ -293,12 +293,29 @@ class LedgerPostgresRecorder(_AuditedInserts, PostgresApplicationRecorder):
             # eventsourcing's insert by a database function writes no ledger or chain rows
             log.warning("postgres_db_functions_ignored", setting="POSTGRES_ENABLE_DB_FUNCTIONS")
             self.datastore.enable_db_functions = False
+        # created only when missing: CREATE INDEX takes a SHARE lock on the table even when
+        # the index exists, which waits for a vacuum and makes every writer wait behind it
+        index = self.notification_id_index_name
+        self._notification_index = next(
+            statement
+            for statement in self.sql_create_statements
+            if "CREATE UNIQUE INDEX" in statement.as_string() and index in statement.as_string()
+        )
+        self.sql_create_statements.remove(self._notification_index)
         # in place of eventsourcing's LOCK TABLE ... IN EXCLUSIVE MODE, which vacuum blocks
         self.lock_table_statements = list(
             postgres_write_lock(
                 self.datastore.schema, self.events_table_name, self.datastore.lock_timeout
             )
         )
+
+    def _create_table(self, curs: Cursor[DictRow]) -> None:
+        super()._create_table(curs)
+        index = sql.Identifier(self.datastore.schema, self.notification_id_index_name)
+        curs.execute("SELECT to_regclass(%s) AS found", (index.as_string(curs),))
+        found = curs.fetchone()
+        if found is None or found["found"] is None:
+            curs.execute(self._notification_index, prepare=False)
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any

@@ -5,7 +5,7 @@ write takes eventsourcing's database-function insert, which bypasses the recorde
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,22 +83,30 @@ def _waiting(dsn: str, query: str, app: LeadflowApp) -> bool:
     return bool(row and row[0])
 
 
-def _write_beside(dsn: str, app: LeadflowApp, held: list[sql.Composed], waits: str) -> bool:
-    """Store a command while another transaction holds ``held``: whether the write was
-    seen waiting for a lock (``waits``: a pg_locks query) before it was stored."""
+def _capture(app: LeadflowApp) -> Callable[[], None]:
+    def write() -> None:
+        command = c.CaptureLead(lead="w@example.com", source="web", occurred_at=T0)
+        assert app.handle(command).status == "applied"
+
+    return write
+
+
+def _beside(
+    dsn: str, app: LeadflowApp, held: list[sql.Composed], waits: str, action: Callable[[], None]
+) -> bool:
+    """Run ``action`` while another transaction holds ``held``: whether it was seen
+    waiting for a lock (``waits``: a pg_locks query) before it ended."""
     holder = _hold(dsn, held)
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:
-            write = pool.submit(
-                app.handle, c.CaptureLead(lead="w@example.com", source="web", occurred_at=T0)
-            )
+            done = pool.submit(action)
             waited = False
             deadline = time.monotonic() + 60  # a guard against hanging, not a timing
-            while not (waited or write.done()) and time.monotonic() < deadline:
+            while not (waited or done.done()) and time.monotonic() < deadline:
                 waited = _waiting(dsn, waits, app)
                 time.sleep(0.01)
-            holder.rollback()  # lets a waiting write finish
-            assert write.result().status == "applied"
+            holder.rollback()  # lets a waiting action finish
+            done.result()
     finally:
         holder.close()
     return waited
@@ -108,11 +116,27 @@ def test_a_write_goes_through_while_a_vacuum_holds_the_events_table(
     app: LeadflowApp, postgres_dsn: str
 ) -> None:
     vacuum = [_table_lock(app, VACUUM_LOCK)]
-    assert not _write_beside(postgres_dsn, app, vacuum, _WAITING_ON_EVENTS)
+    assert not _beside(postgres_dsn, app, vacuum, _WAITING_ON_EVENTS, _capture(app))
+
+
+def test_a_process_starts_on_the_store_while_a_vacuum_holds_the_events_table(
+    app: LeadflowApp, postgres_dsn: str, tmp_path: Path
+) -> None:
+    recorder: Any = app.recorder
+    settings = settings_with(
+        data_dir=tmp_path, postgres_dsn=postgres_dsn, postgres_schema=recorder.datastore.schema
+    )
+
+    def start_and_write() -> None:
+        with open_application(settings) as second:
+            _capture(second)()
+
+    vacuum = [_table_lock(app, VACUUM_LOCK)]
+    assert not _beside(postgres_dsn, app, vacuum, _WAITING_ON_EVENTS, start_and_write)
 
 
 def test_a_write_waits_for_a_writer_holding_the_lock(app: LeadflowApp, postgres_dsn: str) -> None:
-    assert _write_beside(postgres_dsn, app, _writers_lock(app, 5), _WAITING_ON_ADVISORY)
+    assert _beside(postgres_dsn, app, _writers_lock(app, 5), _WAITING_ON_ADVISORY, _capture(app))
 
 
 @pytest.mark.parametrize("holder", ["writers_lock", "older_writer"])
