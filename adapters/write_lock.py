@@ -13,7 +13,10 @@ Here writers take a transaction-scoped advisory lock named after the table inste
 which serialises them in the same way and conflicts with nothing else, after the
 table's ``ROW EXCLUSIVE`` lock (which an insert takes anyway): that lock still
 conflicts with the ``EXCLUSIVE`` lock of a writer running an older leadflow, so the two
-kinds of writer also exclude each other during a rolling upgrade.
+kinds of writer also exclude each other during a rolling upgrade. A writer's transaction
+is read committed whatever the server's or role's default, so that what it reads after
+the lock (the audit chain's head, the latest versions) is what the writer before it
+committed.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ def postgres_write_lock(schema: str, table: str, lock_timeout_seconds: int) -> l
     multi-statement strings)."""
     key = advisory_key(f"leadflow.events_writer:{schema}.{table}")
     return [
+        # first in the transaction: a default of repeatable read or serializable would take
+        # the snapshot before the wait, and the writer would chain after a stale head
+        sql.SQL("SET TRANSACTION ISOLATION LEVEL READ COMMITTED").format(),
         sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{int(lock_timeout_seconds)}s")),
         sql.SQL("LOCK TABLE {}.{} IN ROW EXCLUSIVE MODE").format(
             sql.Identifier(schema), sql.Identifier(table)

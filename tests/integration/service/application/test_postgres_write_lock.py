@@ -1,6 +1,7 @@
 """PostgreSQL: the writers' lock (``adapters.write_lock``) lets a vacuum run beside a
-write, and still keeps writers, including an older leadflow's, one at a time; and no
-write takes eventsourcing's database-function insert, which bypasses the recorder."""
+write, and still keeps writers, including an older leadflow's, one at a time, whatever the
+server's default isolation; and no write takes eventsourcing's database-function insert,
+which bypasses the recorder."""
 
 from __future__ import annotations
 
@@ -18,13 +19,19 @@ from psycopg import sql
 
 from adapters.write_lock import postgres_write_lock
 from domain import commands as c
-from leadflow.bootstrap import open_application
+from leadflow.bootstrap import open_application, verify_signed_log
 from service.application import LeadflowApp
+from tests.integration.service.application.test_signed_log_writers import (
+    PER_WRITER,
+    _signed,
+    _write,
+)
 from tests.settings_helpers import settings_with
 
 pytestmark = pytest.mark.postgres
 
 T0 = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
+ROUNDS = 4  # writers per thread, for contention
 VACUUM_LOCK = "SHARE UPDATE EXCLUSIVE"  # what VACUUM and ANALYZE take
 OLDER_WRITERS_LOCK = "EXCLUSIVE"  # what eventsourcing's own insert (and older leadflow) takes
 
@@ -172,3 +179,27 @@ def test_eventsourcing_database_function_insert_is_not_used(
             chain = sql.Identifier(settings.store.postgres_schema, "leadflow_log_chain")
             row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(chain)).fetchone()
         assert row is not None and row[0] == app.recorder.max_notification_id()
+
+
+def test_concurrent_writers_keep_one_chain_when_the_server_defaults_to_repeatable_read(
+    postgres_dsn: str, tmp_path: Path
+) -> None:
+    """A role or DSN may make transactions repeatable read by default: a writer's snapshot
+    would then be taken before it waits for the lock, and it would chain its events after
+    a stale head (every verification after that reports the log as altered)."""
+    repeatable_read = (
+        f"{postgres_dsn}?options=-c%20default_transaction_isolation%3Drepeatable%5C%20read"
+    )
+    store = settings_with(
+        data_dir=tmp_path / "data",
+        postgres_dsn=repeatable_read,
+        postgres_schema=f"t_{uuid4().hex[:12]}",
+    )
+    signed = _signed(store, tmp_path)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(_write, [signed] * 4 * ROUNDS, range(4 * ROUNDS)))
+
+    with open_application(signed) as app:
+        result = verify_signed_log(signed, app)
+    assert result.ok, result.problems
+    assert result.events_checked == 4 * ROUNDS * PER_WRITER * 2
