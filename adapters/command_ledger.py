@@ -338,7 +338,7 @@ class LedgerPostgresRecorder(_AuditedInserts, PostgresApplicationRecorder):
     ) -> None:
         super()._insert_events(curs, stored_events, **kwargs)
         if stored_events or expected_versions(kwargs):
-            # before the ledger rows: every writer takes the lock, then the rows' locks
+            # before the stale check and the ledger rows: every writer takes the lock first
             self._lock_table(curs)
         refuse_stale_postgres(self, curs, kwargs)
         postgres_insert(curs, self.datastore.schema, entries_to_write(kwargs))

@@ -47,10 +47,9 @@ def refuse_stale_sqlite(cursor: Any, events_table: str, kwargs: Mapping[str, Any
 def refuse_stale_postgres(
     recorder: PostgresApplicationRecorder, cursor: Any, kwargs: Mapping[str, Any]
 ) -> None:
-    """Takes the events table's write lock (as the insert does), then checks."""
+    """Call under the writers' lock (the recorder takes it before any row)."""
     expected = expected_versions(kwargs)
     if expected:
-        recorder._lock_table(cursor)
         _refuse_moved(expected, postgres_versions(cursor, recorder, list(expected)))
 
 

@@ -5,7 +5,7 @@ passes over a gap that a slower transaction fills later; the audit chain needs i
 writers one at a time as well. eventsourcing gets both with ``LOCK TABLE ... IN
 EXCLUSIVE MODE`` on the events table, but that mode conflicts with the ``SHARE UPDATE
 EXCLUSIVE`` lock of every vacuum and analyze: under a steady stream PostgreSQL
-autovacuums the append-only table about every minute, and each time the writer waits
+vacuums or analyzes the append-only table about every minute, and each time the writer waits
 until the deadlock check cancels the vacuum (``deadlock_timeout``, 1 s by default), or
 for the whole of an anti-wraparound vacuum, which is never cancelled.
 
